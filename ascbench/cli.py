@@ -1,0 +1,215 @@
+"""The ``ascbench`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from ascbench.config import RunConfig
+from ascbench.errors import AscbenchError
+
+EPILOG_RUN = """examples:
+  ascbench run --model mobileascnet --strategy finetune
+  ascbench run --model mobileascnet --strategy scratch --protocol unseen-city --seed 1
+  ascbench run --model se-trans --strategy scratch --protocol unseen-time --labeled 0.5
+
+Every run writes runs/<run_id>/ (config, metrics, split, weights, log) and one row to
+runs/results.jsonl; `ascbench leaderboard` summarises them. `ascbench list` shows every
+registered model, strategy, dataset and protocol."""
+
+
+def _add_run_parser(sub) -> None:
+    d = RunConfig()
+    p = sub.add_parser("run", help="train and score one model with one strategy", epilog=EPILOG_RUN,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=d.model, help=f"registered model name (default: {d.model})")
+    p.add_argument("--strategy", default=d.strategy, help=f"training strategy (default: {d.strategy})")
+    p.add_argument("--dataset", default=d.dataset, help=f"dataset (default: {d.dataset}, built in, no download)")
+    p.add_argument("--protocol", default=d.protocol, help="official | unseen-city | unseen-time | any registered protocol")
+    p.add_argument("--labeled", type=float, default=d.labeled, metavar="F",
+                   help="fraction of training clips that keep their label (default: the dataset's own labels)")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed for splits, initialisation and batching")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="maximum training epochs (early stopping may end sooner)")
+    p.add_argument("--pretrain-epochs", type=int, default=d.pretrain_epochs, help="maximum epochs of a pretraining stage")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (one-cycle schedule)")
+    p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs; 0 disables")
+    p.add_argument("--pretrain-on", default=None, metavar="DATASET", help="pretraining source (default: the dataset's own)")
+    p.add_argument("--pretrained", default=None, metavar="CHECKPOINT", help="start from these weights instead of pretraining")
+    p.add_argument("--feature-preset", default=None, help="embedded | apsipa2025 | dcase (default: the dataset's)")
+    p.add_argument("--data-root", default=None, help="directory of the dataset's audio and metadata")
+    p.add_argument("--test-cities", default="", help="comma-separated hold-out cities for unseen-city")
+    p.add_argument("--time-holdout", default=d.time_holdout, help="unseen-time variant: time-of-day | date")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=JSON",
+                   help="model constructor argument, e.g. --model-arg gru_hidden=96 (repeatable)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--runs-dir", default=None, help="where runs are stored (default: $ASCBENCH_RUNS_DIR or ./runs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _config_from_args(args) -> RunConfig:
+    kwargs = {}
+    for item in args.model_arg:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise AscbenchError(f"--model-arg expects KEY=VALUE, got {item!r}")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    return RunConfig(
+        model=args.model, strategy=args.strategy, dataset=args.dataset, protocol=args.protocol,
+        labeled=args.labeled, seed=args.seed, epochs=args.epochs, pretrain_epochs=args.pretrain_epochs,
+        batch_size=args.batch_size, lr=args.lr, patience=args.patience, pretrain_on=args.pretrain_on,
+        pretrained=args.pretrained, feature_preset=args.feature_preset, data_root=args.data_root,
+        test_cities=tuple(c.strip() for c in args.test_cities.split(",") if c.strip()),
+        time_holdout=args.time_holdout, model_kwargs=kwargs, threads=args.threads,
+    )
+
+
+def cmd_run(args) -> int:
+    from tabulate import tabulate
+
+    from ascbench.runner import execute
+
+    config = _config_from_args(args)
+    record = execute(config, runs_root=args.runs_dir, progress=not args.no_progress and sys.stderr.isatty())
+    m, c = record.metrics, record.metrics["complexity"]
+    summary = [
+        ("run", record.run_id),
+        ("model / strategy", f"{config.model} / {config.strategy}"),
+        ("dataset / protocol", f"{config.dataset} / {config.protocol}"),
+        ("test clips", m["num_clips"]),
+        ("accuracy", f"{100 * m['accuracy']:.2f} %  (chance {100 / len(m['class_accuracy']):.0f} %)"),
+        ("macro-F1", f"{100 * m['macro_f1']:.2f} %"),
+        ("log loss", f"{m['log_loss']:.4f}"),
+        ("worst city", f"{100 * m['worst_city_accuracy']:.1f} %"),
+        ("worst period", f"{100 * m['worst_period_accuracy']:.1f} %"),
+        ("params", f"{c['params']:,}"),
+        ("MACs per clip", f"{c['macs']:,}  ({c['clip_seconds']:g} s)"),
+        ("MACs per second", f"{c['macs_per_second']:,}"),
+        ("param memory", f"{c['param_kb']:.1f} kB (float32)"),
+        ("wall time", f"{m['timings']['total_s']:.1f} s"),
+    ]
+    print(tabulate(summary, tablefmt="simple"))
+    per_city = [(k, f"{100 * v:.1f}") for k, v in m["city_accuracy"].items()]
+    per_period = [(k, f"{100 * v:.1f}") for k, v in m["period_accuracy"].items()]
+    print()
+    print(tabulate(per_city, headers=["city", "acc %"], tablefmt="simple"))
+    print()
+    print(tabulate(per_period, headers=["period", "acc %"], tablefmt="simple"))
+    return 0
+
+
+def cmd_list(args) -> int:
+    from tabulate import tabulate
+
+    from ascbench.registry import get_registry
+
+    reg = get_registry()
+    kinds = [k for k in PLURAL if getattr(args, PLURAL[k])] or list(PLURAL)
+    for kind in kinds:
+        rows = [(name, reg.owner(kind, name), reg.get(kind, name).description) for name in reg.names(kind)]
+        print(f"{PLURAL[kind]}:")
+        print(tabulate(rows, headers=["name", "plugin", "description"], tablefmt="simple"))
+        print()
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from ascbench.leaderboard import aggregate, render
+    from ascbench.results import load_rows, runs_dir
+
+    root = runs_dir(args.runs_dir)
+    rows = load_rows(root)
+    if args.protocol:
+        rows = [r for r in rows if r["protocol"] == args.protocol]
+    if args.model:
+        rows = [r for r in rows if r["model"] == args.model]
+    if not rows:
+        raise AscbenchError(f"no results in {root / 'results.jsonl'}; run `ascbench run` first")
+    text = render(aggregate(rows), args.format)
+    if args.output:
+        from ascbench.fileio import atomic_write_text
+
+        atomic_write_text(Path(args.output), text if text.endswith("\n") else text + "\n")
+        print(f"wrote {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_profile(args) -> int:
+    from tabulate import tabulate
+
+    from ascbench.complexity import profile
+    from ascbench.data.timefeatures import TIME_FEATURE_DIM
+    from ascbench.features import get_preset
+    from ascbench.registry import get_registry
+    from ascbench.specs import ModelContext
+
+    cfg = get_preset(args.preset)
+    frames = cfg.n_frames(args.seconds)
+    spec = get_registry().model(args.model)
+    model = spec.build(ModelContext(10, args.cities + 1, TIME_FEATURE_DIM, cfg.n_mels, frames))
+    clip = profile(model, cfg.n_mels, frames, TIME_FEATURE_DIM)
+    second = profile(model, cfg.n_mels, cfg.n_frames(1.0), TIME_FEATURE_DIM)
+    print(tabulate([
+        ("model", args.model), ("input", f"{cfg.n_mels} mel x {frames} frames ({args.seconds:g} s, preset {args.preset})"),
+        ("params", f"{clip.params:,}"), ("MACs per clip", f"{clip.macs:,}"), ("MACs per second", f"{second.macs:,}"),
+        ("param memory", f"{clip.param_kb:.1f} kB float32, {clip.params * 2 / 1000:.1f} kB float16, {clip.params / 1000:.1f} kB int8"),
+    ], tablefmt="simple"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ascbench",
+        description="Benchmark acoustic scene classifiers under city and time shift. "
+                    "Models, strategies, datasets and protocols come from plugins.",
+        epilog="start with: ascbench list, then ascbench run --model mobileascnet --strategy finetune",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run_parser(sub)
+
+    p = sub.add_parser("list", help="show every registered model, strategy, dataset and protocol")
+    for kind in ("models", "strategies", "datasets", "protocols"):
+        p.add_argument(f"--{kind}", action="store_true", help=f"show only {kind}")
+
+    p = sub.add_parser("leaderboard", help="summarise stored results (mean ± std over seeds)")
+    p.add_argument("--format", choices=("table", "markdown", "csv"), default="table")
+    p.add_argument("--output", help="write to this file instead of the terminal")
+    p.add_argument("--protocol", help="only this protocol")
+    p.add_argument("--model", help="only this model")
+    p.add_argument("--runs-dir", default=None, help="results store (default: $ASCBENCH_RUNS_DIR or ./runs)")
+
+    p = sub.add_parser("profile", help="parameters, MACs and memory of a model, without training")
+    p.add_argument("model")
+    p.add_argument("--preset", default="apsipa2025", help="feature preset giving the input shape (default: apsipa2025)")
+    p.add_argument("--seconds", type=float, default=10.0, help="clip length (default: 10)")
+    p.add_argument("--cities", type=int, default=8, help="number of known cities (default: 8)")
+    return parser
+
+
+PLURAL = {"model": "models", "strategy": "strategies", "dataset": "datasets", "protocol": "protocols"}
+COMMANDS = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "profile": cmd_profile}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        return COMMANDS[args.command](args)
+    except AscbenchError as exc:
+        if args.debug:
+            raise
+        print(f"ascbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ascbench: interrupted; nothing was written for the unfinished run", file=sys.stderr)
+        return 130

@@ -1,0 +1,73 @@
+"""The one typed configuration of a run. CLI flags map onto it; it is saved with every result,
+so that any leaderboard row can be re-run exactly from its record."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ascbench.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: str = "mobileascnet"
+    strategy: str = "finetune"
+    dataset: str = "embedded"
+    protocol: str = "official"
+    labeled: float | None = None  # fraction of training clips labeled; None keeps the dataset's own labels
+    seed: int = 0
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    patience: int = 8  # early stopping on validation accuracy; 0 disables it
+    val_fraction: float = 0.15  # of labeled training recordings, per class
+    city_dropout: float = 0.1  # rate at which a training clip's city is replaced by "unknown"
+    # finetune: pretraining on the dataset's source, then all weights at lr * finetune_lr_scale
+    pretrain_epochs: int = 20
+    finetune_lr_scale: float = 0.3
+    pretrain_on: str | None = None  # default: the dataset's declared pretraining source
+    pretrained: str | None = None  # a checkpoint to start from instead of pretraining
+    feature_preset: str | None = None  # default: the dataset's own preset
+    data_root: str | None = None
+    test_cities: tuple[str, ...] = ()
+    time_holdout: str = "time-of-day"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None  # torch intra-op threads; None uses every core
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.pretrain_epochs < 1:
+            raise ConfigError("--epochs and --pretrain-epochs must be at least 1")
+        if self.batch_size < 1:
+            raise ConfigError("--batch-size must be at least 1")
+        if self.lr <= 0:
+            raise ConfigError("--lr must be positive")
+        if not 0 <= self.city_dropout < 1:
+            raise ConfigError("--city-dropout must be in [0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["test_cities"] = list(self.test_cities)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {unknown}")
+        data = dict(data)
+        if "test_cities" in data:
+            data["test_cities"] = tuple(data["test_cities"])
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+    def digest(self) -> str:
+        """A stable hash of the config: runs with equal digests are the same experiment."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]

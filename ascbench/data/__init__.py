@@ -1,0 +1,1 @@
+"""Datasets: the standard clip table, audio I/O, time features and the embedded synthetic scenes."""

@@ -1,0 +1,27 @@
+"""Exceptions a user can act on. The CLI prints them as one line and exits non-zero."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+
+class AscbenchError(Exception):
+    """Base class: the message alone must tell the user what went wrong and where."""
+
+
+class UnknownNameError(AscbenchError):
+    def __init__(self, kind: str, name: str, valid: Iterable[str]):
+        self.kind, self.name, self.valid = kind, name, sorted(valid)
+        super().__init__(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(self.valid) or '(none registered)'}")
+
+
+class PluginError(AscbenchError):
+    """A plugin failed to import, registered something invalid, or raised while running."""
+
+
+class DataError(AscbenchError):
+    """A dataset, its metadata or one of its audio files is unusable."""
+
+
+class ConfigError(AscbenchError):
+    """An invalid combination of run options."""

@@ -1,0 +1,59 @@
+"""The hooks through which plugins extend ascbench.
+
+Every hook takes no arguments and returns a list of specs (see ``ascbench.specs``). A plugin
+module implements only the hooks it needs, marked with ``ascbench.hookimpl``::
+
+    from ascbench import hookimpl
+    from ascbench.specs import ModelSpec
+
+    @hookimpl
+    def ascbench_models():
+        return [ModelSpec(name="my-net", build=MyNet, description="...")]
+
+Plugins are found through the ``ascbench`` entry-point group (built-ins included).
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+PROJECT = "ascbench"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def ascbench_models() -> list:
+    """Return the ``ModelSpec`` objects this plugin provides.
+
+    A model is built as ``spec.build(ctx, **kwargs)`` where ``ctx`` is a ``ModelContext``
+    (number of classes, cities, time-feature size, mel bins, frames). Its ``forward(x, city, time)``
+    takes a log-mel batch ``x`` of shape (batch, 1, mel_bins, frames), a long tensor of city indices
+    (0 = unknown city) and a float tensor of time features, and returns logits (batch, classes).
+    """
+
+
+@hookspec
+def ascbench_strategies() -> list:
+    """Return the ``StrategySpec`` objects this plugin provides.
+
+    A strategy is called as ``spec.train(job)`` with a ``TrainingJob`` and returns the trained
+    ``torch.nn.Module``; it decides what is pretrained, frozen or fine-tuned.
+    """
+
+
+@hookspec
+def ascbench_datasets() -> list:
+    """Return the ``DatasetSpec`` objects this plugin provides.
+
+    ``spec.load(options)`` returns a ``ClipDataset``: an audio root plus a metadata table in the
+    standard columns (see ``ascbench.data.dataset``).
+    """
+
+
+@hookspec
+def ascbench_protocols() -> list:
+    """Return the ``ProtocolSpec`` objects this plugin provides.
+
+    ``spec.split(dataset, options)`` returns a ``Split`` of metadata row positions into train and test.
+    """

@@ -1,0 +1,55 @@
+"""Leaderboard tables from the results store: one line per model x strategy x dataset x protocol x labeled
+fraction, averaged over seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+GROUP_KEYS = ["dataset", "protocol", "model", "strategy", "labeled"]
+FORMATS = ("table", "markdown", "csv")
+
+
+def aggregate(rows: list[dict]) -> pd.DataFrame:
+    """Mean and standard deviation over seeds for each group; complexity is per model so it is taken as is."""
+    df = pd.DataFrame(rows)
+    df["labeled"] = df["labeled"].map(lambda v: "dataset" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:g}")
+    for col in ("worst_city_accuracy", "worst_period_accuracy"):
+        if col not in df:
+            df[col] = np.nan
+    grouped = df.groupby(GROUP_KEYS, sort=False, dropna=False)
+    out = grouped.agg(
+        seeds=("seed", "nunique"),
+        accuracy=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
+        macro_f1=("macro_f1", "mean"), log_loss=("log_loss", "mean"),
+        worst_city=("worst_city_accuracy", "mean"), worst_period=("worst_period_accuracy", "mean"),
+        params=("params", "first"), macs=("macs", "first"), param_kb=("param_kb", "first"),
+    ).reset_index()
+    out["accuracy_std"] = out["accuracy_std"].fillna(0.0)
+    return out.sort_values(["dataset", "protocol", "accuracy"], ascending=[True, True, False]).reset_index(drop=True)
+
+
+def _human_macs(macs: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if macs >= scale:
+            return f"{macs / scale:.2f} {unit}"
+    return f"{macs:.0f}"
+
+
+def render(table: pd.DataFrame, fmt: str = "table") -> str:
+    if fmt == "csv":
+        return table.to_csv(index=False, float_format="%.4f")
+    shown = pd.DataFrame({
+        "dataset": table["dataset"], "protocol": table["protocol"], "model": table["model"],
+        "strategy": table["strategy"], "labeled": table["labeled"], "seeds": table["seeds"],
+        "accuracy %": [f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in zip(table["accuracy"], table["accuracy_std"])],
+        "macro-F1 %": (100 * table["macro_f1"]).round(1),
+        "log loss": table["log_loss"].round(3),
+        "worst city %": (100 * table["worst_city"]).round(1),
+        "worst period %": (100 * table["worst_period"]).round(1),
+        "params": table["params"].map(lambda p: f"{p / 1e3:.1f} k"),
+        "MACs/clip": table["macs"].map(_human_macs),
+        "param kB": table["param_kb"].round(1),
+    })
+    return tabulate(shown, headers="keys", tablefmt="github" if fmt == "markdown" else "simple", showindex=False)

@@ -1,0 +1,86 @@
+"""The pretraining stage shared by strategies that start from pretrained weights.
+
+A stage is keyed by everything that shapes its weights (model and its arguments, source dataset
+and its metadata fingerprint, feature preset, recipe, seed) and cached under
+``$ASCBENCH_CACHE_DIR/pretrained``, so the second fine-tuning run with the same stage skips it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ascbench.config import RunConfig
+from ascbench.data.dataset import DatasetOptions
+from ascbench.errors import ConfigError, DataError
+from ascbench.features import FeatureConfig, load_features
+from ascbench.fileio import cache_root
+from ascbench.protocols import Split, partition
+from ascbench.registry import Registry
+from ascbench.training import DataBundle, fit
+
+log = logging.getLogger("ascbench")
+
+
+def pretrained_dir() -> Path:
+    return cache_root() / "pretrained"
+
+
+def load_checkpoint_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ConfigError(f"pretrained checkpoint {path} does not exist") from None
+    except Exception as exc:
+        raise DataError(f"cannot read checkpoint {path}: {exc}") from exc
+    return ckpt["model"] if isinstance(ckpt, dict) and "model" in ckpt else ckpt
+
+
+def pretrained_state(
+    config: RunConfig, registry: Registry, target_dataset: str, feature_cfg: FeatureConfig, progress: bool = True
+) -> dict[str, torch.Tensor]:
+    """Weights of ``config.model`` pretrained on the source dataset (from the cache when possible)."""
+    if config.pretrained:
+        log.info("starting from checkpoint %s", config.pretrained)
+        return load_checkpoint_state(config.pretrained)
+    source_name = config.pretrain_on or registry.dataset(target_dataset).pretrain_source
+    if not source_name:
+        raise ConfigError(
+            f"dataset {target_dataset!r} declares no pretraining source; pass --pretrain-on DATASET or --pretrained CHECKPOINT"
+        )
+    source = registry.dataset(source_name).load(DatasetOptions())
+    recipe = {
+        "model": config.model, "model_kwargs": config.model_kwargs, "source": source_name,
+        "source_fingerprint": source.fingerprint(), "features": asdict(feature_cfg),
+        "epochs": config.pretrain_epochs, "lr": config.lr, "batch_size": config.batch_size,
+        "weight_decay": config.weight_decay, "city_dropout": config.city_dropout, "seed": config.seed,
+        "val_fraction": config.val_fraction, "patience": config.patience,
+    }
+    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+    path = pretrained_dir() / f"{config.model}-{source_name}-{key}.pt"
+    if path.exists():
+        log.info("reusing cached pretraining stage %s", path.name)
+        return load_checkpoint_state(path)
+
+    log.info("pretraining %s on %s for up to %d epochs (cached as %s)", config.model, source_name, config.pretrain_epochs, path.name)
+    features, _ = load_features(source, feature_cfg, progress=progress)
+    all_rows = np.arange(len(source.meta))
+    split = Split(train=all_rows, test=np.array([], dtype=np.int64))
+    part = partition(source, split, None, config.val_fraction, config.seed)
+    data = DataBundle.build(source, features, all_rows)
+    torch.manual_seed(config.seed)
+    model = registry.model(config.model).build(data.model_context(), **config.model_kwargs)
+    fit(model, data, part.labeled, part.val, epochs=config.pretrain_epochs, lr=config.lr, config=config,
+        seed=config.seed, desc=f"pretrain {source_name}", progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    torch.save({"model": model.state_dict(), "recipe": recipe}, tmp)
+    os.replace(tmp, path)
+    return model.state_dict()

@@ -1,0 +1,162 @@
+"""One benchmark run, start to finish: resolve plugins, split, extract features, train, score, store."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+import ascbench
+from ascbench.complexity import profile
+from ascbench.config import RunConfig
+from ascbench.data.dataset import DatasetOptions
+from ascbench.errors import AscbenchError, PluginError
+from ascbench.features import get_preset, load_features
+from ascbench.metrics import evaluate
+from ascbench.pretraining import pretrained_state
+from ascbench.protocols import ProtocolOptions, partition
+from ascbench.registry import Registry, get_registry
+from ascbench.results import RunRecord, commit_run, runs_dir, staging_dir
+from ascbench.training import DataBundle, TrainingJob, predict
+
+log = logging.getLogger("ascbench")
+
+
+@contextmanager
+def _log_to(path: Path):
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _seed_everything(seed: int) -> None:
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def make_run_id(config: RunConfig) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{config.model}-{config.strategy}-{config.protocol}-s{config.seed}-{config.digest()[:6]}"
+
+
+def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: str | os.PathLike | None = None,
+            progress: bool = True) -> RunRecord:
+    """Run one benchmark cell and store it; returns the stored record."""
+    registry = registry or get_registry()
+    # Resolve every name first: a typo fails in a second, not after training.
+    model_spec = registry.model(config.model)
+    strategy_spec = registry.strategy(config.strategy)
+    dataset_spec = registry.dataset(config.dataset)
+    protocol_spec = registry.protocol(config.protocol)
+    feature_cfg = get_preset(config.feature_preset or dataset_spec.feature_preset)
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    _seed_everything(config.seed)
+    root = runs_dir(runs_root)
+    run_id = make_run_id(config)
+    while (root / run_id).exists():
+        run_id += "x"
+    staging = staging_dir(root, run_id)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    try:
+        with _log_to(staging / "log.txt"):
+            log.info("run %s: %s", run_id, config.to_dict())
+            t = time.perf_counter()
+            dataset = dataset_spec.load(DatasetOptions(data_root=Path(config.data_root) if config.data_root else None))
+            split = protocol_spec.split(dataset, ProtocolOptions(seed=config.seed, test_cities=config.test_cities,
+                                                                  time_holdout=config.time_holdout))
+            part = partition(dataset, split, config.labeled, config.val_fraction, config.seed)
+            timings["data_s"] = time.perf_counter() - t
+            log.info("split: %d labeled, %d unlabeled, %d validation, %d test clips",
+                     len(part.labeled), len(part.unlabeled), len(part.val), len(part.test))
+
+            t = time.perf_counter()
+            features, cached = load_features(dataset, feature_cfg, progress=progress)
+            timings["features_s"] = time.perf_counter() - t
+            log.info("features: %s (%s)", features.shape, "cache hit" if cached else "extracted")
+            data = DataBundle.build(dataset, features, split.train)
+
+            job = TrainingJob(
+                config=config, model_spec=model_spec, data=data, partition=part, progress=progress,
+                pretrained_state=lambda: pretrained_state(config, registry, config.dataset, feature_cfg, progress),
+            )
+            t = time.perf_counter()
+            try:
+                model = strategy_spec.train(job)
+            except AscbenchError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"training failed in strategy {config.strategy!r} (plugin {registry.owner('strategy', config.strategy)!r}) "
+                    f"with model {config.model!r} (plugin {registry.owner('model', config.model)!r}): "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            timings["train_s"] = time.perf_counter() - t
+
+            t = time.perf_counter()
+            probs = predict(model, data, part.test)
+            meta = dataset.meta.iloc[part.test]
+            metrics = evaluate(data.labels[part.test], probs, dataset.classes,
+                               cities=meta["city"].tolist(), periods=meta["period"].tolist())
+            timings["eval_s"] = time.perf_counter() - t
+            per_clip = profile(model, feature_cfg.n_mels, features.shape[2], data.time.shape[1])
+            per_second = profile(model, feature_cfg.n_mels, feature_cfg.n_frames(1.0), data.time.shape[1])
+            timings["total_s"] = time.perf_counter() - started
+
+            metrics.update({
+                "complexity": {**per_clip.as_dict(), "macs_per_second": per_second.macs,
+                               "clip_seconds": dataset.clip_seconds, "precision": "float32"},
+                "split": {**split.info, "labeled": len(part.labeled), "unlabeled": len(part.unlabeled),
+                          "val": len(part.val)},
+                "strategy_notes": job.notes,
+                "timings": {k: round(v, 3) for k, v in timings.items()},
+                "dataset_fingerprint": dataset.fingerprint(),
+            })
+            _write_split(staging / "split.csv", dataset.meta, part)
+            torch.save({"model": model.state_dict(), "mean": data.mean, "std": data.std, "cities": data.cities,
+                        "classes": dataset.classes, "config": config.to_dict()}, staging / "model.pt")
+            log.info("accuracy %.4f, macro-F1 %.4f, log loss %.4f", metrics["accuracy"], metrics["macro_f1"], metrics["log_loss"])
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)  # nothing half-written is left behind
+        raise
+
+    row = {
+        "run_id": run_id,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": config.model, "strategy": config.strategy, "dataset": config.dataset, "protocol": config.protocol,
+        "labeled": config.labeled, "seed": config.seed, "config_digest": config.digest(),
+        "accuracy": metrics["accuracy"], "macro_accuracy": metrics["macro_accuracy"], "macro_f1": metrics["macro_f1"],
+        "log_loss": metrics["log_loss"], "worst_city_accuracy": metrics.get("worst_city_accuracy"),
+        "worst_period_accuracy": metrics.get("worst_period_accuracy"),
+        "params": metrics["complexity"]["params"], "macs": metrics["complexity"]["macs"],
+        "macs_per_second": metrics["complexity"]["macs_per_second"], "param_kb": metrics["complexity"]["param_kb"],
+        "wall_s": round(timings["total_s"], 2),
+        "ascbench": ascbench.__version__, "torch": torch.__version__, "python": platform.python_version(),
+    }
+    record = RunRecord(run_id=run_id, config=config.to_dict(), metrics=metrics, row=row)
+    commit_run(root, staging, record)
+    return record
+
+
+def _write_split(path: Path, meta: pd.DataFrame, part) -> None:
+    role = np.full(len(meta), "unused", dtype=object)
+    for name in ("labeled", "unlabeled", "val", "test"):
+        role[getattr(part, name)] = name
+    pd.DataFrame({"filename": meta["filename"], "role": role}).to_csv(path, index=False)

@@ -1,0 +1,80 @@
+"""What plugins register: small frozen records pairing a name with a callable."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch.nn as nn
+
+    from ascbench.data.dataset import ClipDataset, DatasetOptions
+    from ascbench.protocols import ProtocolOptions, Split
+    from ascbench.training import TrainingJob
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._:-]*$")
+
+
+def check_name(kind: str, name: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(
+            f"{kind} name {name!r} is invalid: use lower-case letters, digits and . _ : - (e.g. 'my-net')"
+        )
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """Everything a model needs to know about its input and output sizes."""
+
+    num_classes: int
+    num_cities: int  # including index 0, the "unknown city"
+    time_dim: int
+    n_mels: int
+    n_frames: int
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    build: Callable[..., "nn.Module"]
+    description: str = ""
+    uses_city: bool = False
+    uses_time: bool = False
+    default_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_name("model", self.name)
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    name: str
+    train: Callable[["TrainingJob"], "nn.Module"]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_name("strategy", self.name)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    load: Callable[["DatasetOptions"], "ClipDataset"]
+    description: str = ""
+    # Dataset to pretrain on when a strategy needs a source domain (as TAU Urban is for APSIPA).
+    pretrain_source: str | None = None
+    feature_preset: str = "embedded"
+
+    def __post_init__(self) -> None:
+        check_name("dataset", self.name)
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    name: str
+    split: Callable[["ClipDataset", "ProtocolOptions"], "Split"]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_name("protocol", self.name)
