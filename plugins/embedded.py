@@ -4,7 +4,7 @@ They mirror the APSIPA ASC 2025 structure so that the protocols mean something: 
 several cities and recording periods, a few clips cut from each recording, 20 % of the training
 clips labeled. The shift is real:
 
-* each **city** has its own recording chain: spectral tilt, two resonances/notches, reverberation, level;
+* each **city** has its own recording chain: spectral tilt, three resonances/notches, reverberation, level;
 * each **time period** changes the content: event density and background level (quiet nights, busy
   afternoons), and each date drifts the background slightly.
 
@@ -38,14 +38,14 @@ CLASSES = [
     "Public square", "Urban park", "Traffic street", "Construction site", "Bar",
 ]
 SAMPLE_RATE = 16_000
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 GENERATOR_SEED = 20250
 
 TARGET_CITIES = ["Arden", "Belmora", "Corvale", "Dunmere", "Eastwick", "Fairhaven", "Glenrock", "Harrowgate"]
 SOURCE_CITIES = ["Ironbridge", "Juniper", "Kestrel", "Lowfield"]
 
 # Per period: (event-rate multiplier, background gain in dB).
-PERIOD_CONTENT = {"night": (0.25, -9.0), "morning": (1.0, 0.0), "afternoon": (1.6, 2.0), "evening": (0.7, -3.0)}
+PERIOD_CONTENT = {"night": (0.1, -12.0), "morning": (1.0, 0.0), "afternoon": (1.8, 3.0), "evening": (0.5, -5.0)}
 
 
 @dataclass(frozen=True)
@@ -92,13 +92,13 @@ def _class_profiles(rng: np.random.Generator) -> list[dict]:
 def _city_chain(name: str) -> dict:
     rng = np.random.default_rng([GENERATOR_SEED, sum(map(ord, name)), len(name)])
     return {
-        "tilt_db_per_oct": float(rng.uniform(-3.5, 3.5)),
+        "tilt_db_per_oct": float(rng.uniform(-6.0, 6.0)),
         "resonances": [
-            (float(2 ** rng.uniform(np.log2(200), np.log2(6000))), float(rng.uniform(0.2, 0.6)), float(rng.uniform(-12, 12)))
-            for _ in range(2)
+            (float(2 ** rng.uniform(np.log2(200), np.log2(6000))), float(rng.uniform(0.2, 0.6)), float(rng.choice([-1, 1]) * rng.uniform(6, 15)))
+            for _ in range(3)
         ],
-        "rt60": float(rng.uniform(0.05, 0.7)),
-        "gain_db": float(rng.uniform(-10, 4)),
+        "rt60": float(rng.uniform(0.05, 0.9)),
+        "gain_db": float(rng.uniform(-12, 6)),
     }
 
 
@@ -190,7 +190,7 @@ def generate(name: str, spec: EmbeddedSpec, directory: Path) -> pd.DataFrame:
                 for _ in range(spec.recordings_per_cell):
                     day = days[int(rng.integers(len(days)))]
                     stamp = _period_time(period, rng, day)
-                    drift = float(np.sin(2 * np.pi * day.dayofyear / 365.0) * 3.0)
+                    drift = float(np.sin(2 * np.pi * day.day_of_year / 365.0) * 3.0)
                     group = f"{city}-{stamp:%Y%m%d%H%M%S}-{label_idx}"
                     for clip in range(spec.clips_per_recording):
                         wav = _synth_clip(profiles[label_idx], chain, period, drift, n, rng)

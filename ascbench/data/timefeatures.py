@@ -32,8 +32,8 @@ def cyclic_time_features(timestamps: pd.Series) -> np.ndarray:
     """
     ts = pd.to_datetime(timestamps)
     hour = ts.dt.hour.to_numpy() + ts.dt.minute.to_numpy() / 60.0
-    weekday = ts.dt.weekday.to_numpy().astype(float)
-    doy = ts.dt.dayofyear.to_numpy().astype(float) - 1.0
+    weekday = ts.dt.day_of_week.to_numpy().astype(float)
+    doy = ts.dt.day_of_year.to_numpy().astype(float) - 1.0
     two_pi = 2.0 * np.pi
     feats = np.stack(
         [

@@ -1,0 +1,45 @@
+"""Shared fixtures. Every test session gets its own cache and runs directories, so tests never
+touch (or depend on) a user's ~/.cache/ascbench."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ascbench-cache")
+    old = {k: os.environ.get(k) for k in ("ASCBENCH_CACHE_DIR", "ASCBENCH_DATA_DIR", "ASCBENCH_FEATURE_DIR", "ASCBENCH_RUNS_DIR")}
+    os.environ["ASCBENCH_CACHE_DIR"] = str(root)
+    for k in ("ASCBENCH_DATA_DIR", "ASCBENCH_FEATURE_DIR", "ASCBENCH_RUNS_DIR"):
+        os.environ.pop(k, None)
+    yield root
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def registry():
+    from ascbench.registry import get_registry
+
+    return get_registry()
+
+
+@pytest.fixture(scope="session")
+def tiny(registry):
+    """The embedded-tiny dataset, generated once per session."""
+    from ascbench.data.dataset import DatasetOptions
+
+    return registry.dataset("embedded-tiny").load(DatasetOptions())
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    path = tmp_path / "runs"
+    monkeypatch.setenv("ASCBENCH_RUNS_DIR", str(path))
+    return path

@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from ascbench.metrics import evaluate
+
+
+@pytest.fixture
+def predictions():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, size=300)
+    logits = rng.normal(size=(300, 5)) + 2.0 * np.eye(5)[y]
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    cities = rng.choice(["A", "B", "C"], size=300)
+    periods = rng.choice(["night", "morning"], size=300)
+    return y, probs, cities, periods
+
+
+def test_against_scikit_learn(predictions):
+    y, probs, cities, periods = predictions
+    classes = list("abcde")
+    m = evaluate(y, probs, classes, cities, periods)
+    pred = probs.argmax(1)
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert m["macro_f1"] == pytest.approx(skm.f1_score(y, pred, average="macro"))
+    assert m["log_loss"] == pytest.approx(skm.log_loss(y, probs, labels=range(5)))
+    assert np.array_equal(np.array(m["confusion_matrix"]), skm.confusion_matrix(y, pred, labels=range(5)))
+    recalls = skm.recall_score(y, pred, average=None)
+    assert [m["class_accuracy"][c] for c in classes] == pytest.approx(list(recalls))
+    assert m["macro_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, pred))
+
+
+def test_per_city_and_period_by_hand(predictions):
+    y, probs, cities, periods = predictions
+    m = evaluate(y, probs, list("abcde"), cities, periods)
+    pred = probs.argmax(1)
+    for city in "ABC":
+        hits = sum(1 for t, p, c in zip(y, pred, cities) if c == city and t == p)
+        total = sum(1 for c in cities if c == city)
+        assert m["city_accuracy"][city] == pytest.approx(hits / total)
+    assert m["worst_city_accuracy"] == min(m["city_accuracy"].values())
+    assert set(m["period_accuracy"]) == {"night", "morning"}
+
+
+def test_absent_class_and_missing_prediction():
+    y = np.array([0, 0, 1, 1])
+    probs = np.array([[0.9, 0.1, 0.0], [0.8, 0.2, 0.0], [0.7, 0.3, 0.0], [0.1, 0.9, 0.0]])
+    m = evaluate(y, probs, ["x", "y", "z"])
+    assert m["macro_f1"] == pytest.approx(skm.f1_score(y, probs.argmax(1), average="macro"))
+    assert "z" not in m["class_accuracy"]
+    assert np.isfinite(m["log_loss"])
+    assert m["log_loss"] == pytest.approx(skm.log_loss(y, probs, labels=[0, 1, 2]))

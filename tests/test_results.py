@@ -1,0 +1,67 @@
+import json
+import multiprocessing as mp
+
+import pytest
+
+from ascbench.fileio import append_line, atomic_write_text
+from ascbench.leaderboard import aggregate, render
+from ascbench.results import load_rows
+
+
+def _writer(path, worker):
+    for i in range(40):
+        append_line(path, json.dumps({"worker": worker, "i": i, "pad": "x" * 2000}))
+
+
+def test_concurrent_appends_never_interleave(tmp_path):
+    path = tmp_path / "results.jsonl"
+    procs = [mp.get_context("fork").Process(target=_writer, args=(path, w)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(rows) == 160
+    assert {(r["worker"], r["i"]) for r in rows} == {(w, i) for w in range(4) for i in range(40)}
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.json"
+    atomic_write_text(path, "old")
+
+    def explode(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", explode)
+    with pytest.raises(OSError):
+        atomic_write_text(path, "new")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary left behind
+
+
+def test_torn_last_line_is_reported_and_earlier_rows_survive(tmp_path, capsys):
+    path = tmp_path / "results.jsonl"
+    path.write_text(json.dumps({"a": 1}) + "\n" + json.dumps({"a": 2}) + "\n" + '{"a": 3, "b"')
+    assert load_rows(tmp_path) == [{"a": 1}, {"a": 2}]
+    assert "results.jsonl:3" in capsys.readouterr().err
+
+
+def _row(model, seed, acc, protocol="official"):
+    return {"dataset": "d", "protocol": protocol, "model": model, "strategy": "scratch", "labeled": None,
+            "seed": seed, "accuracy": acc, "macro_f1": acc, "log_loss": 1.0, "worst_city_accuracy": acc - 0.1,
+            "worst_period_accuracy": acc - 0.2, "params": 1000, "macs": 2_500_000, "param_kb": 4.0}
+
+
+def test_aggregate_over_seeds():
+    table = aggregate([_row("a", 0, 0.5), _row("a", 1, 0.7), _row("b", 0, 0.9)])
+    a = table[table["model"] == "a"].iloc[0]
+    assert a["seeds"] == 2 and a["accuracy"] == pytest.approx(0.6) and a["accuracy_std"] == pytest.approx(0.1414, abs=1e-4)
+    assert list(table["model"]) == ["b", "a"]  # best first
+
+
+def test_render_formats():
+    table = aggregate([_row("a", 0, 0.5), _row("a", 1, 0.7)])
+    md = render(table, "markdown")
+    assert md.splitlines()[1].startswith("|--") and "60.0 ± 14.1" in md and "2.50 M" in md
+    csv = render(table, "csv")
+    assert csv.splitlines()[0].startswith("dataset,protocol,model,strategy,labeled,seeds,accuracy")
