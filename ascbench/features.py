@@ -69,7 +69,8 @@ class LogMel(torch.nn.Module):
         return self.to_db(self.mel(waveforms))
 
 
-def _cache_key(dataset: ClipDataset, cfg: FeatureConfig) -> str:
+def cache_key(dataset: ClipDataset, cfg: FeatureConfig) -> str:
+    """Identifies the features of exactly these files under exactly this preset."""
     h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
     h.update(f"{dataset.sample_rate}|{dataset.clip_seconds}".encode())
     for path in dataset.audio_paths():
@@ -109,7 +110,7 @@ def load_features(dataset: ClipDataset, cfg: FeatureConfig, progress: bool = Tru
 
     Returns the (memory-mapped) array and whether it came from the cache.
     """
-    directory = features_dir() / f"{dataset.name}-{_cache_key(dataset, cfg)}"
+    directory = features_dir() / f"{dataset.name}-{cache_key(dataset, cfg)}"
     array_path = directory / "features.npy"
     index_path = directory / "index.json"
     if array_path.exists() and index_path.exists():

@@ -20,7 +20,7 @@ import torch
 from ascbench.config import RunConfig
 from ascbench.data.dataset import DatasetOptions
 from ascbench.errors import ConfigError, DataError
-from ascbench.features import FeatureConfig, load_features
+from ascbench.features import FeatureConfig, cache_key, load_features
 from ascbench.fileio import cache_root
 from ascbench.protocols import Split, partition
 from ascbench.registry import Registry
@@ -44,11 +44,17 @@ def load_checkpoint_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def pretrained_state(
-    config: RunConfig, registry: Registry, target_dataset: str, feature_cfg: FeatureConfig, progress: bool = True
+    config: RunConfig, registry: Registry, target_dataset: str, feature_cfg: FeatureConfig, progress: bool = True,
+    notes: dict | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Weights of ``config.model`` pretrained on the source dataset (from the cache when possible)."""
+    """Weights of ``config.model`` pretrained on the source dataset (from the cache when possible).
+
+    What was used is recorded in ``notes["pretraining"]`` when ``notes`` is given.
+    """
+    notes = notes if notes is not None else {}
     if config.pretrained:
         log.info("starting from checkpoint %s", config.pretrained)
+        notes["pretraining"] = {"checkpoint": str(config.pretrained)}
         return load_checkpoint_state(config.pretrained)
     source_name = config.pretrain_on or registry.dataset(target_dataset).pretrain_source
     if not source_name:
@@ -58,13 +64,17 @@ def pretrained_state(
     source = registry.dataset(source_name).load(DatasetOptions())
     recipe = {
         "model": config.model, "model_kwargs": config.model_kwargs, "source": source_name,
-        "source_fingerprint": source.fingerprint(), "features": asdict(feature_cfg),
+        # The metadata fingerprint alone would miss regenerated or replaced audio; the feature key
+        # covers every file's size and modification time.
+        "source_fingerprint": source.fingerprint(), "source_features": cache_key(source, feature_cfg),
+        "features": asdict(feature_cfg),
         "epochs": config.pretrain_epochs, "lr": config.lr, "batch_size": config.batch_size,
         "weight_decay": config.weight_decay, "city_dropout": config.city_dropout, "seed": config.seed,
         "val_fraction": config.val_fraction, "patience": config.patience,
     }
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     path = pretrained_dir() / f"{config.model}-{source_name}-{key}.pt"
+    notes["pretraining"] = {"source": source_name, "stage": path.name, "cached": path.exists()}
     if path.exists():
         log.info("reusing cached pretraining stage %s", path.name)
         return load_checkpoint_state(path)
@@ -77,8 +87,10 @@ def pretrained_state(
     data = DataBundle.build(source, features, all_rows)
     torch.manual_seed(config.seed)
     model = registry.model(config.model).build(data.model_context(), **config.model_kwargs)
-    fit(model, data, part.labeled, part.val, epochs=config.pretrain_epochs, lr=config.lr, config=config,
-        seed=config.seed, desc=f"pretrain {source_name}", progress=progress)
+    result = fit(model, data, part.labeled, part.val, epochs=config.pretrain_epochs, lr=config.lr, config=config,
+                 seed=config.seed, desc=f"pretrain {source_name}", progress=progress)
+    notes["pretraining"].update(best_epoch=result.best_epoch, best_val_accuracy=result.best_val_accuracy,
+                                epochs_run=len(result.history))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     torch.save({"model": model.state_dict(), "recipe": recipe}, tmp)

@@ -91,9 +91,10 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             log.info("features: %s (%s)", features.shape, "cache hit" if cached else "extracted")
             data = DataBundle.build(dataset, features, split.train)
 
+            notes: dict = {}
             job = TrainingJob(
-                config=config, model_spec=model_spec, data=data, partition=part, progress=progress,
-                pretrained_state=lambda: pretrained_state(config, registry, config.dataset, feature_cfg, progress),
+                config=config, model_spec=model_spec, data=data, partition=part, progress=progress, notes=notes,
+                pretrained_state=lambda: pretrained_state(config, registry, config.dataset, feature_cfg, progress, notes),
             )
             t = time.perf_counter()
             try:

@@ -38,7 +38,7 @@ CLASSES = [
     "Public square", "Urban park", "Traffic street", "Construction site", "Bar",
 ]
 SAMPLE_RATE = 16_000
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 GENERATOR_SEED = 20250
 
 TARGET_CITIES = ["Arden", "Belmora", "Corvale", "Dunmere", "Eastwick", "Fairhaven", "Glenrock", "Harrowgate"]
@@ -92,9 +92,9 @@ def _class_profiles(rng: np.random.Generator) -> list[dict]:
 def _city_chain(name: str) -> dict:
     rng = np.random.default_rng([GENERATOR_SEED, sum(map(ord, name)), len(name)])
     return {
-        "tilt_db_per_oct": float(rng.uniform(-6.0, 6.0)),
+        "tilt_db_per_oct": float(rng.uniform(-8.0, 8.0)),
         "resonances": [
-            (float(2 ** rng.uniform(np.log2(200), np.log2(6000))), float(rng.uniform(0.2, 0.6)), float(rng.choice([-1, 1]) * rng.uniform(6, 15)))
+            (float(2 ** rng.uniform(np.log2(200), np.log2(6000))), float(rng.uniform(0.2, 0.6)), float(rng.choice([-1, 1]) * rng.uniform(8, 20)))
             for _ in range(3)
         ],
         "rt60": float(rng.uniform(0.05, 0.9)),
