@@ -45,6 +45,8 @@ def _add_run_parser(sub) -> None:
     p.add_argument("--time-holdout", default=d.time_holdout, help="unseen-time variant: time-of-day | date")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=JSON",
                    help="model constructor argument, e.g. --model-arg gru_hidden=96 (repeatable)")
+    p.add_argument("--context", default=None, metavar="city,time",
+                   help="fuse city and/or time embeddings into a backbone that has none (e.g. cp-mobile, timm:...)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--runs-dir", default=None, help="where runs are stored (default: $ASCBENCH_RUNS_DIR or ./runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -66,7 +68,7 @@ def _config_from_args(args) -> RunConfig:
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, pretrain_on=args.pretrain_on,
         pretrained=args.pretrained, feature_preset=args.feature_preset, data_root=args.data_root,
         test_cities=tuple(c.strip() for c in args.test_cities.split(",") if c.strip()),
-        time_holdout=args.time_holdout, model_kwargs=kwargs, threads=args.threads,
+        time_holdout=args.time_holdout, model_kwargs=kwargs, threads=args.threads, context=args.context,
     )
 
 
@@ -113,6 +115,14 @@ def cmd_list(args) -> int:
     kinds = [k for k in PLURAL if getattr(args, PLURAL[k])] or list(PLURAL)
     for kind in kinds:
         rows = [(name, reg.owner(kind, name), reg.get(kind, name).description) for name in reg.names(kind)]
+        if kind == "model":
+            for prefix in reg.names("model family"):
+                family, owner = reg.get("model family", prefix), reg.owner("model family", prefix)
+                names = reg.family_names(prefix)
+                if args.all:
+                    rows += [(name, owner, family.description) for name in names]
+                else:
+                    rows.append((f"{prefix}<name>", owner, f"{family.description} ({len(names)} models; --all lists them)"))
         print(f"{PLURAL[kind]}:")
         print(tabulate(rows, headers=["name", "plugin", "description"], tablefmt="simple"))
         print()
@@ -145,22 +155,33 @@ def cmd_leaderboard(args) -> int:
 def cmd_profile(args) -> int:
     from tabulate import tabulate
 
-    from ascbench.complexity import profile
+    from ascbench.complexity import DCASE_MEMORY_LIMIT_BYTES, latency_ms, profile, torchinfo_macs
+    from ascbench.config import RunConfig
     from ascbench.data.timefeatures import TIME_FEATURE_DIM
     from ascbench.features import get_preset
     from ascbench.registry import get_registry
     from ascbench.specs import ModelContext
+    from ascbench.training import create_model
 
     cfg = get_preset(args.preset)
-    frames = cfg.n_frames(args.seconds)
+    frames, second = cfg.n_frames(args.seconds), cfg.n_frames(1.0)
     spec = get_registry().model(args.model)
-    model = spec.build(ModelContext(10, args.cities + 1, TIME_FEATURE_DIM, cfg.n_mels, frames))
+    model = create_model(spec, ModelContext(10, args.cities + 1, TIME_FEATURE_DIM, cfg.n_mels, frames),
+                         RunConfig(model=args.model, context=args.context))
     clip = profile(model, cfg.n_mels, frames, TIME_FEATURE_DIM)
-    second = profile(model, cfg.n_mels, cfg.n_frames(1.0), TIME_FEATURE_DIM)
+    per_second = profile(model, cfg.n_mels, second, TIME_FEATURE_DIM)
+    info = torchinfo_macs(model, cfg.n_mels, second, TIME_FEATURE_DIM)
+    fits = clip.widest_precision_within()
     print(tabulate([
-        ("model", args.model), ("input", f"{cfg.n_mels} mel x {frames} frames ({args.seconds:g} s, preset {args.preset})"),
-        ("params", f"{clip.params:,}"), ("MACs per clip", f"{clip.macs:,}"), ("MACs per second", f"{second.macs:,}"),
-        ("param memory", f"{clip.param_kb:.1f} kB float32, {clip.params * 2 / 1000:.1f} kB float16, {clip.params / 1000:.1f} kB int8"),
+        ("model", args.model),
+        ("input", f"{cfg.n_mels} mel x {frames} frames ({args.seconds:g} s, preset {args.preset}); front-end excluded"),
+        ("params", f"{clip.params:,}"),
+        ("MACs per second of audio", f"{per_second.macs:,}  (DCASE limit 30,000,000)"),
+        ("MACs per clip", f"{clip.macs:,}"),
+        ("torchinfo MACs per second", f"{info:,}" if info is not None else "n/a (torchinfo failed)"),
+        ("param memory", ", ".join(f"{clip.memory_bytes(p):,} B {p}" for p in ("float32", "float16", "int8"))),
+        (f"fits {DCASE_MEMORY_LIMIT_BYTES:,} B", f"at {fits}" if fits else "at no precision"),
+        ("CPU latency per clip", f"{latency_ms(model, cfg.n_mels, frames, TIME_FEATURE_DIM):.2f} ms (median, batch 1)"),
     ], tablefmt="simple"))
     return 0
 
@@ -179,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="show every registered model, strategy, dataset and protocol")
     for kind in ("models", "strategies", "datasets", "protocols"):
         p.add_argument(f"--{kind}", action="store_true", help=f"show only {kind}")
+    p.add_argument("--all", action="store_true", help="list every model of model families such as timm:")
 
     p = sub.add_parser("leaderboard", help="summarise stored results (mean ± std over seeds)")
     p.add_argument("--format", choices=("table", "markdown", "csv"), default="table")
@@ -192,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="apsipa2025", help="feature preset giving the input shape (default: apsipa2025)")
     p.add_argument("--seconds", type=float, default=10.0, help="clip length (default: 10)")
     p.add_argument("--cities", type=int, default=8, help="number of known cities (default: 8)")
+    p.add_argument("--context", default=None, metavar="city,time", help="profile with context fusion added")
     return parser
 
 
@@ -210,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"ascbench: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug or a plugin fault: one line by default, the traceback with --debug
+        if args.debug:
+            raise
+        print(f"ascbench: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("ascbench: interrupted; nothing was written for the unfinished run", file=sys.stderr)
         return 130

@@ -23,14 +23,15 @@ import torch
 import torch.nn as nn
 
 from ascbench.errors import PluginError
+from ascbench.layers import GlobalResponseNorm
 
-ZERO_COST: tuple[type, ...] = (
+ZERO_COST: set[type] = {
     nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm2d,
     nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.LeakyReLU,
     nn.Softmax, nn.Dropout, nn.Dropout2d, nn.Identity, nn.Flatten, nn.Embedding,
     nn.AvgPool1d, nn.AvgPool2d, nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
-    nn.AdaptiveMaxPool2d,
-)
+    nn.AdaptiveMaxPool2d, GlobalResponseNorm,
+}
 
 
 def _conv_macs(m: nn.Module, inputs, output) -> int:
@@ -92,6 +93,17 @@ RULES: dict[type, Callable] = {
 }
 
 
+def register_rule(layer_type: type, rule: Callable | None = None) -> None:
+    """Teach the counter a layer type: ``rule(module, inputs, output) -> MACs``, or ``None`` for zero cost.
+
+    Plugins with custom layers call this at import time; a rule covers the layer's sub-modules too.
+    """
+    if rule is None:
+        ZERO_COST.add(layer_type)
+    else:
+        RULES[layer_type] = rule
+
+
 def _rule_for(module: nn.Module) -> Callable | None:
     for cls in type(module).__mro__:
         if cls in RULES:
@@ -99,6 +111,10 @@ def _rule_for(module: nn.Module) -> Callable | None:
         if cls in ZERO_COST:
             return lambda *_: 0
     return None
+
+
+BYTES_PER_PARAM = {"float32": 4, "float16": 2, "int8": 1}
+DCASE_MEMORY_LIMIT_BYTES = 128_000
 
 
 @dataclass(frozen=True)
@@ -111,8 +127,19 @@ class Complexity:
     def param_kb(self) -> float:
         return self.param_bytes / 1000.0
 
+    def memory_bytes(self, precision: str) -> int:
+        return self.params * BYTES_PER_PARAM[precision]
+
+    def widest_precision_within(self, limit_bytes: int = DCASE_MEMORY_LIMIT_BYTES) -> str | None:
+        """The most precise storage type whose parameter memory fits ``limit_bytes`` (None if none does)."""
+        return next((p for p in BYTES_PER_PARAM if self.memory_bytes(p) <= limit_bytes), None)
+
     def as_dict(self) -> dict:
-        return {"params": self.params, "macs": self.macs, "param_kb": round(self.param_kb, 2)}
+        return {
+            "params": self.params, "macs": self.macs, "param_kb": round(self.param_kb, 2),
+            "param_bytes": {p: self.memory_bytes(p) for p in BYTES_PER_PARAM},
+            "fits_128kB_at": self.widest_precision_within(),
+        }
 
 
 def count_macs(model: nn.Module, *inputs: torch.Tensor, **kwargs) -> int:
@@ -129,7 +156,7 @@ def count_macs(model: nn.Module, *inputs: torch.Tensor, **kwargs) -> int:
             own = sum(p.numel() for p in module.parameters(recurse=False))
             raise PluginError(
                 f"no MAC rule for layer type {type(module).__name__} ({own} parameters); "
-                "add one to ascbench.complexity.RULES or ZERO_COST"
+                "register one with ascbench.complexity.register_rule"
             )
         for child in children:
             visit(child)
@@ -149,9 +176,45 @@ def count_macs(model: nn.Module, *inputs: torch.Tensor, **kwargs) -> int:
 
 def profile(model: nn.Module, n_mels: int, n_frames: int, time_dim: int) -> Complexity:
     """Parameters, MACs and parameter memory for one clip of ``n_mels`` x ``n_frames``."""
-    x = torch.zeros(1, 1, n_mels, n_frames)
-    city = torch.zeros(1, dtype=torch.long)
-    time = torch.zeros(1, time_dim)
+    x, city, time = _example_inputs(n_mels, n_frames, time_dim)
     params = sum(p.numel() for p in model.parameters())
     param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     return Complexity(params=params, macs=count_macs(model, x, city, time), param_bytes=param_bytes)
+
+
+def _example_inputs(n_mels: int, n_frames: int, time_dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return torch.zeros(1, 1, n_mels, n_frames), torch.zeros(1, dtype=torch.long), torch.zeros(1, time_dim)
+
+
+def torchinfo_macs(model: nn.Module, n_mels: int, n_frames: int, time_dim: int) -> int | None:
+    """The figure torchinfo (and the DCASE NeSsi tool that wraps it) reports, for comparison with DCASE tables.
+
+    It differs from ours by design: it adds biases and embedding lookups. ``None`` if torchinfo fails.
+    """
+    try:
+        import torchinfo
+
+        was_training = model.training
+        summary = torchinfo.summary(model.eval(), input_data=list(_example_inputs(n_mels, n_frames, time_dim)), verbose=0)
+        model.train(was_training)
+        return int(summary.total_mult_adds)
+    except Exception:
+        return None
+
+
+def latency_ms(model: nn.Module, n_mels: int, n_frames: int, time_dim: int, repeats: int = 10) -> float:
+    """Median CPU wall time of one single-clip forward pass, in milliseconds (after two warm-up passes)."""
+    import time
+
+    inputs = _example_inputs(n_mels, n_frames, time_dim)
+    was_training = model.training
+    model.eval()
+    times = []
+    with torch.inference_mode():
+        for i in range(repeats + 2):
+            start = time.perf_counter()
+            model(*inputs)
+            if i >= 2:
+                times.append(time.perf_counter() - start)
+    model.train(was_training)
+    return float(sorted(times)[len(times) // 2] * 1000.0)

@@ -37,6 +37,7 @@ class RunConfig:
     test_cities: tuple[str, ...] = ()
     time_holdout: str = "time-of-day"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    context: str | None = None  # "city", "time" or "city,time": fuse context into a backbone without it
     threads: int | None = None  # torch intra-op threads; None uses every core
 
     def __post_init__(self) -> None:
@@ -48,6 +49,12 @@ class RunConfig:
             raise ConfigError("--lr must be positive")
         if not 0 <= self.city_dropout < 1:
             raise ConfigError("--city-dropout must be in [0, 1)")
+        if self.context is not None and not set(self.context_parts) <= {"city", "time"} or self.context == "":
+            raise ConfigError(f"--context takes city, time or city,time; got {self.context!r}")
+
+    @property
+    def context_parts(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in (self.context or "").split(",") if p.strip())
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -34,6 +34,12 @@ def ascbench_models() -> list:
 
 
 @hookspec
+def ascbench_model_families() -> list:
+    """Return the ``ModelFamily`` objects this plugin provides: a prefix (``"timm:"``) under which
+    models are resolved by name on demand, for libraries with hundreds of architectures."""
+
+
+@hookspec
 def ascbench_strategies() -> list:
     """Return the ``StrategySpec`` objects this plugin provides.
 

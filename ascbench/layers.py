@@ -59,22 +59,47 @@ class SqueezeExcite(nn.Module):
         return x * weights[:, :, None, None]
 
 
+class GlobalResponseNorm(nn.Module):
+    """Global response normalisation (ConvNeXt V2), as used after CP-Mobile blocks."""
+
+    def __init__(self):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.zeros(1))
+        self.beta = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gx = torch.norm(x, p=2, dim=(2, 3), keepdim=True)
+        nx = gx / (gx.mean(dim=1, keepdim=True) + 1e-6)
+        return self.gamma * (x * nx) + self.beta + x
+
+
 class ContextEncoder(nn.Module):
-    """Embeds where (city index, 0 = unknown) and when (cyclic time features) a clip was recorded."""
+    """Embeds where (city index, 0 = unknown) and when (cyclic time features) a clip was recorded.
+
+    Either part can be left out (``city_dim=0`` or ``time_emb_dim=0``). A missing input is treated as
+    unknown: city index 0, all-zero time features.
+    """
 
     def __init__(self, num_cities: int, time_dim: int, city_dim: int = 16, time_emb_dim: int = 16):
         super().__init__()
-        self.city = nn.Embedding(num_cities, city_dim)
-        self.time = nn.Linear(time_dim, time_emb_dim)
-        self.out_dim = city_dim + time_emb_dim
+        if city_dim <= 0 and time_emb_dim <= 0:
+            raise ValueError("a context encoder needs a city or a time part")
+        self.city = nn.Embedding(num_cities, city_dim) if city_dim > 0 else None
+        self.time = nn.Linear(time_dim, time_emb_dim) if time_emb_dim > 0 else None
+        self.time_dim = time_dim
+        self.out_dim = max(city_dim, 0) + max(time_emb_dim, 0)
 
     def forward(self, city: torch.Tensor | None, time: torch.Tensor | None, batch: int) -> torch.Tensor:
-        device = self.city.weight.device
-        if city is None:  # no city given means unknown city
-            city = torch.zeros(batch, dtype=torch.long, device=device)
-        if time is None:
-            time = torch.zeros(batch, self.time.in_features, device=device)
-        return torch.cat([self.city(city), F.relu(self.time(time))], dim=1)
+        parts = []
+        if self.city is not None:
+            if city is None:
+                city = torch.zeros(batch, dtype=torch.long, device=self.city.weight.device)
+            parts.append(self.city(city))
+        if self.time is not None:
+            if time is None:
+                time = torch.zeros(batch, self.time_dim, device=self.time.weight.device)
+            parts.append(F.relu(self.time(time)))
+        return torch.cat(parts, dim=1)
 
 
 class EarlyFusion(nn.Module):
@@ -102,3 +127,25 @@ class GatedFusion(nn.Module):
 
 
 FUSIONS = {"early": EarlyFusion, "gated": GatedFusion}
+
+
+class ContextFusion(nn.Module):
+    """Adds city/time context to any backbone that exposes ``embed(x) -> (batch, embed_dim)``.
+
+    Used by ``--context city,time`` so that the effect of the embeddings can be measured on models
+    that were not designed with them.
+    """
+
+    def __init__(self, backbone: nn.Module, num_classes: int, num_cities: int, time_dim: int,
+                 use_city: bool = True, use_time: bool = True, fusion: str = "gated"):
+        super().__init__()
+        if not hasattr(backbone, "embed") or not hasattr(backbone, "embed_dim"):
+            raise TypeError(f"{type(backbone).__name__} has no embed()/embed_dim, so context cannot be fused into it")
+        self.backbone = backbone
+        self.context = ContextEncoder(num_cities, time_dim, 16 if use_city else 0, 16 if use_time else 0)
+        self.fusion = FUSIONS[fusion](backbone.embed_dim, self.context.out_dim)
+        self.head = nn.Linear(backbone.embed_dim, num_classes)
+
+    def forward(self, x: torch.Tensor, city: torch.Tensor | None = None, time: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.backbone.embed(x)
+        return self.head(self.fusion(h, self.context(city, time, h.shape[0])))

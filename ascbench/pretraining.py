@@ -24,7 +24,7 @@ from ascbench.features import FeatureConfig, cache_key, load_features
 from ascbench.fileio import cache_root
 from ascbench.protocols import Split, partition
 from ascbench.registry import Registry
-from ascbench.training import DataBundle, fit
+from ascbench.training import DataBundle, create_model, fit
 
 log = logging.getLogger("ascbench")
 
@@ -63,7 +63,7 @@ def pretrained_state(
         )
     source = registry.dataset(source_name).load(DatasetOptions())
     recipe = {
-        "model": config.model, "model_kwargs": config.model_kwargs, "source": source_name,
+        "model": config.model, "model_kwargs": config.model_kwargs, "context": config.context, "source": source_name,
         # The metadata fingerprint alone would miss regenerated or replaced audio; the feature key
         # covers every file's size and modification time.
         "source_fingerprint": source.fingerprint(), "source_features": cache_key(source, feature_cfg),
@@ -85,8 +85,7 @@ def pretrained_state(
     split = Split(train=all_rows, test=np.array([], dtype=np.int64))
     part = partition(source, split, None, config.val_fraction, config.seed)
     data = DataBundle.build(source, features, all_rows)
-    torch.manual_seed(config.seed)
-    model = registry.model(config.model).build(data.model_context(), **config.model_kwargs)
+    model = create_model(registry.model(config.model), data.model_context(), config)
     result = fit(model, data, part.labeled, part.val, epochs=config.pretrain_epochs, lr=config.lr, config=config,
                  seed=config.seed, desc=f"pretrain {source_name}", progress=progress)
     notes["pretraining"].update(best_epoch=result.best_epoch, best_val_accuracy=result.best_val_accuracy,

@@ -15,13 +15,14 @@ import pluggy
 
 from ascbench import hookspecs
 from ascbench.errors import PluginError, UnknownNameError
-from ascbench.specs import DatasetSpec, ModelSpec, ProtocolSpec, StrategySpec
+from ascbench.specs import DatasetSpec, ModelFamily, ModelSpec, ProtocolSpec, StrategySpec
 
 ENTRY_POINT_GROUP = "ascbench"
 
 # kind -> (hook name, spec class)
 _KINDS: dict[str, tuple[str, type]] = {
     "model": ("ascbench_models", ModelSpec),
+    "model family": ("ascbench_model_families", ModelFamily),
     "strategy": ("ascbench_strategies", StrategySpec),
     "dataset": ("ascbench_datasets", DatasetSpec),
     "protocol": ("ascbench_protocols", ProtocolSpec),
@@ -38,18 +39,36 @@ class Registry:
 
     def add(self, kind: str, spec: Any, plugin: str) -> None:
         table, owners = self.entries[kind], self.owners[kind]
-        if spec.name in table:
+        key = spec.prefix if isinstance(spec, ModelFamily) else spec.name
+        if key in table:
             raise PluginError(
-                f"{kind} {spec.name!r} is registered twice: by plugin {owners[spec.name]!r} and by plugin {plugin!r}"
+                f"{kind} {key!r} is registered twice: by plugin {owners[key]!r} and by plugin {plugin!r}"
             )
-        table[spec.name] = spec
-        owners[spec.name] = plugin
+        table[key] = spec
+        owners[key] = plugin
 
     def get(self, kind: str, name: str) -> Any:
-        try:
+        if name in self.entries[kind]:
             return self.entries[kind][name]
-        except KeyError:
-            raise UnknownNameError(kind, name, self.entries[kind]) from None
+        if kind == "model":
+            family = self._family_of(name)
+            if family is not None:
+                spec = family.resolve(name[len(family.prefix):])
+                if spec is not None:
+                    self.entries["model"][name] = spec
+                    self.owners["model"][name] = self.owners["model family"][family.prefix]
+                    return spec
+        valid = list(self.entries[kind]) + [f"{p}<name>" for p in self.entries["model family"]] * (kind == "model")
+        raise UnknownNameError(kind, name, valid)
+
+    def _family_of(self, name: str) -> ModelFamily | None:
+        prefix = name.split(":", 1)[0] + ":" if ":" in name else None
+        return self.entries["model family"].get(prefix) if prefix else None
+
+    def family_names(self, prefix: str) -> list[str]:
+        """Every model name of one family, e.g. all ``timm:`` models."""
+        family = self.entries["model family"][prefix]
+        return [prefix + n for n in family.names()]
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.entries[kind])

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 import ascbench
-from ascbench.complexity import profile
+from ascbench.complexity import latency_ms, profile, torchinfo_macs
 from ascbench.config import RunConfig
 from ascbench.data.dataset import DatasetOptions
 from ascbench.errors import AscbenchError, PluginError
@@ -119,9 +119,13 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             per_second = profile(model, feature_cfg.n_mels, feature_cfg.n_frames(1.0), data.time.shape[1])
             timings["total_s"] = time.perf_counter() - started
 
+            one_second = feature_cfg.n_frames(1.0)
             metrics.update({
                 "complexity": {**per_clip.as_dict(), "macs_per_second": per_second.macs,
-                               "clip_seconds": dataset.clip_seconds, "precision": "float32"},
+                               "torchinfo_macs_per_second": torchinfo_macs(model, feature_cfg.n_mels, one_second, data.time.shape[1]),
+                               "latency_ms": round(latency_ms(model, feature_cfg.n_mels, features.shape[2], data.time.shape[1]), 3),
+                               "clip_seconds": dataset.clip_seconds, "precision": "float32",
+                               "model_kwargs": {**model_spec.default_kwargs, **config.model_kwargs}},
                 "split": {**split.info, "labeled": len(part.labeled), "unlabeled": len(part.unlabeled),
                           "val": len(part.val)},
                 "strategy_notes": job.notes,
@@ -148,6 +152,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
         "worst_period_accuracy": metrics.get("worst_period_accuracy"),
         "params": metrics["complexity"]["params"], "macs": metrics["complexity"]["macs"],
         "macs_per_second": metrics["complexity"]["macs_per_second"], "param_kb": metrics["complexity"]["param_kb"],
+        "latency_ms": metrics["complexity"]["latency_ms"],
         "wall_s": round(timings["total_s"], 2),
         "ascbench": ascbench.__version__, "torch": torch.__version__, "python": platform.python_version(),
     }

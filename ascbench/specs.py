@@ -78,3 +78,23 @@ class ProtocolSpec:
 
     def __post_init__(self) -> None:
         check_name("protocol", self.name)
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """Many models under one prefix (e.g. ``timm:``), resolved only when asked for.
+
+    ``resolve(suffix)`` returns the ``ModelSpec`` for ``prefix + suffix`` or ``None`` when there is no such
+    model; ``names()`` lists the suffixes. Neither is called unless a user asks for the family, so a
+    family backed by a heavy library costs nothing at start-up.
+    """
+
+    prefix: str
+    resolve: Callable[[str], ModelSpec | None]
+    names: Callable[[], list[str]]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.prefix.endswith(":"):
+            raise ValueError(f"model family prefix {self.prefix!r} must end with ':'")
+        check_name("model family", self.prefix[:-1])

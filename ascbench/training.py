@@ -19,10 +19,27 @@ from tqdm.auto import tqdm
 
 from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset
+from ascbench.errors import ConfigError
+from ascbench.layers import ContextFusion
 from ascbench.protocols import Partition
 from ascbench.specs import ModelContext, ModelSpec
 
 log = logging.getLogger("ascbench")
+
+
+def create_model(spec: ModelSpec, ctx: ModelContext, config: RunConfig) -> nn.Module:
+    """Build ``spec`` for ``ctx`` with the run's model arguments and seed, wrapped with context fusion if asked."""
+    torch.manual_seed(config.seed)
+    model = spec.build(ctx, **config.model_kwargs)
+    if config.context:
+        if spec.uses_city or spec.uses_time:
+            raise ConfigError(f"model {spec.name!r} already fuses city/time context; --context is for backbones without it")
+        try:
+            model = ContextFusion(model, ctx.num_classes, ctx.num_cities, ctx.time_dim,
+                                  use_city="city" in config.context_parts, use_time="time" in config.context_parts)
+        except TypeError as exc:
+            raise ConfigError(f"--context cannot wrap model {spec.name!r}: {exc}") from None
+    return model
 
 
 @dataclass
@@ -172,8 +189,7 @@ class TrainingJob:
 
     def build_model(self) -> nn.Module:
         """A fresh model for this run's data, initialised from the run's seed."""
-        torch.manual_seed(self.config.seed)
-        return self.model_spec.build(self.data.model_context(), **self.config.model_kwargs)
+        return create_model(self.model_spec, self.data.model_context(), self.config)
 
     def fit(self, model: nn.Module, *, lr: float | None = None, epochs: int | None = None, desc: str = "train",
             parameters: Iterable[nn.Parameter] | None = None) -> FitResult:

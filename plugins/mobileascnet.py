@@ -12,6 +12,8 @@ Registered variants (each its own leaderboard row):
 * ``mobileascnet-early``  fusion by one fully connected layer
 * ``mobileascnet-gru``    CNN + GRU, no city/time context
 * ``mobileascnet-cnn``    CNN only: no GRU, no context
+* ``mobileascnet-tiny``   a narrow gated-fusion instance within the DCASE low-complexity limits
+  (parameters <= 128 kB at float16 and <= 30 M MACs per second of 64-bin, 50 frame/s input)
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class MobileASCNet(nn.Module):
         self.blocks = nn.Sequential(*[ResidualDSBlock(a, b) for a, b in zip(widths[:-1], widths[1:])])
         self.gru = nn.GRU(channels[-1], gru_hidden, batch_first=True, bidirectional=bidirectional) if use_gru else None
         audio_dim = gru_hidden * (2 if bidirectional else 1) if use_gru else channels[-1]
+        self.embed_dim = audio_dim
         if fusion is None:
             self.context, self.fusion = None, None
         else:
@@ -51,12 +54,16 @@ class MobileASCNet(nn.Module):
             self.fusion = FUSIONS[fusion](audio_dim, self.context.out_dim)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(audio_dim, ctx.num_classes))
 
-    def forward(self, x: torch.Tensor, city: torch.Tensor | None = None, time: torch.Tensor | None = None) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Audio embedding (batch, embed_dim), before any city/time context."""
         x = self.blocks(self.stem(x))  # (batch, channels, mel, frames)
         x = x.mean(dim=2).transpose(1, 2)  # frequency pooled away: (batch, frames, channels)
         if self.gru is not None:
             x, _ = self.gru(x)
-        h = x.mean(dim=1)
+        return x.mean(dim=1)
+
+    def forward(self, x: torch.Tensor, city: torch.Tensor | None = None, time: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.embed(x)
         if self.fusion is not None:
             h = self.fusion(h, self.context(city, time, h.shape[0]))
         return self.head(h)
@@ -80,4 +87,6 @@ def ascbench_models() -> list[ModelSpec]:
         _variant("mobileascnet-early", "MobileASCNet with city/time fused by a fully connected layer", True, fusion="early"),
         _variant("mobileascnet-gru", "MobileASCNet without city/time context (CNN + GRU)", False, fusion=None),
         _variant("mobileascnet-cnn", "MobileASCNet without GRU and without context (CNN only)", False, fusion=None, use_gru=False),
+        _variant("mobileascnet-tiny", "narrow MobileASCNet within DCASE limits (128 kB at float16, <30 M MACs/s)", True,
+                 fusion="gated", stem_channels=16, channels=(32, 48, 64), gru_hidden=64, city_dim=8, time_emb_dim=8),
     ]

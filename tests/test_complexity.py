@@ -84,3 +84,35 @@ def test_mobileascnet_lands_near_the_papers_size(registry):
     gru = model.gru
     gru_macs = 31 * 3 * gru.hidden_size * (gru.input_size + gru.hidden_size)
     assert c.macs > gru_macs
+
+
+def test_depthwise_only_model_matches_a_hand_count():
+    model = nn.Sequential(nn.Conv2d(6, 6, (3, 5), padding=(1, 2), groups=6, bias=False))
+    assert count_macs(model, torch.zeros(1, 6, 4, 9)) == 4 * 9 * 6 * (3 * 5)
+
+
+def test_gru_agrees_with_torch_flop_counter_on_cpu():
+    model, x = TinyGRU(), torch.zeros(1, 9, dtype=torch.long)
+    with FlopCounterMode(display=False) as counter:
+        model(x)
+    assert counter.get_total_flops() == 2 * count_macs(model, x)
+
+
+def test_transformer_layer_against_torch_flop_counter():
+    # FlopCounterMode counts the linear layers but not CPU attention kernels; our rule adds the
+    # score and weighted-sum products (2 * L * L * E) on top.
+    layer = nn.TransformerEncoderLayer(32, 4, 16, 0.0, batch_first=True)
+    x = torch.zeros(1, 10, 32)
+    with FlopCounterMode(display=False) as counter:
+        layer(x)
+    assert count_macs(layer, x) == counter.get_total_flops() // 2 + 2 * 10 * 10 * 32
+
+
+def test_memory_at_each_precision():
+    from ascbench.complexity import Complexity
+
+    c = Complexity(params=100_000, macs=0, param_bytes=400_000)
+    assert c.memory_bytes("float16") == 200_000 and c.memory_bytes("int8") == 100_000
+    assert c.widest_precision_within(128_000) == "int8"
+    assert Complexity(params=50_000, macs=0, param_bytes=200_000).widest_precision_within(128_000) == "float16"
+    assert Complexity(params=200_000, macs=0, param_bytes=800_000).widest_precision_within(128_000) is None

@@ -1,0 +1,30 @@
+"""``context-only``: a model that sees only where and when a clip was recorded, never its audio.
+
+It is the floor of the leaderboard: whatever it scores is explained by city and time metadata alone
+(on the real APSIPA metadata, with recordings split carelessly, that is nearly everything).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ascbench import hookimpl
+from ascbench.layers import ContextEncoder
+from ascbench.specs import ModelContext, ModelSpec
+
+
+class ContextOnly(nn.Module):
+    def __init__(self, ctx: ModelContext, city_dim: int = 16, time_emb_dim: int = 16, hidden: int = 64):
+        super().__init__()
+        self.context = ContextEncoder(ctx.num_cities, ctx.time_dim, city_dim, time_emb_dim)
+        self.mlp = nn.Sequential(nn.Linear(self.context.out_dim, hidden), nn.ReLU(), nn.Linear(hidden, ctx.num_classes))
+
+    def forward(self, x: torch.Tensor, city: torch.Tensor | None = None, time: torch.Tensor | None = None) -> torch.Tensor:
+        return self.mlp(self.context(city, time, x.shape[0]))
+
+
+@hookimpl
+def ascbench_models() -> list[ModelSpec]:
+    return [ModelSpec("context-only", lambda ctx, **kw: ContextOnly(ctx, **kw),
+                      "city and time only, no audio: how much the metadata alone explains", uses_city=True, uses_time=True)]

@@ -1,0 +1,91 @@
+"""CP-Mobile: the DCASE 2024/2025 Task 1 baseline family.
+
+A receptive-field-regularised CNN of inverted-residual blocks (1x1 expand, 3x3 depthwise, 1x1
+project, global response normalisation), after Schmid et al., DCASE 2023 Workshop, in the simplified
+form of the DCASE 2024 baseline: base 32 channels, width x1.8 per stage, expansion 2.1, blocks (3, 2, 1),
+strides (2, 2) at block 2 and (2, 1) at block 4; a 1x1 conv classifier. About 61 k parameters and
+29 M MACs on its 256-bin, 1-second reference input (``ascbench profile cp-mobile --preset dcase --seconds 1``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ascbench import hookimpl
+from ascbench.layers import GlobalResponseNorm
+from ascbench.specs import ModelContext, ModelSpec
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def conv_bn(in_ch: int, out_ch: int, kernel: int = 1, stride=1, groups: int = 1, relu: bool = True) -> nn.Sequential:
+    layers = [nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False),
+              nn.BatchNorm2d(out_ch)]
+    if relu:
+        layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class CPMobileBlock(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, expansion: float, stride=(1, 1)):
+        super().__init__()
+        hidden = make_divisible(in_ch * expansion)
+        self.block = nn.Sequential(
+            conv_bn(in_ch, hidden),
+            conv_bn(hidden, hidden, 3, stride=stride, groups=hidden),
+            conv_bn(hidden, out_ch, relu=False),
+        )
+        strided = tuple(stride) != (1, 1)
+        self.shortcut = None
+        if in_ch == out_ch:
+            self.shortcut = nn.AvgPool2d(3, stride=stride, padding=1) if strided else nn.Identity()
+        self.norm = GlobalResponseNorm()
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.block(x)
+        if self.shortcut is not None:
+            y = y + self.shortcut(x)
+        return self.act(self.norm(y))
+
+
+class CPMobile(nn.Module):
+    def __init__(
+        self,
+        ctx: ModelContext,
+        base_channels: int = 32,
+        channels_multiplier: float = 1.8,
+        expansion_rate: float = 2.1,
+        n_blocks: tuple[int, ...] = (3, 2, 1),
+        strides: dict[str, tuple[int, int]] | None = None,
+    ):
+        super().__init__()
+        strides = strides or {"b2": (2, 2), "b4": (2, 1)}
+        base = make_divisible(base_channels)
+        widths = [base] + [make_divisible(base * channels_multiplier ** s) for s in range(len(n_blocks))]
+        self.stem = nn.Sequential(conv_bn(1, widths[0] // 4, 3, stride=2), conv_bn(widths[0] // 4, widths[0], 3, stride=2))
+        blocks, index, in_ch = [], 0, widths[0]
+        for stage, count in enumerate(n_blocks):
+            for _ in range(count):
+                index += 1
+                blocks.append(CPMobileBlock(in_ch, widths[stage + 1], expansion_rate, tuple(strides.get(f"b{index}", (1, 1)))))
+                in_ch = widths[stage + 1]
+        self.stages = nn.Sequential(*blocks)
+        self.embed_dim = in_ch
+        self.classifier = nn.Sequential(nn.Conv2d(in_ch, ctx.num_classes, 1, bias=False), nn.BatchNorm2d(ctx.num_classes))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x)).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor, city: torch.Tensor | None = None, time: torch.Tensor | None = None) -> torch.Tensor:
+        return self.classifier(self.stages(self.stem(x))).mean(dim=(2, 3))
+
+
+@hookimpl
+def ascbench_models() -> list[ModelSpec]:
+    return [ModelSpec("cp-mobile", lambda ctx, **kw: CPMobile(ctx, **kw),
+                      "DCASE 2024/25 Task 1 baseline: receptive-field-regularised inverted-residual CNN (no context)")]
