@@ -47,6 +47,22 @@ def _add_run_parser(sub) -> None:
                    help="model constructor argument, e.g. --model-arg gru_hidden=96 (repeatable)")
     p.add_argument("--context", default=None, metavar="city,time",
                    help="fuse city and/or time embeddings into a backbone that has none (e.g. cp-mobile, timm:...)")
+    semi = p.add_argument_group("semi-supervision (with any strategy)")
+    semi.add_argument("--semi", default=d.semi, choices=("none", "pseudo-label", "mean-teacher"),
+                      help="how unlabeled training clips are used (default: none)")
+    semi.add_argument("--pl-rounds", type=int, default=d.pl_rounds, help="pseudo-label rounds")
+    semi.add_argument("--pl-threshold", type=float, default=d.pl_threshold, help="minimum confidence of a pseudo-label")
+    semi.add_argument("--pl-unbalanced", action="store_true", help="select pseudo-labels by confidence alone, not per class")
+    semi.add_argument("--mt-ema", type=float, default=d.mt_ema, help="mean-teacher EMA decay")
+    semi.add_argument("--mt-weight", type=float, default=d.mt_weight, help="mean-teacher maximum consistency weight")
+    aug = p.add_argument_group("augmentation")
+    aug.add_argument("--freq-mask", type=int, default=d.freq_mask, help="SpecAugment widest mel band masked (0: off)")
+    aug.add_argument("--time-mask", type=int, default=d.time_mask, help="SpecAugment widest frame span masked (0: off)")
+    aug.add_argument("--mixstyle-p", type=float, default=d.mixstyle_p, help="frequency-wise MixStyle probability (0: off)")
+    aug.add_argument("--mixstyle-alpha", type=float, default=d.mixstyle_alpha)
+    aug.add_argument("--mixup-alpha", type=float, default=d.mixup_alpha, help="mixup Beta parameter (0: off)")
+    aug.add_argument("--city-dropout", type=float, default=d.city_dropout,
+                     help="rate at which a training clip's city becomes 'unknown', so that index is learned")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--runs-dir", default=None, help="where runs are stored (default: $ASCBENCH_RUNS_DIR or ./runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -69,6 +85,10 @@ def _config_from_args(args) -> RunConfig:
         pretrained=args.pretrained, feature_preset=args.feature_preset, data_root=args.data_root,
         test_cities=tuple(c.strip() for c in args.test_cities.split(",") if c.strip()),
         time_holdout=args.time_holdout, model_kwargs=kwargs, threads=args.threads, context=args.context,
+        semi=args.semi, pl_rounds=args.pl_rounds, pl_threshold=args.pl_threshold, pl_class_balanced=not args.pl_unbalanced,
+        mt_ema=args.mt_ema, mt_weight=args.mt_weight, freq_mask=args.freq_mask, time_mask=args.time_mask,
+        mixstyle_p=args.mixstyle_p, mixstyle_alpha=args.mixstyle_alpha, mixup_alpha=args.mixup_alpha,
+        city_dropout=args.city_dropout,
     )
 
 
@@ -82,7 +102,7 @@ def cmd_run(args) -> int:
     m, c = record.metrics, record.metrics["complexity"]
     summary = [
         ("run", record.run_id),
-        ("model / strategy", f"{config.model} / {config.strategy}"),
+        ("model / strategy / semi", f"{config.model} / {config.strategy} / {config.semi}"),
         ("dataset / protocol", f"{config.dataset} / {config.protocol}"),
         ("test clips", m["num_clips"]),
         ("accuracy", f"{100 * m['accuracy']:.2f} %  (chance {100 / len(m['class_accuracy']):.0f} %)"),

@@ -12,6 +12,9 @@ from typing import Any
 from ascbench.errors import ConfigError
 
 
+SEMI_NAMES = ("none", "pseudo-label", "mean-teacher")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     model: str = "mobileascnet"
@@ -36,6 +39,19 @@ class RunConfig:
     data_root: str | None = None
     test_cities: tuple[str, ...] = ()
     time_holdout: str = "time-of-day"
+    # semi-supervision (orthogonal to the strategy)
+    semi: str = "none"  # none | pseudo-label | mean-teacher
+    pl_rounds: int = 2  # pseudo-label rounds; round r keeps the most confident r/rounds of each class
+    pl_threshold: float = 0.5  # minimum top probability for a pseudo-label
+    pl_class_balanced: bool = True
+    mt_ema: float = 0.99  # mean-teacher EMA decay
+    mt_weight: float = 10.0  # maximum consistency weight (ramped up over the first 30 % of epochs)
+    # augmentation, applied to every training batch
+    freq_mask: int = 0  # SpecAugment: widest masked mel band (0: off; on the embedded data masking hurt)
+    time_mask: int = 0  # SpecAugment: widest masked frame span
+    mixstyle_p: float = 0.0  # frequency-wise MixStyle probability per batch
+    mixstyle_alpha: float = 0.3
+    mixup_alpha: float = 0.0  # 0 disables mixup
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     context: str | None = None  # "city", "time" or "city,time": fuse context into a backbone without it
     threads: int | None = None  # torch intra-op threads; None uses every core
@@ -49,6 +65,10 @@ class RunConfig:
             raise ConfigError("--lr must be positive")
         if not 0 <= self.city_dropout < 1:
             raise ConfigError("--city-dropout must be in [0, 1)")
+        if self.semi not in SEMI_NAMES:
+            raise ConfigError(f"unknown semi-supervised method {self.semi!r}; valid: {', '.join(SEMI_NAMES)}")
+        if self.pl_rounds < 1 or not 0 <= self.pl_threshold < 1:
+            raise ConfigError("--pl-rounds must be at least 1 and --pl-threshold in [0, 1)")
         if self.context is not None and not set(self.context_parts) <= {"city", "time"} or self.context == "":
             raise ConfigError(f"--context takes city, time or city,time; got {self.context!r}")
 

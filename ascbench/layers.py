@@ -146,6 +146,14 @@ class ContextFusion(nn.Module):
         self.fusion = FUSIONS[fusion](backbone.embed_dim, self.context.out_dim)
         self.head = nn.Linear(backbone.embed_dim, num_classes)
 
+    @property
+    def feature_extractor(self) -> nn.Module:
+        return self.backbone
+
+    @property
+    def classifier(self) -> nn.Module:
+        return self.head
+
     def forward(self, x: torch.Tensor, city: torch.Tensor | None = None, time: torch.Tensor | None = None) -> torch.Tensor:
         h = self.backbone.embed(x)
         return self.head(self.fusion(h, self.context(city, time, h.shape[0])))

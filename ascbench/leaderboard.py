@@ -7,13 +7,16 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-GROUP_KEYS = ["dataset", "protocol", "model", "strategy", "labeled"]
+GROUP_KEYS = ["dataset", "protocol", "model", "strategy", "semi", "labeled"]
 FORMATS = ("table", "markdown", "csv")
 
 
 def aggregate(rows: list[dict]) -> pd.DataFrame:
     """Mean and standard deviation over seeds for each group; complexity is per model so it is taken as is."""
     df = pd.DataFrame(rows)
+    if "semi" not in df:
+        df["semi"] = "none"
+    df["semi"] = df["semi"].fillna("none")
     df["labeled"] = df["labeled"].map(lambda v: "dataset" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:g}")
     for col in ("worst_city_accuracy", "worst_period_accuracy"):
         if col not in df:
@@ -42,7 +45,7 @@ def render(table: pd.DataFrame, fmt: str = "table") -> str:
         return table.to_csv(index=False, float_format="%.4f")
     shown = pd.DataFrame({
         "dataset": table["dataset"], "protocol": table["protocol"], "model": table["model"],
-        "strategy": table["strategy"], "labeled": table["labeled"], "seeds": table["seeds"],
+        "strategy": table["strategy"], "semi": table["semi"], "labeled": table["labeled"], "seeds": table["seeds"],
         "accuracy %": [f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in zip(table["accuracy"], table["accuracy_std"])],
         "macro-F1 %": (100 * table["macro_f1"]).round(1),
         "log loss": table["log_loss"].round(3),

@@ -71,6 +71,7 @@ def pretrained_state(
         "epochs": config.pretrain_epochs, "lr": config.lr, "batch_size": config.batch_size,
         "weight_decay": config.weight_decay, "city_dropout": config.city_dropout, "seed": config.seed,
         "val_fraction": config.val_fraction, "patience": config.patience,
+        "augmentation": [config.freq_mask, config.time_mask, config.mixstyle_p, config.mixstyle_alpha, config.mixup_alpha],
     }
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     path = pretrained_dir() / f"{config.model}-{source_name}-{key}.pt"

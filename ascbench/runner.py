@@ -145,7 +145,8 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     row = {
         "run_id": run_id,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": config.model, "strategy": config.strategy, "dataset": config.dataset, "protocol": config.protocol,
+        "model": config.model, "strategy": config.strategy, "semi": config.semi, "dataset": config.dataset,
+        "protocol": config.protocol,
         "labeled": config.labeled, "seed": config.seed, "config_digest": config.digest(),
         "accuracy": metrics["accuracy"], "macro_accuracy": metrics["macro_accuracy"], "macro_f1": metrics["macro_f1"],
         "log_loss": metrics["log_loss"], "worst_city_accuracy": metrics.get("worst_city_accuracy"),

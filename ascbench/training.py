@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset
 from ascbench.errors import ConfigError
+from ascbench.augment import freq_mixstyle, mixup, spec_augment
 from ascbench.layers import ContextFusion
 from ascbench.protocols import Partition
 from ascbench.specs import ModelContext, ModelSpec
@@ -101,6 +102,35 @@ def predict(model: nn.Module, data: DataBundle, rows: np.ndarray, batch_size: in
     return out
 
 
+class TrainingHook:
+    """Extra behaviour inside the training loop (used by semi-supervised methods).
+
+    ``extra_loss`` is added to the supervised loss at every step, ``after_step`` runs after each
+    optimiser step, and ``eval_model`` chooses which network validation scores (e.g. an EMA teacher).
+    """
+
+    def extra_loss(self, model: nn.Module, epoch: int) -> torch.Tensor | None:
+        return None
+
+    def after_step(self, model: nn.Module) -> None:
+        pass
+
+    def eval_model(self, model: nn.Module) -> nn.Module:
+        return model
+
+
+def augment_batch(x: torch.Tensor, config: RunConfig, generator: torch.Generator) -> torch.Tensor:
+    x = spec_augment(x, config.freq_mask, config.time_mask, generator)
+    return freq_mixstyle(x, config.mixstyle_p, config.mixstyle_alpha, generator)
+
+
+def _freeze_frozen_batchnorm(model: nn.Module) -> None:
+    # A frozen feature extractor must not keep updating its batch-norm statistics either.
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()):
+            m.eval()
+
+
 def fit(
     model: nn.Module,
     data: DataBundle,
@@ -111,61 +141,85 @@ def fit(
     lr: float,
     config: RunConfig,
     seed: int,
+    targets: np.ndarray | None = None,
     desc: str = "train",
     parameters: Iterable[nn.Parameter] | None = None,
+    hook: TrainingHook | None = None,
     progress: bool = True,
 ) -> FitResult:
-    """Train ``model`` on labeled ``train_rows``; keep the weights of the best validation epoch."""
-    labels = data.labels[train_rows]
-    if (labels < 0).any():
-        raise ValueError("fit() was given training rows without a label")
+    """Train ``model`` on ``train_rows`` (labels from ``targets`` or the dataset); keep the best validation epoch.
+
+    Model selection and early stopping use ``val_rows``, which must come from labeled *training* data.
+    """
+    targets = data.labels[train_rows] if targets is None else np.asarray(targets)
+    if len(targets) != len(train_rows) or (targets < 0).any():
+        raise ValueError("fit() needs a known class for every training row")
+    hook = hook or TrainingHook()
     params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
+    if not params:
+        raise ValueError("nothing to train: every parameter is frozen")
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, int(np.ceil(len(train_rows) / config.batch_size)))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.15)
     rng = np.random.default_rng([seed, 11])
-    # Dropout draws from torch's global generator; reseeding here makes a stage independent of
-    # whatever ran before it in the process (e.g. a pretraining stage that was not cached yet).
+    # Dropout and augmentation draw from torch's generators; reseeding here makes a stage independent
+    # of whatever ran before it in the process (e.g. a pretraining stage that was not cached yet).
     torch.manual_seed(seed)
-    best_state, best_score, best_epoch, stale = None, -np.inf, 0, 0
+    generator = torch.Generator().manual_seed(seed)
+    num_classes = len(data.dataset.classes)
+    best_state, best_score, best_epoch, stale = None, (-np.inf, -np.inf), 0, 0
+    # Early stopping waits for the warm-up and first third of the one-cycle schedule.
+    min_epochs = max(1, epochs // 3)
     history: list[dict] = []
+    order = np.arange(len(train_rows))
     bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         model.train()
-        perm = rng.permutation(train_rows)
-        total_loss = 0.0
+        _freeze_frozen_batchnorm(model)
+        perm = rng.permutation(order)
+        total_loss, seen = 0.0, 0
         for start in range(0, len(perm), config.batch_size):
-            rows = np.sort(perm[start:start + config.batch_size])
-            if len(rows) < 2:  # batch norm cannot train on a single clip
+            pos = np.sort(perm[start:start + config.batch_size])
+            if len(pos) < 2:  # batch norm cannot train on a single clip
                 continue
-            x, city, time = data.batch(rows)
+            x, city, time = data.batch(train_rows[pos])
             if config.city_dropout > 0:
-                drop = torch.from_numpy(rng.random(len(rows)) < config.city_dropout)
+                drop = torch.from_numpy(rng.random(len(pos)) < config.city_dropout)
                 city = city.masked_fill(drop, 0)
-            loss = F.cross_entropy(model(x, city, time), torch.from_numpy(data.labels[rows]))
+            x = augment_batch(x, config, generator)
+            y = F.one_hot(torch.from_numpy(targets[pos]), num_classes).float()
+            x, y = mixup(x, y, config.mixup_alpha, generator)
+            loss = torch.sum(-y * F.log_softmax(model(x, city, time), dim=1), dim=1).mean()
+            extra = hook.extra_loss(model, epoch)
+            total = loss if extra is None else loss + extra
+            if not torch.isfinite(total):
+                raise FloatingPointError(f"{desc}: loss became {total.item()} at epoch {epoch}")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            total.backward()
             optimizer.step()
             scheduler.step()
-            total_loss += loss.item() * len(rows)
-        record = {"epoch": epoch, "loss": total_loss / len(perm)}
+            hook.after_step(model)
+            total_loss += loss.item() * len(pos)
+            seen += len(pos)
+        record = {"epoch": epoch, "loss": total_loss / max(seen, 1)}
+        scored = hook.eval_model(model)
         if len(val_rows):
-            probs = predict(model, data, val_rows)
+            probs = predict(scored, data, val_rows)
             truth = data.labels[val_rows]
             record["val_accuracy"] = float(np.mean(probs.argmax(1) == truth))
             record["val_loss"] = float(-np.mean(np.log(np.clip(probs[np.arange(len(truth)), truth], 1e-15, 1.0))))
         history.append(record)
-        # Select on validation log loss: with a few dozen validation clips, accuracy moves in large
-        # steps and picks lucky epochs; the loss is smoother.
-        score = -record.get("val_loss", record["loss"])
+        # Select on validation accuracy, ties broken by validation log loss (with a few dozen
+        # validation clips accuracy moves in steps; loss alone punishes the confident early epochs).
+        score = (record["val_accuracy"], -record["val_loss"]) if len(val_rows) else (0.0, -record["loss"])
         if score > best_score:
             best_score, best_epoch, stale = score, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = copy.deepcopy(scored.state_dict())
         else:
             stale += 1
         bar.set_postfix(loss=f"{record['loss']:.3f}", val=f"{record.get('val_accuracy', float('nan')):.3f}")
         log.debug("%s epoch %d: %s", desc, epoch, record)
-        if config.patience and len(val_rows) and stale >= config.patience:
+        if config.patience and len(val_rows) and stale >= config.patience and epoch >= min_epochs:
             log.info("%s: early stop at epoch %d (best epoch %d)", desc, epoch, best_epoch)
             break
     bar.close()
@@ -191,18 +245,54 @@ class TrainingJob:
         """A fresh model for this run's data, initialised from the run's seed."""
         return create_model(self.model_spec, self.data.model_context(), self.config)
 
-    def fit(self, model: nn.Module, *, lr: float | None = None, epochs: int | None = None, desc: str = "train",
-            parameters: Iterable[nn.Parameter] | None = None) -> FitResult:
-        result = fit(
-            model, self.data, self.partition.labeled, self.partition.val,
-            epochs=epochs or self.config.epochs, lr=lr or self.config.lr, config=self.config,
-            seed=self.config.seed, desc=desc, parameters=parameters, progress=self.progress,
-        )
-        self.notes.setdefault("stages", []).append(
-            {"stage": desc, "best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
-             "epochs_run": len(result.history)}
-        )
-        return result
+    def load_pretrained(self, model: nn.Module) -> nn.Module:
+        """Load the pretraining stage into ``model`` (every weight whose name and shape match)."""
+        fresh = load_compatible(model, self.pretrained_state())
+        if fresh:
+            log.info("not taken from pretraining (shape differs, e.g. the city vocabulary): %s", ", ".join(fresh))
+        self.notes["reinitialised_after_pretraining"] = fresh
+        return model
+
+    def freeze(self, model: nn.Module, keep_trainable: str) -> None:
+        """Freeze every parameter except those of ``model.<keep_trainable>`` ("head" or "classifier").
+
+        ``head`` is everything after the feature extractor (GRU, context, fusion, classifier): the model
+        must expose ``feature_extractor``. ``classifier`` is the final layer only.
+        """
+        if keep_trainable == "head":
+            part = getattr(model, "feature_extractor", None)
+            if part is None:
+                raise ConfigError(f"model {self.config.model!r} exposes no feature_extractor, so it cannot be frozen")
+            for p in part.parameters():
+                p.requires_grad_(False)
+        elif keep_trainable == "classifier":
+            part = getattr(model, "classifier", None)
+            if part is None:
+                raise ConfigError(f"model {self.config.model!r} exposes no classifier, so it cannot be linear-probed")
+            keep = {id(p) for p in part.parameters()}
+            for p in model.parameters():
+                p.requires_grad_(id(p) in keep)
+        else:
+            raise ValueError(f"keep_trainable must be 'head' or 'classifier', not {keep_trainable!r}")
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        self.notes["trainable_params"] = trainable
+        log.info("%d of %d parameters trainable", trainable, sum(p.numel() for p in model.parameters()))
+
+    def fit(self, model: nn.Module, *, lr: float | None = None, epochs: int | None = None, desc: str = "train") -> nn.Module:
+        """Train ``model`` on this run's training clips with the run's semi-supervised method (``--semi``).
+
+        Freeze parameters (``requires_grad_(False)``) before calling to keep them fixed.
+        """
+        from ascbench.semi import SEMI_METHODS
+
+        method = SEMI_METHODS[self.config.semi]
+        results = method(self, model, lr or self.config.lr, epochs or self.config.epochs, desc)
+        for result in results:
+            self.notes.setdefault("stages", []).append(
+                {"stage": desc, "semi": self.config.semi, "best_epoch": result.best_epoch,
+                 "best_val_accuracy": result.best_val_accuracy, "epochs_run": len(result.history)}
+            )
+        return model
 
 
 def load_compatible(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:

@@ -20,6 +20,10 @@ class ContextOnly(nn.Module):
         self.context = ContextEncoder(ctx.num_cities, ctx.time_dim, city_dim, time_emb_dim)
         self.mlp = nn.Sequential(nn.Linear(self.context.out_dim, hidden), nn.ReLU(), nn.Linear(hidden, ctx.num_classes))
 
+    @property
+    def classifier(self) -> nn.Module:
+        return self.mlp[-1]
+
     def forward(self, x: torch.Tensor, city: torch.Tensor | None = None, time: torch.Tensor | None = None) -> torch.Tensor:
         return self.mlp(self.context(city, time, x.shape[0]))
 

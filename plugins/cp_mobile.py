@@ -78,6 +78,10 @@ class CPMobile(nn.Module):
         self.embed_dim = in_ch
         self.classifier = nn.Sequential(nn.Conv2d(in_ch, ctx.num_classes, 1, bias=False), nn.BatchNorm2d(ctx.num_classes))
 
+    @property
+    def feature_extractor(self) -> nn.Module:
+        return nn.ModuleList([self.stem, self.stages])
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x)).mean(dim=(2, 3))
 

@@ -5,23 +5,14 @@ The pretraining stage is the dataset's declared source (``--pretrain-on`` to cha
 (``lr * finetune_lr_scale``) so the pretrained features are adapted rather than overwritten.
 """
 
-import logging
-
 from ascbench import hookimpl
 from ascbench.specs import StrategySpec
-from ascbench.training import TrainingJob, load_compatible
-
-log = logging.getLogger("ascbench")
+from ascbench.training import TrainingJob
 
 
 def pretrain_then_finetune(job: TrainingJob):
-    model = job.build_model()
-    fresh = load_compatible(model, job.pretrained_state())
-    if fresh:
-        log.info("not taken from pretraining (shape differs, e.g. the city vocabulary): %s", ", ".join(fresh))
-    job.notes["reinitialised_after_pretraining"] = fresh
-    job.fit(model, lr=job.config.lr * job.config.finetune_lr_scale, desc="finetune")
-    return model
+    model = job.load_pretrained(job.build_model())
+    return job.fit(model, lr=job.config.lr * job.config.finetune_lr_scale, desc="finetune")
 
 
 @hookimpl

@@ -54,6 +54,15 @@ class MobileASCNet(nn.Module):
             self.fusion = FUSIONS[fusion](audio_dim, self.context.out_dim)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(audio_dim, ctx.num_classes))
 
+    @property
+    def feature_extractor(self) -> nn.Module:
+        """The convolutional front-end; ``freeze`` keeps it fixed and trains GRU, context and classifier."""
+        return nn.ModuleList([self.stem, self.blocks])
+
+    @property
+    def classifier(self) -> nn.Module:
+        return self.head[-1]
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Audio embedding (batch, embed_dim), before any city/time context."""
         x = self.blocks(self.stem(x))  # (batch, channels, mel, frames)

@@ -1,4 +1,4 @@
-"""The ``scratch`` strategy: random initialisation, trained on the labeled training clips."""
+"""The ``scratch`` strategy: random initialisation, trained on the target's training clips."""
 
 from ascbench import hookimpl
 from ascbench.specs import StrategySpec
@@ -6,11 +6,9 @@ from ascbench.training import TrainingJob
 
 
 def train_from_scratch(job: TrainingJob):
-    model = job.build_model()
-    job.fit(model, desc="scratch")
-    return model
+    return job.fit(job.build_model(), desc="scratch")
 
 
 @hookimpl
 def ascbench_strategies() -> list[StrategySpec]:
-    return [StrategySpec("scratch", train_from_scratch, "train from random initialisation on the labeled clips")]
+    return [StrategySpec("scratch", train_from_scratch, "train from random initialisation")]

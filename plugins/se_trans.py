@@ -57,6 +57,14 @@ class SETrans(nn.Module):
             self.context, self.fusion = None, None
         self.fc = nn.Linear(channels[1], ctx.num_classes)
 
+    @property
+    def feature_extractor(self) -> nn.Module:
+        return self.blocks
+
+    @property
+    def classifier(self) -> nn.Module:
+        return self.fc
+
     def forward(self, x: torch.Tensor, city: torch.Tensor | None = None, time: torch.Tensor | None = None) -> torch.Tensor:
         x = self.pool(self.blocks(x)).squeeze(2).transpose(1, 2)  # (batch, steps, channels)
         h = self.encoder(x).amax(dim=1)

@@ -33,6 +33,17 @@ class TimmBackbone(nn.Module):
         # Some heads add a hidden layer after pooling (MobileNetV3); pre-logits then have that width.
         self.embed_dim = getattr(self.net, "head_hidden_size", None) or self.net.num_features
 
+    @property
+    def classifier(self) -> nn.Module:
+        return self.net.get_classifier()
+
+    @property
+    def feature_extractor(self) -> nn.Module:
+        head = {id(p) for p in self.classifier.parameters()}
+        body = nn.Module()
+        body.params = nn.ParameterList([p for p in self.net.parameters() if id(p) not in head])
+        return body
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
 

@@ -1,0 +1,52 @@
+"""Batch augmentations shared by every strategy, applied to normalised log-mel batches (batch, 1, mel, frames)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def spec_augment(x: torch.Tensor, freq_width: int, time_width: int, generator: torch.Generator) -> torch.Tensor:
+    """SpecAugment-style masking: one frequency band and one time span per clip, of random width up to the given."""
+    if freq_width <= 0 and time_width <= 0:
+        return x
+    b, _, n_mels, n_frames = x.shape
+    x = x.clone()
+    for width, size, dim in ((freq_width, n_mels, 2), (time_width, n_frames, 3)):
+        if width <= 0:
+            continue
+        w = torch.randint(0, width + 1, (b,), generator=generator)
+        start = (torch.rand(b, generator=generator) * (size - w).clamp(min=1)).long()
+        pos = torch.arange(size)
+        mask = (pos[None, :] >= start[:, None]) & (pos[None, :] < (start + w)[:, None])  # (b, size)
+        shape = (b, 1, size, 1) if dim == 2 else (b, 1, 1, size)
+        x = x.masked_fill(mask.view(shape), 0.0)
+    return x
+
+
+def freq_mixstyle(x: torch.Tensor, p: float, alpha: float, generator: torch.Generator) -> torch.Tensor:
+    """Frequency-wise MixStyle: mix each clip's per-frequency mean and std with another clip's.
+
+    Device and city differences show up as frequency-dependent gain; mixing these statistics across
+    clips (Kim et al., 2022; the standard DCASE trick) teaches invariance to them.
+    """
+    if p <= 0 or torch.rand(1, generator=generator).item() > p:
+        return x
+    b = x.shape[0]
+    mu = x.mean(dim=(1, 3), keepdim=True)
+    sig = (x.var(dim=(1, 3), keepdim=True) + 1e-6).sqrt()
+    normed = (x - mu) / sig
+    lam = torch.distributions.Beta(alpha, alpha).sample((b, 1, 1, 1)) if alpha > 0 else torch.full((b, 1, 1, 1), 0.5)
+    perm = torch.randperm(b, generator=generator)
+    mix_mu = lam * mu + (1 - lam) * mu[perm]
+    mix_sig = lam * sig + (1 - lam) * sig[perm]
+    return normed * mix_sig + mix_mu
+
+
+def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup on inputs and one-hot/soft targets ``y`` (batch, classes)."""
+    if alpha <= 0:
+        return x, y
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    lam = max(lam, 1 - lam)  # keep the first clip dominant, so its context inputs still fit
+    perm = torch.randperm(x.shape[0], generator=generator)
+    return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]

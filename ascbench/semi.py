@@ -1,0 +1,134 @@
+"""Semi-supervised training, orthogonal to the strategy: ``--semi none | pseudo-label | mean-teacher``.
+
+A strategy decides the starting weights and what is frozen; the semi-supervised method decides how
+the unlabeled training clips are used while fitting. Only ``partition.unlabeled`` is ever read
+without its label; validation and test clips are never pseudo-labelled.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ascbench.training import FitResult, TrainingHook, augment_batch, fit, predict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ascbench.training import TrainingJob
+
+log = logging.getLogger("ascbench")
+
+
+def _fit(job: "TrainingJob", model: nn.Module, rows: np.ndarray, targets: np.ndarray | None, lr: float, epochs: int,
+         desc: str, hook: TrainingHook | None = None) -> FitResult:
+    return fit(model, job.data, rows, job.partition.val, targets=targets, epochs=epochs, lr=lr, config=job.config,
+               seed=job.config.seed, desc=desc, hook=hook, progress=job.progress)
+
+
+def supervised(job: "TrainingJob", model: nn.Module, lr: float, epochs: int, desc: str) -> list[FitResult]:
+    return [_fit(job, model, job.partition.labeled, None, lr, epochs, desc)]
+
+
+def select_pseudo_labels(probs: np.ndarray, threshold: float, fraction: float, class_balanced: bool) -> np.ndarray:
+    """Positions (into ``probs``) of the clips to pseudo-label.
+
+    Every clip whose top probability reaches ``threshold`` is a candidate. Class-balanced selection
+    then keeps the most confident ``fraction`` of each predicted class separately, so a class the
+    model over-predicts cannot flood the training set; otherwise the most confident ``fraction`` overall.
+    """
+    confidence, predicted = probs.max(axis=1), probs.argmax(axis=1)
+    candidates = np.flatnonzero(confidence >= threshold)
+    groups = [candidates[predicted[candidates] == c] for c in np.unique(predicted)] if class_balanced else [candidates]
+    chosen = []
+    for group in groups:
+        keep = int(np.ceil(fraction * len(group)))
+        chosen.append(group[np.argsort(-confidence[group], kind="stable")[:keep]])
+    return np.sort(np.concatenate(chosen)) if chosen else np.array([], dtype=np.int64)
+
+
+def pseudo_label(job: "TrainingJob", model: nn.Module, lr: float, epochs: int, desc: str) -> list[FitResult]:
+    """The challenge recipe (train on labels, pseudo-label the unlabeled pool, retrain on both), repeated
+    for ``pl_rounds`` rounds with a confidence threshold and a growing, class-balanced selection."""
+    cfg, part, data = job.config, job.partition, job.data
+    initial = copy.deepcopy(model.state_dict())
+    results = [_fit(job, model, part.labeled, None, lr, epochs, f"{desc} (labeled)")]
+    rounds = job.notes.setdefault("pseudo_label_rounds", [])
+    for r in range(1, cfg.pl_rounds + 1):
+        if len(part.unlabeled) == 0:
+            break
+        probs = predict(model, data, part.unlabeled)
+        pos = select_pseudo_labels(probs, cfg.pl_threshold, r / cfg.pl_rounds, cfg.pl_class_balanced)
+        rows, guesses = part.unlabeled[pos], probs[pos].argmax(axis=1)
+        truth = data.labels[rows]
+        known = truth >= 0
+        entry = {"round": r, "pool": int(len(part.unlabeled)), "selected": int(len(rows)),
+                 "accuracy_where_known": float(np.mean(guesses[known] == truth[known])) if known.any() else None,
+                 "per_class": np.bincount(guesses, minlength=len(data.dataset.classes)).tolist()}
+        rounds.append(entry)
+        log.info("pseudo-label round %d: %d of %d unlabeled clips selected, accuracy where known %s",
+                 r, entry["selected"], entry["pool"], entry["accuracy_where_known"])
+        model.load_state_dict(initial)  # retrain from the strategy's starting point, as the recipe does
+        train_rows = np.concatenate([part.labeled, rows])
+        targets = np.concatenate([data.labels[part.labeled], guesses])
+        results.append(_fit(job, model, train_rows, targets, lr, epochs, f"{desc} (round {r})"))
+    return results
+
+
+class MeanTeacher(TrainingHook):
+    """Consistency between the student and an exponential-moving-average teacher on unlabeled clips,
+    each seeing its own augmentation of the clip (Tarvainen and Valpola, 2017)."""
+
+    def __init__(self, job: "TrainingJob", model: nn.Module, epochs: int):
+        self.job, self.epochs = job, epochs
+        self.teacher = copy.deepcopy(model)
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.rng = np.random.default_rng([job.config.seed, 23])
+        self.generator = torch.Generator().manual_seed(job.config.seed + 1)
+
+    def weight(self, epoch: int) -> float:
+        ramp = min(1.0, epoch / max(1.0, 0.3 * self.epochs))  # sigmoid ramp-up over the first 30 %
+        return self.job.config.mt_weight * float(np.exp(-5.0 * (1.0 - ramp) ** 2))
+
+    def extra_loss(self, model: nn.Module, epoch: int) -> torch.Tensor | None:
+        pool = self.job.partition.unlabeled
+        if len(pool) == 0:
+            return None
+        rows = self.rng.choice(pool, size=min(len(pool), self.job.config.batch_size), replace=False)
+        x, city, time = self.job.data.batch(rows)
+        with torch.no_grad():
+            self.teacher.train()
+            target = F.softmax(self.teacher(augment_batch(x, self.job.config, self.generator), city, time), dim=1)
+        student = F.softmax(model(augment_batch(x, self.job.config, self.generator), city, time), dim=1)
+        return self.weight(epoch) * F.mse_loss(student, target)
+
+    @torch.no_grad()
+    def after_step(self, model: nn.Module) -> None:
+        decay = self.job.config.mt_ema
+        for t, s in zip(self.teacher.state_dict().values(), model.state_dict().values()):
+            if t.dtype.is_floating_point:
+                t.mul_(decay).add_(s, alpha=1 - decay)
+            else:
+                t.copy_(s)
+
+    def eval_model(self, model: nn.Module) -> nn.Module:
+        return self.teacher  # the teacher is the better model; validation selects its weights
+
+
+def mean_teacher(job: "TrainingJob", model: nn.Module, lr: float, epochs: int, desc: str) -> list[FitResult]:
+    hook = MeanTeacher(job, model, epochs)
+    job.notes["mean_teacher"] = {"ema": job.config.mt_ema, "max_weight": job.config.mt_weight,
+                                 "unlabeled_pool": int(len(job.partition.unlabeled))}
+    return [_fit(job, model, job.partition.labeled, None, lr, epochs, f"{desc} (mean teacher)", hook)]
+
+
+SEMI_METHODS: dict[str, Callable[..., list[FitResult]]] = {
+    "none": supervised,
+    "pseudo-label": pseudo_label,
+    "mean-teacher": mean_teacher,
+}

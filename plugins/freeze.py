@@ -1,0 +1,20 @@
+"""The ``freeze`` strategy: pretrained feature extractor kept fixed; GRU, context and classifier train.
+
+The model must expose ``feature_extractor`` (every built-in audio model does). Batch-norm statistics
+of the frozen part stay fixed too.
+"""
+
+from ascbench import hookimpl
+from ascbench.specs import StrategySpec
+from ascbench.training import TrainingJob
+
+
+def frozen_features(job: TrainingJob):
+    model = job.load_pretrained(job.build_model())
+    job.freeze(model, keep_trainable="head")
+    return job.fit(model, desc="freeze")
+
+
+@hookimpl
+def ascbench_strategies() -> list[StrategySpec]:
+    return [StrategySpec("freeze", frozen_features, "pretrained feature extractor frozen; the rest of the model trains")]
