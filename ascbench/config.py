@@ -25,6 +25,7 @@ class RunConfig:
     seed: int = 0
     epochs: int = 30
     batch_size: int = 32
+    min_epoch_clips: int = 256  # an epoch repeats the training clips until it has seen at least this many
     lr: float = 3e-3
     weight_decay: float = 1e-4
     patience: int = 8  # early stopping on validation accuracy; 0 disables it

@@ -69,6 +69,7 @@ def pretrained_state(
         "source_fingerprint": source.fingerprint(), "source_features": cache_key(source, feature_cfg),
         "features": asdict(feature_cfg),
         "epochs": config.pretrain_epochs, "lr": config.lr, "batch_size": config.batch_size,
+        "min_epoch_clips": config.min_epoch_clips,
         "weight_decay": config.weight_decay, "city_dropout": config.city_dropout, "seed": config.seed,
         "val_fraction": config.val_fraction, "patience": config.patience,
         "augmentation": [config.freq_mask, config.time_mask, config.mixstyle_p, config.mixstyle_alpha, config.mixup_alpha],

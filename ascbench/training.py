@@ -77,7 +77,10 @@ class DataBundle:
         )
 
     def batch(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        rows = np.sort(rows)  # sorted reads are sequential on a memory-mapped array
+        """Normalised features, city indices and time features of ``rows``, in the order given.
+
+        Callers pass sorted rows where they can: sorted reads are sequential on a memory-mapped array.
+        """
         x = (np.asarray(self.features[rows]) - self.mean[:, None]) / self.std[:, None]
         return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(self.city[rows]), torch.from_numpy(self.time[rows])
 
@@ -159,7 +162,10 @@ def fit(
     if not params:
         raise ValueError("nothing to train: every parameter is frozen")
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
-    steps_per_epoch = max(1, int(np.ceil(len(train_rows) / config.batch_size)))
+    # With few labeled clips an epoch is only a handful of steps; repeating the clips (in fresh
+    # orders) up to min_epoch_clips gives the schedule and early stopping enough steps to work with.
+    passes = max(1, int(np.ceil(config.min_epoch_clips / len(train_rows))))
+    steps_per_epoch = max(1, int(np.ceil(passes * len(train_rows) / config.batch_size)))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.15)
     rng = np.random.default_rng([seed, 11])
     # Dropout and augmentation draw from torch's generators; reseeding here makes a stage independent
@@ -176,10 +182,11 @@ def fit(
     for epoch in bar:
         model.train()
         _freeze_frozen_batchnorm(model)
-        perm = rng.permutation(order)
+        perm = np.concatenate([rng.permutation(order) for _ in range(passes)])
         total_loss, seen = 0.0, 0
         for start in range(0, len(perm), config.batch_size):
-            pos = np.sort(perm[start:start + config.batch_size])
+            pos = perm[start:start + config.batch_size]
+            pos = pos[np.argsort(train_rows[pos], kind="stable")]  # sequential reads; targets follow
             if len(pos) < 2:  # batch norm cannot train on a single clip
                 continue
             x, city, time = data.batch(train_rows[pos])

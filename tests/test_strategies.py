@@ -112,3 +112,51 @@ def test_pseudo_label_selection():
 def test_unknown_semi_method():
     with pytest.raises(ConfigError, match="mean-teacher"):
         RunConfig(semi="co-training")
+
+
+def test_batches_keep_rows_and_targets_aligned(tiny):
+    """Pseudo-labelled training rows are not sorted; a batch must come back in the order asked for."""
+    from ascbench.features import PRESETS, load_features
+
+    feats, _ = load_features(tiny, PRESETS["embedded"], progress=False)
+    data = DataBundle.build(tiny, feats, np.arange(len(tiny.meta)))
+    rows = np.array([7, 2, 5])
+    x, city, _ = data.batch(rows)
+    for i, r in enumerate(rows):
+        assert torch.allclose(x[i, 0], data.batch(np.array([r]))[0][0, 0])
+        assert city[i] == data.city[r]
+
+
+def test_fit_reads_each_target_with_its_own_clip(tiny, monkeypatch):
+    """Training on unsorted rows: every batch pairs each clip with the target given for that row."""
+    import torch.nn as nn
+
+    from ascbench.features import PRESETS, load_features
+    from ascbench.training import fit
+
+    feats, _ = load_features(tiny, PRESETS["embedded"], progress=False)
+    data = DataBundle.build(tiny, feats, np.arange(len(tiny.meta)))
+    rows = np.array([40, 3, 25, 11, 30, 1])
+    targets = np.array([9, 8, 7, 6, 5, 4])
+    expected = dict(zip(rows.tolist(), targets.tolist()))
+    pairs = []
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Linear(1, 10)
+
+        def forward(self, x, city=None, time=None):
+            pairs.append(x[:, 0, 0, 0].detach().clone())
+            return self.w(x[:, :, 0, :1].mean(dim=(1, 2)).unsqueeze(1))
+
+    seen = []
+    real_one_hot = torch.nn.functional.one_hot
+    monkeypatch.setattr(torch.nn.functional, "one_hot", lambda t, n: seen.append(t.clone()) or real_one_hot(t, n))
+    fit(Probe(), data, rows, np.array([], dtype=np.int64), targets=targets, epochs=1, lr=1e-3,
+        config=RunConfig(batch_size=3, min_epoch_clips=1, city_dropout=0.0), seed=0, progress=False)
+    first_value = {r: float(data.batch(np.array([r]))[0][0, 0, 0, 0]) for r in rows}
+    for xs, ts in zip(pairs, seen):
+        for value, target in zip(xs.tolist(), ts.tolist()):
+            row = next(r for r, v in first_value.items() if abs(v - value) < 1e-6)
+            assert expected[row] == target
