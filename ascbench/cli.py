@@ -206,6 +206,56 @@ def cmd_profile(args) -> int:
     return 0
 
 
+def _load_dataset(name: str, data_root: str | None, require_audio: bool):
+    from ascbench.data.dataset import DatasetOptions
+    from ascbench.registry import get_registry
+
+    options = DatasetOptions(data_root=Path(data_root) if data_root else None, require_audio=require_audio)
+    return get_registry().dataset(name).load(options)
+
+
+def cmd_data(args) -> int:
+    from tabulate import tabulate
+
+    from ascbench.data.summary import dataset_tables, metadata_lookup_score, split_table
+
+    if args.data_command == "info":
+        ds = _load_dataset(args.dataset, args.data_root, require_audio=False)
+        print(f"{ds.name}: {ds.description}")
+        for title, table in dataset_tables(ds).items():
+            print(f"\n{title}:")
+            print(tabulate(table, headers="keys", tablefmt="simple", showindex=False))
+        return 0
+
+    from ascbench.protocols import ProtocolOptions, partition
+    from ascbench.registry import get_registry
+
+    ds = _load_dataset(args.dataset, args.data_root, require_audio=False)
+    options = ProtocolOptions(seed=args.seed, test_cities=tuple(c for c in args.test_cities.split(",") if c),
+                              time_holdout=args.time_holdout)
+    split = get_registry().protocol(args.protocol).split(ds, options)
+    part = partition(ds, split, args.labeled, 0.0, args.seed)
+    print(f"{ds.name} under {args.protocol} (seed {args.seed}):")
+    print(tabulate(split_table(ds, split, part.labeled), headers="keys", tablefmt="simple", showindex=False))
+    score = metadata_lookup_score(ds, part.labeled, split.test)
+    print(f"\nmetadata-only lookup (recording, else city majority; no audio): accuracy {100 * score['accuracy']:.1f} %, "
+          f"macro accuracy {100 * score['macro_accuracy']:.1f} %, test clips whose recording is in training "
+          f"{100 * score['recording_hits']:.1f} %")
+    if args.output:
+        import numpy as np
+        import pandas as pd
+
+        from ascbench.fileio import atomic_write_text
+
+        role = np.full(len(ds.meta), "unused", dtype=object)
+        role[part.labeled], role[part.unlabeled], role[split.test] = "train-labeled", "train-unlabeled", "test"
+        frame = pd.DataFrame({"filename": ds.meta["filename"], "city": ds.meta["city"], "timestamp": ds.meta["timestamp"],
+                              "group": ds.meta["group"], "scene_label": ds.meta["scene_label"], "role": role})
+        atomic_write_text(Path(args.output), frame.to_csv(index=False))
+        print(f"wrote {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ascbench",
@@ -229,6 +279,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="only this model")
     p.add_argument("--runs-dir", default=None, help="results store (default: $ASCBENCH_RUNS_DIR or ./runs)")
 
+    p = sub.add_parser("data", help="inspect a dataset and its splits (metadata only; no audio needed)")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    q = data_sub.add_parser("info", help="clips, labeled fraction, per-city and per-period counts, class balance")
+    q.add_argument("dataset")
+    q.add_argument("--data-root", default=None)
+    q = data_sub.add_parser("split", help="summarise a protocol's split, score a metadata-only lookup, write it as CSV")
+    q.add_argument("dataset")
+    q.add_argument("--protocol", default="official")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--labeled", type=float, default=None)
+    q.add_argument("--test-cities", default="")
+    q.add_argument("--time-holdout", default="time-of-day")
+    q.add_argument("--data-root", default=None)
+    q.add_argument("--output", help="write the split (one row per clip with its role) to this CSV")
+
     p = sub.add_parser("profile", help="parameters, MACs and memory of a model, without training")
     p.add_argument("model")
     p.add_argument("--preset", default="apsipa2025", help="feature preset giving the input shape (default: apsipa2025)")
@@ -239,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 PLURAL = {"model": "models", "strategy": "strategies", "dataset": "datasets", "protocol": "protocols"}
-COMMANDS = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "profile": cmd_profile}
+COMMANDS = {"data": cmd_data, "run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "profile": cmd_profile}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,16 +33,18 @@ class FeatureConfig:
     n_mels: int
     f_min: float
     f_max: float | None = None
+    max_frames: int | None = None  # crop to this many frames (the challenge baseline keeps 500)
 
     def n_frames(self, clip_seconds: float) -> int:
-        return int(round(clip_seconds * self.sample_rate)) // self.hop_length + 1  # centred frames
+        frames = int(round(clip_seconds * self.sample_rate)) // self.hop_length + 1  # centred frames
+        return min(frames, self.max_frames) if self.max_frames else frames
 
 
 PRESETS: dict[str, FeatureConfig] = {
     # The embedded datasets: 16 kHz, 50 ms windows, 20 ms hop.
     "embedded": FeatureConfig(16_000, 1024, 800, 320, 64, 50.0, 8000.0),
     # APSIPA ASC 2025 baseline and MobileASCNet paper: 500 frames per 10 s clip.
-    "apsipa2025": FeatureConfig(44_100, 2048, 1764, 882, 64, 50.0, None),
+    "apsipa2025": FeatureConfig(44_100, 2048, 1764, 882, 64, 50.0, None, max_frames=500),
     # DCASE Task 1 baseline.
     "dcase": FeatureConfig(32_000, 4096, 3072, 500, 256, 0.0, None),
 }
@@ -99,7 +101,7 @@ def extract(dataset: ClipDataset, cfg: FeatureConfig, batch_size: int = 64, prog
             wave = torch.from_numpy(batch)
             if dataset.sample_rate != cfg.sample_rate:
                 wave = torchaudio.functional.resample(wave, dataset.sample_rate, cfg.sample_rate)
-            out[start:start + len(batch)] = front_end(wave).numpy()
+            out[start:start + len(batch)] = front_end(wave)[..., :n_frames].numpy()
             bar.update(len(batch))
     bar.close()
     return out

@@ -68,9 +68,23 @@ def official(dataset: ClipDataset, options: ProtocolOptions) -> Split:
     return _finish(dataset, ~test, test, {"protocol": "official", "source": f"random recordings, seed {options.seed}"})
 
 
+def classes_without_training_labels(dataset: ClipDataset, train_mask: np.ndarray, test_mask: np.ndarray) -> list[str]:
+    """Classes scored on the test side that no labeled training clip teaches."""
+    labels = dataset.label_indices()
+    labeled = dataset.meta["labeled"].to_numpy()
+    taught = set(labels[train_mask & labeled & (labels >= 0)])
+    tested = set(labels[test_mask & (labels >= 0)])
+    return [dataset.classes[c] for c in sorted(tested - taught)]
+
+
 def unseen_city(dataset: ClipDataset, options: ProtocolOptions) -> Split:
-    """Test on cities that never occur in training."""
+    """Test on cities that never occur in training.
+
+    Without ``test_cities`` the hold-out cities are drawn with the seed, skipping draws that would test
+    a class no labeled training clip teaches (classes and cities are entangled in real data).
+    """
     cities = sorted(dataset.meta["city"].unique())
+    city_col = dataset.meta["city"]
     if options.test_cities:
         absent = sorted(set(options.test_cities) - set(cities))
         if absent:
@@ -81,8 +95,19 @@ def unseen_city(dataset: ClipDataset, options: ProtocolOptions) -> Split:
             raise ConfigError(f"unseen-city needs at least 2 cities; {dataset.name!r} has {len(cities)}")
         rng = np.random.default_rng(options.seed)
         count = min(len(cities) - 1, max(1, int(round(options.test_fraction * len(cities)))))
-        held = sorted(rng.choice(cities, size=count, replace=False).tolist())
-    test = dataset.meta["city"].isin(held).to_numpy()
+        held = None
+        for _ in range(500):
+            candidate = sorted(rng.choice(cities, size=count, replace=False).tolist())
+            test = city_col.isin(candidate).to_numpy()
+            if not classes_without_training_labels(dataset, ~test, test):
+                held = candidate
+                break
+        if held is None:
+            raise ConfigError(
+                f"no draw of {count} hold-out cities in {dataset.name!r} leaves every tested class with labeled "
+                "training clips (classes and cities are entangled); choose them with --test-cities"
+            )
+    test = city_col.isin(held).to_numpy()
     return _finish(dataset, ~test, test, {"protocol": "unseen-city", "test_cities_held_out": held})
 
 
@@ -131,6 +156,11 @@ def partition(dataset: ClipDataset, split: Split, labeled_fraction: float | None
     labeled, unlabeled = train[is_labeled], train[~is_labeled]
     if len(labeled) == 0:
         raise ConfigError(f"no labeled training clips in {dataset.name!r} under this protocol")
+    untaught = sorted(set(labels[split.test]) - set(labels[labeled]))
+    if untaught:
+        names = ", ".join(dataset.classes[c] for c in untaught)
+        raise ConfigError(f"split of {dataset.name!r} tests class(es) {names} but has no labeled training clip of them; "
+                          "choose other hold-out cities or periods")
 
     groups = dataset.meta["group"].to_numpy()
     val_groups: set = set()

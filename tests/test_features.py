@@ -60,3 +60,20 @@ def test_unreadable_audio_names_the_file(tiny, tmp_path):
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     with pytest.raises(DataError, match="broken.wav"):
         read_clip(bad, 16000, 16000)
+
+
+def test_other_sample_rates_are_resampled(tmp_path, caplog):
+    import soundfile as sf
+
+    t = np.arange(8000) / 8000
+    sf.write(str(tmp_path / "low.wav"), np.sin(2 * np.pi * 440 * t).astype(np.float32), 8000)
+    caplog.set_level("WARNING", logger="ascbench")
+    clip = read_clip(tmp_path / "low.wav", 16000, 16000)
+    assert clip.shape == (16000,) and "resampling audio from 8000 Hz to 16000 Hz" in caplog.text
+    spectrum = np.abs(np.fft.rfft(clip))
+    assert abs(np.argmax(spectrum) * 16000 / 16000 - 440) < 3  # still a 440 Hz tone
+
+
+def test_apsipa_preset_keeps_500_frames():
+    assert PRESETS["apsipa2025"].n_frames(10.0) == 500
+    assert PRESETS["dcase"].n_frames(1.0) == 65

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -9,13 +10,16 @@ import soundfile as sf
 
 from ascbench.errors import DataError
 
+log = logging.getLogger("ascbench")
+_resample_reported: set[tuple[int, int]] = set()
+
 
 def read_clip(path: Path, sample_rate: int, num_samples: int) -> np.ndarray:
     """Read ``path`` as mono float32 of exactly ``num_samples`` samples.
 
-    Multichannel audio is averaged to mono; a short clip is zero-padded at the end and a long one
-    cropped to its first ``num_samples`` samples. A different sample rate is an error here: resampling
-    belongs to the feature front-end, which knows the preset's rate.
+    Multichannel audio is averaged to mono; a file at another sample rate is resampled (said once per
+    rate pair); then a short clip is zero-padded at the end and a long one cropped to its first
+    ``num_samples`` samples.
     """
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
@@ -23,9 +27,15 @@ def read_clip(path: Path, sample_rate: int, num_samples: int) -> np.ndarray:
         raise DataError(f"cannot read audio file {path}: {exc}") from exc
     if data.shape[0] == 0:
         raise DataError(f"audio file {path} contains no samples")
-    if sr != sample_rate:
-        raise DataError(f"audio file {path} has sample rate {sr} Hz, expected {sample_rate} Hz")
     mono = data.mean(axis=1)
+    if sr != sample_rate:
+        import torch
+        import torchaudio
+
+        if (sr, sample_rate) not in _resample_reported:
+            _resample_reported.add((sr, sample_rate))
+            log.warning("resampling audio from %d Hz to %d Hz (first seen in %s)", sr, sample_rate, path)
+        mono = torchaudio.functional.resample(torch.from_numpy(np.ascontiguousarray(mono)), sr, sample_rate).numpy()
     if not np.all(np.isfinite(mono)):
         raise DataError(f"audio file {path} contains NaN or infinite samples")
     if mono.shape[0] >= num_samples:

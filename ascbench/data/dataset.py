@@ -36,6 +36,7 @@ class DatasetOptions:
 
     data_root: Path | None = None
     cache_dir: Path | None = None
+    require_audio: bool = True  # False for commands that read only metadata (ascbench data info)
 
 
 @dataclass

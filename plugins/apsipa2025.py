@@ -1,0 +1,139 @@
+"""The APSIPA ASC 2025 Grand Challenge data ("city and time-aware semi-supervised ASC", CAS 2023 audio).
+
+Metadata: CSVs with columns ``filename,location,record_time,scene_label`` (``scene_label`` empty for
+unlabeled clips, ``record_time`` as ``YYYY-MM-DD HH:MM:SS``; the eval CSV starts with a UTF-8 byte-order
+mark). The official metadata ships with ascbench; a CSV of the same name in the data root overrides it.
+Audio: ``<root>/<filename>.wav``, 44.1 kHz, 10 s, under ``--data-root`` or ``$ASCBENCH_APSIPA2025_ROOT``.
+
+Each ``(location, record_time)`` pair is one long recording cut into clips with a single label, so the
+recording is the split group. The eval set has no labels; ``official`` therefore trains on dev and tests
+on a held-out quarter of the labeled dev recordings (fixed seed, stratified by class).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ascbench import hookimpl
+from ascbench.data.dataset import ClipDataset, DatasetOptions
+from ascbench.errors import DataError
+from ascbench.specs import DatasetSpec
+
+log = logging.getLogger("ascbench")
+
+CLASSES = ["Bus", "Airport", "Metro", "Restaurant", "Shopping mall", "Public square", "Urban park",
+           "Traffic street", "Construction site", "Bar"]
+COLUMNS = ("filename", "location", "record_time", "scene_label")
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+SAMPLE_RATE, CLIP_SECONDS = 44_100, 10.0
+META_FILES = {"dev": "APSIPA2025_GC_ASC_dev_metadata.csv", "eval": "APSIPA2025_GC_ASC_eval_metadata.csv"}
+SHIPPED = Path(__file__).parent / "data" / "apsipa2025"
+ROOT_ENV = "ASCBENCH_APSIPA2025_ROOT"
+SPLIT_SEED, TEST_FRACTION = 2025, 0.25
+
+
+def read_metadata(path: Path) -> pd.DataFrame:
+    """Read and check one metadata CSV; every problem is reported with the file, row and column."""
+    try:
+        meta = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise DataError(f"metadata file {path} does not exist") from None
+    except Exception as exc:
+        raise DataError(f"cannot parse metadata file {path}: {exc}") from exc
+    meta.columns = [c.strip() for c in meta.columns]
+    missing = [c for c in COLUMNS if c not in meta.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; "
+                        f"found {', '.join(repr(c) for c in meta.columns)}; expected {', '.join(COLUMNS)}")
+    row = lambda i: i + 2  # noqa: E731 - CSV line number: the header is line 1
+    for col in ("filename", "location", "record_time"):
+        empty = np.flatnonzero(meta[col].str.strip() == "")
+        if len(empty):
+            raise DataError(f"{path}, row {row(empty[0])}, column {col!r}: empty value")
+    stamps = pd.to_datetime(meta["record_time"], format=TIME_FORMAT, errors="coerce")
+    bad = np.flatnonzero(stamps.isna().to_numpy())
+    if len(bad):
+        raise DataError(f"{path}, row {row(bad[0])}, column 'record_time': {meta['record_time'].iloc[bad[0]]!r} "
+                        f"is not a timestamp of the form YYYY-MM-DD HH:MM:SS")
+    labels = meta["scene_label"].str.strip()
+    unknown = np.flatnonzero((labels != "") & ~labels.isin(CLASSES))
+    if len(unknown):
+        raise DataError(f"{path}, row {row(unknown[0])}, column 'scene_label': unknown scene {labels.iloc[unknown[0]]!r}; "
+                        f"classes are {', '.join(CLASSES)}")
+    dup = np.flatnonzero(meta["filename"].duplicated().to_numpy())
+    if len(dup):
+        raise DataError(f"{path}, row {row(dup[0])}, column 'filename': duplicate filename {meta['filename'].iloc[dup[0]]!r}")
+    return pd.DataFrame({
+        "filename": meta["filename"].str.strip() + ".wav",
+        "scene_label": labels,
+        "labeled": labels != "",
+        "city": meta["location"].str.strip(),
+        "timestamp": stamps,
+        "group": meta["location"].str.strip() + " " + meta["record_time"].str.strip(),
+    })
+
+
+def official_split(meta: pd.DataFrame) -> np.ndarray:
+    """'test' for a fixed quarter of the labeled recordings of each class, 'train' elsewhere."""
+    rng = np.random.default_rng(SPLIT_SEED)
+    split = np.full(len(meta), "train", dtype=object)
+    labeled = meta[meta["labeled"]]
+    for _, groups in sorted(labeled.groupby("scene_label")["group"].unique().items()):
+        groups = sorted(groups)
+        take = max(1, int(round(TEST_FRACTION * len(groups)))) if len(groups) > 1 else 0
+        split[meta["group"].isin(set(rng.choice(groups, size=take, replace=False))).to_numpy()] = "test"
+    return split
+
+
+def metadata_path(part: str, root: Path | None) -> Path:
+    if root is not None and (root / META_FILES[part]).exists():
+        return root / META_FILES[part]
+    return SHIPPED / META_FILES[part]
+
+
+def audio_root(options: DatasetOptions) -> Path | None:
+    if options.data_root:
+        return Path(options.data_root)
+    return Path(os.environ[ROOT_ENV]) if os.environ.get(ROOT_ENV) else None
+
+
+def load(part: str, options: DatasetOptions) -> ClipDataset:
+    root = audio_root(options)
+    meta = read_metadata(metadata_path(part, root))
+    meta["split"] = official_split(meta) if part == "dev" else "test"
+    extra: dict = {}
+    if options.require_audio:
+        if root is None:
+            raise DataError(f"apsipa2025 needs its audio: pass --data-root DIR or set ${ROOT_ENV} "
+                            f"(a directory of {len(meta)} files named <filename>.wav)")
+        if not root.is_dir():
+            raise DataError(f"apsipa2025 audio root {root} does not exist; expected {len(meta)} files named <filename>.wav there")
+        present = np.array([(root / f).is_file() for f in meta["filename"]])
+        if not present.any():
+            found = sum(1 for _ in root.glob("*.wav"))
+            raise DataError(f"apsipa2025: none of the {len(meta)} audio files of {META_FILES[part]} are in {root} "
+                            f"({found} .wav files found there; expected names like {meta['filename'].iloc[0]})")
+        if not present.all():
+            log.warning("apsipa2025: %d of %d audio files are missing under %s; using the %d present",
+                        int((~present).sum()), len(meta), root, int(present.sum()))
+            extra["missing_audio"] = int((~present).sum())
+            meta = meta[present].reset_index(drop=True)
+    return ClipDataset(name="apsipa2025" if part == "dev" else "apsipa2025-eval", root=root or SHIPPED, meta=meta,
+                       classes=list(CLASSES), sample_rate=SAMPLE_RATE, clip_seconds=CLIP_SECONDS,
+                       feature_preset="apsipa2025", description=f"APSIPA ASC 2025 {part}", extra=extra)
+
+
+@hookimpl
+def ascbench_datasets() -> list[DatasetSpec]:
+    return [
+        DatasetSpec("apsipa2025", lambda options: load("dev", options),
+                    "APSIPA ASC 2025 dev: 8,700 clips, 20 % labeled, 8 cities (audio via --data-root)",
+                    feature_preset="apsipa2025"),
+        DatasetSpec("apsipa2025-eval", lambda options: load("eval", options),
+                    "APSIPA ASC 2025 eval: 1,100 unlabeled clips, 12 cities (6 unseen in dev)", feature_preset="apsipa2025"),
+    ]
