@@ -39,6 +39,7 @@ def _add_run_parser(sub) -> None:
     p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs; 0 disables")
     p.add_argument("--pretrain-on", default=None, metavar="DATASET", help="pretraining source (default: the dataset's own)")
     p.add_argument("--pretrained", default=None, metavar="CHECKPOINT", help="start from these weights instead of pretraining")
+    p.add_argument("--pretrain-data-root", default=None, metavar="DIR", help="directory of the pretraining source dataset")
     p.add_argument("--feature-preset", default=None, help="embedded | apsipa2025 | dcase (default: the dataset's)")
     p.add_argument("--data-root", default=None, help="directory of the dataset's audio and metadata")
     p.add_argument("--test-cities", default="", help="comma-separated hold-out cities for unseen-city")
@@ -53,6 +54,9 @@ def _add_run_parser(sub) -> None:
     semi.add_argument("--pl-rounds", type=int, default=d.pl_rounds, help="pseudo-label rounds")
     semi.add_argument("--pl-threshold", type=float, default=d.pl_threshold, help="minimum confidence of a pseudo-label")
     semi.add_argument("--pl-unbalanced", action="store_true", help="select pseudo-labels by confidence alone, not per class")
+    semi.add_argument("--pl-no-vote", action="store_true",
+                      help="pseudo-label clip by clip instead of by recording (the official recipe: "
+                           "--pl-rounds 1 --pl-threshold 0 --pl-unbalanced --pl-no-vote)")
     semi.add_argument("--mt-ema", type=float, default=d.mt_ema, help="mean-teacher EMA decay")
     semi.add_argument("--mt-weight", type=float, default=d.mt_weight, help="mean-teacher maximum consistency weight")
     aug = p.add_argument_group("augmentation")
@@ -82,10 +86,11 @@ def _config_from_args(args) -> RunConfig:
         model=args.model, strategy=args.strategy, dataset=args.dataset, protocol=args.protocol,
         labeled=args.labeled, seed=args.seed, epochs=args.epochs, pretrain_epochs=args.pretrain_epochs,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, pretrain_on=args.pretrain_on,
-        pretrained=args.pretrained, feature_preset=args.feature_preset, data_root=args.data_root,
+        pretrained=args.pretrained, pretrain_data_root=args.pretrain_data_root, feature_preset=args.feature_preset, data_root=args.data_root,
         test_cities=tuple(c.strip() for c in args.test_cities.split(",") if c.strip()),
         time_holdout=args.time_holdout, model_kwargs=kwargs, threads=args.threads, context=args.context,
         semi=args.semi, pl_rounds=args.pl_rounds, pl_threshold=args.pl_threshold, pl_class_balanced=not args.pl_unbalanced,
+        pl_group_vote=not args.pl_no_vote,
         mt_ema=args.mt_ema, mt_weight=args.mt_weight, freq_mask=args.freq_mask, time_mask=args.time_mask,
         mixstyle_p=args.mixstyle_p, mixstyle_alpha=args.mixstyle_alpha, mixup_alpha=args.mixup_alpha,
         city_dropout=args.city_dropout,

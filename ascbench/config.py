@@ -36,6 +36,7 @@ class RunConfig:
     finetune_lr_scale: float = 0.3
     pretrain_on: str | None = None  # default: the dataset's declared pretraining source
     pretrained: str | None = None  # a checkpoint to start from instead of pretraining
+    pretrain_data_root: str | None = None  # where the pretraining source lives (e.g. a TAU Urban tree)
     feature_preset: str | None = None  # default: the dataset's own preset
     data_root: str | None = None
     test_cities: tuple[str, ...] = ()
@@ -45,6 +46,7 @@ class RunConfig:
     pl_rounds: int = 2  # pseudo-label rounds; round r keeps the most confident r/rounds of each class
     pl_threshold: float = 0.5  # minimum top probability for a pseudo-label
     pl_class_balanced: bool = True
+    pl_group_vote: bool = True  # pseudo-label whole recordings: a labeled clip's label, else the mean prediction
     mt_ema: float = 0.99  # mean-teacher EMA decay
     mt_weight: float = 10.0  # maximum consistency weight (ramped up over the first 30 % of epochs)
     # augmentation, applied to every training batch

@@ -61,7 +61,8 @@ def pretrained_state(
         raise ConfigError(
             f"dataset {target_dataset!r} declares no pretraining source; pass --pretrain-on DATASET or --pretrained CHECKPOINT"
         )
-    source = registry.dataset(source_name).load(DatasetOptions())
+    source_root = Path(config.pretrain_data_root) if config.pretrain_data_root else None
+    source = registry.dataset(source_name).load(DatasetOptions(data_root=source_root))
     recipe = {
         "model": config.model, "model_kwargs": config.model_kwargs, "context": config.context, "source": source_name,
         # The metadata fingerprint alone would miss regenerated or replaced audio; the feature key
@@ -76,7 +77,7 @@ def pretrained_state(
     }
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     path = pretrained_dir() / f"{config.model}-{source_name}-{key}.pt"
-    notes["pretraining"] = {"source": source_name, "stage": path.name, "cached": path.exists()}
+    notes["pretraining"] = {"source": source_name, "stage": path.name, "cached": path.exists(), "classes": source.classes}
     if path.exists():
         log.info("reusing cached pretraining stage %s", path.name)
         return load_checkpoint_state(path)
@@ -84,6 +85,7 @@ def pretrained_state(
     log.info("pretraining %s on %s for up to %d epochs (cached as %s)", config.model, source_name, config.pretrain_epochs, path.name)
     features, _ = load_features(source, feature_cfg, progress=progress)
     all_rows = np.arange(len(source.meta))
+    # Every labeled clip of the source trains, whatever its own split (a validation part is held out).
     split = Split(train=all_rows, test=np.array([], dtype=np.int64))
     part = partition(source, split, None, config.val_fraction, config.seed)
     data = DataBundle.build(source, features, all_rows)

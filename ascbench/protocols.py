@@ -63,7 +63,9 @@ def official(dataset: ClipDataset, options: ProtocolOptions) -> Split:
     split = dataset.meta["split"].fillna("").astype(str)
     if (split == "test").any():
         test = (split == "test").to_numpy()
-        return _finish(dataset, ~test, test, {"protocol": "official", "source": "dataset split"})
+        # Clips the dataset assigns to neither side (e.g. TAU devices outside fold 1) stay out.
+        train = (split == "train").to_numpy() if (split == "train").any() else ~test
+        return _finish(dataset, train, test, {"protocol": "official", "source": "dataset split"})
     test = _random_groups(dataset, options.test_fraction, options.seed)
     return _finish(dataset, ~test, test, {"protocol": "official", "source": f"random recordings, seed {options.seed}"})
 

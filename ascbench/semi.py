@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -51,6 +52,28 @@ def select_pseudo_labels(probs: np.ndarray, threshold: float, fraction: float, c
     return np.sort(np.concatenate(chosen)) if chosen else np.array([], dtype=np.int64)
 
 
+def recording_vote(job: "TrainingJob", probs: np.ndarray) -> np.ndarray:
+    """Replace each unlabeled clip's prediction by its recording's.
+
+    A recording has one scene, so its clips should share a label: a recording with a labeled training
+    clip passes that label on; otherwise the clips' probabilities are averaged. Only training clips
+    (labeled and unlabeled) take part, never validation or test clips.
+    """
+    part, data = job.partition, job.data
+    groups = data.dataset.meta["group"].to_numpy()
+    num_classes = probs.shape[1]
+    frame = pd.DataFrame(probs, columns=range(num_classes))
+    frame["group"] = groups[part.unlabeled]
+    voted = np.array(frame.groupby("group")[list(range(num_classes))].transform("mean"), dtype=float)
+    known = {}
+    for row in part.labeled:
+        known.setdefault(groups[row], np.zeros(num_classes))[data.labels[row]] += 1
+    for i, g in enumerate(groups[part.unlabeled]):
+        if g in known:
+            voted[i] = known[g] / known[g].sum()
+    return voted
+
+
 def pseudo_label(job: "TrainingJob", model: nn.Module, lr: float, epochs: int, desc: str) -> list[FitResult]:
     """The challenge recipe (train on labels, pseudo-label the unlabeled pool, retrain on both), repeated
     for ``pl_rounds`` rounds with a confidence threshold and a growing, class-balanced selection."""
@@ -62,6 +85,8 @@ def pseudo_label(job: "TrainingJob", model: nn.Module, lr: float, epochs: int, d
         if len(part.unlabeled) == 0:
             break
         probs = predict(model, data, part.unlabeled)
+        if cfg.pl_group_vote:
+            probs = recording_vote(job, probs)
         pos = select_pseudo_labels(probs, cfg.pl_threshold, r / cfg.pl_rounds, cfg.pl_class_balanced)
         rows, guesses = part.unlabeled[pos], probs[pos].argmax(axis=1)
         truth = data.labels[rows]

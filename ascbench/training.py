@@ -254,7 +254,16 @@ class TrainingJob:
 
     def load_pretrained(self, model: nn.Module) -> nn.Module:
         """Load the pretraining stage into ``model`` (every weight whose name and shape match)."""
-        fresh = load_compatible(model, self.pretrained_state())
+        state = dict(self.pretrained_state())
+        source_classes = self.notes.get("pretraining", {}).get("classes")
+        classifier = getattr(model, "classifier", None)
+        if source_classes is not None and source_classes != self.data.dataset.classes and classifier is not None:
+            # Another label set (TAU Urban for APSIPA): the classifier's rows mean other classes.
+            names = {id(p): n for n, p in model.named_parameters()}
+            for p in classifier.parameters():
+                state.pop(names[id(p)], None)
+            log.info("pretraining source has other classes; the classifier starts fresh")
+        fresh = load_compatible(model, state)
         if fresh:
             log.info("not taken from pretraining (shape differs, e.g. the city vocabulary): %s", ", ".join(fresh))
         self.notes["reinitialised_after_pretraining"] = fresh

@@ -160,3 +160,22 @@ def test_fit_reads_each_target_with_its_own_clip(tiny, monkeypatch):
         for value, target in zip(xs.tolist(), ts.tolist()):
             row = next(r for r, v in first_value.items() if abs(v - value) < 1e-6)
             assert expected[row] == target
+
+
+def test_recording_vote_uses_labeled_clips_and_averages_the_rest():
+    import types
+
+    import pandas as pd
+
+    from ascbench.semi import recording_vote
+
+    meta = pd.DataFrame({"group": ["r1", "r1", "r1", "r2", "r2", "r3"]})
+    data = types.SimpleNamespace(dataset=types.SimpleNamespace(meta=meta), labels=np.array([2, 0, 1, 1, 0, 0]))
+    part = types.SimpleNamespace(labeled=np.array([0]), unlabeled=np.array([1, 2, 3, 4, 5]))
+    probs = np.array([[0.6, 0.3, 0.1], [0.1, 0.8, 0.1], [0.2, 0.7, 0.1], [0.5, 0.2, 0.3], [0.9, 0.05, 0.05]])
+    voted = recording_vote(types.SimpleNamespace(partition=part, data=data), probs)
+    np.testing.assert_allclose(voted[0], [0, 0, 1])  # r1 has a labeled clip of class 2
+    np.testing.assert_allclose(voted[1], [0, 0, 1])
+    np.testing.assert_allclose(voted[2], [0.35, 0.45, 0.2])  # r2: mean of its two clips
+    np.testing.assert_allclose(voted[3], voted[2])
+    np.testing.assert_allclose(voted[4], probs[4])  # r3 alone

@@ -18,8 +18,8 @@ TIME_FEATURE_DIM = 8
 
 def period_of(hours: np.ndarray | pd.Series) -> np.ndarray:
     """Time-of-day period name for each hour (0-23)."""
-    hours = np.asarray(hours)
-    out = np.empty(hours.shape, dtype=object)
+    hours = np.asarray(hours, dtype=float)
+    out = np.full(hours.shape, "unknown", dtype=object)  # no timestamp (e.g. TAU Urban)
     for name, start, end in PERIODS:
         out[(hours >= start) & (hours < end)] = name
     return out
@@ -48,4 +48,5 @@ def cyclic_time_features(timestamps: pd.Series) -> np.ndarray:
         ],
         axis=1,
     )
-    return feats.astype(np.float32)
+    # Clips without a timestamp get all-zero time features, the model's "time unknown".
+    return np.nan_to_num(feats, nan=0.0).astype(np.float32)
