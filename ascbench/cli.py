@@ -44,6 +44,8 @@ def _add_run_parser(sub) -> None:
     p.add_argument("--data-root", default=None, help="directory of the dataset's audio and metadata")
     p.add_argument("--test-cities", default="", help="comma-separated hold-out cities for unseen-city")
     p.add_argument("--time-holdout", default=d.time_holdout, help="unseen-time variant: time-of-day | date")
+    p.add_argument("--folds", type=int, default=0, metavar="K",
+                   help="unseen-city: run K cross-city folds (each city tested once) and report mean and worst fold")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=JSON",
                    help="model constructor argument, e.g. --model-arg gru_hidden=96 (repeatable)")
     p.add_argument("--context", default=None, metavar="city,time",
@@ -93,7 +95,7 @@ def _config_from_args(args) -> RunConfig:
         pl_group_vote=not args.pl_no_vote,
         mt_ema=args.mt_ema, mt_weight=args.mt_weight, freq_mask=args.freq_mask, time_mask=args.time_mask,
         mixstyle_p=args.mixstyle_p, mixstyle_alpha=args.mixstyle_alpha, mixup_alpha=args.mixup_alpha,
-        city_dropout=args.city_dropout,
+        city_dropout=args.city_dropout, folds=args.folds,
     )
 
 
@@ -103,7 +105,19 @@ def cmd_run(args) -> int:
     from ascbench.runner import execute
 
     config = _config_from_args(args)
-    record = execute(config, runs_root=args.runs_dir, progress=not args.no_progress and sys.stderr.isatty())
+    progress = not args.no_progress and sys.stderr.isatty()
+    if config.folds:
+        if config.protocol != "unseen-city":
+            raise AscbenchError("--folds applies to --protocol unseen-city")
+        records = [execute(config.replace(fold=k), runs_root=args.runs_dir, progress=progress) for k in range(config.folds)]
+        rows = [(f"{k + 1}/{config.folds}", ", ".join(r.metrics["split"]["test_cities_held_out"]),
+                 f"{100 * r.metrics['accuracy']:.2f}", f"{100 * r.metrics['macro_f1']:.2f}", r.run_id)
+                for k, r in enumerate(records)]
+        accs = [r.metrics["accuracy"] for r in records]
+        print(tabulate(rows, headers=["fold", "test cities", "accuracy %", "macro-F1 %", "run"], tablefmt="simple"))
+        print(f"\nmean over {config.folds} folds: {100 * sum(accs) / len(accs):.2f} %   worst fold: {100 * min(accs):.2f} %")
+        return 0
+    record = execute(config, runs_root=args.runs_dir, progress=progress)
     m, c = record.metrics, record.metrics["complexity"]
     summary = [
         ("run", record.run_id),

@@ -41,6 +41,8 @@ class RunConfig:
     data_root: str | None = None
     test_cities: tuple[str, ...] = ()
     time_holdout: str = "time-of-day"
+    folds: int = 0  # unseen-city cross-city folds; `ascbench run --folds K` runs all K
+    fold: int = 0
     # semi-supervision (orthogonal to the strategy)
     semi: str = "none"  # none | pseudo-label | mean-teacher
     pl_rounds: int = 2  # pseudo-label rounds; round r keeps the most confident r/rounds of each class

@@ -23,7 +23,7 @@ def aggregate(rows: list[dict]) -> pd.DataFrame:
             df[col] = np.nan
     grouped = df.groupby(GROUP_KEYS, sort=False, dropna=False)
     out = grouped.agg(
-        seeds=("seed", "nunique"),
+        seeds=("seed", "nunique"), runs=("seed", "size"),
         accuracy=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
         macro_f1=("macro_f1", "mean"), log_loss=("log_loss", "mean"),
         worst_city=("worst_city_accuracy", "mean"), worst_period=("worst_period_accuracy", "mean"),
@@ -45,7 +45,7 @@ def render(table: pd.DataFrame, fmt: str = "table") -> str:
         return table.to_csv(index=False, float_format="%.4f")
     shown = pd.DataFrame({
         "dataset": table["dataset"], "protocol": table["protocol"], "model": table["model"],
-        "strategy": table["strategy"], "semi": table["semi"], "labeled": table["labeled"], "seeds": table["seeds"],
+        "strategy": table["strategy"], "semi": table["semi"], "labeled": table["labeled"], "seeds": table["seeds"], "runs": table["runs"],
         "accuracy %": [f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in zip(table["accuracy"], table["accuracy_std"])],
         "macro-F1 %": (100 * table["macro_f1"]).round(1),
         "log loss": table["log_loss"].round(3),

@@ -24,6 +24,8 @@ class ProtocolOptions:
     test_cities: tuple[str, ...] = ()  # explicit hold-out cities for unseen-city
     time_holdout: str = "time-of-day"  # unseen-time: hold out evening+night, or the latest dates
     test_periods: tuple[str, ...] = ("evening", "night")
+    folds: int = 0  # unseen-city: K cross-city folds (0 = a single seeded hold-out)
+    fold: int = 0  # which fold this run tests
 
 
 @dataclass
@@ -87,6 +89,16 @@ def unseen_city(dataset: ClipDataset, options: ProtocolOptions) -> Split:
     """
     cities = sorted(dataset.meta["city"].unique())
     city_col = dataset.meta["city"]
+    if options.folds:
+        if not 2 <= options.folds <= len(cities):
+            raise ConfigError(f"--folds must be between 2 and the number of cities ({len(cities)}), got {options.folds}")
+        if not 0 <= options.fold < options.folds:
+            raise ConfigError(f"--fold must be in [0, {options.folds}), got {options.fold}")
+        order = np.random.default_rng(options.seed).permutation(cities)
+        held = sorted(order[options.fold::options.folds].tolist())  # every city is tested in exactly one fold
+        test = city_col.isin(held).to_numpy()
+        return _finish(dataset, ~test, test, {"protocol": "unseen-city", "test_cities_held_out": held,
+                                              "fold": options.fold, "folds": options.folds})
     if options.test_cities:
         absent = sorted(set(options.test_cities) - set(cities))
         if absent:

@@ -79,7 +79,8 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             t = time.perf_counter()
             dataset = dataset_spec.load(DatasetOptions(data_root=Path(config.data_root) if config.data_root else None))
             split = protocol_spec.split(dataset, ProtocolOptions(seed=config.seed, test_cities=config.test_cities,
-                                                                  time_holdout=config.time_holdout))
+                                                                  time_holdout=config.time_holdout, folds=config.folds,
+                                                                  fold=config.fold))
             part = partition(dataset, split, config.labeled, config.val_fraction, config.seed)
             timings["data_s"] = time.perf_counter() - t
             log.info("split: %d labeled, %d unlabeled, %d validation, %d test clips",
@@ -148,6 +149,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
         "model": config.model, "strategy": config.strategy, "semi": config.semi, "dataset": config.dataset,
         "protocol": config.protocol,
         "labeled": config.labeled, "seed": config.seed, "config_digest": config.digest(),
+        "fold": f"{config.fold + 1}/{config.folds}" if config.folds else None,
         "accuracy": metrics["accuracy"], "macro_accuracy": metrics["macro_accuracy"], "macro_f1": metrics["macro_f1"],
         "log_loss": metrics["log_loss"], "worst_city_accuracy": metrics.get("worst_city_accuracy"),
         "worst_period_accuracy": metrics.get("worst_period_accuracy"),

@@ -98,3 +98,13 @@ def test_a_plugin_that_raises_leaves_results_intact(runs):
         execute(base.replace(strategy="explode"), registry=registry, progress=False)
     assert (runs / "results.jsonl").read_bytes() == before
     assert not [p for p in runs.iterdir() if p.name.startswith(".")]  # no half-written run left behind
+
+
+def test_cross_city_folds_report_mean_and_worst(runs, capsys):
+    args = ["run", "--model", "context-only", "--strategy", "scratch", "--dataset", "embedded-tiny", "--epochs", "1",
+            "--protocol", "unseen-city", "--folds", "2", "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "mean over 2 folds" in out and "worst fold" in out
+    rows = load_rows(runs)
+    assert sorted(r["fold"] for r in rows) == ["1/2", "2/2"]

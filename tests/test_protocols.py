@@ -85,3 +85,16 @@ def test_default_labels_are_the_datasets_own(tiny):
 def test_bad_labeled_fraction(tiny):
     with pytest.raises(ConfigError, match="--labeled"):
         partition(tiny, official(tiny, ProtocolOptions()), 1.5, 0.1, 0)
+
+
+def test_cross_city_folds_test_every_city_once(tiny):
+    cities = set(tiny.meta["city"])
+    tested = []
+    for k in range(3):
+        split = unseen_city(tiny, ProtocolOptions(folds=3, fold=k, seed=2))
+        held = set(split.info["test_cities_held_out"])
+        assert not held & _column(tiny, split.train, "city")
+        tested.extend(held)
+    assert sorted(tested) == sorted(cities)
+    with pytest.raises(ConfigError, match="--folds"):
+        unseen_city(tiny, ProtocolOptions(folds=99))

@@ -64,4 +64,4 @@ def test_render_formats():
     md = render(table, "markdown")
     assert md.splitlines()[1].startswith("|--") and "60.0 ± 14.1" in md and "2.50 M" in md
     csv = render(table, "csv")
-    assert csv.splitlines()[0].startswith("dataset,protocol,model,strategy,semi,labeled,seeds,accuracy")
+    assert csv.splitlines()[0].startswith("dataset,protocol,model,strategy,semi,labeled,seeds,runs,accuracy")
