@@ -172,6 +172,15 @@ def cmd_leaderboard(args) -> int:
     from ascbench.leaderboard import aggregate, render
     from ascbench.results import load_rows, runs_dir
 
+    if args.check:
+        from ascbench.publish import check
+
+        problems = check(Path(args.check))
+        if problems:
+            print("\n\n".join(problems))
+            raise AscbenchError(f"published tables in {args.check} do not match their results (diff above)")
+        print(f"{args.check}: every published table matches its results")
+        return 0
     root = runs_dir(args.runs_dir)
     rows = load_rows(root)
     if args.protocol:
@@ -180,6 +189,14 @@ def cmd_leaderboard(args) -> int:
         rows = [r for r in rows if r["model"] == args.model]
     if not rows:
         raise AscbenchError(f"no results in {root / 'results.jsonl'}; run `ascbench run` first")
+    if args.publish:
+        from ascbench.publish import import_runs, publish
+
+        target = Path(args.publish)
+        count = import_runs(root, target, rows)
+        written = publish(target)
+        print(f"published {count} run(s) to {target}: {', '.join(written)}")
+        return 0
     text = render(aggregate(rows), args.format)
     if args.output:
         from ascbench.fileio import atomic_write_text
@@ -297,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", help="only this protocol")
     p.add_argument("--model", help="only this model")
     p.add_argument("--runs-dir", default=None, help="results store (default: $ASCBENCH_RUNS_DIR or ./runs)")
+    p.add_argument("--publish", metavar="DIR", help="copy the (filtered) run records to DIR/results and regenerate DIR's tables")
+    p.add_argument("--check", metavar="DIR", help="fail if DIR's published tables differ from what DIR/results regenerates")
 
     p = sub.add_parser("data", help="inspect a dataset and its splits (metadata only; no audio needed)")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")

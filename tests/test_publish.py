@@ -1,0 +1,60 @@
+"""Publishing leaderboards: byte-identical regeneration, and a check that catches an edited number."""
+
+import json
+
+import pytest
+
+from ascbench.cli import main
+from ascbench.plots import pareto_front
+from ascbench.publish import check, publish
+
+TINY = ["--dataset", "embedded-tiny", "--epochs", "1", "--no-progress", "--strategy", "scratch"]
+
+
+@pytest.fixture
+def published(runs, tmp_path):
+    for model, seed in (("context-only", "0"), ("context-only", "1"), ("mobileascnet-cnn", "0")):
+        args = ["run", "--model", model, "--seed", seed, *TINY]
+        if model == "mobileascnet-cnn":
+            args += ["--model-arg", "channels=[8,8,8]", "--model-arg", "stem_channels=8"]
+        assert main(args) == 0
+    target = tmp_path / "board"
+    assert main(["leaderboard", "--publish", str(target)]) == 0
+    return target
+
+
+def test_publish_writes_tables_records_and_a_self_contained_page(published):
+    assert len(list((published / "results").glob("*.json"))) == 3
+    record = json.loads(next((published / "results").glob("*.json")).read_text())
+    assert {"row", "config", "metrics"} <= set(record)
+    md = (published / "leaderboard.md").read_text()
+    assert "context-only" in md and "mobileascnet-cnn" in md and "± " in md
+    page = (published / "index.html").read_text()
+    assert "<svg" in page and "sortBy" in page
+    assert 'src="http' not in page and "<link" not in page  # nothing fetched from a network: the page is self-contained
+    assert (published / "leaderboard.tex").read_text().startswith("\\begin{tabular}")
+
+
+def test_regeneration_is_byte_identical(published):
+    before = {p.name: p.read_bytes() for p in published.iterdir() if p.is_file()}
+    publish(published)
+    assert {p.name: p.read_bytes() for p in published.iterdir() if p.is_file()} == before
+    assert check(published) == []
+    assert main(["leaderboard", "--check", str(published)]) == 0
+
+
+def test_check_fails_on_an_edited_number_and_names_the_row(published, capsys):
+    path = published / "leaderboard.md"
+    lines = path.read_text().splitlines()
+    i = next(i for i, line in enumerate(lines) if "mobileascnet-cnn" in line)
+    lines[i] = lines[i].replace(" | 1 | ", " | 7 | ", 1) if " | 1 | " in lines[i] else lines[i] + " edited"
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["leaderboard", "--check", str(published)]) == 2
+    out = capsys.readouterr().out
+    assert "mobileascnet-cnn" in out and "leaderboard.md" in out
+
+
+def test_pareto_front():
+    macs = [10, 20, 30, 40, 5]
+    acc = [0.5, 0.7, 0.6, 0.8, 0.4]
+    assert pareto_front(macs, acc) == [4, 0, 1, 3]
