@@ -292,6 +292,73 @@ def cmd_data(args) -> int:
     return 0
 
 
+def _find_record(run_id: str, runs_root: str | None, published: str | None) -> tuple[dict, dict, dict]:
+    """(row, config, metrics) of a run, from a published directory or the runs store."""
+    from ascbench.results import load_rows, runs_dir
+
+    if published:
+        path = Path(published) / "results" / f"{run_id}.json"
+        if not path.exists():
+            raise AscbenchError(f"no published record {path}")
+        record = json.loads(path.read_text())
+        return record["row"], record["config"], record["metrics"]
+    root = runs_dir(runs_root)
+    rows = [r for r in load_rows(root) if r["run_id"] == run_id]
+    if not rows:
+        raise AscbenchError(f"run {run_id!r} is not in {root / 'results.jsonl'} (use --from DIR for a published leaderboard)")
+    return (rows[0], json.loads((root / run_id / "config.json").read_text()),
+            json.loads((root / run_id / "metrics.json").read_text()))
+
+
+def cmd_rerun(args) -> int:
+    from ascbench.runner import execute
+
+    row, config, _ = _find_record(args.run_id, args.runs_dir, args.source)
+    record = execute(RunConfig.from_dict(config), runs_root=args.runs_dir, progress=not args.no_progress and sys.stderr.isatty())
+    print(f"original  {args.run_id}: accuracy {100 * row['accuracy']:.2f} %  macro-F1 {100 * row['macro_f1']:.2f} %")
+    print(f"re-run    {record.run_id}: accuracy {100 * record.row['accuracy']:.2f} %  macro-F1 {100 * record.row['macro_f1']:.2f} %")
+    if f"{row['accuracy']:.4f}" != f"{record.row['accuracy']:.4f}":
+        print("the re-run differs; compare provenance (versions, machine, threads) in both records")
+        return 1
+    print("reproduced")
+    return 0
+
+
+def cmd_export(args) -> int:
+    import yaml
+
+    row, config, metrics = _find_record(args.run_id, args.runs_dir, args.source)
+    c = metrics["complexity"]
+    meta = {
+        "submission": {"label": f"ascbench_{row['model']}_{row['strategy']}", "name": f"{row['model']} ({row['strategy']})",
+                       "abbreviation": row["model"][:10]},
+        "system": {
+            "description": {"input_sampling_rate": metrics.get("features", {}).get("sample_rate"),
+                            "acoustic_features": "log-mel energies", "machine_learning_method": row["model"],
+                            "semi_supervised": row.get("semi", "none"), "ascbench_config": config},
+            "complexity": {"total_parameters": c["params"], "total_parameters_non_zero": c["params"],
+                           "memory_use": c["param_bytes"]["float32"], "memory_use_fp16": c["param_bytes"]["float16"],
+                           "macs": c["macs_per_second"], "macs_per_clip": c["macs"],
+                           "macs_torchinfo": c.get("torchinfo_macs_per_second")},
+        },
+        "results": {"development_dataset": {
+            "overall": {"accuracy": round(100 * metrics["accuracy"], 2), "logloss": round(metrics["log_loss"], 4)},
+            "class_wise": {k: {"accuracy": round(100 * v, 2), "logloss": round(metrics["class_log_loss"][k], 4)}
+                           for k, v in metrics["class_accuracy"].items()},
+            "city_wise": {k: {"accuracy": round(100 * v, 2)} for k, v in metrics.get("city_accuracy", {}).items()},
+        }},
+    }
+    text = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
+    if args.output:
+        from ascbench.fileio import atomic_write_text
+
+        atomic_write_text(Path(args.output), text)
+        print(f"wrote {args.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ascbench",
@@ -316,6 +383,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default=None, help="results store (default: $ASCBENCH_RUNS_DIR or ./runs)")
     p.add_argument("--publish", metavar="DIR", help="copy the (filtered) run records to DIR/results and regenerate DIR's tables")
     p.add_argument("--check", metavar="DIR", help="fail if DIR's published tables differ from what DIR/results regenerates")
+
+    p = sub.add_parser("rerun", help="run a stored result again from its recorded config and compare")
+    p.add_argument("run_id")
+    p.add_argument("--from", dest="source", metavar="DIR", help="a published leaderboard directory holding the record")
+    p.add_argument("--runs-dir", default=None)
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("export", help="export a run in the DCASE Task 1 submission meta format (YAML)")
+    p.add_argument("run_id")
+    p.add_argument("--format", choices=("dcase",), default="dcase")
+    p.add_argument("--from", dest="source", metavar="DIR", help="a published leaderboard directory holding the record")
+    p.add_argument("--runs-dir", default=None)
+    p.add_argument("--output", help="write to this file")
 
     p = sub.add_parser("data", help="inspect a dataset and its splits (metadata only; no audio needed)")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
@@ -342,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 PLURAL = {"model": "models", "strategy": "strategies", "dataset": "datasets", "protocol": "protocols"}
-COMMANDS = {"data": cmd_data, "run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "profile": cmd_profile}
+COMMANDS = {"rerun": cmd_rerun, "export": cmd_export, "data": cmd_data, "run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "profile": cmd_profile}
 
 
 def main(argv: list[str] | None = None) -> int:

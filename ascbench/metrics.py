@@ -50,6 +50,7 @@ def evaluate(
     cm = confusion_matrix(y_true, y_pred, len(classes))
     support = cm.sum(axis=1)
     class_acc = {c: float(cm[i, i] / support[i]) for i, c in enumerate(classes) if support[i] > 0}
+    class_loss = {c: log_loss(y_true[y_true == i], probs[y_true == i]) for i, c in enumerate(classes) if support[i] > 0}
     result = {
         "accuracy": float(np.mean(y_pred == y_true)),
         # The DCASE convention: mean of class-wise accuracies, robust to class imbalance.
@@ -57,6 +58,7 @@ def evaluate(
         "macro_f1": macro_f1(cm),
         "log_loss": log_loss(y_true, probs),
         "class_accuracy": class_acc,
+        "class_log_loss": class_loss,
         "confusion_matrix": cm.tolist(),
         "num_clips": int(len(y_true)),
     }

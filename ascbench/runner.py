@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import platform
 import time
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pandas as pd
 import torch
 
 import ascbench
+from ascbench import provenance
 from ascbench.complexity import latency_ms, profile, torchinfo_macs
 from ascbench.config import RunConfig
 from ascbench.data.dataset import DatasetOptions
@@ -132,6 +135,9 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
                 "strategy_notes": job.notes,
                 "timings": {k: round(v, 3) for k, v in timings.items()},
                 "dataset_fingerprint": dataset.fingerprint(),
+                "split_fingerprint": _split_fingerprint(part),
+                "features": {"preset": config.feature_preset or dataset_spec.feature_preset, **asdict(feature_cfg)},
+                "provenance": provenance.collect(),
             })
             _write_split(staging / "split.csv", dataset.meta, part)
             torch.save({"model": model.state_dict(), "mean": data.mean, "std": data.std, "cities": data.cities,
@@ -158,10 +164,19 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
         "latency_ms": metrics["complexity"]["latency_ms"],
         "wall_s": round(timings["total_s"], 2),
         "ascbench": ascbench.__version__, "torch": torch.__version__, "python": platform.python_version(),
+        "git_commit": metrics["provenance"]["git_commit"], "cpu": metrics["provenance"]["cpu"],
+        "dataset_fingerprint": metrics["dataset_fingerprint"], "split_fingerprint": metrics["split_fingerprint"],
     }
     record = RunRecord(run_id=run_id, config=config.to_dict(), metrics=metrics, row=row)
     commit_run(root, staging, record)
     return record
+
+
+def _split_fingerprint(part) -> str:
+    h = hashlib.sha256()
+    for name in ("labeled", "unlabeled", "val", "test"):
+        h.update(name.encode() + np.sort(getattr(part, name)).astype(np.int64).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _write_split(path: Path, meta: pd.DataFrame, part) -> None:

@@ -50,3 +50,10 @@ def test_absent_class_and_missing_prediction():
     assert "z" not in m["class_accuracy"]
     assert np.isfinite(m["log_loss"])
     assert m["log_loss"] == pytest.approx(skm.log_loss(y, probs, labels=[0, 1, 2]))
+
+
+def test_class_wise_log_loss_against_scikit_learn(predictions):
+    y, probs, cities, periods = predictions
+    m = evaluate(y, probs, list("abcde"))
+    for i, c in enumerate("abcde"):
+        assert m["class_log_loss"][c] == pytest.approx(skm.log_loss(y[y == i], probs[y == i], labels=range(5)))

@@ -58,3 +58,21 @@ def test_pareto_front():
     macs = [10, 20, 30, 40, 5]
     acc = [0.5, 0.7, 0.6, 0.8, 0.4]
     assert pareto_front(macs, acc) == [4, 0, 1, 3]
+
+
+def test_rerun_reproduces_a_published_row(published, capsys):
+    run_id = sorted(p.stem for p in (published / "results").glob("*.json"))[0]
+    assert main(["rerun", run_id, "--from", str(published), "--no-progress"]) == 0
+    assert "reproduced" in capsys.readouterr().out
+
+
+def test_export_dcase_meta(published, capsys):
+    import yaml
+
+    run_id = sorted(p.stem for p in (published / "results").glob("*.json"))[-1]
+    assert main(["export", run_id, "--from", str(published)]) == 0
+    meta = yaml.safe_load(capsys.readouterr().out)
+    record = json.loads((published / "results" / f"{run_id}.json").read_text())
+    assert meta["system"]["complexity"]["total_parameters"] == record["row"]["params"]
+    assert meta["results"]["development_dataset"]["overall"]["accuracy"] == round(100 * record["row"]["accuracy"], 2)
+    assert set(meta["results"]["development_dataset"]["class_wise"]) == set(record["metrics"]["class_accuracy"])
