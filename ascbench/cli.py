@@ -197,7 +197,12 @@ def cmd_leaderboard(args) -> int:
         written = publish(target)
         print(f"published {count} run(s) to {target}: {', '.join(written)}")
         return 0
-    text = render(aggregate(rows), args.format)
+    table = aggregate(rows)
+    if args.sort:
+        from ascbench.leaderboard import sort_table
+
+        table = sort_table(table, args.sort)
+    text = render(table, args.format)
     if args.output:
         from ascbench.fileio import atomic_write_text
 
@@ -310,6 +315,23 @@ def _find_record(run_id: str, runs_root: str | None, published: str | None) -> t
             json.loads((root / run_id / "metrics.json").read_text()))
 
 
+def cmd_plot(args) -> int:
+    from ascbench.fileio import atomic_write_text
+    from ascbench.plots import confusion_matrix_plot, grouped_accuracy_bars
+
+    row, config, metrics = _find_record(args.run_id, args.runs_dir, args.source)
+    out = Path(args.output) if args.output else Path(args.runs_dir or "runs") / args.run_id
+    classes = list(metrics["class_accuracy"]) if len(metrics["class_accuracy"]) == len(metrics["confusion_matrix"]) else \
+        [str(i) for i in range(len(metrics["confusion_matrix"]))]
+    files = {"confusion_matrix.svg": confusion_matrix_plot(metrics["confusion_matrix"], classes),
+             "city_accuracy.svg": grouped_accuracy_bars(metrics["city_accuracy"], "city"),
+             "period_accuracy.svg": grouped_accuracy_bars(metrics["period_accuracy"], "time period")}
+    for name, svg in files.items():
+        atomic_write_text(out / name, svg)
+    print(f"wrote {', '.join(str(out / n) for n in files)}")
+    return 0
+
+
 def cmd_rerun(args) -> int:
     from ascbench.runner import execute
 
@@ -380,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write to this file instead of the terminal")
     p.add_argument("--protocol", help="only this protocol")
     p.add_argument("--model", help="only this model")
+    p.add_argument("--sort", choices=("accuracy", "macro_f1", "log_loss", "worst_city", "worst_period", "params", "macs",
+                                      "latency_ms"), help="sort by this column (best first)")
     p.add_argument("--runs-dir", default=None, help="results store (default: $ASCBENCH_RUNS_DIR or ./runs)")
     p.add_argument("--publish", metavar="DIR", help="copy the (filtered) run records to DIR/results and regenerate DIR's tables")
     p.add_argument("--check", metavar="DIR", help="fail if DIR's published tables differ from what DIR/results regenerates")
@@ -389,6 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="source", metavar="DIR", help="a published leaderboard directory holding the record")
     p.add_argument("--runs-dir", default=None)
     p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("plot", help="confusion matrix and per-city / per-period accuracy of a run (SVG)")
+    p.add_argument("run_id")
+    p.add_argument("--from", dest="source", metavar="DIR", help="a published leaderboard directory holding the record")
+    p.add_argument("--runs-dir", default=None)
+    p.add_argument("--output", help="directory for the SVG files (default: the run's directory)")
 
     p = sub.add_parser("export", help="export a run in the DCASE Task 1 submission meta format (YAML)")
     p.add_argument("run_id")
@@ -422,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 PLURAL = {"model": "models", "strategy": "strategies", "dataset": "datasets", "protocol": "protocols"}
-COMMANDS = {"rerun": cmd_rerun, "export": cmd_export, "data": cmd_data, "run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "profile": cmd_profile}
+COMMANDS = {"plot": cmd_plot, "rerun": cmd_rerun, "export": cmd_export, "data": cmd_data, "run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "profile": cmd_profile}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,3 +76,20 @@ def test_export_dcase_meta(published, capsys):
     assert meta["system"]["complexity"]["total_parameters"] == record["row"]["params"]
     assert meta["results"]["development_dataset"]["overall"]["accuracy"] == round(100 * record["row"]["accuracy"], 2)
     assert set(meta["results"]["development_dataset"]["class_wise"]) == set(record["metrics"]["class_accuracy"])
+
+
+def test_plot_command_writes_svgs(published, tmp_path, capsys):
+    run_id = sorted(p.stem for p in (published / "results").glob("*.json"))[0]
+    assert main(["plot", run_id, "--from", str(published), "--output", str(tmp_path / "plots")]) == 0
+    for name in ("confusion_matrix.svg", "city_accuracy.svg", "period_accuracy.svg"):
+        assert (tmp_path / "plots" / name).read_text().lstrip().startswith("<?xml")
+
+
+def test_leaderboard_sorting(published, capsys):
+    assert main(["leaderboard", "--sort", "params", "--format", "csv"]) == 0
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    params = [float(r["params"]) for r in rows]
+    assert len(rows) == 2 and params == sorted(params)  # the smallest model first
