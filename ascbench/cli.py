@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import logging
 import sys
 from pathlib import Path
@@ -165,6 +166,20 @@ def cmd_list(args) -> int:
         print(f"{PLURAL[kind]}:")
         print(tabulate(rows, headers=["name", "plugin", "description"], tablefmt="simple"))
         print()
+    return 0
+
+
+def cmd_plugins(args) -> int:
+    from tabulate import tabulate
+
+    from ascbench.registry import get_registry
+
+    rows = []
+    for st in get_registry().status.values():
+        registered = ", ".join(st.registered)
+        rows.append((st.name, st.source, "ok" if st.ok else "FAILED", registered if st.ok else st.error))
+    print(tabulate(rows, headers=["plugin", "module", "status", "registered / error"], tablefmt="simple", maxcolwidths=[None, None, None, 90]))
+    print("\n$ASCBENCH_STRICT_PLUGINS=1 makes plugin failures fatal; $ASCBENCH_PLUGINS=a,b loads only those plugins.")
     return 0
 
 
@@ -397,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{kind}", action="store_true", help=f"show only {kind}")
     p.add_argument("--all", action="store_true", help="list every model of model families such as timm:")
 
+    sub.add_parser("plugins", help="every plugin found, whether it loaded, and what it registered")
+
     p = sub.add_parser("leaderboard", help="summarise stored results (mean ± std over seeds)")
     p.add_argument("--format", choices=("table", "markdown", "csv"), default="table")
     p.add_argument("--output", help="write to this file instead of the terminal")
@@ -451,14 +468,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_plugin_warnings() -> None:
+    import warnings
+
+    from ascbench.registry import PluginWarning
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, PluginWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 PLURAL = {"model": "models", "strategy": "strategies", "dataset": "datasets", "protocol": "protocols"}
-COMMANDS = {"plot": cmd_plot, "rerun": cmd_rerun, "export": cmd_export, "data": cmd_data, "run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "profile": cmd_profile}
+COMMANDS = {"plugins": cmd_plugins, "plot": cmd_plot, "rerun": cmd_rerun, "export": cmd_export, "data": cmd_data, "run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "profile": cmd_profile}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s", stream=sys.stderr)
+    _one_line_plugin_warnings()
     try:
         return COMMANDS[args.command](args)
     except AscbenchError as exc:
@@ -466,6 +500,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"ascbench: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into head & co.
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except Exception as exc:  # a bug or a plugin fault: one line by default, the traceback with --debug
         if args.debug:
             raise

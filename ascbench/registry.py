@@ -7,7 +7,8 @@ Each registered name remembers the plugin that provided it, so that clashes and 
 from __future__ import annotations
 
 import importlib.metadata
-import types
+import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -20,6 +21,10 @@ from ascbench.specs import DatasetSpec, ModelFamily, ModelSpec, ProtocolSpec, St
 ENTRY_POINT_GROUP = "ascbench"
 
 # kind -> (hook name, spec class)
+class PluginWarning(UserWarning):
+    """A plugin was skipped; the message says which and why."""
+
+
 _KINDS: dict[str, tuple[str, type]] = {
     "model": ("ascbench_models", ModelSpec),
     "model family": ("ascbench_model_families", ModelFamily),
@@ -35,7 +40,8 @@ class Registry:
 
     entries: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in _KINDS})
     owners: dict[str, dict[str, str]] = field(default_factory=lambda: {k: {} for k in _KINDS})
-    plugins: list[str] = field(default_factory=list)
+    plugins: list[str] = field(default_factory=list)  # the plugins that loaded
+    status: dict[str, "PluginStatus"] = field(default_factory=dict)  # every plugin tried, with what happened
 
     def add(self, kind: str, spec: Any, plugin: str) -> None:
         table, owners = self.entries[kind], self.owners[kind]
@@ -90,50 +96,102 @@ class Registry:
         return self.get("protocol", name)
 
 
-def _entry_point_plugins() -> list[tuple[str, types.ModuleType | object]]:
-    loaded = []
-    for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        try:
-            loaded.append((ep.name, ep.load()))
-        except Exception as exc:  # a broken plugin must be named, not surface as a bare traceback
-            raise PluginError(
-                f"plugin {ep.name!r} ({ep.value}) failed to import: {type(exc).__name__}: {exc}"
-            ) from exc
-    return loaded
+STRICT_ENV = "ASCBENCH_STRICT_PLUGINS"  # "1": any plugin problem is fatal (for CI)
+ONLY_ENV = "ASCBENCH_PLUGINS"  # comma-separated entry-point names: load only these
+
+
+@dataclass
+class PluginStatus:
+    name: str
+    source: str  # module path, or the object's type for plugins given directly
+    ok: bool = True
+    error: str | None = None
+    registered: list[str] = field(default_factory=list)
+
+
+def _entry_points() -> list:
+    eps = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    only = {n.strip() for n in os.environ.get(ONLY_ENV, "").split(",") if n.strip()}
+    if only:
+        eps = [ep for ep in eps if ep.name in only]
+
+    def builtin_first(ep) -> tuple:
+        dist = getattr(getattr(ep, "dist", None), "name", "") or ""
+        return (dist.lower() != "ascbench", ep.name)
+
+    return sorted(eps, key=builtin_first)
 
 
 def build_registry(
-    extra_plugins: Iterable[tuple[str, object]] = (), *, entry_points: bool = True
+    extra_plugins: Iterable[tuple[str, object]] = (), *, entry_points: bool = True, strict: bool | None = None
 ) -> Registry:
-    """Load plugins into a fresh pluggy manager and collect what each registers."""
+    """Load plugins into a fresh pluggy manager and collect what each registers.
+
+    A plugin that fails to import, raises in a hook, returns something that is not a spec, or claims a
+    name another plugin already has is skipped as a whole with a one-line warning naming it and the
+    rule it broke; with ``strict`` (or ``$ASCBENCH_STRICT_PLUGINS=1``) the same message is an error.
+    """
+    strict = os.environ.get(STRICT_ENV, "") not in ("", "0") if strict is None else strict
+    registry = Registry()
+
+    def fail(status: PluginStatus, message: str, exc: BaseException | None = None) -> None:
+        status.ok, status.error = False, message
+        if strict:
+            raise PluginError(message) from exc
+        warnings.warn(f"ascbench: skipping plugin {status.name!r}: {message}", PluginWarning, stacklevel=3)
+
+    candidates: list[tuple[PluginStatus, object | None]] = []
+    for ep in _entry_points() if entry_points else []:
+        status = PluginStatus(ep.name, ep.value)
+        try:
+            candidates.append((status, ep.load()))
+        except Exception as exc:  # a broken plugin must be named, not surface as a bare traceback
+            fail(status, f"plugin {ep.name!r} ({ep.value}) failed to import: {type(exc).__name__}: {exc}", exc)
+            candidates.append((status, None))
+    candidates += [(PluginStatus(name, type(obj).__name__), obj) for name, obj in extra_plugins]
+
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    plugins = (_entry_point_plugins() if entry_points else []) + list(extra_plugins)
-    for name, plugin in plugins:
-        if pm.has_plugin(name):
-            raise PluginError(f"two plugins are named {name!r}; rename one of them")
+    for status, plugin in candidates:
+        registry.status[status.name] = status
+        if plugin is None:
+            continue
+        if pm.has_plugin(status.name):
+            fail(status, f"two plugins are named {status.name!r}; rename one of them")
+            continue
         try:
-            pm.register(plugin, name=name)
+            pm.register(plugin, name=status.name)
         except Exception as exc:
-            raise PluginError(f"plugin {name!r} could not be registered: {exc}") from exc
-
-    registry = Registry(plugins=[name for name, _ in plugins])
-    for kind, (hook_name, spec_cls) in _KINDS.items():
-        # Call each implementation on its own so that every spec is attributed to its plugin.
-        for impl in getattr(pm.hook, hook_name).get_hookimpls():
-            try:
-                specs = impl.function()
-            except Exception as exc:
-                raise PluginError(
-                    f"plugin {impl.plugin_name!r} raised in {hook_name}: {type(exc).__name__}: {exc}"
-                ) from exc
-            for spec in specs or []:
-                if not isinstance(spec, spec_cls):
-                    raise PluginError(
-                        f"plugin {impl.plugin_name!r}: {hook_name} must return {spec_cls.__name__} objects, "
-                        f"got {type(spec).__name__}"
-                    )
-                registry.add(kind, spec, impl.plugin_name)
+            fail(status, f"plugin {status.name!r} could not be registered: {exc}", exc)
+            continue
+        # Collect everything the plugin offers before registering any of it, so a plugin is in or out as a whole.
+        offered: list[tuple[str, object]] = []
+        try:
+            for kind, (hook_name, spec_cls) in _KINDS.items():
+                for impl in getattr(pm.hook, hook_name).get_hookimpls():
+                    if impl.plugin_name != status.name:
+                        continue
+                    try:
+                        specs = impl.function()
+                    except Exception as exc:
+                        raise PluginError(f"plugin {status.name!r} raised in {hook_name}: {type(exc).__name__}: {exc}") from exc
+                    for spec in specs or []:
+                        if not isinstance(spec, spec_cls):
+                            raise PluginError(f"plugin {status.name!r}: {hook_name} must return {spec_cls.__name__} "
+                                              f"objects, got {type(spec).__name__}")
+                        key = spec.prefix if isinstance(spec, ModelFamily) else spec.name
+                        if key in registry.entries[kind]:
+                            raise PluginError(f"{kind} {key!r} is registered twice: by plugin "
+                                              f"{registry.owners[kind][key]!r} and by plugin {status.name!r}")
+                        offered.append((kind, spec))
+        except PluginError as exc:
+            pm.unregister(name=status.name)
+            fail(status, str(exc), exc)
+            continue
+        for kind, spec in offered:
+            registry.add(kind, spec, status.name)
+            status.registered.append(f"{kind}:{spec.prefix if isinstance(spec, ModelFamily) else spec.name}")
+    registry.plugins = [name for name, st in registry.status.items() if st.ok]
     return registry
 
 

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset
-from ascbench.errors import ConfigError
+from ascbench.errors import ConfigError, PluginError
 from ascbench.augment import freq_mixstyle, mixup, spec_augment
 from ascbench.layers import ContextFusion
 from ascbench.protocols import Partition
@@ -196,11 +196,16 @@ def fit(
             x = augment_batch(x, config, generator)
             y = F.one_hot(torch.from_numpy(targets[pos]), num_classes).float()
             x, y = mixup(x, y, config.mixup_alpha, generator)
-            loss = torch.sum(-y * F.log_softmax(model(x, city, time), dim=1), dim=1).mean()
+            logits = model(x, city, time)
+            if logits.shape != y.shape:
+                raise PluginError(f"model {config.model!r} broke the model contract at {desc}, epoch {epoch}: forward "
+                                  f"returned shape {tuple(logits.shape)} for a batch of {len(pos)}, expected "
+                                  f"{tuple(y.shape)} (batch, classes)")
+            loss = torch.sum(-y * F.log_softmax(logits, dim=1), dim=1).mean()
             extra = hook.extra_loss(model, epoch)
             total = loss if extra is None else loss + extra
             if not torch.isfinite(total):
-                raise FloatingPointError(f"{desc}: loss became {total.item()} at epoch {epoch}")
+                raise PluginError(f"model {config.model!r}: the loss became {total.item()} at {desc}, epoch {epoch}")
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()
