@@ -169,6 +169,14 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_new_plugin(args) -> int:
+    from ascbench.scaffold import new_plugin
+
+    root = new_plugin(args.name, args.kind, Path(args.dir))
+    print(f"wrote {root}\nnext: pip install -e {root} && ascbench list && python -m pytest -q {root / 'tests'}")
+    return 0
+
+
 def cmd_plugins(args) -> int:
     from tabulate import tabulate
 
@@ -412,6 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{kind}", action="store_true", help=f"show only {kind}")
     p.add_argument("--all", action="store_true", help="list every model of model families such as timm:")
 
+    p = sub.add_parser("new-plugin", help="write a ready-to-install plugin package (model or strategy)")
+    p.add_argument("name")
+    p.add_argument("--kind", choices=("model", "strategy"), default="model")
+    p.add_argument("--dir", default=".", help="where to create ascbench-NAME/ (default: here)")
+
     sub.add_parser("plugins", help="every plugin found, whether it loaded, and what it registered")
 
     p = sub.add_parser("leaderboard", help="summarise stored results (mean ± std over seeds)")
@@ -485,7 +498,7 @@ def _one_line_plugin_warnings() -> None:
 
 
 PLURAL = {"model": "models", "strategy": "strategies", "dataset": "datasets", "protocol": "protocols"}
-COMMANDS = {"plugins": cmd_plugins, "plot": cmd_plot, "rerun": cmd_rerun, "export": cmd_export, "data": cmd_data, "run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "profile": cmd_profile}
+COMMANDS = {"new-plugin": cmd_new_plugin, "plugins": cmd_plugins, "plot": cmd_plot, "rerun": cmd_rerun, "export": cmd_export, "data": cmd_data, "run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "profile": cmd_profile}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,119 @@
+"""``ascbench new-plugin``: a ready-to-install plugin package (pyproject with the entry point, one
+module with a working minimal model or strategy, one test file using the conformance kit)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ascbench.errors import ConfigError
+from ascbench.fileio import atomic_write_text
+
+PYPROJECT = '''[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "ascbench-{name}"
+version = "0.1.0"
+description = "{kind} plugin for ascbench: {name}"
+requires-python = ">=3.10"
+dependencies = ["ascbench"]
+
+[project.entry-points.ascbench]
+{name} = "{module}"
+
+[tool.setuptools]
+py-modules = ["{module}"]
+'''
+
+MODEL = '''"""{name}: a minimal ascbench model plugin. Replace the network; keep the forward signature."""
+
+import torch
+import torch.nn as nn
+
+from ascbench import hookimpl
+from ascbench.layers import ContextEncoder, GatedFusion, ResidualDSBlock
+from ascbench.specs import ModelContext, ModelSpec
+
+
+class {cls}(nn.Module):
+    def __init__(self, ctx: ModelContext, width: int = 16):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        self.block = ResidualDSBlock(width, width)
+        self.context = ContextEncoder(ctx.num_cities, ctx.time_dim)
+        self.fusion = GatedFusion(width, self.context.out_dim)
+        self.classifier = nn.Linear(width, ctx.num_classes)
+
+    @property
+    def feature_extractor(self) -> nn.Module:  # lets the freeze strategy work
+        return nn.ModuleList([self.stem, self.block])
+
+    def forward(self, x: torch.Tensor, city: torch.Tensor | None = None, time: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.block(self.stem(x)).mean(dim=(2, 3))
+        return self.classifier(self.fusion(h, self.context(city, time, h.shape[0])))
+
+
+@hookimpl
+def ascbench_models():
+    return [ModelSpec("{name}", lambda ctx, **kw: {cls}(ctx, **kw), "{name}: describe it in one line",
+                      uses_city=True, uses_time=True)]
+'''
+
+STRATEGY = '''"""{name}: a minimal ascbench strategy plugin (pretrained start, small learning rate)."""
+
+from ascbench import hookimpl
+from ascbench.specs import StrategySpec
+
+
+def train(job):
+    model = job.load_pretrained(job.build_model())
+    return job.fit(model, lr=job.config.lr * 0.1, desc="{name}")
+
+
+@hookimpl
+def ascbench_strategies():
+    return [StrategySpec("{name}", train, "{name}: describe it in one line")]
+'''
+
+MODEL_TEST = '''import pytest
+
+from ascbench.testing import model_checks
+
+
+@pytest.mark.parametrize("check", model_checks("{name}"), ids=lambda check: check.__name__)
+def test_conformance(check):
+    check()
+'''
+
+STRATEGY_TEST = '''from ascbench.config import RunConfig
+from ascbench.runner import execute
+
+
+def test_runs_end_to_end(tmp_path):
+    config = RunConfig(strategy="{name}", dataset="embedded-tiny", epochs=1, pretrain_epochs=1,
+                       model="mobileascnet-cnn", model_kwargs={{"channels": [8, 8, 8], "stem_channels": 8}})
+    record = execute(config, runs_root=tmp_path, progress=False)
+    assert 0.0 <= record.metrics["accuracy"] <= 1.0
+'''
+
+
+def new_plugin(name: str, kind: str, parent: Path) -> Path:
+    """Write the package ``ascbench-<name>`` under ``parent`` and return its directory."""
+    if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
+        raise ConfigError(f"plugin name {name!r}: use lower-case letters, digits and '-' (e.g. my-net)")
+    if kind not in ("model", "strategy"):
+        raise ConfigError(f"--kind must be model or strategy, not {kind!r}")
+    module = "ascbench_" + name.replace("-", "_")
+    cls = "".join(part.capitalize() for part in name.split("-"))
+    root = parent / f"ascbench-{name}"
+    if root.exists():
+        raise ConfigError(f"{root} already exists; choose another name or directory")
+    fields = {"name": name, "module": module, "cls": cls, "kind": kind}
+    atomic_write_text(root / "pyproject.toml", PYPROJECT.format(**fields))
+    atomic_write_text(root / f"{module}.py", (MODEL if kind == "model" else STRATEGY).format(**fields))
+    atomic_write_text(root / "tests" / f"test_{module}.py", (MODEL_TEST if kind == "model" else STRATEGY_TEST).format(**fields))
+    atomic_write_text(root / "README.md", f"# ascbench-{name}\n\nAn ascbench {kind} plugin.\n\n"
+                      f"    pip install -e .\n    ascbench list\n    python -m pytest -q\n")
+    return root
