@@ -43,6 +43,7 @@ def _add_run_parser(sub) -> None:
     p.add_argument("--pretrain-data-root", default=None, metavar="DIR", help="directory of the pretraining source dataset")
     p.add_argument("--feature-preset", default=None, help="embedded | apsipa2025 | dcase (default: the dataset's)")
     p.add_argument("--data-root", default=None, help="directory of the dataset's audio and metadata")
+    p.add_argument("--skip-bad", action="store_true", help="leave unusable audio files out (listed in the run record)")
     p.add_argument("--test-cities", default="", help="comma-separated hold-out cities for unseen-city")
     p.add_argument("--time-holdout", default=d.time_holdout, help="unseen-time variant: time-of-day | date")
     p.add_argument("--folds", type=int, default=0, metavar="K",
@@ -89,7 +90,7 @@ def _config_from_args(args) -> RunConfig:
         model=args.model, strategy=args.strategy, dataset=args.dataset, protocol=args.protocol,
         labeled=args.labeled, seed=args.seed, epochs=args.epochs, pretrain_epochs=args.pretrain_epochs,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, pretrain_on=args.pretrain_on,
-        pretrained=args.pretrained, pretrain_data_root=args.pretrain_data_root, feature_preset=args.feature_preset, data_root=args.data_root,
+        skip_bad=args.skip_bad, pretrained=args.pretrained, pretrain_data_root=args.pretrain_data_root, feature_preset=args.feature_preset, data_root=args.data_root,
         test_cities=tuple(c.strip() for c in args.test_cities.split(",") if c.strip()),
         time_holdout=args.time_holdout, model_kwargs=kwargs, threads=args.threads, context=args.context,
         semi=args.semi, pl_rounds=args.pl_rounds, pl_threshold=args.pl_threshold, pl_class_balanced=not args.pl_unbalanced,
@@ -283,6 +284,22 @@ def cmd_data(args) -> int:
 
     from ascbench.data.summary import dataset_tables, metadata_lookup_score, split_table
 
+    if args.data_command == "check":
+        from ascbench.data.validate import validate_audio
+
+        ds = _load_dataset(args.dataset, args.data_root, require_audio=True)
+        reports = validate_audio(ds, progress=sys.stderr.isatty())
+        bad = [r for r in reports if r.problem]
+        for r in bad:
+            print(f"{ds.root / r.filename}: {r.problem}")
+        notes: dict[str, int] = {}
+        for r in reports:
+            for n in r.notes:
+                notes[n] = notes.get(n, 0) + 1
+        for note, count in sorted(notes.items()):
+            print(f"note: {count} file(s): {note}")
+        print(f"{len(bad)} unusable of {len(reports)} files in {ds.name}")
+        return 1 if bad else 0
     if args.data_command == "info":
         ds = _load_dataset(args.dataset, args.data_root, require_audio=False)
         print(f"{ds.name}: {ds.description}")
@@ -460,6 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="inspect a dataset and its splits (metadata only; no audio needed)")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
     q = data_sub.add_parser("info", help="clips, labeled fraction, per-city and per-period counts, class balance")
+    q.add_argument("dataset")
+    q.add_argument("--data-root", default=None)
+    q = data_sub.add_parser("check", help="read every audio file; list each unusable one with its reason")
     q.add_argument("dataset")
     q.add_argument("--data-root", default=None)
     q = data_sub.add_parser("split", help="summarise a protocol's split, score a metadata-only lookup, write it as CSV")

@@ -39,6 +39,7 @@ class RunConfig:
     pretrain_data_root: str | None = None  # where the pretraining source lives (e.g. a TAU Urban tree)
     feature_preset: str | None = None  # default: the dataset's own preset
     data_root: str | None = None
+    skip_bad: bool = False  # leave unusable audio files out (listed in the run record) instead of refusing
     test_cities: tuple[str, ...] = ()
     time_holdout: str = "time-of-day"
     folds: int = 0  # unseen-city cross-city folds; `ascbench run --folds K` runs all K

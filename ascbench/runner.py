@@ -21,7 +21,7 @@ from ascbench import provenance
 from ascbench.complexity import latency_ms, profile, torchinfo_macs
 from ascbench.config import RunConfig
 from ascbench.data.dataset import DatasetOptions
-from ascbench.errors import AscbenchError, PluginError
+from ascbench.errors import AscbenchError, DataError, PluginError
 from ascbench.features import get_preset, load_features
 from ascbench.metrics import evaluate
 from ascbench.pretraining import pretrained_state
@@ -81,6 +81,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             log.info("run %s: %s", run_id, config.to_dict())
             t = time.perf_counter()
             dataset = dataset_spec.load(DatasetOptions(data_root=Path(config.data_root) if config.data_root else None))
+            skipped = _drop_bad_audio(dataset, config, progress)
             split = protocol_spec.split(dataset, ProtocolOptions(seed=config.seed, test_cities=config.test_cities,
                                                                   time_holdout=config.time_holdout, folds=config.folds,
                                                                   fold=config.fold))
@@ -135,6 +136,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
                 "strategy_notes": job.notes,
                 "timings": {k: round(v, 3) for k, v in timings.items()},
                 "dataset_fingerprint": dataset.fingerprint(),
+                "skipped_files": skipped,
                 "split_fingerprint": _split_fingerprint(part),
                 "features": {"preset": config.feature_preset or dataset_spec.feature_preset, **asdict(feature_cfg)},
                 "provenance": provenance.collect(),
@@ -170,6 +172,27 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     record = RunRecord(run_id=run_id, config=config.to_dict(), metrics=metrics, row=row)
     commit_run(root, staging, record)
     return record
+
+
+def _drop_bad_audio(dataset, config: RunConfig, progress: bool) -> list[dict]:
+    """Refuse a dataset with unusable audio files, or drop them with --skip-bad (listed in the record)."""
+    from ascbench.data.validate import validate_audio
+
+    reports = validate_audio(dataset, progress)
+    bad = [r for r in reports if r.problem]
+    noted = sorted({n.split(" (")[0] if "channels" in n or "sample rate" in n else "length differs" for r in reports for n in r.notes})
+    if noted:
+        log.info("audio notes for %s: %s (see `ascbench data check %s`)", dataset.name, "; ".join(noted), dataset.name)
+    if not bad:
+        return []
+    if not config.skip_bad:
+        listing = "; ".join(f"{r.filename}: {r.problem}" for r in bad[:3])
+        raise DataError(f"{len(bad)} unusable audio file(s) in {dataset.name} ({listing}{'; ...' if len(bad) > 3 else ''}); "
+                        f"`ascbench data check {dataset.name}` lists them all, --skip-bad leaves them out")
+    log.warning("skipping %d unusable audio file(s) of %s (listed in metrics.json)", len(bad), dataset.name)
+    keep = ~dataset.meta["filename"].isin({r.filename for r in bad}).to_numpy()
+    dataset.meta = dataset.meta[keep].reset_index(drop=True)
+    return [{"filename": r.filename, "problem": r.problem} for r in bad]
 
 
 def _split_fingerprint(part) -> str:

@@ -1,0 +1,62 @@
+"""A corpus of broken audio, made by the tests: each failure mode gets a clear line and loses nothing."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ascbench.cli import main
+from ascbench.data.validate import inspect_file
+
+
+@pytest.fixture
+def broken_copy(tiny, tmp_path):
+    root = tmp_path / "tiny-copy"
+    shutil.copytree(tiny.root, root)
+    files = list(tiny.meta["filename"])
+    truncated, nan, empty, garbage, stereo, slow = (root / files[i] for i in (0, 1, 2, 3, 4, 5))
+    data = truncated.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])  # header still claims the full length
+    sf.write(str(nan), np.full(16000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    empty.write_bytes(b"")
+    garbage.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunk")
+    sf.write(str(stereo), np.zeros((16000, 2), dtype=np.float32), 16000)
+    sf.write(str(slow), np.zeros(8000, dtype=np.float32), 8000)
+    return root, files
+
+
+def test_each_failure_mode_is_named(broken_copy):
+    root, files = broken_copy
+    reasons = [inspect_file(root / f, 16000, 16000) for f in files[:6]]
+    assert reasons[0][0].startswith("truncated")
+    assert reasons[1][0] == "NaN or infinite samples"
+    assert reasons[2][0] == "empty file (0 bytes)"
+    assert reasons[3][0].startswith("unreadable")
+    assert reasons[4] == (None, ("2 channels (averaged to mono)",))
+    assert reasons[5][0] is None and "sample rate 8000 Hz (resampled to 16000)" in reasons[5][1]
+    assert inspect_file(root / "nope.wav", 16000, 16000)[0] == "missing"
+
+
+def test_data_check_lists_every_bad_file(broken_copy, capsys):
+    root, files = broken_copy
+    assert main(["data", "check", "embedded-tiny", "--data-root", str(root)]) == 1
+    out = capsys.readouterr().out
+    for f in files[:4]:
+        assert f in out
+    assert "4 unusable of 240 files" in out and "note: 1 file(s): 2 channels" in out
+
+
+def test_run_refuses_then_skips_with_skip_bad(broken_copy, runs, capsys):
+    root, files = broken_copy
+    base = ["run", "--dataset", "embedded-tiny", "--data-root", str(root), "--strategy", "scratch", "--model",
+            "context-only", "--epochs", "1", "--no-progress"]
+    assert main(base) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "4 unusable audio file(s)" in err and "--skip-bad" in err
+    assert not (runs / "results.jsonl").exists()
+    assert main(base + ["--skip-bad"]) == 0
+    (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
+    skipped = json.loads((run_dir / "metrics.json").read_text())["skipped_files"]
+    assert sorted(s["filename"] for s in skipped) == sorted(files[:4])
