@@ -7,7 +7,6 @@ preset and every file's path, size and modification time: touching a file re-ext
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -21,7 +20,7 @@ from tqdm.auto import tqdm
 from ascbench.data.audio import read_clip
 from ascbench.data.dataset import ClipDataset
 from ascbench.errors import ConfigError
-from ascbench.fileio import atomic_write_text, cache_root
+from ascbench.fileio import atomic_write_text, cache_root, files_state_digest
 
 
 @dataclass(frozen=True)
@@ -73,15 +72,8 @@ class LogMel(torch.nn.Module):
 
 def cache_key(dataset: ClipDataset, cfg: FeatureConfig) -> str:
     """Identifies the features of exactly these files under exactly this preset."""
-    h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
-    h.update(f"{dataset.sample_rate}|{dataset.clip_seconds}".encode())
-    for path in dataset.audio_paths():
-        try:
-            st = os.stat(path)
-            h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        except FileNotFoundError:
-            h.update(f"{path}|missing\n".encode())
-    return h.hexdigest()[:24]
+    salt = json.dumps(asdict(cfg), sort_keys=True) + f"{dataset.sample_rate}|{dataset.clip_seconds}"
+    return files_state_digest(dataset.audio_paths(), salt)
 
 
 def features_dir() -> Path:

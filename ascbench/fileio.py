@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 
 def cache_root() -> Path:
@@ -48,3 +50,16 @@ def append_line(path: Path, line: str) -> None:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def files_state_digest(paths: Iterable[Path], salt: str) -> str:
+    """A digest of ``salt`` and every file's path, size and modification time (missing files included):
+    it changes whenever a file is added, removed, replaced or touched."""
+    h = hashlib.sha256(salt.encode())
+    for path in paths:
+        try:
+            st = os.stat(path)
+            h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        except FileNotFoundError:
+            h.update(f"{path}|missing\n".encode())
+    return h.hexdigest()[:24]

@@ -13,18 +13,7 @@ from ascbench.training import create_model
 CTX = ModelContext(num_classes=10, num_cities=5, time_dim=8, n_mels=64, n_frames=51)
 
 # Narrow settings so that each model trains in a second or two.
-SMALL = {
-    "mobileascnet": {"stem_channels": 8, "channels": [8, 16, 16], "gru_hidden": 16},
-    "mobileascnet-early": {"stem_channels": 8, "channels": [8, 16, 16], "gru_hidden": 16},
-    "mobileascnet-gru": {"stem_channels": 8, "channels": [8, 16, 16], "gru_hidden": 16},
-    "mobileascnet-cnn": {"stem_channels": 8, "channels": [8, 16, 16]},
-    "mobileascnet-tiny": {},
-    "se-trans": {"channels": [8, 16], "heads": 2, "feedforward": 16},
-    "cp-mobile": {"base_channels": 8},
-    "context-only": {},
-    "timm:mobilenetv3_small_050": {},
-    "timm:resnet10t": {},
-}
+from small_models import SMALL  # noqa: E402
 
 
 def test_every_builtin_model_is_covered(registry):

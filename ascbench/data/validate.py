@@ -8,9 +8,7 @@ other than the declared clip length (zero-padded at the end, or cropped to the f
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from ascbench.data.dataset import ClipDataset
-from ascbench.fileio import atomic_write_text, cache_root
+from ascbench.fileio import atomic_write_text, cache_root, files_state_digest
 
 
 @dataclass(frozen=True)
@@ -82,14 +80,7 @@ def inspect_file(path: Path, sample_rate: int, num_samples: int) -> tuple[str | 
 
 
 def _key(dataset: ClipDataset) -> str:
-    h = hashlib.sha256(f"{dataset.sample_rate}|{dataset.num_samples}".encode())
-    for path in dataset.audio_paths():
-        try:
-            st = os.stat(path)
-            h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        except FileNotFoundError:
-            h.update(f"{path}|missing\n".encode())
-    return h.hexdigest()[:24]
+    return files_state_digest(dataset.audio_paths(), f"validate|{dataset.sample_rate}|{dataset.num_samples}")
 
 
 def validate_audio(dataset: ClipDataset, progress: bool = True) -> list[FileReport]:
