@@ -64,7 +64,9 @@ class Registry:
                     self.entries["model"][name] = spec
                     self.owners["model"][name] = self.owners["model family"][family.prefix]
                     return spec
-        valid = list(self.entries[kind]) + [f"{p}<name>" for p in self.entries["model family"]] * (kind == "model")
+        valid = list(self.entries[kind])
+        if kind == "model":
+            valid += [f"{prefix}<name>" for prefix in self.entries["model family"]]
         raise UnknownNameError(kind, name, valid)
 
     def _family_of(self, name: str) -> ModelFamily | None:

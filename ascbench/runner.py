@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import platform
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -146,8 +147,6 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
                         "classes": dataset.classes, "config": config.to_dict()}, staging / "model.pt")
             log.info("accuracy %.4f, macro-F1 %.4f, log loss %.4f", metrics["accuracy"], metrics["macro_f1"], metrics["log_loss"])
     except BaseException:
-        import shutil
-
         shutil.rmtree(staging, ignore_errors=True)  # nothing half-written is left behind
         raise
 
