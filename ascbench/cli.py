@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ascbench.config import RunConfig
-from ascbench.errors import AscbenchError
+from ascbench.errors import AscbenchError, RunInterrupted
 
 EPILOG_RUN = """examples:
   ascbench run --model mobileascnet --strategy finetune
@@ -19,7 +19,11 @@ EPILOG_RUN = """examples:
 
 Every run writes runs/<run_id>/ (config, metrics, split, weights, log) and one row to
 runs/results.jsonl; `ascbench leaderboard` summarises them. `ascbench list` shows every
-registered model, strategy, dataset and protocol."""
+registered model, strategy, dataset and protocol.
+
+A run saves a checkpoint at every epoch end. If it is killed or stopped with Ctrl-C, running the
+same command again continues from the last checkpoint (as does `ascbench run --resume DIR` with
+the runs/.<run_id>.partial directory it names) and ends with the same numbers."""
 
 
 def _add_run_parser(sub) -> None:
@@ -73,7 +77,23 @@ def _add_run_parser(sub) -> None:
                      help="rate at which a training clip's city becomes 'unknown', so that index is learned")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--runs-dir", default=None, help="where runs are stored (default: $ASCBENCH_RUNS_DIR or ./runs)")
+    _add_cache_dir(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue an interrupted run from its staging directory (runs/.<run_id>.partial); "
+                        "its stored config is used and the other run options are ignored")
+
+
+class _CacheDir(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        os.environ["ASCBENCH_CACHE_DIR"] = values  # read by every cache (data, features, pretraining, checks)
+        setattr(namespace, self.dest, values)
+
+
+def _add_cache_dir(parser) -> None:
+    parser.add_argument("--cache-dir", action=_CacheDir, default=None, metavar="DIR",
+                        help="where generated data, features and pretraining stages are cached "
+                             "(default: $ASCBENCH_CACHE_DIR or ~/.cache/ascbench)")
 
 
 def _config_from_args(args) -> RunConfig:
@@ -106,8 +126,13 @@ def cmd_run(args) -> int:
 
     from ascbench.runner import execute
 
-    config = _config_from_args(args)
     progress = not args.no_progress and sys.stderr.isatty()
+    if args.resume:
+        config = _resume_config(Path(args.resume))
+        record = execute(config, progress=progress, resume=args.resume)
+        _print_summary(config, record)
+        return 0
+    config = _config_from_args(args)
     if config.folds:
         if config.protocol != "unseen-city":
             raise AscbenchError("--folds applies to --protocol unseen-city")
@@ -120,6 +145,23 @@ def cmd_run(args) -> int:
         print(f"\nmean over {config.folds} folds: {100 * sum(accs) / len(accs):.2f} %   worst fold: {100 * min(accs):.2f} %")
         return 0
     record = execute(config, runs_root=args.runs_dir, progress=progress)
+    _print_summary(config, record)
+    return 0
+
+
+def _resume_config(path: Path) -> RunConfig:
+    try:
+        stored = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AscbenchError(f"{path} is not an unfinished run directory (no config.json); "
+                            f"unfinished runs are the .<run_id>.partial directories of the runs directory") from None
+    stored.pop("_digest", None)
+    return RunConfig.from_dict(stored)
+
+
+def _print_summary(config: RunConfig, record) -> None:
+    from tabulate import tabulate
+
     m, c = record.metrics, record.metrics["complexity"]
     summary = [
         ("run", record.run_id),
@@ -135,7 +177,7 @@ def cmd_run(args) -> int:
         ("MACs per clip", f"{c['macs']:,}  ({c['clip_seconds']:g} s)"),
         ("MACs per second", f"{c['macs_per_second']:,}"),
         ("param memory", f"{c['param_kb']:.1f} kB (float32)"),
-        ("wall time", f"{m['timings']['total_s']:.1f} s"),
+        ("wall time", f"{m['timings']['total_s']:.1f} s" + (f"  (resumed from {m['resumed_from']})" if m.get("resumed_from") else "")),
     ]
     print(tabulate(summary, tablefmt="simple"))
     per_city = [(k, f"{100 * v:.1f}") for k, v in m["city_accuracy"].items()]
@@ -144,7 +186,6 @@ def cmd_run(args) -> int:
     print(tabulate(per_city, headers=["city", "acc %"], tablefmt="simple"))
     print()
     print(tabulate(per_period, headers=["period", "acc %"], tablefmt="simple"))
-    return 0
 
 
 def cmd_list(args) -> int:
@@ -528,6 +569,9 @@ def main(argv: list[str] | None = None) -> int:
     _one_line_plugin_warnings()
     try:
         return COMMANDS[args.command](args)
+    except RunInterrupted as exc:
+        print(f"ascbench: {exc}", file=sys.stderr)
+        return 130
     except AscbenchError as exc:
         if args.debug:
             raise

@@ -25,3 +25,7 @@ class DataError(AscbenchError):
 
 class ConfigError(AscbenchError):
     """An invalid combination of run options."""
+
+
+class RunInterrupted(AscbenchError):
+    """A run was stopped (Ctrl-C) after its last epoch checkpoint; the message says how to resume it."""

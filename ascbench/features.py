@@ -1,14 +1,22 @@
-"""Log-mel features with torchaudio, extracted in batches and cached on disk once per dataset and preset.
+"""Log-mel features with torchaudio, extracted in parallel batches and cached on disk once per dataset and preset.
 
-The cache holds one ``.npy`` array (clips x mel bins x frames) per (dataset files, preset), opened
-memory-mapped, so a warm epoch is a slice rather than thousands of file opens. The key covers the
-preset and every file's path, size and modification time: touching a file re-extracts.
+A cache entry is one ``.npy`` array (clips x mel bins x frames) plus ``index.json``, opened
+memory-mapped, so a warm epoch is a slice rather than thousands of file opens. Entries are keyed by
+the *content* of the audio files and the preset: a touched or copied file with the same bytes
+reuses its entry, a changed one re-extracts. Hashing every audio file on every run would cost a
+read of the whole dataset, so a small memo maps the files' paths, sizes and modification times to
+their content key; only a change of those re-hashes. Each entry records the digest of its array,
+checked whenever it is opened: a truncated or corrupted entry is rebuilt, never used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,8 +27,10 @@ from tqdm.auto import tqdm
 
 from ascbench.data.audio import read_clip
 from ascbench.data.dataset import ClipDataset
-from ascbench.errors import ConfigError
-from ascbench.fileio import atomic_write_text, cache_root, files_state_digest
+from ascbench.errors import ConfigError, DataError
+from ascbench.fileio import atomic_write_text, cache_root, exclusive_lock, files_state_digest
+
+log = logging.getLogger("ascbench")
 
 
 @dataclass(frozen=True)
@@ -71,25 +81,79 @@ class LogMel(torch.nn.Module):
 
 
 def cache_key(dataset: ClipDataset, cfg: FeatureConfig) -> str:
-    """Identifies the features of exactly these files under exactly this preset."""
-    salt = json.dumps(asdict(cfg), sort_keys=True) + f"{dataset.sample_rate}|{dataset.clip_seconds}"
-    return files_state_digest(dataset.audio_paths(), salt)
+    """Identifies exactly these files (path, size, modification time) under exactly this preset."""
+    return files_state_digest(dataset.audio_paths(), _salt(dataset, cfg))
+
+
+def _salt(dataset: ClipDataset, cfg: FeatureConfig) -> str:
+    return json.dumps(asdict(cfg), sort_keys=True) + f"{dataset.sample_rate}|{dataset.clip_seconds}|{FORMAT_VERSION}"
+
+
+def content_key(dataset: ClipDataset, cfg: FeatureConfig, threads: int | None = None) -> str:
+    """Identifies the bytes of every audio file (in dataset order) under this preset."""
+    def file_digest(path: Path) -> bytes:
+        h = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 22):
+                    h.update(chunk)
+        except FileNotFoundError:
+            h.update(b"missing")
+        return h.digest()
+
+    h = hashlib.sha256(_salt(dataset, cfg).encode())
+    with ThreadPoolExecutor(max_workers=threads or torch.get_num_threads()) as pool:  # hashlib releases the GIL
+        for name, digest in zip(dataset.meta["filename"], pool.map(file_digest, dataset.audio_paths())):
+            h.update(name.encode() + b"\0" + digest)
+    return h.hexdigest()[:24]
+
+
+FORMAT_VERSION = 2
+
+
+def _memo(dataset: ClipDataset, cfg: FeatureConfig) -> Path:
+    return features_dir() / "by-file-state" / f"{dataset.name}-{cache_key(dataset, cfg)}"
+
+
+def audio_content_key(dataset: ClipDataset, cfg: FeatureConfig, threads: int | None = None) -> str:
+    """:func:`content_key`, hashed only when the files' paths, sizes or modification times changed."""
+    memo = _memo(dataset, cfg)
+    try:
+        return memo.read_text().strip()
+    except FileNotFoundError:
+        key = content_key(dataset, cfg, threads)
+        atomic_write_text(memo, key)
+        return key
 
 
 def features_dir() -> Path:
     return Path(os.environ.get("ASCBENCH_FEATURE_DIR") or cache_root() / "features")
 
 
-def extract(dataset: ClipDataset, cfg: FeatureConfig, batch_size: int = 64, progress: bool = True) -> np.ndarray:
-    """Compute log-mel features for every clip of ``dataset`` (no caching)."""
+def extract(dataset: ClipDataset, cfg: FeatureConfig, batch_size: int = 64, progress: bool = True,
+            threads: int | None = None) -> np.ndarray:
+    """Compute log-mel features for every clip of ``dataset`` (no caching).
+
+    Files are decoded by a thread pool (libsndfile releases the GIL) one batch ahead of the batched
+    mel computation, which uses torch's own intra-op threads.
+    """
     front_end = LogMel(cfg)
     paths = dataset.audio_paths()
     n_frames = cfg.n_frames(dataset.clip_seconds)
     out = np.empty((len(paths), cfg.n_mels, n_frames), dtype=np.float32)
     bar = tqdm(total=len(paths), desc=f"log-mel {dataset.name}", unit="clip", disable=not progress, leave=False)
-    with torch.inference_mode():
-        for start in range(0, len(paths), batch_size):
-            batch = np.stack([read_clip(p, dataset.sample_rate, dataset.num_samples) for p in paths[start:start + batch_size]])
+
+    def read_batch(start: int) -> np.ndarray:
+        return np.stack(list(pool.map(lambda p: read_clip(p, dataset.sample_rate, dataset.num_samples),
+                                      paths[start:start + batch_size])))
+
+    starts = list(range(0, len(paths), batch_size))
+    with ThreadPoolExecutor(max_workers=threads or torch.get_num_threads()) as pool, \
+            ThreadPoolExecutor(max_workers=1) as prefetch, torch.inference_mode():
+        pending = prefetch.submit(read_batch, starts[0]) if starts else None
+        for i, start in enumerate(starts):
+            batch = pending.result()
+            pending = prefetch.submit(read_batch, starts[i + 1]) if i + 1 < len(starts) else None
             wave = torch.from_numpy(batch)
             if dataset.sample_rate != cfg.sample_rate:
                 wave = torchaudio.functional.resample(wave, dataset.sample_rate, cfg.sample_rate)
@@ -99,21 +163,79 @@ def extract(dataset: ClipDataset, cfg: FeatureConfig, batch_size: int = 64, prog
     return out
 
 
-def load_features(dataset: ClipDataset, cfg: FeatureConfig, progress: bool = True) -> tuple[np.ndarray, bool]:
-    """Features for every clip of ``dataset`` from the cache, extracting them on a miss.
+def _array_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            h.update(chunk)
+    return h.hexdigest()
 
-    Returns the (memory-mapped) array and whether it came from the cache.
-    """
-    directory = features_dir() / f"{dataset.name}-{cache_key(dataset, cfg)}"
-    array_path = directory / "features.npy"
-    index_path = directory / "index.json"
-    if array_path.exists() and index_path.exists():
-        return np.load(array_path, mmap_mode="r"), True
-    feats = extract(dataset, cfg, progress=progress)
+
+def _open_entry(directory: Path, dataset: ClipDataset) -> np.ndarray | None:
+    """The entry's array if it is complete and intact; None if absent. A damaged entry is removed."""
+    array_path, index_path = directory / "features.npy", directory / "index.json"
+    if not index_path.exists():  # the index is written last: without it the entry is incomplete
+        return None
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+        problem = None
+        if index.get("files") != list(dataset.meta["filename"]):
+            problem = "it lists other files"
+        elif array_path.stat().st_size != index["bytes"]:
+            problem = f"features.npy has {array_path.stat().st_size} bytes, the index says {index['bytes']}"
+        elif _array_digest(array_path) != index["sha256"]:
+            problem = "features.npy does not match its recorded digest"
+    except (OSError, ValueError, KeyError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem is None:
+        return np.load(array_path, mmap_mode="r")
+    log.warning("feature cache entry %s is damaged (%s); extracting again", directory, problem)
+    shutil.rmtree(directory, ignore_errors=True)
+    return None
+
+
+def _write_entry(directory: Path, dataset: ClipDataset, cfg: FeatureConfig, feats: np.ndarray, key: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".features.{os.getpid()}.npy"
-    np.save(tmp, feats)
-    os.replace(tmp, array_path)
-    # The index is written last and marks the entry complete.
-    atomic_write_text(index_path, json.dumps({"files": list(dataset.meta["filename"]), "config": asdict(cfg)}))
-    return np.load(array_path, mmap_mode="r"), False
+    try:
+        np.save(tmp, feats)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, directory / "features.npy")
+        # The index is written last and marks the entry complete.
+        atomic_write_text(directory / "index.json", json.dumps({
+            "files": list(dataset.meta["filename"]), "config": asdict(cfg), "content_key": key,
+            "shape": list(feats.shape), "bytes": (directory / "features.npy").stat().st_size,
+            "sha256": _array_digest(directory / "features.npy")}))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+
+
+def load_features(dataset: ClipDataset, cfg: FeatureConfig, progress: bool = True,
+                  threads: int | None = None) -> tuple[np.ndarray, bool]:
+    """Features for every clip of ``dataset`` from the cache, extracting them on a miss.
+
+    Returns the (memory-mapped) array and whether it came from the cache. A cache that cannot be
+    written (full disk, read-only directory) is a :class:`DataError` naming the directory; nothing
+    half-written is left in it.
+    """
+    root = features_dir()
+    known = _memo(dataset, cfg)
+    if known.exists():
+        found = _open_entry(root / f"{dataset.name}-{known.read_text().strip()}", dataset)
+        if found is not None:
+            return found, True
+    try:
+        with exclusive_lock(root / f".{dataset.name}.lock"):
+            key = audio_content_key(dataset, cfg, threads)
+            directory = root / f"{dataset.name}-{key}"
+            found = _open_entry(directory, dataset)  # same bytes under a new file state, or filled while we waited
+            cached = found is not None
+            if not cached:
+                _write_entry(directory, dataset, cfg, extract(dataset, cfg, progress=progress, threads=threads), key)
+    except OSError as exc:
+        raise DataError(f"cannot write the feature cache in {root}: {exc.strerror or exc}; free some space or point "
+                        f"$ASCBENCH_CACHE_DIR (or --cache-dir) at a writable directory") from exc
+    return (found if cached else np.load(directory / "features.npy", mmap_mode="r")), cached

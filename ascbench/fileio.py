@@ -6,8 +6,9 @@ import fcntl
 import hashlib
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 
 def cache_root() -> Path:
@@ -63,3 +64,21 @@ def files_state_digest(paths: Iterable[Path], salt: str) -> str:
         except FileNotFoundError:
             h.update(f"{path}|missing\n".encode())
     return h.hexdigest()[:24]
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if needed) for the ``with`` block.
+
+    Used around cache fills (dataset generation, feature extraction, pretraining), so that runs
+    started together compute a cache entry once: the second waits, then finds it filled.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

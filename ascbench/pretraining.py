@@ -20,7 +20,7 @@ import torch
 from ascbench.config import RunConfig
 from ascbench.data.dataset import DatasetOptions
 from ascbench.errors import ConfigError, DataError
-from ascbench.features import FeatureConfig, cache_key, load_features
+from ascbench.features import FeatureConfig, audio_content_key, load_features
 from ascbench.fileio import cache_root
 from ascbench.protocols import Split, partition
 from ascbench.registry import Registry
@@ -67,7 +67,7 @@ def pretrained_state(
         "model": config.model, "model_kwargs": config.model_kwargs, "context": config.context, "source": source_name,
         # The metadata fingerprint alone would miss regenerated or replaced audio; the feature key
         # covers every file's size and modification time.
-        "source_fingerprint": source.fingerprint(), "source_features": cache_key(source, feature_cfg),
+        "source_fingerprint": source.fingerprint(), "source_features": audio_content_key(source, feature_cfg),
         "features": asdict(feature_cfg),
         "epochs": config.pretrain_epochs, "lr": config.lr, "batch_size": config.batch_size,
         "min_epoch_clips": config.min_epoch_clips,
@@ -83,7 +83,7 @@ def pretrained_state(
         return load_checkpoint_state(path)
 
     log.info("pretraining %s on %s for up to %d epochs (cached as %s)", config.model, source_name, config.pretrain_epochs, path.name)
-    features, _ = load_features(source, feature_cfg, progress=progress)
+    features, _ = load_features(source, feature_cfg, progress=progress, threads=config.threads)
     all_rows = np.arange(len(source.meta))
     # Every labeled clip of the source trains, whatever its own split (a validation part is held out).
     split = Split(train=all_rows, test=np.array([], dtype=np.int64))

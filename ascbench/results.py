@@ -8,13 +8,17 @@ Layout under the runs directory (``--runs-dir``, ``$ASCBENCH_RUNS_DIR``, default
     <run_id>/split.csv       which clip played which role
     <run_id>/model.pt        the trained weights and normalisation
     <run_id>/log.txt         the run's log
+    .<run_id>.partial/       a run in progress or interrupted: config.json, checkpoint.pt, lock
 
 A run directory is assembled under a temporary name and renamed into place, then its row is appended:
-a crash leaves either nothing or a complete run, and never touches earlier rows.
+a crash leaves either nothing or a complete run, and never touches earlier rows. An interrupted run's
+staging directory keeps its epoch checkpoint; running the same config again (or ``ascbench run
+--resume DIR``) continues it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -22,6 +26,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ascbench.checkpoint import CHECKPOINT_FILE
+from ascbench.errors import ConfigError
 from ascbench.fileio import append_line, atomic_write_text
 
 RESULTS_FILE = "results.jsonl"
@@ -39,20 +45,98 @@ class RunRecord:
     row: dict  # the summary row for the results table
 
 
-def staging_dir(root: Path, run_id: str) -> Path:
-    path = root / f".{run_id}.partial"
-    if path.exists():
-        shutil.rmtree(path)
+PARTIAL_SUFFIX = ".partial"
+LOCK_FILE = "lock"
+
+
+@dataclass
+class RunSlot:
+    """The staging directory of a run in progress, locked by this process for the run's lifetime."""
+
+    run_id: str
+    path: Path
+    resumed: bool
+    _lock_fd: int | None = None
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def discard(self) -> None:
+        self.release()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _try_lock(path: Path) -> int | None:
+    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def partial_run_id(path: Path) -> str:
+    name = Path(path).name
+    return name[1:-len(PARTIAL_SUFFIX)] if name.startswith(".") and name.endswith(PARTIAL_SUFFIX) else name
+
+
+def unfinished_runs(root: Path) -> list[tuple[Path, dict]]:
+    """Staging directories of runs that were interrupted (or are running now), with their configs."""
+    found = []
+    for path in sorted(Path(root).glob(f".*{PARTIAL_SUFFIX}")):
+        try:
+            found.append((path, json.loads((path / "config.json").read_text(encoding="utf-8"))))
+        except (OSError, json.JSONDecodeError):
+            continue  # a staging directory from before config.json was written: nothing to resume
+    return found
+
+
+def open_run(root: Path, config: dict, digest: str, new_run_id: str, resume: Path | None = None) -> RunSlot:
+    """Claim a staging directory: ``resume`` if given, else an unfinished run of the same config, else a new one.
+
+    A directory locked by a live process is never shared; a second process with the same config
+    starts its own run.
+    """
+    if resume is not None:
+        resume = Path(resume)
+        if not (resume / "config.json").exists():
+            raise ConfigError(f"{resume} is not an unfinished run directory (no config.json); "
+                              f"unfinished runs are the .*.partial directories of the runs directory")
+        fd = _try_lock(resume)
+        if fd is None:
+            raise ConfigError(f"{resume} is being run by another process right now")
+        return RunSlot(partial_run_id(resume), resume, True, fd)
+    for path, stored in unfinished_runs(root):
+        if stored.get("_digest") == digest:
+            fd = _try_lock(path)
+            if fd is not None:
+                return RunSlot(partial_run_id(path), path, True, fd)
+    run_id = new_run_id
+    while (root / run_id).exists() or (root / f".{run_id}{PARTIAL_SUFFIX}").exists():
+        run_id += "x"
+    path = root / f".{run_id}{PARTIAL_SUFFIX}"
     path.mkdir(parents=True)
-    return path
+    fd = _try_lock(path)
+    atomic_write_text(path / "config.json", json.dumps({**config, "_digest": digest}, indent=2, sort_keys=True))
+    return RunSlot(run_id, path, False, fd)
 
 
-def commit_run(root: Path, staging: Path, record: RunRecord) -> Path:
-    """Write the record into ``staging``, move it into place, then append its row."""
+def commit_run(root: Path, slot: RunSlot, record: RunRecord) -> Path:
+    """Write the record into the staging directory, move it into place, then append its row."""
+    staging = slot.path
     atomic_write_text(staging / "config.json", json.dumps(record.config, indent=2, sort_keys=True))
     atomic_write_text(staging / "metrics.json", json.dumps(record.metrics, indent=2, sort_keys=True))
+    for leftover in (CHECKPOINT_FILE, LOCK_FILE):  # a finished run needs neither
+        (staging / leftover).unlink(missing_ok=True)
     final = root / record.run_id
     os.replace(staging, final)
+    slot.release()
     append_line(root / RESULTS_FILE, json.dumps(record.row, sort_keys=True))
     return final
 

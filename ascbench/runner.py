@@ -6,7 +6,6 @@ import hashlib
 import logging
 import os
 import platform
-import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -22,13 +21,14 @@ from ascbench import provenance
 from ascbench.complexity import latency_ms, profile, torchinfo_macs
 from ascbench.config import RunConfig
 from ascbench.data.dataset import DatasetOptions
-from ascbench.errors import AscbenchError, DataError, PluginError
+from ascbench.checkpoint import Checkpointer, checkpointing
+from ascbench.errors import AscbenchError, DataError, PluginError, RunInterrupted
 from ascbench.features import get_preset, load_features
 from ascbench.metrics import evaluate
 from ascbench.pretraining import pretrained_state
 from ascbench.protocols import ProtocolOptions, partition
 from ascbench.registry import Registry, get_registry
-from ascbench.results import RunRecord, commit_run, runs_dir, staging_dir
+from ascbench.results import RunRecord, commit_run, open_run, runs_dir
 from ascbench.training import DataBundle, TrainingJob, predict
 
 log = logging.getLogger("ascbench")
@@ -57,8 +57,12 @@ def make_run_id(config: RunConfig) -> str:
 
 
 def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: str | os.PathLike | None = None,
-            progress: bool = True) -> RunRecord:
-    """Run one benchmark cell and store it; returns the stored record."""
+            progress: bool = True, resume: str | os.PathLike | None = None) -> RunRecord:
+    """Run one benchmark cell and store it; returns the stored record.
+
+    An unfinished run of the same config in the runs directory (killed, or stopped with Ctrl-C) is
+    continued from its last epoch checkpoint; ``resume`` names one explicitly.
+    """
     registry = registry or get_registry()
     # Resolve every name first: a typo fails in a second, not after training.
     model_spec = registry.model(config.model)
@@ -70,15 +74,16 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     if config.threads:
         torch.set_num_threads(config.threads)
     _seed_everything(config.seed)
-    root = runs_dir(runs_root)
-    run_id = make_run_id(config)
-    while (root / run_id).exists():
-        run_id += "x"
-    staging = staging_dir(root, run_id)
+    root = runs_dir(runs_root) if resume is None else Path(resume).parent
+    slot = open_run(root, config.to_dict(), config.digest(), make_run_id(config), Path(resume) if resume else None)
+    run_id, staging = slot.run_id, slot.path
+    checkpointer = Checkpointer(staging, config.digest())
     timings: dict[str, float] = {}
     started = time.perf_counter()
     try:
-        with _log_to(staging / "log.txt"):
+        with _log_to(staging / "log.txt"), checkpointing(checkpointer):
+            if checkpointer.resumed_from:
+                log.info("run %s: resuming from its checkpoint (%s)", run_id, checkpointer.resumed_from)
             log.info("run %s: %s", run_id, config.to_dict())
             t = time.perf_counter()
             dataset = dataset_spec.load(DatasetOptions(data_root=Path(config.data_root) if config.data_root else None))
@@ -92,7 +97,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
                      len(part.labeled), len(part.unlabeled), len(part.val), len(part.test))
 
             t = time.perf_counter()
-            features, cached = load_features(dataset, feature_cfg, progress=progress)
+            features, cached = load_features(dataset, feature_cfg, progress=progress, threads=config.threads)
             timings["features_s"] = time.perf_counter() - t
             log.info("features: %s (%s)", features.shape, "cache hit" if cached else "extracted")
             data = DataBundle.build(dataset, features, split.train)
@@ -138,6 +143,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
                 "timings": {k: round(v, 3) for k, v in timings.items()},
                 "dataset_fingerprint": dataset.fingerprint(),
                 "skipped_files": skipped,
+                "resumed_from": checkpointer.resumed_from,
                 "split_fingerprint": _split_fingerprint(part),
                 "features": {"preset": config.feature_preset or dataset_spec.feature_preset, **asdict(feature_cfg)},
                 "provenance": provenance.collect(),
@@ -146,8 +152,14 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             torch.save({"model": model.state_dict(), "mean": data.mean, "std": data.std, "cities": data.cities,
                         "classes": dataset.classes, "config": config.to_dict()}, staging / "model.pt")
             log.info("accuracy %.4f, macro-F1 %.4f, log loss %.4f", metrics["accuracy"], metrics["macro_f1"], metrics["log_loss"])
+    except KeyboardInterrupt:
+        slot.release()  # the checkpoint stays for a resume
+        where = checkpointer.last_position
+        raise RunInterrupted(
+            f"run {run_id} interrupted; " + (f"its last checkpoint is at {where}" if where else "no epoch had finished")
+            + f". Resume with `ascbench run --resume {staging}` or by running the same command again") from None
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)  # nothing half-written is left behind
+        slot.discard()  # a failed run leaves nothing half-written behind
         raise
 
     row = {
@@ -169,7 +181,11 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
         "dataset_fingerprint": metrics["dataset_fingerprint"], "split_fingerprint": metrics["split_fingerprint"],
     }
     record = RunRecord(run_id=run_id, config=config.to_dict(), metrics=metrics, row=row)
-    commit_run(root, staging, record)
+    try:
+        commit_run(root, slot, record)
+    except OSError as exc:
+        slot.discard()
+        raise DataError(f"cannot store run {run_id} in {root}: {exc.strerror or exc}; earlier results are untouched") from exc
     return record
 
 

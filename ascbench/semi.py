@@ -144,6 +144,15 @@ class MeanTeacher(TrainingHook):
     def eval_model(self, model: nn.Module) -> nn.Module:
         return self.teacher  # the teacher is the better model; validation selects its weights
 
+    def state_dict(self) -> dict:
+        return {"teacher": self.teacher.state_dict(), "rng": self.rng.bit_generator.state,
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.teacher.load_state_dict(state["teacher"])
+        self.rng.bit_generator.state = state["rng"]
+        self.generator.set_state(state["generator"])
+
 
 def mean_teacher(job: "TrainingJob", model: nn.Module, lr: float, epochs: int, desc: str) -> list[FitResult]:
     hook = MeanTeacher(job, model, epochs)

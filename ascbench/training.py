@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
 import numpy as np
@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ascbench import checkpoint
 from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset
 from ascbench.errors import ConfigError, PluginError
@@ -121,6 +122,13 @@ class TrainingHook:
     def eval_model(self, model: nn.Module) -> nn.Module:
         return model
 
+    def state_dict(self) -> dict:
+        """Everything the hook carries between epochs, for checkpoints (a resumed run restores it)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
 
 def augment_batch(x: torch.Tensor, config: RunConfig, generator: torch.Generator) -> torch.Tensor:
     x = spec_augment(x, config.freq_mask, config.time_mask, generator)
@@ -178,8 +186,31 @@ def fit(
     min_epochs = max(1, epochs // 3)
     history: list[dict] = []
     order = np.arange(len(train_rows))
-    bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
-    for epoch in bar:
+    checkpointer = checkpoint.active()
+    stage = checkpointer.stage_name(desc) if checkpointer else desc
+    done = checkpointer.finished(stage) if checkpointer else None
+    if done is not None:  # a resumed run replays a finished stage from its checkpoint
+        model.load_state_dict(done["model"])
+        log.info("%s: finished before the interruption; taken from the checkpoint", stage)
+        return FitResult(**done["result"])
+    first_epoch = 1
+    saved = checkpointer.in_progress(stage) if checkpointer else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        rng.bit_generator.state = saved["numpy_rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        generator.set_state(saved["generator"])
+        hook.load_state_dict(saved["hook"])
+        best_state, best_score, best_epoch, stale = saved["best_state"], saved["best_score"], saved["best_epoch"], saved["stale"]
+        history = saved["history"]
+        first_epoch = saved["epoch"] + 1
+        log.info("%s: resuming after epoch %d from the checkpoint", stage, saved["epoch"])
+    bar = tqdm(range(first_epoch, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False,
+               initial=first_epoch - 1, total=epochs)
+    stopped_early = saved is not None and saved.get("stopped", False)
+    for epoch in bar if not stopped_early else ():
         model.train()
         _freeze_frozen_batchnorm(model)
         perm = np.concatenate([rng.permutation(order) for _ in range(passes)])
@@ -231,14 +262,26 @@ def fit(
             stale += 1
         bar.set_postfix(loss=f"{record['loss']:.3f}", val=f"{record.get('val_accuracy', float('nan')):.3f}")
         log.debug("%s epoch %d: %s", desc, epoch, record)
-        if config.patience and len(val_rows) and stale >= config.patience and epoch >= min_epochs:
+        stop = bool(config.patience and len(val_rows) and stale >= config.patience and epoch >= min_epochs)
+        if checkpointer:
+            checkpointer.save_epoch(stage, epoch, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "generator": generator.get_state(), "hook": hook.state_dict(), "best_state": best_state,
+                "best_score": best_score, "best_epoch": best_epoch, "stale": stale, "history": history,
+                "stopped": stop,
+            })
+        if stop:
             log.info("%s: early stop at epoch %d (best epoch %d)", desc, epoch, best_epoch)
             break
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     best_val = history[best_epoch - 1].get("val_accuracy") if history else None
-    return FitResult(best_epoch, best_val, history)
+    result = FitResult(best_epoch, best_val, history)
+    if checkpointer:
+        checkpointer.finish_stage(stage, model.state_dict(), asdict(result))
+    return result
 
 
 @dataclass

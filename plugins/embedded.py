@@ -30,7 +30,7 @@ import soundfile as sf
 from ascbench import hookimpl
 from ascbench.data.dataset import ClipDataset, DatasetOptions
 from ascbench.data.timefeatures import PERIODS
-from ascbench.fileio import atomic_write_text, cache_root
+from ascbench.fileio import atomic_write_text, cache_root, exclusive_lock
 from ascbench.specs import DatasetSpec
 
 CLASSES = [
@@ -224,11 +224,17 @@ def load_embedded(name: str, options: DatasetOptions) -> ClipDataset:
     # Round-trip through JSON so the comparison with the stored manifest is like for like.
     manifest = json.loads(json.dumps({"generator_version": GENERATOR_VERSION, "seed": GENERATOR_SEED, "spec": asdict(spec)}))
     manifest_path = directory / "manifest.json"
-    current = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
-    if current != manifest or not (directory / "metadata.csv").exists():
-        generate(name, spec, directory)
-        # The manifest goes last: an interrupted generation is redone, never half-used.
-        atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
+
+    def up_to_date() -> bool:
+        current = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
+        return current == manifest and (directory / "metadata.csv").exists()
+
+    if not up_to_date():
+        with exclusive_lock(directory.parent / f".{directory.name}.lock"):
+            if not up_to_date():  # another process may have generated it while we waited
+                generate(name, spec, directory)
+                # The manifest goes last: an interrupted generation is redone, never half-used.
+                atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
     meta = pd.read_csv(directory / "metadata.csv", keep_default_na=False)
     return ClipDataset(
         name=name,

@@ -33,24 +33,90 @@ def test_second_load_is_a_cache_hit(tiny, monkeypatch):
     assert cached and isinstance(feats, np.memmap)
 
 
-def test_cache_is_keyed_by_config_and_file_state(tiny, tmp_path, monkeypatch):
+@pytest.fixture
+def own_copy(tiny, tmp_path, monkeypatch):
+    """A private copy of the tiny dataset (files may be changed) with its own feature cache."""
+    import dataclasses
+    import shutil
+
     monkeypatch.setenv("ASCBENCH_FEATURE_DIR", str(tmp_path / "feats"))
-    cfg = PRESETS["embedded"]
+    shutil.copytree(tiny.root / "audio", tmp_path / "data" / "audio")
+    return dataclasses.replace(tiny, root=tmp_path / "data", meta=tiny.meta.copy())
+
+
+@pytest.fixture
+def extractions(monkeypatch):
     calls = []
     real = features.extract
     monkeypatch.setattr(features, "extract", lambda *a, **k: calls.append(1) or real(*a, **k))
-    load_features(tiny, cfg, progress=False)
-    load_features(tiny, cfg, progress=False)
-    assert len(calls) == 1
+    return calls
+
+
+def test_cache_is_keyed_by_config_and_audio_content(own_copy, extractions):
+    cfg = PRESETS["embedded"]
+    load_features(own_copy, cfg, progress=False)
+    load_features(own_copy, cfg, progress=False)
+    assert len(extractions) == 1
     other = FeatureConfig(16_000, 512, 400, 160, 40, 50.0, 8000.0)
-    assert load_features(tiny, other, progress=False)[0].shape[1] == 40
-    assert len(calls) == 2
-    # Touching an audio file invalidates the entry.
-    path = tiny.audio_paths()[0]
+    assert load_features(own_copy, other, progress=False)[0].shape[1] == 40
+    assert len(extractions) == 2
+    # Touching a file (same bytes) re-hashes but reuses the entry ...
+    path = own_copy.audio_paths()[0]
     st = os.stat(path)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    load_features(tiny, cfg, progress=False)
-    assert len(calls) == 3
+    assert load_features(own_copy, cfg, progress=False)[1] is True
+    assert len(extractions) == 2
+    # ... and changing its bytes extracts again, with the new audio.
+    import soundfile as sf
+
+    sf.write(str(path), np.zeros(own_copy.num_samples, dtype=np.float32), own_copy.sample_rate, subtype="PCM_16")
+    feats, cached = load_features(own_copy, cfg, progress=False)
+    assert not cached and len(extractions) == 3
+    assert feats[0].max() < -100  # silence in dB
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_a_damaged_entry_is_detected_and_rebuilt(own_copy, extractions, damage, caplog):
+    cfg = PRESETS["embedded"]
+    good = np.array(load_features(own_copy, cfg, progress=False)[0])
+    (entry,) = [p for p in (own_copy.root.parent / "feats").iterdir() if p.name.startswith(own_copy.name + "-")]
+    array = entry / "features.npy"
+    data = bytearray(array.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        del data[len(data) // 3:]
+    array.write_bytes(bytes(data))
+    caplog.set_level("WARNING", logger="ascbench")
+    feats, cached = load_features(own_copy, cfg, progress=False)
+    assert not cached and len(extractions) == 2
+    assert "is damaged" in caplog.text
+    np.testing.assert_array_equal(feats, good)
+
+
+def test_a_full_disk_is_a_clear_error_and_leaves_no_entry(own_copy, monkeypatch):
+    import errno
+
+    from ascbench.errors import DataError
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(features.np, "save", no_space)
+    with pytest.raises(DataError, match=r"cannot write the feature cache in .*feats: No space left on device; free some space"):
+        load_features(own_copy, PRESETS["embedded"], progress=False)
+    leftovers = [p for p in (own_copy.root.parent / "feats").iterdir() if p.name.startswith(own_copy.name + "-")]
+    assert leftovers == []
+
+
+def test_an_unwritable_cache_directory_is_a_clear_error(own_copy, tmp_path, monkeypatch):
+    from ascbench.errors import DataError
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the cache directory should be")
+    monkeypatch.setenv("ASCBENCH_FEATURE_DIR", str(blocker / "features"))
+    with pytest.raises(DataError, match="cannot write the feature cache .*not-a-directory/features"):
+        load_features(own_copy, PRESETS["embedded"], progress=False)
 
 
 def test_unreadable_audio_names_the_file(tiny, tmp_path):

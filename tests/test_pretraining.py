@@ -7,7 +7,7 @@ from ascbench.pretraining import pretrained_state
 SMALL = {"channels": [8, 8, 8], "stem_channels": 8}
 
 
-def test_stage_is_cached_and_invalidated_when_source_audio_changes(registry, tiny):
+def test_stage_is_cached_and_invalidated_when_source_audio_content_changes(registry, tiny):
     config = RunConfig(model="mobileascnet-cnn", dataset="embedded-tiny", pretrain_epochs=1, seed=5, model_kwargs=SMALL)
     first, second, third = {}, {}, {}
     state = pretrained_state(config, registry, "embedded-tiny", PRESETS["embedded"], progress=False, notes=first)
@@ -19,8 +19,18 @@ def test_stage_is_cached_and_invalidated_when_source_audio_changes(registry, tin
 
     source = registry.dataset("embedded-tiny-source").load(DatasetOptions())
     path = source.audio_paths()[0]
+    original = path.read_bytes()
     st = os.stat(path)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
-    pretrained_state(config, registry, "embedded-tiny", PRESETS["embedded"], progress=False, notes=third)
+    touched = {}
+    pretrained_state(config, registry, "embedded-tiny", PRESETS["embedded"], progress=False, notes=touched)
+    assert touched["pretraining"]["cached"] is True  # same bytes, same stage
+    try:
+        changed = bytearray(original)
+        changed[-200:] = bytes(200)  # silence the last samples of one clip
+        path.write_bytes(bytes(changed))
+        pretrained_state(config, registry, "embedded-tiny", PRESETS["embedded"], progress=False, notes=third)
+    finally:
+        path.write_bytes(original)  # other tests share this dataset
     assert third["pretraining"]["cached"] is False
     assert third["pretraining"]["stage"] != first["pretraining"]["stage"]

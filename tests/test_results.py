@@ -65,3 +65,24 @@ def test_render_formats():
     assert md.splitlines()[1].startswith("|--") and "60.0 ± 14.1" in md and "2.50 M" in md
     csv = render(table, "csv")
     assert csv.splitlines()[0].startswith("dataset,protocol,model,strategy,semi,labeled,seeds,runs,accuracy")
+
+
+def test_two_runs_of_the_same_config_at_once_both_land(tmp_path):
+    """Two `ascbench run` processes started together with the same config: the second must not take
+    over the first one's staging directory (it is locked), and both rows reach the leaderboard."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ASCBENCH_RUNS_DIR": str(tmp_path)}
+    cmd = [sys.executable, "-m", "ascbench", "run", "--dataset", "embedded-tiny", "--model", "mobileascnet-tiny",
+           "--strategy", "scratch", "--epochs", "2", "--threads", "1", "--no-progress"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-1500:] for _, err in outputs]
+    rows = load_rows(tmp_path)
+    assert len(rows) == 2 and rows[0]["run_id"] != rows[1]["run_id"]
+    assert rows[0]["accuracy"] == rows[1]["accuracy"]  # same seed, same numbers
+    board = subprocess.run([sys.executable, "-m", "ascbench", "leaderboard"], env=env, capture_output=True, text=True)
+    assert board.returncode == 0 and "mobileascnet-tiny" in board.stdout
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
