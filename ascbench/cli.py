@@ -26,6 +26,23 @@ same command again continues from the last checkpoint (as does `ascbench run --r
 the runs/.<run_id>.partial directory it names) and ends with the same numbers."""
 
 
+EPILOG_SWEEP = """examples:
+  ascbench sweep leaderboards/grid.toml
+  ascbench sweep --grid model=mobileascnet,cp-mobile --grid strategy=scratch,finetune --grid seed=0,1 --set epochs=10
+  ascbench sweep grid.toml --executor ray --address ray://head:10001
+
+A spec file:
+  [base]                        # config fields shared by every cell
+  dataset = "embedded"
+  [grid]                        # lists; the cells are their product
+  model = ["mobileascnet", "cp-mobile"]
+  seed = [0, 1, 2]
+
+Cells already in the results store are skipped, so re-running a killed sweep finishes the rest;
+a cell killed half-way continues from its last epoch checkpoint. A failing cell is reported and
+the others go on; the exit status is 1 if any cell failed."""
+
+
 def _add_run_parser(sub) -> None:
     d = RunConfig()
     p = sub.add_parser("run", help="train and score one model with one strategy", epilog=EPILOG_RUN,
@@ -144,9 +161,44 @@ def cmd_run(args) -> int:
         print(tabulate(rows, headers=["fold", "test cities", "accuracy %", "macro-F1 %", "run"], tablefmt="simple"))
         print(f"\nmean over {config.folds} folds: {100 * sum(accs) / len(accs):.2f} %   worst fold: {100 * min(accs):.2f} %")
         return 0
-    record = execute(config, runs_root=args.runs_dir, progress=progress)
-    _print_summary(config, record)
+    from ascbench import distributed
+
+    try:
+        record = execute(config, runs_root=args.runs_dir, progress=progress)
+        main_rank = distributed.is_main()
+    finally:
+        distributed.teardown()
+    if main_rank:  # under torchrun one summary, from rank 0
+        _print_summary(config, record)
     return 0
+
+
+def cmd_sweep(args) -> int:
+    from tabulate import tabulate
+
+    from ascbench.results import runs_dir
+    from ascbench.sweep import SweepSpec, describe, finished_experiments, parse_assignment, plan, run_sweep
+
+    spec = SweepSpec.load(args.spec) if args.spec else SweepSpec()
+    spec = spec.with_overrides(dict(parse_assignment(a, multi=True) for a in args.grid),
+                               dict(parse_assignment(a, multi=False) for a in args.set))
+    if not spec.grid and not spec.base:
+        raise AscbenchError("nothing to sweep: give a spec file or --grid KEY=V1,V2 (see ascbench sweep --help)")
+    cells = spec.cells()
+    if args.dry_run:
+        done = finished_experiments(runs_dir(args.runs_dir))
+        rows = [(describe(c), "skip (stored)" if c.experiment_digest() in done else "run") for c in plan(cells, args.jobs or 1)]
+        print(tabulate(rows, headers=["cell", "action"], tablefmt="simple"))
+        return 0
+    outcomes = run_sweep(cells, executor=args.executor, jobs=args.jobs, address=args.address, runs_root=args.runs_dir,
+                         progress=not args.no_progress and sys.stderr.isatty())
+    rows = [(describe(o.config), o.status, f"{100 * o.accuracy:.2f}" if o.accuracy is not None else "",
+             o.run_id if o.status != "failed" else o.reason) for o in outcomes]
+    print(tabulate(rows, headers=["cell", "status", "accuracy %", "run / reason"], tablefmt="simple"))
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
+    print(f"\n{len(outcomes)} cells: {counts['done']} done, {counts['skipped']} skipped (already stored), "
+          f"{counts['failed']} failed")
+    return 1 if counts["failed"] else 0
 
 
 def _resume_config(path: Path) -> RunConfig:
@@ -485,6 +537,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("plugins", help="every plugin found, whether it loaded, and what it registered")
 
+    p = sub.add_parser("sweep", help="run a grid of runs (resumable; local processes or Ray)", epilog=EPILOG_SWEEP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("spec", nargs="?", default=None, help="TOML or YAML file with [base] and [grid] sections")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="a grid axis, e.g. --grid model=mobileascnet,cp-mobile (repeatable; adds to the spec)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config field for every cell, e.g. --set epochs=10 (repeatable; overrides the spec)")
+    p.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="local: a process pool on this machine (default); ray: a Ray cluster (pip install 'ascbench[ray]')")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="runs at a time (default: one per CPU core); each gets cores/jobs torch threads")
+    p.add_argument("--dry-run", action="store_true", help="list the cells and whether each would run, then stop")
+    p.add_argument("--runs-dir", default=None, help="where runs are stored (default: $ASCBENCH_RUNS_DIR or ./runs)")
+    _add_cache_dir(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     p = sub.add_parser("leaderboard", help="summarise stored results (mean ± std over seeds)")
     p.add_argument("--format", choices=("table", "markdown", "csv"), default="table")
     p.add_argument("--output", help="write to this file instead of the terminal")
@@ -559,13 +628,16 @@ def _one_line_plugin_warnings() -> None:
 
 
 PLURAL = {"model": "models", "strategy": "strategies", "dataset": "datasets", "protocol": "protocols"}
-COMMANDS = {"new-plugin": cmd_new_plugin, "plugins": cmd_plugins, "plot": cmd_plot, "rerun": cmd_rerun, "export": cmd_export, "data": cmd_data, "run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "profile": cmd_profile}
+COMMANDS = {"sweep": cmd_sweep, "new-plugin": cmd_new_plugin, "plugins": cmd_plugins, "plot": cmd_plot, "rerun": cmd_rerun, "export": cmd_export, "data": cmd_data, "run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "profile": cmd_profile}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s", stream=sys.stderr)
+    # Under torchrun only rank 0 reports progress; the other ranks speak up only for problems.
+    quiet_rank = os.environ.get("RANK", "0") != "0"
+    level = logging.DEBUG if args.debug else logging.WARNING if quiet_rank else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     _one_line_plugin_warnings()
     try:
         return COMMANDS[args.command](args)

@@ -102,5 +102,14 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
     def digest(self) -> str:
-        """A stable hash of the config: runs with equal digests are the same experiment."""
+        """A stable hash of the whole config: runs with equal digests were run exactly alike."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+    def experiment_digest(self) -> str:
+        """The digest without execution details (thread count): what a sweep compares to skip a finished cell."""
+        d = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# Fields that decide how a run executes, not what it computes (up to floating-point summation order).
+EXECUTION_FIELDS = ("threads",)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ascbench import distributed
 from ascbench.config import RunConfig
 from ascbench.data.dataset import DatasetOptions
 from ascbench.errors import ConfigError, DataError
@@ -94,8 +95,9 @@ def pretrained_state(
                  seed=config.seed, desc=f"pretrain {source_name}", progress=progress)
     notes["pretraining"].update(best_epoch=result.best_epoch, best_val_accuracy=result.best_val_accuracy,
                                 epochs_run=len(result.history))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save({"model": model.state_dict(), "recipe": recipe}, tmp)
-    os.replace(tmp, path)
+    if distributed.is_main():  # data-parallel ranks hold the same weights; one writes them
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save({"model": model.state_dict(), "recipe": recipe}, tmp)
+        os.replace(tmp, path)
     return model.state_dict()

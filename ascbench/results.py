@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ascbench.checkpoint import CHECKPOINT_FILE
 from ascbench.errors import ConfigError
-from ascbench.fileio import append_line, atomic_write_text
+from ascbench.fileio import append_line, atomic_write_bytes, atomic_write_text
 
 RESULTS_FILE = "results.jsonl"
 
@@ -97,7 +97,8 @@ def unfinished_runs(root: Path) -> list[tuple[Path, dict]]:
     return found
 
 
-def open_run(root: Path, config: dict, digest: str, new_run_id: str, resume: Path | None = None) -> RunSlot:
+def open_run(root: Path, config: dict, digest: str, new_run_id: str, resume: Path | None = None,
+             adopt_unfinished: bool = True) -> RunSlot:
     """Claim a staging directory: ``resume`` if given, else an unfinished run of the same config, else a new one.
 
     A directory locked by a live process is never shared; a second process with the same config
@@ -112,7 +113,7 @@ def open_run(root: Path, config: dict, digest: str, new_run_id: str, resume: Pat
         if fd is None:
             raise ConfigError(f"{resume} is being run by another process right now")
         return RunSlot(partial_run_id(resume), resume, True, fd)
-    for path, stored in unfinished_runs(root):
+    for path, stored in unfinished_runs(root) if adopt_unfinished else ():
         if stored.get("_digest") == digest:
             fd = _try_lock(path)
             if fd is not None:
@@ -155,3 +156,18 @@ def load_rows(root: Path) -> list[dict]:
         except json.JSONDecodeError:
             print(f"warning: {path}:{number} is not a complete result row; skipped", file=sys.stderr)
     return rows
+
+
+def store_packed_run(root: Path, run_id: str, files: dict[str, bytes], row: dict) -> Path:
+    """Store a run that finished elsewhere (a Ray worker) from its files and row, as :func:`commit_run` would."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / run_id
+    if final.exists():
+        raise ConfigError(f"run {run_id} is already stored in {root}")
+    staging = root / f".{run_id}{PARTIAL_SUFFIX}"
+    staging.mkdir()
+    for name, data in files.items():
+        atomic_write_bytes(staging / Path(name).name, data)
+    os.replace(staging, final)
+    append_line(root / RESULTS_FILE, json.dumps(row, sort_keys=True))
+    return final

@@ -6,8 +6,9 @@ import hashlib
 import logging
 import os
 import platform
+import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,18 +18,18 @@ import pandas as pd
 import torch
 
 import ascbench
-from ascbench import provenance
+from ascbench import distributed, provenance
 from ascbench.complexity import latency_ms, profile, torchinfo_macs
 from ascbench.config import RunConfig
 from ascbench.data.dataset import DatasetOptions
 from ascbench.checkpoint import Checkpointer, checkpointing
-from ascbench.errors import AscbenchError, DataError, PluginError, RunInterrupted
+from ascbench.errors import AscbenchError, ConfigError, DataError, PluginError, RunInterrupted
 from ascbench.features import get_preset, load_features
 from ascbench.metrics import evaluate
 from ascbench.pretraining import pretrained_state
 from ascbench.protocols import ProtocolOptions, partition
 from ascbench.registry import Registry, get_registry
-from ascbench.results import RunRecord, commit_run, open_run, runs_dir
+from ascbench.results import RunRecord, RunSlot, commit_run, open_run, runs_dir
 from ascbench.training import DataBundle, TrainingJob, predict
 
 log = logging.getLogger("ascbench")
@@ -74,15 +75,26 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     if config.threads:
         torch.set_num_threads(config.threads)
     _seed_everything(config.seed)
+    distributed.setup()
+    world = distributed.world_size()
+    if world > 1 and (config.semi == "mean-teacher" or resume):
+        raise ConfigError("data-parallel runs support neither --semi mean-teacher nor --resume")
     root = runs_dir(runs_root) if resume is None else Path(resume).parent
-    slot = open_run(root, config.to_dict(), config.digest(), make_run_id(config), Path(resume) if resume else None)
+    if distributed.is_main():
+        # A data-parallel run starts afresh: its ranks could not all pick up one checkpoint in step.
+        slot = open_run(root, config.to_dict(), config.digest(), make_run_id(config), Path(resume) if resume else None,
+                        adopt_unfinished=world == 1)
+    else:  # other ranks write nothing to the results store
+        slot = RunSlot(make_run_id(config), Path(tempfile.mkdtemp(prefix=f"ascbench-rank{distributed.rank()}-")), False)
     run_id, staging = slot.run_id, slot.path
-    checkpointer = Checkpointer(staging, config.digest())
+    checkpointer = Checkpointer(staging, config.digest()) if world == 1 else None
     timings: dict[str, float] = {}
     started = time.perf_counter()
     try:
-        with _log_to(staging / "log.txt"), checkpointing(checkpointer):
-            if checkpointer.resumed_from:
+        with _log_to(staging / "log.txt"), (checkpointing(checkpointer) if checkpointer else nullcontext()):
+            if world > 1:
+                log.info("data-parallel over %d processes (rank %d)", world, distributed.rank())
+            if checkpointer and checkpointer.resumed_from:
                 log.info("run %s: resuming from its checkpoint (%s)", run_id, checkpointer.resumed_from)
             log.info("run %s: %s", run_id, config.to_dict())
             t = time.perf_counter()
@@ -143,7 +155,8 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
                 "timings": {k: round(v, 3) for k, v in timings.items()},
                 "dataset_fingerprint": dataset.fingerprint(),
                 "skipped_files": skipped,
-                "resumed_from": checkpointer.resumed_from,
+                "resumed_from": checkpointer.resumed_from if checkpointer else None,
+                "data_parallel_processes": world,
                 "split_fingerprint": _split_fingerprint(part),
                 "features": {"preset": config.feature_preset or dataset_spec.feature_preset, **asdict(feature_cfg)},
                 "provenance": provenance.collect(),
@@ -154,7 +167,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             log.info("accuracy %.4f, macro-F1 %.4f, log loss %.4f", metrics["accuracy"], metrics["macro_f1"], metrics["log_loss"])
     except KeyboardInterrupt:
         slot.release()  # the checkpoint stays for a resume
-        where = checkpointer.last_position
+        where = checkpointer.last_position if checkpointer else None
         raise RunInterrupted(
             f"run {run_id} interrupted; " + (f"its last checkpoint is at {where}" if where else "no epoch had finished")
             + f". Resume with `ascbench run --resume {staging}` or by running the same command again") from None
@@ -168,6 +181,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
         "model": config.model, "strategy": config.strategy, "semi": config.semi, "dataset": config.dataset,
         "protocol": config.protocol,
         "labeled": config.labeled, "seed": config.seed, "config_digest": config.digest(),
+        "experiment_digest": config.experiment_digest(), "threads": torch.get_num_threads(), "processes": world,
         "fold": f"{config.fold + 1}/{config.folds}" if config.folds else None,
         "accuracy": metrics["accuracy"], "macro_accuracy": metrics["macro_accuracy"], "macro_f1": metrics["macro_f1"],
         "log_loss": metrics["log_loss"], "worst_city_accuracy": metrics.get("worst_city_accuracy"),
@@ -181,6 +195,9 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
         "dataset_fingerprint": metrics["dataset_fingerprint"], "split_fingerprint": metrics["split_fingerprint"],
     }
     record = RunRecord(run_id=run_id, config=config.to_dict(), metrics=metrics, row=row)
+    if not distributed.is_main():
+        slot.discard()
+        return record
     try:
         commit_run(root, slot, record)
     except OSError as exc:

@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ascbench import checkpoint
+from ascbench import checkpoint, distributed
 from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset
 from ascbench.errors import ConfigError, PluginError
@@ -209,6 +209,8 @@ def fit(
         log.info("%s: resuming after epoch %d from the checkpoint", stage, saved["epoch"])
     bar = tqdm(range(first_epoch, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False,
                initial=first_epoch - 1, total=epochs)
+    train_model = distributed.wrap(model)
+    world = distributed.world_size()
     stopped_early = saved is not None and saved.get("stopped", False)
     for epoch in bar if not stopped_early else ():
         model.train()
@@ -218,16 +220,19 @@ def fit(
         for start in range(0, len(perm), config.batch_size):
             pos = perm[start:start + config.batch_size]
             pos = pos[np.argsort(train_rows[pos], kind="stable")]  # sequential reads; targets follow
-            if len(pos) < 2:  # batch norm cannot train on a single clip
+            if len(pos) < 2 * world:  # batch norm cannot train on a single clip (per data-parallel rank)
                 continue
+            # Drawn for the whole batch before sharing it out, so every rank's generator stays in step.
+            drop = rng.random(len(pos)) < config.city_dropout if config.city_dropout > 0 else None
+            mine = distributed.share(np.arange(len(pos)))
+            pos = pos[mine]
             x, city, time = data.batch(train_rows[pos])
-            if config.city_dropout > 0:
-                drop = torch.from_numpy(rng.random(len(pos)) < config.city_dropout)
-                city = city.masked_fill(drop, 0)
+            if drop is not None:
+                city = city.masked_fill(torch.from_numpy(drop[mine]), 0)
             x = augment_batch(x, config, generator)
             y = F.one_hot(torch.from_numpy(targets[pos]), num_classes).float()
             x, y = mixup(x, y, config.mixup_alpha, generator)
-            logits = model(x, city, time)
+            logits = train_model(x, city, time)
             if logits.shape != y.shape:
                 raise PluginError(f"model {config.model!r} broke the model contract at {desc}, epoch {epoch}: forward "
                                   f"returned shape {tuple(logits.shape)} for a batch of {len(pos)}, expected "
@@ -244,6 +249,7 @@ def fit(
             hook.after_step(model)
             total_loss += loss.item() * len(pos)
             seen += len(pos)
+        distributed.sync_buffers(model)  # every rank validates (and stops) exactly as rank 0 does
         record = {"epoch": epoch, "loss": total_loss / max(seen, 1)}
         scored = hook.eval_model(model)
         if len(val_rows):

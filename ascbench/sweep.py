@@ -1,0 +1,279 @@
+"""Sweeps: a grid of runs (models x strategies x protocols x labeled fractions x seeds ...), resumable,
+on local processes or on a Ray cluster, stored in the same results store as ``ascbench run``.
+
+A spec is a TOML or YAML file::
+
+    [base]                  # RunConfig fields shared by every cell
+    dataset = "embedded"
+
+    [grid]                  # RunConfig fields with a list of values; cells are their product
+    model = ["mobileascnet", "cp-mobile"]
+    strategy = ["scratch", "finetune"]
+    seed = [0, 1, 2]
+
+A cell whose experiment is already in the results store is skipped; a cell that was killed half-way
+continues from its last epoch checkpoint (see :mod:`ascbench.checkpoint`); a cell that fails is
+reported and the others go on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from tqdm.auto import tqdm
+
+from ascbench.config import RunConfig
+from ascbench.errors import AscbenchError, ConfigError
+from ascbench.registry import Registry, get_registry
+from ascbench.results import load_rows, runs_dir, store_packed_run
+
+log = logging.getLogger("ascbench")
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass
+class SweepSpec:
+    base: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SweepSpec":
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read sweep spec {path}: {exc.strerror or exc}") from None
+        try:
+            if path.suffix in (".yaml", ".yml"):
+                import yaml
+
+                data = yaml.safe_load(text) or {}
+            else:
+                import tomllib
+
+                data = tomllib.loads(text)
+        except Exception as exc:
+            raise ConfigError(f"sweep spec {path} does not parse: {exc}") from None
+        unknown = sorted(set(data) - {"base", "grid"})
+        if unknown:
+            raise ConfigError(f"sweep spec {path}: unknown section(s) {unknown}; a spec has [base] and [grid]")
+        return cls(dict(data.get("base") or {}), dict(data.get("grid") or {}))
+
+    def with_overrides(self, grid: dict[str, list[Any]], base: dict[str, Any]) -> "SweepSpec":
+        return SweepSpec({**self.base, **base}, {**self.grid, **grid})
+
+    def cells(self) -> list[RunConfig]:
+        """Every combination of the grid over the base config, in a stable order."""
+        for key, values in self.grid.items():
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"sweep grid entry {key!r} must be a non-empty list, got {values!r}")
+        keys = list(self.grid)
+        cells = []
+        for combo in itertools.product(*(self.grid[k] for k in keys)):
+            try:
+                cells.append(RunConfig.from_dict({**self.base, **dict(zip(keys, combo))}))
+            except (TypeError, ConfigError) as exc:
+                raise ConfigError(f"sweep cell {dict(zip(keys, combo))}: {exc}") from None
+        return cells
+
+
+def parse_assignment(text: str, multi: bool) -> tuple[str, Any]:
+    """``key=value`` (``--set``) or ``key=v1,v2`` (``--grid``) from the command line, values as JSON where they parse."""
+    if "=" not in text:
+        raise ConfigError(f"expected KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    key = key.strip().replace("-", "_")
+
+    def value(v: str) -> Any:
+        try:
+            return json.loads(v)
+        except json.JSONDecodeError:
+            return v
+
+    return key, ([value(v) for v in raw.split(",")] if multi else value(raw))
+
+
+@dataclass
+class CellOutcome:
+    config: RunConfig
+    status: str  # done | skipped | failed
+    run_id: str | None = None
+    accuracy: float | None = None
+    reason: str | None = None
+    seconds: float = 0.0
+
+
+def finished_experiments(root: Path) -> dict[str, dict]:
+    """Rows of the results store by experiment digest (the config without execution details)."""
+    found = {}
+    for row in load_rows(root):
+        digest = row.get("experiment_digest")
+        if digest is None:  # rows written before experiment digests: read the run's stored config
+            try:
+                config = json.loads((root / row["run_id"] / "config.json").read_text(encoding="utf-8"))
+                digest = RunConfig.from_dict(config).experiment_digest()
+            except (OSError, ValueError, AscbenchError):
+                continue
+        found[digest] = row
+    return found
+
+
+def default_jobs() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def plan(cells: list[RunConfig], jobs: int) -> list[RunConfig]:
+    """Give each cell its torch thread count (cores shared out among the parallel runs), unless it sets one."""
+    threads = max(1, default_jobs() // jobs)
+    return [c if c.threads else c.replace(threads=threads) for c in cells]
+
+
+def check_names(cells: Iterable[RunConfig], registry: Registry) -> None:
+    """Fail before anything runs if any cell names an unknown model, strategy, dataset or protocol."""
+    for cell in cells:
+        registry.model(cell.model)
+        registry.strategy(cell.strategy)
+        registry.dataset(cell.dataset)
+        registry.protocol(cell.protocol)
+
+
+def _run_cell(config: dict, runs_root: str) -> dict:
+    """One cell in a worker process; failures come back as data, so one cell cannot stop the sweep."""
+    from ascbench.runner import execute
+
+    started = time.perf_counter()
+    try:
+        record = execute(RunConfig.from_dict(config), runs_root=runs_root, progress=False)
+    except KeyboardInterrupt:
+        return {"status": "failed", "reason": "interrupted (its checkpoint is kept; re-run the sweep to continue)",
+                "seconds": time.perf_counter() - started}
+    except Exception as exc:  # noqa: BLE001 - reported per cell
+        return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - started}
+    return {"status": "done", "run_id": record.run_id, "accuracy": record.metrics["accuracy"],
+            "seconds": time.perf_counter() - started}
+
+
+def _run_cell_packed(config: dict) -> dict:
+    """A Ray task: run into a scratch directory on the worker and ship the run's files back to the driver."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ascbench-ray-") as tmp:
+        outcome = _run_cell(config, tmp)
+        if outcome["status"] == "done":
+            run_dir = Path(tmp) / outcome["run_id"]
+            outcome["files"] = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+            outcome["row"] = load_rows(Path(tmp))[0]
+    return outcome
+
+
+def _local(todo: list[RunConfig], root: Path, jobs: int, report: Callable[[RunConfig, dict], None]) -> None:
+    if jobs == 1:
+        for cell in todo:
+            report(cell, _run_cell(cell.to_dict(), str(root)))
+        return
+    # "spawn": each worker imports torch afresh, with no threads inherited from this process.
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(_run_cell, cell.to_dict(), str(root)): cell for cell in todo}
+        for future in as_completed(futures):
+            report(futures[future], future.result())
+
+
+def _ray(todo: list[RunConfig], root: Path, jobs: int, address: str | None,
+         report: Callable[[RunConfig, dict], None]) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--executor ray needs Ray: pip install 'ascbench[ray]'") from None
+    env = {k: v for k, v in os.environ.items() if k.startswith("ASCBENCH_")}
+    if address:
+        ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
+    else:  # a local instance sized like the local executor
+        ray.init(num_cpus=default_jobs(), include_dashboard=False, runtime_env={"env_vars": env}, log_to_driver=False,
+                 object_store_memory=200 * 1024 * 1024)
+    try:
+        task = ray.remote(max_retries=0)(_run_cell_packed)
+        pending = {task.options(num_cpus=cell.threads or 1).remote(cell.to_dict()): cell for cell in todo}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            cell = pending.pop(ready[0])
+            try:
+                outcome = ray.get(ready[0])
+            except Exception as exc:  # noqa: BLE001 - a worker that died
+                outcome = {"status": "failed", "reason": f"Ray task failed: {type(exc).__name__}: {exc}"}
+            if outcome["status"] == "done":
+                store_packed_run(root, outcome["run_id"], outcome.pop("files"), outcome.pop("row"))
+            report(cell, outcome)
+    finally:
+        ray.shutdown()
+
+
+def run_sweep(cells: list[RunConfig], *, executor: str = "local", jobs: int | None = None, address: str | None = None,
+              runs_root: str | os.PathLike | None = None, registry: Registry | None = None,
+              progress: bool = True) -> list[CellOutcome]:
+    """Run every cell not yet in the results store; returns one outcome per cell, in the grid's order."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
+    jobs = jobs or default_jobs()
+    if jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
+    check_names(cells, registry or get_registry())
+    root = runs_dir(runs_root)
+    root.mkdir(parents=True, exist_ok=True)
+    cells = plan(cells, jobs)
+    done_before = finished_experiments(root)
+    outcomes: dict[int, CellOutcome] = {}
+    todo = []
+    for i, cell in enumerate(cells):
+        row = done_before.get(cell.experiment_digest())
+        if row is not None:
+            outcomes[i] = CellOutcome(cell, "skipped", row["run_id"], row["accuracy"], "already in the results store")
+        else:
+            todo.append(cell)
+    position = {id(c): i for i, c in enumerate(cells)}
+    bar = tqdm(total=len(cells), initial=len(outcomes), desc="sweep", unit="cell", disable=not progress)
+    counts = {"done": 0, "failed": 0, "skipped": len(outcomes)}
+
+    def report(cell: RunConfig, outcome: dict) -> None:
+        result = CellOutcome(cell, outcome["status"], outcome.get("run_id"), outcome.get("accuracy"),
+                             outcome.get("reason"), outcome.get("seconds", 0.0))
+        outcomes[position[id(cell)]] = result
+        counts[result.status] += 1
+        bar.update(1)
+        bar.set_postfix(counts)
+        line = (f"{describe(cell)}: accuracy {100 * result.accuracy:.2f} % ({result.seconds:.0f} s, {result.run_id})"
+                if result.status == "done" else f"{describe(cell)}: FAILED: {result.reason}")
+        bar.write(line) if progress else log.info("%s", line)
+
+    log.info("sweep: %d cells, %d already in %s, %d to run with the %s executor (%d at a time)",
+             len(cells), len(outcomes), root, len(todo), executor, jobs)
+    try:
+        if todo and executor == "local":
+            _local(todo, root, jobs, report)
+        elif todo:
+            _ray(todo, root, jobs, address, report)
+    finally:
+        bar.close()
+    for i, cell in enumerate(cells):  # cells a Ctrl-C left unstarted
+        outcomes.setdefault(i, CellOutcome(cell, "failed", reason="not started"))
+    return [outcomes[i] for i in range(len(cells))]
+
+
+def describe(cell: RunConfig) -> str:
+    parts = [cell.model, cell.strategy]
+    if cell.semi != "none":
+        parts.append(cell.semi)
+    parts += [cell.dataset, cell.protocol]
+    if cell.labeled is not None:
+        parts.append(f"labeled {cell.labeled:g}")
+    parts.append(f"seed {cell.seed}")
+    return " / ".join(parts)

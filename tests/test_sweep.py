@@ -1,0 +1,135 @@
+"""Sweeps (local and Ray executors, resumable) and data-parallel runs under torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ascbench.errors import ConfigError, UnknownNameError
+from ascbench.results import load_rows
+from ascbench.sweep import SweepSpec, parse_assignment, run_sweep
+
+TINY = {"dataset": "embedded-tiny", "epochs": 1, "pretrain_epochs": 1, "min_epoch_clips": 64}
+GRID_2x2x2 = {"model": ["mobileascnet-tiny", "cp-mobile"], "strategy": ["scratch", "finetune"], "seed": [0, 1]}
+
+
+def _write_spec(path: Path, base: dict, grid: dict) -> Path:
+    lines = ["[base]"] + [f"{k} = {json.dumps(v)}" for k, v in base.items()]
+    lines += ["", "[grid]"] + [f"{k} = {json.dumps(v)}" for k, v in grid.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_spec_files_and_flags_make_the_same_cells(tmp_path):
+    toml = SweepSpec.load(_write_spec(tmp_path / "grid.toml", TINY, GRID_2x2x2))
+    (tmp_path / "grid.yaml").write_text(json.dumps({"base": TINY, "grid": GRID_2x2x2}))  # JSON is YAML
+    yaml = SweepSpec.load(tmp_path / "grid.yaml")
+    flags = SweepSpec().with_overrides(
+        dict(parse_assignment(a, multi=True) for a in ["model=mobileascnet-tiny,cp-mobile", "strategy=scratch,finetune", "seed=0,1"]),
+        dict(parse_assignment(a, multi=False) for a in ["dataset=embedded-tiny", "epochs=1", "pretrain-epochs=1", "min_epoch_clips=64"]))
+    cells = toml.cells()
+    assert len(cells) == 8 and cells == yaml.cells() == flags.cells()
+    assert {(c.model, c.strategy, c.seed) for c in cells} == {(m, s, k) for m in GRID_2x2x2["model"]
+                                                              for s in GRID_2x2x2["strategy"] for k in (0, 1)}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[grid]\nmodel = 'mobileascnet'\n", "must be a non-empty list"),
+    ("[grid]\nmodle = ['mobileascnet']\n", "unknown config field"),
+    ("[cells]\nmodel = ['x']\n", "unknown section"),
+    ("[grid\n", "does not parse"),
+])
+def test_bad_specs_say_what_is_wrong(tmp_path, text, message):
+    (tmp_path / "bad.toml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        SweepSpec.load(tmp_path / "bad.toml").cells()
+
+
+def test_unknown_names_fail_before_any_cell_runs(runs):
+    cells = SweepSpec(TINY, {"model": ["mobileascnet-tiny", "mobileascnett"]}).cells()
+    with pytest.raises(UnknownNameError, match="mobileascnett"):
+        run_sweep(cells, jobs=1, progress=False)
+    assert load_rows(runs) == []
+
+
+def test_finished_cells_are_skipped_and_a_failing_cell_does_not_stop_the_others(runs):
+    first = SweepSpec(TINY, {"model": ["mobileascnet-tiny"], "strategy": ["scratch"], "seed": [0, 1]}).cells()
+    outcomes = run_sweep(first, jobs=1, progress=False)
+    assert [o.status for o in outcomes] == ["done", "done"]
+    # context-only has no feature extractor, so `freeze` fails for it.
+    grid = {"model": ["mobileascnet-tiny", "context-only"], "strategy": ["scratch", "freeze"], "seed": [0, 1]}
+    outcomes = run_sweep(SweepSpec({**TINY}, grid).cells(), jobs=1, progress=False)
+    status = {(o.config.model, o.config.strategy, o.config.seed): o.status for o in outcomes}
+    assert status[("mobileascnet-tiny", "scratch", 0)] == status[("mobileascnet-tiny", "scratch", 1)] == "skipped"
+    assert status[("context-only", "freeze", 0)] == "failed"
+    assert "feature_extractor" in next(o.reason for o in outcomes if o.status == "failed")
+    assert sum(s == "done" for s in status.values()) == 4
+    assert len(load_rows(runs)) == 6
+
+
+def test_a_killed_sweep_finishes_the_rest_when_run_again(tmp_path):
+    """The acceptance scenario: a 2x2x2 sweep with the local executor, killed mid-way, then re-run."""
+    spec = _write_spec(tmp_path / "grid.toml", TINY, GRID_2x2x2)
+    env = {**os.environ, "ASCBENCH_RUNS_DIR": str(tmp_path / "runs")}
+    cmd = [sys.executable, "-m", "ascbench", "sweep", str(spec), "--jobs", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while len(load_rows(tmp_path / "runs")) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole sweep, workers included, with no chance to clean up
+    proc.wait()
+    killed_with = len(load_rows(tmp_path / "runs"))
+    assert 3 <= killed_with < 8
+
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert f"8 cells: {8 - killed_with} done, {killed_with} skipped (already stored), 0 failed" in again.stdout
+    rows = load_rows(tmp_path / "runs")
+    assert len(rows) == 8 and len({r["experiment_digest"] for r in rows}) == 8
+
+
+def test_ray_executor_gives_the_same_rows_as_the_local_one(tmp_path):
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'ascbench[ray]'")
+    cells = SweepSpec(TINY, {"model": ["mobileascnet-tiny", "cp-mobile"], "strategy": ["scratch"]}).cells()
+    local = run_sweep(cells, jobs=2, runs_root=tmp_path / "local", progress=False)
+    remote = run_sweep(cells, executor="ray", jobs=2, runs_root=tmp_path / "ray", progress=False)
+    assert [o.status for o in remote] == ["done", "done"], [o.reason for o in remote]
+    assert [o.accuracy for o in remote] == [o.accuracy for o in local]
+    rows = {r["model"]: r for r in load_rows(tmp_path / "ray")}
+    for o in remote:  # gathered into the driver's store, files and all
+        assert (tmp_path / "ray" / o.run_id / "metrics.json").exists()
+        assert rows[o.config.model]["log_loss"] == next(r for r in load_rows(tmp_path / "local")
+                                                        if r["model"] == o.config.model)["log_loss"]
+
+
+def test_two_process_data_parallel_run_writes_one_row(tmp_path):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun is not on PATH")
+    args = ["--dataset", "embedded-tiny", "--model", "mobileascnet-tiny", "--strategy", "finetune", "--epochs", "6",
+            "--pretrain-epochs", "6", "--threads", "1", "--no-progress"]
+    env = {**os.environ, "ASCBENCH_RUNS_DIR": str(tmp_path / "ddp")}
+    ddp = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "ascbench", "run", *args],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert ddp.stdout.count("model / strategy / semi") == 1  # one summary, from rank 0
+    (row,) = load_rows(tmp_path / "ddp")
+    assert row["processes"] == 2
+    assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == sorted([row["run_id"], "results.jsonl"])
+
+    env["ASCBENCH_RUNS_DIR"] = str(tmp_path / "single")
+    single = subprocess.run([sys.executable, "-m", "ascbench", "run", *args], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+    (one,) = load_rows(tmp_path / "single")
+    # Same recipe and data; batch-norm statistics per half-batch make it equal only within noise.
+    assert abs(row["accuracy"] - one["accuracy"]) <= 0.15
+    assert abs(row["log_loss"] - one["log_loss"]) <= 0.15 * one["log_loss"]
