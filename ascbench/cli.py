@@ -230,6 +230,7 @@ def _print_summary(config: RunConfig, record) -> None:
         ("MACs per second", f"{c['macs_per_second']:,}"),
         ("param memory", f"{c['param_kb']:.1f} kB (float32)"),
         ("wall time", f"{m['timings']['total_s']:.1f} s" + (f"  (resumed from {m['resumed_from']})" if m.get("resumed_from") else "")),
+        ("time split", _time_split(m["timings"])),
     ]
     print(tabulate(summary, tablefmt="simple"))
     per_city = [(k, f"{100 * v:.1f}") for k, v in m["city_accuracy"].items()]
@@ -238,6 +239,14 @@ def _print_summary(config: RunConfig, record) -> None:
     print(tabulate(per_city, headers=["city", "acc %"], tablefmt="simple"))
     print()
     print(tabulate(per_period, headers=["period", "acc %"], tablefmt="simple"))
+
+
+def _time_split(timings: dict[str, float]) -> str:
+    parts = (("data", "data_s"), ("features", "features_s"), ("loading", "loading_s"), ("training", "train_s"),
+             ("evaluation", "eval_s"))
+    total = timings["total_s"] or 1.0
+    return " · ".join(f"{label} {timings[key]:.1f} s ({100 * timings[key] / total:.0f} %)"
+                      for label, key in parts if key in timings)
 
 
 def cmd_list(args) -> int:
@@ -559,8 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write to this file instead of the terminal")
     p.add_argument("--protocol", help="only this protocol")
     p.add_argument("--model", help="only this model")
+    # Spelled out rather than imported so that --help does not load pandas; test_cli keeps it in step.
     p.add_argument("--sort", choices=("accuracy", "macro_f1", "log_loss", "worst_city", "worst_period", "params", "macs",
-                                      "latency_ms"), help="sort by this column (best first)")
+                                      "latency_ms", "train_s"), help="sort by this column (best first)")
     p.add_argument("--runs-dir", default=None, help="results store (default: $ASCBENCH_RUNS_DIR or ./runs)")
     p.add_argument("--publish", metavar="DIR", help="copy the (filtered) run records to DIR/results and regenerate DIR's tables")
     p.add_argument("--check", metavar="DIR", help="fail if DIR's published tables differ from what DIR/results regenerates")

@@ -11,12 +11,12 @@ GROUP_KEYS = ["dataset", "protocol", "model", "strategy", "semi", "labeled"]
 FORMATS = ("table", "markdown", "csv")
 
 
-SORT_KEYS = ("accuracy", "macro_f1", "log_loss", "worst_city", "worst_period", "params", "macs", "latency_ms")
+SORT_KEYS = ("accuracy", "macro_f1", "log_loss", "worst_city", "worst_period", "params", "macs", "latency_ms", "train_s")
 
 
 def sort_table(table: pd.DataFrame, key: str) -> pd.DataFrame:
     """Sort by one column: best first (lowest first for log loss and costs)."""
-    ascending = key in ("log_loss", "params", "macs", "latency_ms")
+    ascending = key in ("log_loss", "params", "macs", "latency_ms", "train_s")
     return table.sort_values(key, ascending=ascending, kind="stable").reset_index(drop=True)
 
 
@@ -27,7 +27,7 @@ def aggregate(rows: list[dict]) -> pd.DataFrame:
         df["semi"] = "none"
     df["semi"] = df["semi"].fillna("none")
     df["labeled"] = df["labeled"].map(lambda v: "dataset" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:g}")
-    for col in ("worst_city_accuracy", "worst_period_accuracy", "latency_ms"):
+    for col in ("worst_city_accuracy", "worst_period_accuracy", "latency_ms", "train_s"):
         if col not in df:
             df[col] = np.nan
     grouped = df.groupby(GROUP_KEYS, sort=False, dropna=False)
@@ -37,7 +37,7 @@ def aggregate(rows: list[dict]) -> pd.DataFrame:
         macro_f1=("macro_f1", "mean"), log_loss=("log_loss", "mean"),
         worst_city=("worst_city_accuracy", "mean"), worst_period=("worst_period_accuracy", "mean"),
         params=("params", "first"), macs=("macs", "first"), param_kb=("param_kb", "first"),
-        latency_ms=("latency_ms", "median"),
+        latency_ms=("latency_ms", "median"), train_s=("train_s", "median"),
     ).reset_index()
     out["accuracy_std"] = out["accuracy_std"].fillna(0.0)
     return out.sort_values(["dataset", "protocol", "accuracy"], ascending=[True, True, False]).reset_index(drop=True)
@@ -65,5 +65,6 @@ def render(table: pd.DataFrame, fmt: str = "table") -> str:
         "MACs/clip": table["macs"].map(_human_macs),
         "param kB": table["param_kb"].round(1),
         "latency ms": table["latency_ms"].round(2),
+        "train s": table["train_s"].round(1),
     })
     return tabulate(shown, headers="keys", tablefmt="github" if fmt == "markdown" else "simple", showindex=False)

@@ -49,7 +49,14 @@ def load_published(publish_dir: Path) -> list[dict]:
     files = sorted((publish_dir / "results").glob("*.json"))
     if not files:
         raise AscbenchError(f"no published results in {publish_dir / 'results'}")
-    return [json.loads(f.read_text())["row"] for f in files]
+    return [_row_of(json.loads(f.read_text())) for f in files]
+
+
+def _row_of(record: dict) -> dict:
+    row = dict(record["row"])
+    # Rows written before they carried the training time: it is in the run's timings.
+    row.setdefault("train_s", record["metrics"].get("timings", {}).get("train_s"))
+    return row
 
 
 def _html(table: pd.DataFrame, plot_svg: str) -> str:

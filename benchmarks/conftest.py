@@ -77,5 +77,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     terminalreporter.write_line(tabulate(rows, headers=["benchmark", "harness/bare", "target", "", "harness throughput"]))
     out = config.getoption("benchmark_json", None)
     if out:
-        path = Path(out.name if hasattr(out, "name") else out)
+        path = Path(out)
         Path(f"{path}.ratios.json").write_text(json.dumps(record, indent=2, sort_keys=True))

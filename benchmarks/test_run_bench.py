@@ -19,6 +19,7 @@ def test_default_run_with_warm_caches(benchmark, pair, tmp_path):
     share = timings["features_s"] / timings["total_s"]
     benchmark.extra_info.update(timings=timings, features_share=share)
     note("default run (warm caches)", f"{timings['total_s']:.1f} s wall, features {100 * share:.2f} % "
-         f"(data {timings['data_s']:.2f} s, features {timings['features_s']:.2f} s, train {timings['train_s']:.1f} s, "
+         f"(data {timings['data_s']:.2f} s, features {timings['features_s']:.2f} s, loading {timings['loading_s']:.2f} s, "
+         f"train {timings['train_s']:.1f} s, "
          f"eval {timings['eval_s']:.2f} s)")
     assert records[-1].metrics["accuracy"] > 0.1

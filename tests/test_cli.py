@@ -31,6 +31,15 @@ def test_other_unknown_names(capsys, flag, name):
     assert name in capsys.readouterr().err
 
 
+def test_leaderboard_sort_choices_are_the_leaderboards_sort_keys():
+    from ascbench.cli import build_parser
+    from ascbench.leaderboard import SORT_KEYS
+
+    parser = build_parser()
+    board = next(a for a in parser._subparsers._group_actions[0].choices["leaderboard"]._actions if a.dest == "sort")
+    assert tuple(board.choices) == SORT_KEYS
+
+
 def test_list_shows_every_kind(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
@@ -64,6 +73,13 @@ def test_tiny_end_to_end_run_and_leaderboard(runs, capsys, caplog):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["complexity"]["params"] == rows[0]["params"] > 0
     assert set(metrics["city_accuracy"]) and set(metrics["period_accuracy"])
+    # Wall time split by phase, shown in the summary and stored; the phases never exceed the whole.
+    timings = metrics["timings"]
+    phases = ("data_s", "features_s", "loading_s", "train_s", "eval_s")
+    assert all(timings[k] >= 0 for k in phases) and timings["loading_s"] > 0 and timings["train_s"] > 0
+    assert sum(timings[k] for k in phases) <= timings["total_s"]
+    assert rows[0]["train_s"] == round(timings["train_s"], 2)
+    assert "time split" in out and "training" in out
 
     # Same seed, same numbers; and the pretraining stage comes from the cache the second time.
     caplog.clear()

@@ -27,7 +27,7 @@ def read_clip(path: Path, sample_rate: int, num_samples: int) -> np.ndarray:
         raise DataError(f"cannot read audio file {path}: {exc}") from exc
     if data.shape[0] == 0:
         raise DataError(f"audio file {path} contains no samples")
-    mono = data.mean(axis=1)
+    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
     if sr != sample_rate:
         import torch
         import torchaudio
@@ -36,7 +36,9 @@ def read_clip(path: Path, sample_rate: int, num_samples: int) -> np.ndarray:
             _resample_reported.add((sr, sample_rate))
             log.warning("resampling audio from %d Hz to %d Hz (first seen in %s)", sr, sample_rate, path)
         mono = torchaudio.functional.resample(torch.from_numpy(np.ascontiguousarray(mono)), sr, sample_rate).numpy()
-    if not np.all(np.isfinite(mono)):
+    # One reduction instead of a boolean array per clip; the full check only when the sum is not finite
+    # (a NaN/inf sample, or finite float samples whose sum overflows).
+    if not np.isfinite(mono.sum(dtype=np.float64)) and not np.all(np.isfinite(mono)):
         raise DataError(f"audio file {path} contains NaN or infinite samples")
     if mono.shape[0] >= num_samples:
         return np.ascontiguousarray(mono[:num_samples])
