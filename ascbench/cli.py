@@ -65,6 +65,9 @@ def _add_run_parser(sub) -> None:
     p.add_argument("--feature-preset", default=None, help="embedded | apsipa2025 | dcase (default: the dataset's)")
     p.add_argument("--data-root", default=None, help="directory of the dataset's audio and metadata")
     p.add_argument("--skip-bad", action="store_true", help="leave unusable audio files out (listed in the run record)")
+    p.add_argument("--other-rate", choices=("resample", "refuse"), default=d.other_rate,
+                   help="audio at another sample rate than the dataset declares: resample it (said once; default) "
+                        "or count it as unusable (refused, or left out with --skip-bad)")
     p.add_argument("--test-cities", default="", help="comma-separated hold-out cities for unseen-city")
     p.add_argument("--time-holdout", default=d.time_holdout, help="unseen-time variant: time-of-day | date")
     p.add_argument("--folds", type=int, default=0, metavar="K",
@@ -127,7 +130,7 @@ def _config_from_args(args) -> RunConfig:
         model=args.model, strategy=args.strategy, dataset=args.dataset, protocol=args.protocol,
         labeled=args.labeled, seed=args.seed, epochs=args.epochs, pretrain_epochs=args.pretrain_epochs,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, pretrain_on=args.pretrain_on,
-        skip_bad=args.skip_bad, pretrained=args.pretrained, pretrain_data_root=args.pretrain_data_root, feature_preset=args.feature_preset, data_root=args.data_root,
+        skip_bad=args.skip_bad, other_rate=args.other_rate, pretrained=args.pretrained, pretrain_data_root=args.pretrain_data_root, feature_preset=args.feature_preset, data_root=args.data_root,
         test_cities=tuple(c.strip() for c in args.test_cities.split(",") if c.strip()),
         time_holdout=args.time_holdout, model_kwargs=kwargs, threads=args.threads, context=args.context,
         semi=args.semi, pl_rounds=args.pl_rounds, pl_threshold=args.pl_threshold, pl_class_balanced=not args.pl_unbalanced,
@@ -193,11 +196,15 @@ def cmd_sweep(args) -> int:
     outcomes = run_sweep(cells, executor=args.executor, jobs=args.jobs, address=args.address, runs_root=args.runs_dir,
                          progress=not args.no_progress and sys.stderr.isatty())
     rows = [(describe(o.config), o.status, f"{100 * o.accuracy:.2f}" if o.accuracy is not None else "",
-             o.run_id if o.status != "failed" else o.reason) for o in outcomes]
+             o.run_id if o.status in ("done", "skipped") else o.reason) for o in outcomes]
     print(tabulate(rows, headers=["cell", "status", "accuracy %", "run / reason"], tablefmt="simple"))
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed", "interrupted")}
     print(f"\n{len(outcomes)} cells: {counts['done']} done, {counts['skipped']} skipped (already stored), "
-          f"{counts['failed']} failed")
+          f"{counts['failed']} failed" + (f", {counts['interrupted']} interrupted or not started" if counts["interrupted"] else ""))
+    if counts["interrupted"]:
+        print("The sweep was interrupted: run the same command again to finish it (stored cells are skipped, "
+              "an interrupted cell continues from its last checkpoint).")
+        return 130
     return 1 if counts["failed"] else 0
 
 

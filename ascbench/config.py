@@ -40,6 +40,7 @@ class RunConfig:
     feature_preset: str | None = None  # default: the dataset's own preset
     data_root: str | None = None
     skip_bad: bool = False  # leave unusable audio files out (listed in the run record) instead of refusing
+    other_rate: str = "resample"  # a file at another sample rate: "resample" it (said once) or "refuse" it
     test_cities: tuple[str, ...] = ()
     time_holdout: str = "time-of-day"
     folds: int = 0  # unseen-city cross-city folds; `ascbench run --folds K` runs all K
@@ -63,6 +64,8 @@ class RunConfig:
     threads: int | None = None  # torch intra-op threads; None uses every core
 
     def __post_init__(self) -> None:
+        if self.other_rate not in OTHER_RATE_POLICIES:
+            raise ConfigError(f"--other-rate must be one of {', '.join(OTHER_RATE_POLICIES)}, not {self.other_rate!r}")
         if self.epochs < 1 or self.pretrain_epochs < 1:
             raise ConfigError("--epochs and --pretrain-epochs must be at least 1")
         if self.batch_size < 1:
@@ -110,6 +113,8 @@ class RunConfig:
         d = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
+
+OTHER_RATE_POLICIES = ("resample", "refuse")
 
 # Fields that decide how a run executes, not what it computes (up to floating-point summation order).
 EXECUTION_FIELDS = ("threads",)

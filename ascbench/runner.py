@@ -210,9 +210,14 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
 
 def _drop_bad_audio(dataset, config: RunConfig, progress: bool) -> list[dict]:
     """Refuse a dataset with unusable audio files, or drop them with --skip-bad (listed in the record)."""
-    from ascbench.data.validate import validate_audio
+    from ascbench.data.validate import FileReport, validate_audio
 
     reports = validate_audio(dataset, progress)
+    if config.other_rate == "refuse":  # the resampling note becomes a problem
+        reports = [r if r.problem or not any(n.startswith("sample rate") for n in r.notes) else
+                   FileReport(r.filename, next(n for n in r.notes if n.startswith("sample rate")).split(" (")[0]
+                              + f", the dataset declares {dataset.sample_rate} Hz (--other-rate refuse)")
+                   for r in reports]
     bad = [r for r in reports if r.problem]
     noted = sorted({n.split(" (")[0] if "channels" in n or "sample rate" in n else "length differs" for r in reports for n in r.notes})
     if noted:

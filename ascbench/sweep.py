@@ -22,6 +22,8 @@ import itertools
 import json
 import logging
 import os
+import signal
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -32,7 +34,7 @@ from typing import Any, Callable, Iterable
 from tqdm.auto import tqdm
 
 from ascbench.config import RunConfig
-from ascbench.errors import AscbenchError, ConfigError
+from ascbench.errors import AscbenchError, ConfigError, RunInterrupted
 from ascbench.registry import Registry, get_registry
 from ascbench.results import load_rows, runs_dir, store_packed_run
 
@@ -106,7 +108,7 @@ def parse_assignment(text: str, multi: bool) -> tuple[str, Any]:
 @dataclass
 class CellOutcome:
     config: RunConfig
-    status: str  # done | skipped | failed
+    status: str  # done | skipped | failed | interrupted (stopped or not started; a re-run continues it)
     run_id: str | None = None
     accuracy: float | None = None
     reason: str | None = None
@@ -114,17 +116,21 @@ class CellOutcome:
 
 
 def finished_experiments(root: Path) -> dict[str, dict]:
-    """Rows of the results store by experiment digest (the config without execution details)."""
+    """Rows of the results store by experiment digest (the config without execution details).
+
+    The digest is recomputed from each run's stored config rather than taken from its row: a config
+    field added since the run was made then takes its default (which reproduces the old behaviour),
+    so an upgrade does not make every stored cell look new.
+    """
     found = {}
     for row in load_rows(root):
-        digest = row.get("experiment_digest")
-        if digest is None:  # rows written before experiment digests: read the run's stored config
-            try:
-                config = json.loads((root / row["run_id"] / "config.json").read_text(encoding="utf-8"))
-                digest = RunConfig.from_dict(config).experiment_digest()
-            except (OSError, ValueError, AscbenchError):
-                continue
-        found[digest] = row
+        try:
+            config = json.loads((root / row["run_id"] / "config.json").read_text(encoding="utf-8"))
+            digest = RunConfig.from_dict({k: v for k, v in config.items() if not k.startswith("_")}).experiment_digest()
+        except (OSError, ValueError, AscbenchError):
+            digest = row.get("experiment_digest")  # a run without its config (a bare imported row)
+        if digest:
+            found[digest] = row
     return found
 
 
@@ -151,11 +157,15 @@ def _run_cell(config: dict, runs_root: str) -> dict:
     """One cell in a worker process; failures come back as data, so one cell cannot stop the sweep."""
     from ascbench.runner import execute
 
+    if _stopping.is_set():  # cells already queued to a stopping worker are left to the re-run
+        return {"status": "interrupted", "reason": "not started"}
     started = time.perf_counter()
     try:
         record = execute(RunConfig.from_dict(config), runs_root=runs_root, progress=False)
-    except KeyboardInterrupt:
-        return {"status": "failed", "reason": "interrupted (its checkpoint is kept; re-run the sweep to continue)",
+    except (KeyboardInterrupt, RunInterrupted):
+        if _in_worker.is_set():
+            _stopping.set()
+        return {"status": "interrupted", "reason": "interrupted; its checkpoint is kept",
                 "seconds": time.perf_counter() - started}
     except Exception as exc:  # noqa: BLE001 - reported per cell
         return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - started}
@@ -176,16 +186,75 @@ def _run_cell_packed(config: dict) -> dict:
     return outcome
 
 
+# In a pool worker: whether it is one, and whether it was interrupted (or its sweep died), after which it
+# starts none of the cells already queued to it. A queued task cannot be cancelled from the driver.
+_in_worker = threading.Event()
+_stopping = threading.Event()
+
+
+def _watch_parent(parent: int) -> None:
+    """Worker initializer: if the sweep process dies (even by SIGKILL), interrupt the running cell so it
+    keeps its checkpoint and frees its run slot, then leave. Otherwise an orphaned worker would go on
+    running queued cells that a re-run of the sweep runs a second time."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        _stopping.set()
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(30)  # time to write the interruption; then no waiting on a pipe nobody reads
+        os._exit(1)
+
+    _in_worker.set()
+    threading.Thread(target=watch, name="ascbench-parent-watch", daemon=True).start()
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM to the sweep: handled like Ctrl-C, but the workers did not get the signal themselves."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated()
+
+
 def _local(todo: list[RunConfig], root: Path, jobs: int, report: Callable[[RunConfig, dict], None]) -> None:
     if jobs == 1:
         for cell in todo:
-            report(cell, _run_cell(cell.to_dict(), str(root)))
+            outcome = _run_cell(cell.to_dict(), str(root))
+            report(cell, outcome)
+            if outcome["status"] == "interrupted":
+                raise KeyboardInterrupt
         return
     # "spawn": each worker imports torch afresh, with no threads inherited from this process.
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_run_cell, cell.to_dict(), str(root)): cell for cell in todo}
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_watch_parent,
+                               initargs=(os.getpid(),))
+    futures = {pool.submit(_run_cell, cell.to_dict(), str(root)): cell for cell in todo}
+    reported = set()
+    try:
         for future in as_completed(futures):
-            report(futures[future], future.result())
+            outcome = future.result()
+            reported.add(future)
+            report(futures[future], outcome)
+            if outcome["status"] == "interrupted":  # Ctrl-C reached a worker: the whole sweep stops
+                raise KeyboardInterrupt
+    except KeyboardInterrupt as stop:
+        for future in futures:
+            future.cancel()
+        if isinstance(stop, _Terminated):  # Ctrl-C reaches the workers from the terminal; SIGTERM does not
+            for process in list(pool._processes.values()):
+                try:
+                    os.kill(process.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
+        for future, cell in futures.items():  # the running cells end at their checkpoints; report them
+            if future in reported or future.cancelled():
+                continue
+            try:
+                report(cell, future.result(timeout=120))
+            except Exception:  # noqa: BLE001 - a worker that died with the interruption
+                pass
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _ray(todo: list[RunConfig], root: Path, jobs: int, address: str | None,
@@ -241,7 +310,7 @@ def run_sweep(cells: list[RunConfig], *, executor: str = "local", jobs: int | No
             todo.append(cell)
     position = {id(c): i for i, c in enumerate(cells)}
     bar = tqdm(total=len(cells), initial=len(outcomes), desc="sweep", unit="cell", disable=not progress)
-    counts = {"done": 0, "failed": 0, "skipped": len(outcomes)}
+    counts = {"done": 0, "failed": 0, "interrupted": 0, "skipped": len(outcomes)}
 
     def report(cell: RunConfig, outcome: dict) -> None:
         result = CellOutcome(cell, outcome["status"], outcome.get("run_id"), outcome.get("accuracy"),
@@ -251,20 +320,26 @@ def run_sweep(cells: list[RunConfig], *, executor: str = "local", jobs: int | No
         bar.update(1)
         bar.set_postfix(counts)
         line = (f"{describe(cell)}: accuracy {100 * result.accuracy:.2f} % ({result.seconds:.0f} s, {result.run_id})"
-                if result.status == "done" else f"{describe(cell)}: FAILED: {result.reason}")
+                if result.status == "done" else f"{describe(cell)}: {result.status.upper()}: {result.reason}")
         bar.write(line) if progress else log.info("%s", line)
 
     log.info("sweep: %d cells, %d already in %s, %d to run with the %s executor (%d at a time)",
              len(cells), len(outcomes), root, len(todo), executor, jobs)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         if todo and executor == "local":
             _local(todo, root, jobs, report)
         elif todo:
             _ray(todo, root, jobs, address, report)
+    except KeyboardInterrupt:
+        log.warning("sweep interrupted: finished cells are stored; run the same sweep again to continue")
     finally:
         bar.close()
-    for i, cell in enumerate(cells):  # cells a Ctrl-C left unstarted
-        outcomes.setdefault(i, CellOutcome(cell, "failed", reason="not started"))
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    for i, cell in enumerate(cells):  # cells an interruption left unstarted
+        outcomes.setdefault(i, CellOutcome(cell, "interrupted", reason="not started"))
     return [outcomes[i] for i in range(len(cells))]
 
 

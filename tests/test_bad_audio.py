@@ -60,3 +60,19 @@ def test_run_refuses_then_skips_with_skip_bad(broken_copy, runs, capsys):
     (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
     skipped = json.loads((run_dir / "metrics.json").read_text())["skipped_files"]
     assert sorted(s["filename"] for s in skipped) == sorted(files[:4])
+
+
+def test_other_rate_refuse_counts_the_resampled_file_as_unusable(broken_copy, runs, capsys):
+    root, files = broken_copy
+    base = ["run", "--dataset", "embedded-tiny", "--data-root", str(root), "--strategy", "scratch", "--model",
+            "context-only", "--epochs", "1", "--no-progress", "--other-rate", "refuse"]
+    assert main(base) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "5 unusable audio file(s)" in err
+    assert not (runs / "results.jsonl").exists()
+    assert main(base + ["--skip-bad"]) == 0
+    (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
+    skipped = {s["filename"]: s["problem"] for s in json.loads((run_dir / "metrics.json").read_text())["skipped_files"]}
+    assert sorted(skipped) == sorted(files[:4] + [files[5]])
+    assert skipped[files[5]] == "sample rate 8000 Hz, the dataset declares 16000 Hz (--other-rate refuse)"
+    assert json.loads((run_dir / "config.json").read_text())["other_rate"] == "refuse"

@@ -96,6 +96,47 @@ def test_a_killed_sweep_finishes_the_rest_when_run_again(tmp_path):
     assert len(rows) == 8 and len({r["experiment_digest"] for r in rows}) == 8
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_stopping_the_sweep_process_alone_stops_its_workers(tmp_path, how):
+    """Only the sweep process is signalled: its workers must not run on as orphans (a re-run would then
+    run their cells a second time). SIGTERM is also reported like Ctrl-C, with exit status 130."""
+    spec = _write_spec(tmp_path / "grid.toml", {**TINY, "epochs": 40, "patience": 0, "model": "mobileascnet-tiny",
+                                                "strategy": "scratch"}, {"seed": [0, 1, 2]})
+    runs = tmp_path / "runs"
+    env = {**os.environ, "ASCBENCH_RUNS_DIR": str(runs)}
+    cmd = [sys.executable, "-m", "ascbench", "sweep", str(spec), "--jobs", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:  # both workers are inside a cell's epochs
+        if len(list(runs.glob(".*.partial/checkpoint*"))) >= 2:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None
+    proc.send_signal(getattr(signal, how))
+    out, _ = proc.communicate(timeout=120)
+    if how == "SIGTERM":
+        assert proc.returncode == 130 and "run the same command again" in out, out[-2000:]
+    deadline = time.monotonic() + 60
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _group_alive(proc.pid), "sweep workers outlived the sweep"
+    assert load_rows(runs) == [], out[-3000:]  # nothing finished behind our back
+
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    rows = load_rows(runs)
+    assert len(rows) == 3 and len({r["experiment_digest"] for r in rows}) == 3
+
+
 def test_ray_executor_gives_the_same_rows_as_the_local_one(tmp_path):
     pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'ascbench[ray]'")
     cells = SweepSpec(TINY, {"model": ["mobileascnet-tiny", "cp-mobile"], "strategy": ["scratch"]}).cells()
