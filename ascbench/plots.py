@@ -39,21 +39,42 @@ def pareto_front(macs: Sequence[float], accuracy: Sequence[float]) -> list[int]:
 
 
 def accuracy_vs_macs(table: pd.DataFrame, title: str = "") -> str:
+    """One panel per dataset and protocol (scores under different protocols are not comparable), points
+    coloured by training recipe, each panel's Pareto front drawn and its points named."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    macs, acc = table["macs"].to_numpy(float), 100 * table["accuracy"].to_numpy(float)
-    labels = [f"{m} / {s}" for m, s in zip(table["model"], table["strategy"])]
-    ax.scatter(macs, acc, color="#4477aa", zorder=3)
-    for x, y, label in zip(macs, acc, labels):
-        ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    front = pareto_front(list(macs), list(acc))
-    ax.plot(macs[front], acc[front], color="#cc3311", linestyle="--", label="Pareto front", zorder=2)
-    ax.set_xscale("log")
-    ax.set_xlabel("MACs per clip (log scale)")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(title or "accuracy vs. complexity")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    panels = list(dict.fromkeys(zip(table["dataset"], table["protocol"])))
+    recipe = [s if m == "none" else f"{s} + {m}" for s, m in zip(table["strategy"], table.get("semi", ["none"] * len(table)))]
+    recipes = list(dict.fromkeys(recipe))
+    colours = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), sharex=True, sharey=True, squeeze=False)
+    for ax, (dataset, protocol) in zip(axes[0], panels):
+        rows = np.flatnonzero((table["dataset"] == dataset).to_numpy() & (table["protocol"] == protocol).to_numpy())
+        macs, acc = table["macs"].to_numpy(float)[rows], 100 * table["accuracy"].to_numpy(float)[rows]
+        for k, name in enumerate(recipes):
+            mine = [j for j, r in enumerate(rows) if recipe[r] == name]
+            if mine:
+                ax.scatter(macs[mine], acc[mine], color=colours(k % 10), label=name, zorder=3, s=22)
+        front = pareto_front(list(macs), list(acc))
+        ax.plot(macs[front], acc[front], color="#cc3311", linestyle="--", label="Pareto front", zorder=2)
+        for j in front:
+            r = rows[j]
+            ax.annotate(f"{table['model'].iloc[r]} / {recipe[r]}", (macs[j], acc[j]), fontsize=7, xytext=(4, -3),
+                        textcoords="offset points")
+        ax.set_xscale("log")
+        all_macs = table["macs"].to_numpy(float)
+        ax.set_xlim(all_macs.min() / 2, all_macs.max() * 40)  # room on the right for the names
+        ax.set_xlabel("MACs per clip (log scale)")
+        ax.set_title(f"{dataset} / {protocol}")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("accuracy (%), mean over seeds")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:  # every recipe once, whichever panel has it
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            if l not in labels:
+                handles.append(h)
+                labels.append(l)
+    axes[0][-1].legend(handles, labels, fontsize=8, loc="lower right")
+    fig.suptitle(title or "accuracy vs. complexity (Pareto front per protocol)")
     return _svg(fig)
 
 

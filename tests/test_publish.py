@@ -93,3 +93,30 @@ def test_leaderboard_sorting(published, capsys):
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     params = [float(r["params"]) for r in rows]
     assert len(rows) == 2 and params == sorted(params)  # the smallest model first
+
+
+def _browser() -> str | None:
+    import shutil
+
+    return next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+
+
+def test_the_page_renders_in_a_headless_browser_without_network(published, tmp_path):
+    """The published page as a reader's browser shows it: every leaderboard line and the Pareto plot,
+    with every network request refused. Needs a Chromium; skipped where none is installed."""
+    import subprocess
+
+    browser = _browser()
+    if browser is None:
+        pytest.skip("no chromium/google-chrome on PATH (Debian: apt-get install chromium)")
+    offline = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--proxy-server=socks5://127.0.0.1:9",
+               "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={tmp_path / 'profile'}"]
+    page = (published / "index.html").resolve().as_uri()
+    dom = subprocess.run([browser, *offline, "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
+    lines = (published / "leaderboard.csv").read_text().strip().splitlines()[1:]
+    assert dom.count("<tr><td>") == len(lines) > 0
+    assert "<svg" in dom and "Pareto" in dom
+    shot = tmp_path / "page.png"
+    subprocess.run([browser, *offline, f"--screenshot={shot}", "--window-size=1400,1000", page],
+                   capture_output=True, timeout=120)
+    assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
