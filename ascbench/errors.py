@@ -12,7 +12,8 @@ class AscbenchError(Exception):
 class UnknownNameError(AscbenchError):
     def __init__(self, kind: str, name: str, valid: Iterable[str]):
         self.kind, self.name, self.valid = kind, name, sorted(valid)
-        super().__init__(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(self.valid) or '(none registered)'}")
+        plural = kind[:-1] + "ies" if kind.endswith("y") else kind + "s"
+        super().__init__(f"unknown {kind} {name!r}; valid {plural}: {', '.join(self.valid) or '(none registered)'}")
 
 
 class PluginError(AscbenchError):

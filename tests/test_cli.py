@@ -25,10 +25,13 @@ def test_unknown_model_is_one_line_with_valid_names(capsys):
     assert "nosuchmodel" in err and "mobileascnet" in err and "se-trans" in err
 
 
-@pytest.mark.parametrize("flag,name", [("--strategy", "nosuchstrategy"), ("--dataset", "nosuchdata"), ("--protocol", "nosuchprotocol")])
-def test_other_unknown_names(capsys, flag, name):
+@pytest.mark.parametrize("flag,name,plural", [("--strategy", "nosuchstrategy", "valid strategies: finetune, freeze"),
+                                              ("--dataset", "nosuchdata", "valid datasets: apsipa2025"),
+                                              ("--protocol", "nosuchprotocol", "valid protocols: official")])
+def test_other_unknown_names(capsys, flag, name, plural):
     assert main(["run", flag, name]) == 2
-    assert name in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert name in err and plural in err
 
 
 def test_leaderboard_sort_choices_are_the_leaderboards_sort_keys():
