@@ -1,9 +1,10 @@
 """Data-parallel training of one run: ``torchrun --nproc_per_node N -m ascbench run ...``.
 
-torchrun sets ``WORLD_SIZE``/``RANK``; :func:`setup` then joins the process group (gloo on CPU, nccl
-on GPU). Every rank loads the same data and draws the same batch order from the run's seed; each
-trains on its share of every batch and DistributedDataParallel averages the gradients, so a step
-sees the whole batch as a single process would (batch-norm statistics are per share, hence "within
+torchrun sets ``WORLD_SIZE``/``RANK``; :func:`setup` then joins the process group with gloo (the
+harness trains on the CPU; nccl only carries CUDA tensors). Every rank loads the same data and draws
+the same batch order from the run's seed; each trains on its share of every batch and
+DistributedDataParallel averages the gradients, so a step sees the whole batch as a single process
+would (batch-norm statistics are per share, hence "within
 noise" rather than bit-equal). After every epoch rank 0's buffers are broadcast, so validation,
 early stopping and pseudo-labels are decided identically everywhere. Only rank 0 writes anything.
 """
@@ -27,7 +28,7 @@ def requested() -> bool:
 def setup() -> None:
     """Join the process group torchrun prepared (no-op for a single process or if already joined)."""
     if requested() and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = "gloo"  # CPU tensors; nccl belongs with GPU training, which the harness does not do yet
         dist.init_process_group(backend=backend)
         log.info("data-parallel: rank %d of %d (%s)", rank(), world_size(), backend)
 
