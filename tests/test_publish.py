@@ -120,3 +120,14 @@ def test_the_page_renders_in_a_headless_browser_without_network(published, tmp_p
     subprocess.run([browser, *offline, f"--screenshot={shot}", "--window-size=1400,1000", page],
                    capture_output=True, timeout=120)
     assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
+
+
+def test_the_repositorys_published_leaderboard_matches_its_records():
+    """What `ascbench leaderboard --check leaderboards/` checks, in CI: a contributed row whose tables
+    were not regenerated, or an edited number, fails here."""
+    from pathlib import Path
+
+    board = Path(__file__).resolve().parent.parent / "leaderboards"
+    if not (board / "results").is_dir():
+        pytest.skip("no published leaderboard in this checkout")
+    assert check(board) == []
