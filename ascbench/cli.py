@@ -37,6 +37,9 @@ A spec file:
   [grid]                        # lists; the cells are their product
   model = ["mobileascnet", "cp-mobile"]
   seed = [0, 1, 2]
+  [[exclude]]                   # optional, repeatable: combinations left out
+  model = "cp-mobile"
+  seed = 2
 
 Cells already in the results store are skipped, so re-running a killed sweep finishes the rest;
 a cell killed half-way continues from its last epoch checkpoint. A failing cell is reported and

@@ -18,6 +18,7 @@ reported and the others go on.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -47,6 +48,9 @@ EXECUTORS = ("local", "ray")
 class SweepSpec:
     base: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list[Any]] = field(default_factory=dict)
+    # Combinations left out, each a partial cell: {"model": "context-only", "strategy": "freeze"} drops
+    # every cell with both values (a model with nothing to freeze, say).
+    exclude: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SweepSpec":
@@ -66,24 +70,36 @@ class SweepSpec:
                 data = tomllib.loads(text)
         except Exception as exc:
             raise ConfigError(f"sweep spec {path} does not parse: {exc}") from None
-        unknown = sorted(set(data) - {"base", "grid"})
+        unknown = sorted(set(data) - {"base", "grid", "exclude"})
         if unknown:
-            raise ConfigError(f"sweep spec {path}: unknown section(s) {unknown}; a spec has [base] and [grid]")
-        return cls(dict(data.get("base") or {}), dict(data.get("grid") or {}))
+            raise ConfigError(f"sweep spec {path}: unknown section(s) {unknown}; a spec has [base], [grid] "
+                              f"and [[exclude]] tables")
+        exclude = data.get("exclude") or []
+        if not isinstance(exclude, list) or not all(isinstance(e, dict) and e for e in exclude):
+            raise ConfigError(f"sweep spec {path}: exclude must be a list of tables such as "
+                              f"[[exclude]] model = \"context-only\" strategy = \"freeze\"")
+        return cls(dict(data.get("base") or {}), dict(data.get("grid") or {}), [dict(e) for e in exclude])
 
     def with_overrides(self, grid: dict[str, list[Any]], base: dict[str, Any]) -> "SweepSpec":
-        return SweepSpec({**self.base, **base}, {**self.grid, **grid})
+        return SweepSpec({**self.base, **base}, {**self.grid, **grid}, list(self.exclude))
 
     def cells(self) -> list[RunConfig]:
         """Every combination of the grid over the base config, in a stable order."""
         for key, values in self.grid.items():
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"sweep grid entry {key!r} must be a non-empty list, got {values!r}")
+        known = {f.name for f in dataclasses.fields(RunConfig)}
+        for entry in self.exclude:
+            if set(entry) - known:
+                raise ConfigError(f"sweep exclude entry {entry}: unknown config field(s) {sorted(set(entry) - known)}")
         keys = list(self.grid)
         cells = []
         for combo in itertools.product(*(self.grid[k] for k in keys)):
+            values = {**self.base, **dict(zip(keys, combo))}
+            if any(all(values.get(k) == v for k, v in entry.items()) for entry in self.exclude):
+                continue
             try:
-                cells.append(RunConfig.from_dict({**self.base, **dict(zip(keys, combo))}))
+                cells.append(RunConfig.from_dict(values))
             except (TypeError, ConfigError) as exc:
                 raise ConfigError(f"sweep cell {dict(zip(keys, combo))}: {exc}") from None
         return cells

@@ -41,7 +41,20 @@ def test_spec_files_and_flags_make_the_same_cells(tmp_path):
                                                               for s in GRID_2x2x2["strategy"] for k in (0, 1)}
 
 
+def test_excluded_combinations_are_left_out(tmp_path):
+    spec = tmp_path / "grid.toml"
+    spec.write_text('[grid]\nmodel = ["context-only", "cp-mobile"]\nstrategy = ["scratch", "freeze"]\nseed = [0, 1]\n'
+                    '\n[[exclude]]\nmodel = "context-only"\nstrategy = "freeze"\n')
+    cells = SweepSpec.load(spec).cells()
+    assert len(cells) == 6
+    assert ("context-only", "freeze") not in {(c.model, c.strategy) for c in cells}
+    assert {(c.model, c.strategy) for c in cells} == {("context-only", "scratch"), ("cp-mobile", "scratch"),
+                                                      ("cp-mobile", "freeze")}
+
+
 @pytest.mark.parametrize("text, message", [
+    ("[grid]\nseed = [0]\n[[exclude]]\nmodle = 'x'\n", "exclude entry .* unknown config field"),
+    ("exclude = 3\n[grid]\nseed = [0]\n", "exclude must be a list of tables"),
     ("[grid]\nmodel = 'mobileascnet'\n", "must be a non-empty list"),
     ("[grid]\nmodle = ['mobileascnet']\n", "unknown config field"),
     ("[cells]\nmodel = ['x']\n", "unknown section"),
