@@ -183,7 +183,8 @@ def cmd_sweep(args) -> int:
     from tabulate import tabulate
 
     from ascbench.results import runs_dir
-    from ascbench.sweep import SweepSpec, describe, finished_experiments, parse_assignment, plan, run_sweep
+    from ascbench.sweep import (SweepSpec, describe, finished_experiments, parse_assignment, plan,
+                                published_experiments, run_sweep)
 
     spec = SweepSpec.load(args.spec) if args.spec else SweepSpec()
     spec = spec.with_overrides(dict(parse_assignment(a, multi=True) for a in args.grid),
@@ -193,11 +194,13 @@ def cmd_sweep(args) -> int:
     cells = spec.cells()
     if args.dry_run:
         done = finished_experiments(runs_dir(args.runs_dir))
-        rows = [(describe(c), "skip (stored)" if c.experiment_digest() in done else "run") for c in plan(cells, args.jobs or 1)]
+        published = published_experiments(Path(args.published)) if args.published else {}
+        rows = [(describe(c), "skip (stored)" if c.experiment_digest() in done else
+                 "skip (published)" if c.experiment_digest() in published else "run") for c in plan(cells, args.jobs or 1)]
         print(tabulate(rows, headers=["cell", "action"], tablefmt="simple"))
         return 0
     outcomes = run_sweep(cells, executor=args.executor, jobs=args.jobs, address=args.address, runs_root=args.runs_dir,
-                         progress=not args.no_progress and sys.stderr.isatty())
+                         progress=not args.no_progress and sys.stderr.isatty(), published=args.published)
     rows = [(describe(o.config), o.status, f"{100 * o.accuracy:.2f}" if o.accuracy is not None else "",
              o.run_id if o.status in ("done", "skipped") else o.reason) for o in outcomes]
     print(tabulate(rows, headers=["cell", "status", "accuracy %", "run / reason"], tablefmt="simple"))
@@ -569,6 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None,
                    help="runs at a time (default: one per CPU core); each gets cores/jobs torch threads")
     p.add_argument("--dry-run", action="store_true", help="list the cells and whether each would run, then stop")
+    p.add_argument("--published", metavar="DIR", default=None,
+                   help="also skip cells already published in DIR (e.g. leaderboards/), to finish a published grid")
     p.add_argument("--runs-dir", default=None, help="where runs are stored (default: $ASCBENCH_RUNS_DIR or ./runs)")
     _add_cache_dir(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

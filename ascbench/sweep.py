@@ -150,6 +150,20 @@ def finished_experiments(root: Path) -> dict[str, dict]:
     return found
 
 
+def published_experiments(publish_dir: Path) -> dict[str, dict]:
+    """Rows of a published leaderboard (``DIR/results/*.json``) by experiment digest, so a sweep can skip
+    cells already published even where the runs directory that made them is gone."""
+    found = {}
+    for path in sorted(Path(publish_dir, "results").glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            config = {k: v for k, v in record["config"].items() if not k.startswith("_")}
+            found[RunConfig.from_dict(config).experiment_digest()] = record["row"]
+        except (OSError, ValueError, KeyError, AscbenchError):
+            log.warning("skipping unreadable published record %s", path)
+    return found
+
+
 def default_jobs() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
@@ -304,8 +318,9 @@ def _ray(todo: list[RunConfig], root: Path, jobs: int, address: str | None,
 
 def run_sweep(cells: list[RunConfig], *, executor: str = "local", jobs: int | None = None, address: str | None = None,
               runs_root: str | os.PathLike | None = None, registry: Registry | None = None,
-              progress: bool = True) -> list[CellOutcome]:
-    """Run every cell not yet in the results store; returns one outcome per cell, in the grid's order."""
+              progress: bool = True, published: str | os.PathLike | None = None) -> list[CellOutcome]:
+    """Run every cell not yet in the results store (nor, given ``published``, in that published
+    leaderboard); returns one outcome per cell, in the grid's order."""
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
     jobs = jobs or default_jobs()
@@ -316,12 +331,15 @@ def run_sweep(cells: list[RunConfig], *, executor: str = "local", jobs: int | No
     root.mkdir(parents=True, exist_ok=True)
     cells = plan(cells, jobs)
     done_before = finished_experiments(root)
+    elsewhere = published_experiments(Path(published)) if published else {}
     outcomes: dict[int, CellOutcome] = {}
     todo = []
     for i, cell in enumerate(cells):
-        row = done_before.get(cell.experiment_digest())
+        digest = cell.experiment_digest()
+        row = done_before.get(digest) or elsewhere.get(digest)
         if row is not None:
-            outcomes[i] = CellOutcome(cell, "skipped", row["run_id"], row["accuracy"], "already in the results store")
+            where = "the results store" if digest in done_before else f"{published}"
+            outcomes[i] = CellOutcome(cell, "skipped", row["run_id"], row["accuracy"], f"already in {where}")
         else:
             todo.append(cell)
     position = {id(c): i for i, c in enumerate(cells)}

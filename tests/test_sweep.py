@@ -187,3 +187,19 @@ def test_two_process_data_parallel_run_writes_one_row(tmp_path):
     # Same recipe and data; batch-norm statistics per half-batch make it equal only within noise.
     assert abs(row["accuracy"] - one["accuracy"]) <= 0.15
     assert abs(row["log_loss"] - one["log_loss"]) <= 0.15 * one["log_loss"]
+
+
+def test_cells_already_published_are_skipped_without_their_runs_directory(tmp_path):
+    """A published grid can be finished in a fresh checkout: the published records stand in for the
+    runs directory that made them."""
+    published, other = SweepSpec(TINY, {"model": ["context-only"], "strategy": ["scratch"], "seed": [0, 1]}).cells()
+    board = tmp_path / "board" / "results"
+    board.mkdir(parents=True)
+    row = {"run_id": "published-s0", "accuracy": 0.25}
+    (board / "published-s0.json").write_text(json.dumps({"row": row, "config": published.replace(threads=3).to_dict(),
+                                                          "metrics": {}}))
+    outcomes = run_sweep([published, other], jobs=1, runs_root=tmp_path / "runs", progress=False,
+                         published=tmp_path / "board")
+    assert [o.status for o in outcomes] == ["skipped", "done"]  # the thread count is not part of the experiment
+    assert outcomes[0].run_id == "published-s0" and str(tmp_path / "board") in outcomes[0].reason
+    assert [r["seed"] for r in load_rows(tmp_path / "runs")] == [1]
