@@ -220,8 +220,7 @@ def _resume_config(path: Path) -> RunConfig:
     except FileNotFoundError:
         raise AscbenchError(f"{path} is not an unfinished run directory (no config.json); "
                             f"unfinished runs are the .<run_id>.partial directories of the runs directory") from None
-    stored.pop("_digest", None)
-    return RunConfig.from_dict(stored)
+    return RunConfig.from_stored(stored)
 
 
 def _print_summary(config: RunConfig, record) -> None:

@@ -101,6 +101,12 @@ class RunConfig:
             data["test_cities"] = tuple(data["test_cities"])
         return cls(**data)
 
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> "RunConfig":
+        """A config as a run directory or a published record stores it: bookkeeping keys (``_digest``)
+        are dropped; fields added since take their defaults."""
+        return cls.from_dict({k: v for k, v in data.items() if not k.startswith("_")})
+
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)
 

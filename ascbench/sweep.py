@@ -142,7 +142,7 @@ def finished_experiments(root: Path) -> dict[str, dict]:
     for row in load_rows(root):
         try:
             config = json.loads((root / row["run_id"] / "config.json").read_text(encoding="utf-8"))
-            digest = RunConfig.from_dict({k: v for k, v in config.items() if not k.startswith("_")}).experiment_digest()
+            digest = RunConfig.from_stored(config).experiment_digest()
         except (OSError, ValueError, AscbenchError):
             digest = row.get("experiment_digest")  # a run without its config (a bare imported row)
         if digest:
@@ -157,8 +157,7 @@ def published_experiments(publish_dir: Path) -> dict[str, dict]:
     for path in sorted(Path(publish_dir, "results").glob("*.json")):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
-            config = {k: v for k, v in record["config"].items() if not k.startswith("_")}
-            found[RunConfig.from_dict(config).experiment_digest()] = record["row"]
+            found[RunConfig.from_stored(record["config"]).experiment_digest()] = record["row"]
         except (OSError, ValueError, KeyError, AscbenchError):
             log.warning("skipping unreadable published record %s", path)
     return found
