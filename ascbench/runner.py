@@ -30,7 +30,8 @@ from ascbench.pretraining import pretrained_state
 from ascbench.protocols import ProtocolOptions, partition
 from ascbench.registry import Registry, get_registry
 from ascbench.results import RunRecord, RunSlot, commit_run, open_run, runs_dir
-from ascbench.training import DataBundle, TrainingJob, predict
+from ascbench.specs import ModelContext
+from ascbench.training import DataBundle, TrainingJob, create_model, predict
 
 log = logging.getLogger("ascbench")
 
@@ -107,6 +108,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             timings["data_s"] = time.perf_counter() - t
             log.info("split: %d labeled, %d unlabeled, %d validation, %d test clips",
                      len(part.labeled), len(part.unlabeled), len(part.val), len(part.test))
+            _check_model_builds(model_spec, config, registry, dataset, split.train, feature_cfg)
 
             t = time.perf_counter()
             features, cached = load_features(dataset, feature_cfg, progress=progress, threads=config.threads)
@@ -206,6 +208,28 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
         slot.discard()
         raise DataError(f"cannot store run {run_id} in {root}: {exc.strerror or exc}; earlier results are untouched") from exc
     return record
+
+
+def _check_model_builds(spec, config: RunConfig, registry: Registry, dataset, train_rows: np.ndarray,
+                        feature_cfg) -> None:
+    """Build the model once before feature extraction, so a bad ``--model-arg`` fails in seconds.
+
+    The probe runs under a forked RNG: building consumes random numbers, and the run's own draws must
+    not move (a stored row has to re-run to the same digits).
+    """
+    ctx = ModelContext(num_classes=len(dataset.classes),
+                       num_cities=dataset.meta["city"].iloc[train_rows].nunique() + 1,
+                       time_dim=dataset.time_features().shape[1],
+                       n_mels=feature_cfg.n_mels, n_frames=feature_cfg.n_frames(dataset.clip_seconds))
+    with torch.random.fork_rng(devices=[]):
+        try:
+            create_model(spec, ctx, config)
+        except AscbenchError:
+            raise
+        except Exception as exc:
+            args = " ".join(f"--model-arg {k}={v!r}" for k, v in config.model_kwargs.items()) or "its defaults"
+            raise ConfigError(f"model {config.model!r} (plugin {registry.owner('model', config.model)!r}) cannot be "
+                              f"built with {args}: {type(exc).__name__}: {exc}") from None
 
 
 def _drop_bad_audio(dataset, config: RunConfig, progress: bool) -> list[dict]:

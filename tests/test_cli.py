@@ -127,3 +127,15 @@ def test_cross_city_folds_report_mean_and_worst(runs, capsys):
     assert "mean over 2 folds" in out and "worst fold" in out
     rows = load_rows(runs)
     assert sorted(r["fold"] for r in rows) == ["1/2", "2/2"]
+
+
+def test_a_bad_model_argument_fails_before_feature_extraction(runs, capsys, monkeypatch):
+    def extraction_must_not_start(*args, **kwargs):
+        raise AssertionError("features were extracted for a model that cannot be built")
+
+    monkeypatch.setattr("ascbench.runner.load_features", extraction_must_not_start)
+    assert main(["run", "--model", "mobileascnet", "--dataset", "embedded-tiny", "--no-progress",
+                 "--model-arg", "gru_hiden=16"]) == 2
+    err = capsys.readouterr().err
+    assert "mobileascnet" in err and "gru_hiden" in err and "unexpected keyword" in err
+    assert not any(runs.iterdir()), "a run that never started left files behind"
