@@ -19,13 +19,14 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torchaudio
 from tqdm.auto import tqdm
 
-from ascbench.data.audio import read_clip
+from ascbench.data.audio import FileReport, read_checked
 from ascbench.data.dataset import ClipDataset
 from ascbench.errors import ConfigError, DataError
 from ascbench.fileio import atomic_write_text, cache_root, exclusive_lock, files_state_digest
@@ -131,8 +132,12 @@ def features_dir() -> Path:
 
 
 def extract(dataset: ClipDataset, cfg: FeatureConfig, batch_size: int = 8, progress: bool = True,
-            threads: int | None = None) -> np.ndarray:
-    """Compute log-mel features for every clip of ``dataset`` (no caching).
+            threads: int | None = None) -> tuple[np.ndarray, list[FileReport]]:
+    """Check every clip of ``dataset`` and compute its log-mel features (no caching).
+
+    Returns the features and one :class:`FileReport` per clip. An unusable file (missing, truncated,
+    NaN samples, ...) is not an exception here: its report says why and its row holds the features
+    of silence, so the caller decides whether to refuse the dataset or leave the file out.
 
     Files are decoded by a thread pool (libsndfile releases the GIL) one batch ahead of the batched
     mel computation, which uses torch's own intra-op threads. Small batches let decoding overlap the
@@ -141,13 +146,16 @@ def extract(dataset: ClipDataset, cfg: FeatureConfig, batch_size: int = 8, progr
     """
     front_end = LogMel(cfg)
     paths = dataset.audio_paths()
+    filenames = list(dataset.meta["filename"])
     n_frames = cfg.n_frames(dataset.clip_seconds)
     out = np.empty((len(paths), cfg.n_mels, n_frames), dtype=np.float32)
+    reports: list[FileReport] = []
+    silence = np.zeros(dataset.num_samples, dtype=np.float32)
     bar = tqdm(total=len(paths), desc=f"log-mel {dataset.name}", unit="clip", disable=not progress, leave=False)
 
-    def read_batch(start: int) -> np.ndarray:
-        return np.stack(list(pool.map(lambda p: read_clip(p, dataset.sample_rate, dataset.num_samples),
-                                      paths[start:start + batch_size])))
+    def read_batch(start: int) -> list[tuple[np.ndarray | None, str | None, tuple[str, ...]]]:
+        return list(pool.map(lambda p: read_checked(p, dataset.sample_rate, dataset.num_samples),
+                             paths[start:start + batch_size]))
 
     starts = list(range(0, len(paths), batch_size))
     with ThreadPoolExecutor(max_workers=threads or torch.get_num_threads()) as pool, \
@@ -156,13 +164,15 @@ def extract(dataset: ClipDataset, cfg: FeatureConfig, batch_size: int = 8, progr
         for i, start in enumerate(starts):
             batch = pending.result()
             pending = prefetch.submit(read_batch, starts[i + 1]) if i + 1 < len(starts) else None
-            wave = torch.from_numpy(batch)
+            reports += [FileReport(name, problem, notes)
+                        for name, (_, problem, notes) in zip(filenames[start:start + batch_size], batch)]
+            wave = torch.from_numpy(np.stack([silence if clip is None else clip for clip, _, _ in batch]))
             if dataset.sample_rate != cfg.sample_rate:
                 wave = torchaudio.functional.resample(wave, dataset.sample_rate, cfg.sample_rate)
             out[start:start + len(batch)] = front_end(wave)[..., :n_frames].numpy()
             bar.update(len(batch))
     bar.close()
-    return out
+    return out, reports
 
 
 def _array_digest(path: Path) -> str:
@@ -173,8 +183,14 @@ def _array_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _open_entry(directory: Path, dataset: ClipDataset) -> np.ndarray | None:
-    """The entry's array if it is complete and intact; None if absent. A damaged entry is removed."""
+class CheckedFeatures(NamedTuple):
+    features: np.ndarray  # clips x mel bins x frames, memory-mapped; an unusable clip's row is silence
+    reports: list[FileReport]  # one per clip, in dataset order
+    cached: bool  # True when nothing was extracted
+
+
+def _open_entry(directory: Path, dataset: ClipDataset) -> tuple[np.ndarray, list[FileReport]] | None:
+    """The entry's array and file reports if it is complete and intact; None if absent. A damaged entry is removed."""
     array_path, index_path = directory / "features.npy", directory / "index.json"
     if not index_path.exists():  # the index is written last: without it the entry is incomplete
         return None
@@ -183,20 +199,27 @@ def _open_entry(directory: Path, dataset: ClipDataset) -> np.ndarray | None:
         problem = None
         if index.get("files") != list(dataset.meta["filename"]):
             problem = "it lists other files"
+        elif "reports" not in index:
+            log.info("feature cache entry %s predates the cached audio checks; extracting again", directory)
+            shutil.rmtree(directory, ignore_errors=True)
+            return None
         elif array_path.stat().st_size != index["bytes"]:
             problem = f"features.npy has {array_path.stat().st_size} bytes, the index says {index['bytes']}"
         elif _array_digest(array_path) != index["sha256"]:
             problem = "features.npy does not match its recorded digest"
-    except (OSError, ValueError, KeyError) as exc:
+        else:
+            remarks = {r["filename"]: FileReport(r["filename"], r["problem"], tuple(r["notes"])) for r in index["reports"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         problem = f"{type(exc).__name__}: {exc}"
     if problem is None:
-        return np.load(array_path, mmap_mode="r")
+        return np.load(array_path, mmap_mode="r"), [remarks.get(f) or FileReport(f, None) for f in index["files"]]
     log.warning("feature cache entry %s is damaged (%s); extracting again", directory, problem)
     shutil.rmtree(directory, ignore_errors=True)
     return None
 
 
-def _write_entry(directory: Path, dataset: ClipDataset, cfg: FeatureConfig, feats: np.ndarray, key: str) -> None:
+def _write_entry(directory: Path, dataset: ClipDataset, cfg: FeatureConfig, feats: np.ndarray,
+                 reports: list[FileReport], key: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".features.{os.getpid()}.npy"
     try:
@@ -204,40 +227,65 @@ def _write_entry(directory: Path, dataset: ClipDataset, cfg: FeatureConfig, feat
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, directory / "features.npy")
-        # The index is written last and marks the entry complete.
+        # The index is written last and marks the entry complete. Only files with something to say
+        # are listed, so the index of a clean dataset stays small.
         atomic_write_text(directory / "index.json", json.dumps({
             "files": list(dataset.meta["filename"]), "config": asdict(cfg), "content_key": key,
             "shape": list(feats.shape), "bytes": (directory / "features.npy").stat().st_size,
-            "sha256": _array_digest(directory / "features.npy")}))
+            "sha256": _array_digest(directory / "features.npy"),
+            "reports": [asdict(r) for r in reports if r.problem or r.notes]}))
     except BaseException:
         tmp.unlink(missing_ok=True)
         shutil.rmtree(directory, ignore_errors=True)
         raise
 
 
-def load_features(dataset: ClipDataset, cfg: FeatureConfig, progress: bool = True,
-                  threads: int | None = None) -> tuple[np.ndarray, bool]:
-    """Features for every clip of ``dataset`` from the cache, extracting them on a miss.
+def load_checked_features(dataset: ClipDataset, cfg: FeatureConfig, progress: bool = True,
+                          threads: int | None = None) -> CheckedFeatures:
+    """Features and audio checks for every clip of ``dataset``, from the cache or extracted on a miss.
 
-    Returns the (memory-mapped) array and whether it came from the cache. A cache that cannot be
-    written (full disk, read-only directory) is a :class:`DataError` naming the directory; nothing
-    half-written is left in it.
+    The checks come from the same decoding pass as the features and are cached with them, so a
+    dataset's audio is read once, whatever the later runs. A cache that cannot be written (full
+    disk, read-only directory) is a :class:`DataError` naming the directory; nothing half-written is
+    left in it.
     """
     root = features_dir()
     known = _memo(dataset, cfg)
     if known.exists():
         found = _open_entry(root / f"{dataset.name}-{known.read_text().strip()}", dataset)
         if found is not None:
-            return found, True
+            return CheckedFeatures(*found, cached=True)
     try:
         with exclusive_lock(root / f".{dataset.name}.lock"):
             key = audio_content_key(dataset, cfg, threads)
             directory = root / f"{dataset.name}-{key}"
             found = _open_entry(directory, dataset)  # same bytes under a new file state, or filled while we waited
-            cached = found is not None
-            if not cached:
-                _write_entry(directory, dataset, cfg, extract(dataset, cfg, progress=progress, threads=threads), key)
+            if found is not None:
+                return CheckedFeatures(*found, cached=True)
+            feats, reports = extract(dataset, cfg, progress=progress, threads=threads)
+            _write_entry(directory, dataset, cfg, feats, reports, key)
     except OSError as exc:
         raise DataError(f"cannot write the feature cache in {root}: {exc.strerror or exc}; free some space or point "
                         f"$ASCBENCH_CACHE_DIR (or --cache-dir) at a writable directory") from exc
-    return (found if cached else np.load(directory / "features.npy", mmap_mode="r")), cached
+    return CheckedFeatures(np.load(directory / "features.npy", mmap_mode="r"), reports, cached=False)
+
+
+def unusable_files_error(dataset: ClipDataset, bad: list[FileReport], hint: str) -> DataError:
+    """One line naming the first few unusable files of ``dataset``, how many there are, and what to do."""
+    listing = "; ".join(f"{r.filename}: {r.problem}" for r in bad[:3])
+    return DataError(f"{len(bad)} unusable audio file(s) in {dataset.name} ({listing}{'; ...' if len(bad) > 3 else ''}); "
+                     f"`ascbench data check {dataset.name}` lists them all{hint}")
+
+
+def load_features(dataset: ClipDataset, cfg: FeatureConfig, progress: bool = True,
+                  threads: int | None = None) -> tuple[np.ndarray, bool]:
+    """:func:`load_checked_features` for a dataset that must be usable whole: (features, cached).
+
+    An unusable file is a :class:`DataError` listing it (a pretraining source, for instance, has no
+    ``--skip-bad``).
+    """
+    feats, reports, cached = load_checked_features(dataset, cfg, progress, threads)
+    bad = [r for r in reports if r.problem]
+    if bad:
+        raise unusable_files_error(dataset, bad, "")
+    return feats, cached

@@ -21,10 +21,11 @@ import ascbench
 from ascbench import distributed, provenance
 from ascbench.complexity import latency_ms, profile, torchinfo_macs
 from ascbench.config import RunConfig
-from ascbench.data.dataset import DatasetOptions
 from ascbench.checkpoint import Checkpointer, checkpointing
+from ascbench.data.audio import FileReport
+from ascbench.data.dataset import DatasetOptions
 from ascbench.errors import AscbenchError, ConfigError, DataError, PluginError, RunInterrupted
-from ascbench.features import get_preset, load_features
+from ascbench.features import CheckedFeatures, get_preset, load_checked_features, unusable_files_error
 from ascbench.metrics import evaluate
 from ascbench.pretraining import pretrained_state
 from ascbench.protocols import ProtocolOptions, partition
@@ -100,20 +101,23 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             log.info("run %s: %s", run_id, config.to_dict())
             t = time.perf_counter()
             dataset = dataset_spec.load(DatasetOptions(data_root=Path(config.data_root) if config.data_root else None))
-            skipped = _drop_bad_audio(dataset, config, progress)
+            timings["data_s"] = time.perf_counter() - t
+            _check_model_builds(model_spec, config, registry, dataset, feature_cfg)
+
+            t = time.perf_counter()
+            checked = load_checked_features(dataset, feature_cfg, progress=progress, threads=config.threads)
+            features, skipped = _drop_bad_audio(dataset, checked, config)
+            timings["features_s"] = time.perf_counter() - t
+            log.info("features: %s (%s)", features.shape, "cache hit" if checked.cached else "extracted")
+
+            t = time.perf_counter()
             split = protocol_spec.split(dataset, ProtocolOptions(seed=config.seed, test_cities=config.test_cities,
                                                                   time_holdout=config.time_holdout, folds=config.folds,
                                                                   fold=config.fold))
             part = partition(dataset, split, config.labeled, config.val_fraction, config.seed)
-            timings["data_s"] = time.perf_counter() - t
+            timings["data_s"] += time.perf_counter() - t
             log.info("split: %d labeled, %d unlabeled, %d validation, %d test clips",
                      len(part.labeled), len(part.unlabeled), len(part.val), len(part.test))
-            _check_model_builds(model_spec, config, registry, dataset, split.train, feature_cfg)
-
-            t = time.perf_counter()
-            features, cached = load_features(dataset, feature_cfg, progress=progress, threads=config.threads)
-            timings["features_s"] = time.perf_counter() - t
-            log.info("features: %s (%s)", features.shape, "cache hit" if cached else "extracted")
             data = DataBundle.build(dataset, features, split.train)
 
             notes: dict = {}
@@ -210,15 +214,14 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     return record
 
 
-def _check_model_builds(spec, config: RunConfig, registry: Registry, dataset, train_rows: np.ndarray,
-                        feature_cfg) -> None:
+def _check_model_builds(spec, config: RunConfig, registry: Registry, dataset, feature_cfg) -> None:
     """Build the model once before feature extraction, so a bad ``--model-arg`` fails in seconds.
 
     The probe runs under a forked RNG: building consumes random numbers, and the run's own draws must
-    not move (a stored row has to re-run to the same digits).
+    not move (a stored row has to re-run to the same digits). Its city count is the whole dataset's,
+    an upper bound of the training side's; only whether the model builds matters here.
     """
-    ctx = ModelContext(num_classes=len(dataset.classes),
-                       num_cities=dataset.meta["city"].iloc[train_rows].nunique() + 1,
+    ctx = ModelContext(num_classes=len(dataset.classes), num_cities=dataset.meta["city"].nunique() + 1,
                        time_dim=dataset.time_features().shape[1],
                        n_mels=feature_cfg.n_mels, n_frames=feature_cfg.n_frames(dataset.clip_seconds))
     with torch.random.fork_rng(devices=[]):
@@ -232,11 +235,12 @@ def _check_model_builds(spec, config: RunConfig, registry: Registry, dataset, tr
                               f"built with {args}: {type(exc).__name__}: {exc}") from None
 
 
-def _drop_bad_audio(dataset, config: RunConfig, progress: bool) -> list[dict]:
-    """Refuse a dataset with unusable audio files, or drop them with --skip-bad (listed in the record)."""
-    from ascbench.data.validate import FileReport, validate_audio
+def _drop_bad_audio(dataset, checked: CheckedFeatures, config: RunConfig) -> tuple[np.ndarray, list[dict]]:
+    """Refuse a dataset with unusable audio files, or leave them out with --skip-bad (listed in the record).
 
-    reports = validate_audio(dataset, progress)
+    Returns the features of the clips kept (``dataset.meta`` is cut to match) and the files left out.
+    """
+    reports = checked.reports
     if config.other_rate == "refuse":  # the resampling note becomes a problem
         reports = [r if r.problem or not any(n.startswith("sample rate") for n in r.notes) else
                    FileReport(r.filename, next(n for n in r.notes if n.startswith("sample rate")).split(" (")[0]
@@ -247,15 +251,13 @@ def _drop_bad_audio(dataset, config: RunConfig, progress: bool) -> list[dict]:
     if noted:
         log.info("audio notes for %s: %s (see `ascbench data check %s`)", dataset.name, "; ".join(noted), dataset.name)
     if not bad:
-        return []
+        return checked.features, []
     if not config.skip_bad:
-        listing = "; ".join(f"{r.filename}: {r.problem}" for r in bad[:3])
-        raise DataError(f"{len(bad)} unusable audio file(s) in {dataset.name} ({listing}{'; ...' if len(bad) > 3 else ''}); "
-                        f"`ascbench data check {dataset.name}` lists them all, --skip-bad leaves them out")
+        raise unusable_files_error(dataset, bad, ", --skip-bad leaves them out")
     log.warning("skipping %d unusable audio file(s) of %s (listed in metrics.json)", len(bad), dataset.name)
     keep = ~dataset.meta["filename"].isin({r.filename for r in bad}).to_numpy()
     dataset.meta = dataset.meta[keep].reset_index(drop=True)
-    return [{"filename": r.filename, "problem": r.problem} for r in bad]
+    return np.asarray(checked.features[keep]), [{"filename": r.filename, "problem": r.problem} for r in bad]
 
 
 def _split_fingerprint(part) -> str:

@@ -39,8 +39,8 @@ def ten_second_clips(request, tmp_path_factory):
 def test_logmel_harness(benchmark, pair, ten_second_clips):
     preset, cfg, dataset, _ = ten_second_clips
     benchmark.group = f"log-mel {preset}"
-    feats = benchmark(extract, dataset, cfg, progress=False)
-    assert feats.shape == (CLIPS, cfg.n_mels, cfg.n_frames(10.0))
+    feats, reports = benchmark(extract, dataset, cfg, progress=False)
+    assert feats.shape == (CLIPS, cfg.n_mels, cfg.n_frames(10.0)) and not any(r.problem for r in reports)
     pair(f"log-mel extraction ({preset})", "harness", CLIPS, "clips")
 
 

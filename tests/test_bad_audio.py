@@ -76,3 +76,58 @@ def test_other_rate_refuse_counts_the_resampled_file_as_unusable(broken_copy, ru
     assert sorted(skipped) == sorted(files[:4] + [files[5]])
     assert skipped[files[5]] == "sample rate 8000 Hz, the dataset declares 16000 Hz (--other-rate refuse)"
     assert json.loads((run_dir / "config.json").read_text())["other_rate"] == "refuse"
+
+
+def test_a_run_decodes_each_file_once_and_a_rerun_none(broken_copy, runs, monkeypatch, tmp_path):
+    # The checks ride on feature extraction's decoding pass and are cached with the features.
+    from ascbench.data import audio
+
+    monkeypatch.setenv("ASCBENCH_FEATURE_DIR", str(tmp_path / "cold-feature-cache"))
+    decoded = []
+    real_decode = audio._decode
+
+    def counting_decode(path, *args):
+        decoded.append(path.relative_to(root).as_posix())
+        return real_decode(path, *args)
+
+    monkeypatch.setattr(audio, "_decode", counting_decode)
+    root, files = broken_copy
+    base = ["run", "--dataset", "embedded-tiny", "--data-root", str(root), "--strategy", "scratch", "--model",
+            "context-only", "--epochs", "1", "--no-progress"]
+    assert main(base) == 2  # refused: the first pass decoded every file, once
+    assert sorted(decoded) == sorted(files)
+    decoded.clear()
+    assert main(base + ["--skip-bad"]) == 0
+    assert decoded == []  # checks and features both came from the cache
+
+
+def test_skipped_files_leave_the_other_clips_features_in_their_rows(broken_copy, tiny):
+    from ascbench.config import RunConfig
+    from ascbench.data.dataset import DatasetOptions
+    from ascbench.features import PRESETS, load_checked_features, load_features
+    from ascbench.registry import get_registry
+    from ascbench.runner import _drop_bad_audio
+
+    root, files = broken_copy
+    broken = get_registry().dataset("embedded-tiny").load(DatasetOptions(data_root=root))
+    checked = load_checked_features(broken, PRESETS["embedded"], progress=False)
+    assert [r.filename for r in checked.reports] == files
+    assert [r.problem is not None for r in checked.reports[:7]] == [True] * 4 + [False] * 3
+    kept, skipped = _drop_bad_audio(broken, checked, RunConfig(skip_bad=True))
+    assert sorted(s["filename"] for s in skipped) == sorted(files[:4])
+    clean, _ = load_features(tiny, PRESETS["embedded"], progress=False)
+    assert list(broken.meta["filename"]) == files[4:]
+    # Files 4 and 5 were rewritten (stereo, 8 kHz); every later clip is untouched and must line up.
+    np.testing.assert_array_equal(kept[2:], np.asarray(clean)[6:])
+
+
+def test_a_pretraining_source_with_unusable_files_is_refused_by_name(broken_copy):
+    from ascbench.data.dataset import DatasetOptions
+    from ascbench.errors import DataError
+    from ascbench.features import PRESETS, load_features
+    from ascbench.registry import get_registry
+
+    root, files = broken_copy
+    broken = get_registry().dataset("embedded-tiny").load(DatasetOptions(data_root=root))
+    with pytest.raises(DataError, match=rf"4 unusable audio file\(s\) in embedded-tiny \({files[0]}: truncated"):
+        load_features(broken, PRESETS["embedded"], progress=False)
