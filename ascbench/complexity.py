@@ -23,14 +23,13 @@ import torch
 import torch.nn as nn
 
 from ascbench.errors import PluginError
-from ascbench.layers import GlobalResponseNorm
 
 ZERO_COST: set[type] = {
     nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm2d,
     nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.LeakyReLU,
     nn.Softmax, nn.Dropout, nn.Dropout2d, nn.Identity, nn.Flatten, nn.Embedding,
     nn.AvgPool1d, nn.AvgPool2d, nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
-    nn.AdaptiveMaxPool2d, GlobalResponseNorm,
+    nn.AdaptiveMaxPool2d,
 }
 
 

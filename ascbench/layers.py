@@ -59,20 +59,6 @@ class SqueezeExcite(nn.Module):
         return x * weights[:, :, None, None]
 
 
-class GlobalResponseNorm(nn.Module):
-    """Global response normalisation (ConvNeXt V2), as used after CP-Mobile blocks."""
-
-    def __init__(self):
-        super().__init__()
-        self.gamma = nn.Parameter(torch.zeros(1))
-        self.beta = nn.Parameter(torch.zeros(1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gx = torch.norm(x, p=2, dim=(2, 3), keepdim=True)
-        nx = gx / (gx.mean(dim=1, keepdim=True) + 1e-6)
-        return self.gamma * (x * nx) + self.beta + x
-
-
 class ContextEncoder(nn.Module):
     """Embeds where (city index, 0 = unknown) and when (cyclic time features) a clip was recorded.
 

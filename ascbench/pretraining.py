@@ -1,7 +1,7 @@
 """The pretraining stage shared by strategies that start from pretrained weights.
 
-A stage is keyed by everything that shapes its weights (model and its arguments, source dataset
-and its metadata fingerprint, feature preset, recipe, seed) and cached under
+A stage is keyed by everything that shapes its weights (model, its arguments and its layer
+structure, source dataset and its metadata fingerprint, feature preset, recipe, seed) and cached under
 ``$ASCBENCH_CACHE_DIR/pretrained``, so the second fine-tuning run with the same stage skips it.
 """
 
@@ -25,7 +25,7 @@ from ascbench.features import FeatureConfig, audio_content_key, load_features
 from ascbench.fileio import cache_root
 from ascbench.protocols import Split, partition
 from ascbench.registry import Registry
-from ascbench.training import DataBundle, create_model, fit
+from ascbench.training import DataBundle, create_model, fit, probe_model
 
 log = logging.getLogger("ascbench")
 
@@ -64,8 +64,13 @@ def pretrained_state(
         )
     source_root = Path(config.pretrain_data_root) if config.pretrain_data_root else None
     source = registry.dataset(source_name).load(DatasetOptions(data_root=source_root))
+    model_spec = registry.model(config.model)
+    probe = probe_model(model_spec, config, source, feature_cfg.n_mels, feature_cfg.n_frames(source.clip_seconds))
     recipe = {
         "model": config.model, "model_kwargs": config.model_kwargs, "context": config.context, "source": source_name,
+        # The layer structure (kinds, widths, strides): a model whose code changes under the same name
+        # must not pick up a stage trained for its old architecture.
+        "architecture": hashlib.sha256(repr(probe).encode()).hexdigest()[:16],
         # The metadata fingerprint alone would miss regenerated or replaced audio; the feature key
         # covers every file's size and modification time.
         "source_fingerprint": source.fingerprint(), "source_features": audio_content_key(source, feature_cfg),
@@ -90,7 +95,7 @@ def pretrained_state(
     split = Split(train=all_rows, test=np.array([], dtype=np.int64))
     part = partition(source, split, None, config.val_fraction, config.seed)
     data = DataBundle.build(source, features, all_rows)
-    model = create_model(registry.model(config.model), data.model_context(), config)
+    model = create_model(model_spec, data.model_context(), config)
     result = fit(model, data, part.labeled, part.val, epochs=config.pretrain_epochs, lr=config.lr, config=config,
                  seed=config.seed, desc=f"pretrain {source_name}", progress=progress)
     notes["pretraining"].update(best_epoch=result.best_epoch, best_val_accuracy=result.best_val_accuracy,

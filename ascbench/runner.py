@@ -31,8 +31,7 @@ from ascbench.pretraining import pretrained_state
 from ascbench.protocols import ProtocolOptions, partition
 from ascbench.registry import Registry, get_registry
 from ascbench.results import RunRecord, RunSlot, commit_run, open_run, runs_dir
-from ascbench.specs import ModelContext
-from ascbench.training import DataBundle, TrainingJob, create_model, predict
+from ascbench.training import DataBundle, TrainingJob, predict, probe_model
 
 log = logging.getLogger("ascbench")
 
@@ -215,24 +214,15 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
 
 
 def _check_model_builds(spec, config: RunConfig, registry: Registry, dataset, feature_cfg) -> None:
-    """Build the model once before feature extraction, so a bad ``--model-arg`` fails in seconds.
-
-    The probe runs under a forked RNG: building consumes random numbers, and the run's own draws must
-    not move (a stored row has to re-run to the same digits). Its city count is the whole dataset's,
-    an upper bound of the training side's; only whether the model builds matters here.
-    """
-    ctx = ModelContext(num_classes=len(dataset.classes), num_cities=dataset.meta["city"].nunique() + 1,
-                       time_dim=dataset.time_features().shape[1],
-                       n_mels=feature_cfg.n_mels, n_frames=feature_cfg.n_frames(dataset.clip_seconds))
-    with torch.random.fork_rng(devices=[]):
-        try:
-            create_model(spec, ctx, config)
-        except AscbenchError:
-            raise
-        except Exception as exc:
-            args = " ".join(f"--model-arg {k}={v!r}" for k, v in config.model_kwargs.items()) or "its defaults"
-            raise ConfigError(f"model {config.model!r} (plugin {registry.owner('model', config.model)!r}) cannot be "
-                              f"built with {args}: {type(exc).__name__}: {exc}") from None
+    """Build the model once before feature extraction, so a bad ``--model-arg`` fails in seconds."""
+    try:
+        probe_model(spec, config, dataset, feature_cfg.n_mels, feature_cfg.n_frames(dataset.clip_seconds))
+    except AscbenchError:
+        raise
+    except Exception as exc:
+        args = " ".join(f"--model-arg {k}={v!r}" for k, v in config.model_kwargs.items()) or "its defaults"
+        raise ConfigError(f"model {config.model!r} (plugin {registry.owner('model', config.model)!r}) cannot be "
+                          f"built with {args}: {type(exc).__name__}: {exc}") from None
 
 
 def _drop_bad_audio(dataset, checked: CheckedFeatures, config: RunConfig) -> tuple[np.ndarray, list[dict]]:

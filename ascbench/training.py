@@ -45,6 +45,19 @@ def create_model(spec: ModelSpec, ctx: ModelContext, config: RunConfig) -> nn.Mo
     return model
 
 
+def probe_model(spec: ModelSpec, config: RunConfig, dataset: ClipDataset, n_mels: int, n_frames: int) -> nn.Module:
+    """``spec`` as a run training on every clip of ``dataset`` builds it, before any audio is read.
+
+    Runs use it to fail fast on bad model arguments and to fingerprint an architecture. It is built
+    under a forked RNG: building draws random numbers, and the run's own draws must not move (a
+    stored row has to re-run to the same digits).
+    """
+    ctx = ModelContext(num_classes=len(dataset.classes), num_cities=dataset.meta["city"].nunique() + 1,
+                       time_dim=dataset.time_features().shape[1], n_mels=n_mels, n_frames=n_frames)
+    with torch.random.fork_rng(devices=[]):
+        return create_model(spec, ctx, config)
+
+
 @dataclass
 class DataBundle:
     """One dataset's features and per-clip model inputs, with the normalisation of its training side."""

@@ -34,3 +34,21 @@ def test_stage_is_cached_and_invalidated_when_source_audio_content_changes(regis
         path.write_bytes(original)  # other tests share this dataset
     assert third["pretraining"]["cached"] is False
     assert third["pretraining"]["stage"] != first["pretraining"]["stage"]
+
+
+def test_a_model_whose_code_changes_does_not_reuse_its_old_stage(registry, monkeypatch):
+    # Same name, same arguments, other strides: what a fix to a model's code looks like to the cache.
+    import dataclasses
+
+    from ascbench_plugins.cp_mobile import CPMobile
+
+    kwargs = {"base_channels": 8}
+    config = RunConfig(model="cp-mobile", dataset="embedded-tiny", pretrain_epochs=1, seed=3, model_kwargs=kwargs)
+    before, after = {}, {}
+    pretrained_state(config, registry, "embedded-tiny", PRESETS["embedded"], progress=False, notes=before)
+    spec = registry.model("cp-mobile")
+    changed = dataclasses.replace(spec, build=lambda ctx, **kw: CPMobile(ctx, **kw, strides={"b2": (2, 2), "b4": (2, 1)}))
+    monkeypatch.setitem(registry.entries["model"], "cp-mobile", changed)
+    pretrained_state(config, registry, "embedded-tiny", PRESETS["embedded"], progress=False, notes=after)
+    assert after["pretraining"]["cached"] is False
+    assert after["pretraining"]["stage"] != before["pretraining"]["stage"]
