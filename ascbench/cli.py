@@ -205,7 +205,7 @@ def cmd_sweep(args) -> int:
              o.run_id if o.status in ("done", "skipped") else o.reason) for o in outcomes]
     print(tabulate(rows, headers=["cell", "status", "accuracy %", "run / reason"], tablefmt="simple"))
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed", "interrupted")}
-    print(f"\n{len(outcomes)} cells: {counts['done']} done, {counts['skipped']} skipped (already stored), "
+    print(f"\n{len(outcomes)} cells: {counts['done']} done, {counts['skipped']} skipped (already stored or published), "
           f"{counts['failed']} failed" + (f", {counts['interrupted']} interrupted or not started" if counts["interrupted"] else ""))
     if counts["interrupted"]:
         print("The sweep was interrupted: run the same command again to finish it (stored cells are skipped, "

@@ -356,8 +356,10 @@ def run_sweep(cells: list[RunConfig], *, executor: str = "local", jobs: int | No
                 if result.status == "done" else f"{describe(cell)}: {result.status.upper()}: {result.reason}")
         bar.write(line) if progress else log.info("%s", line)
 
-    log.info("sweep: %d cells, %d already in %s, %d to run with the %s executor (%d at a time)",
-             len(cells), len(outcomes), root, len(todo), executor, jobs)
+    stored = sum(o.reason == "already in the results store" for o in outcomes.values())
+    skipped = f"{stored} already in {root}" + (f", {len(outcomes) - stored} published in {published}" if published else "")
+    log.info("sweep: %d cells, %s, %d to run with the %s executor (%d at a time)",
+             len(cells), skipped, len(todo), executor, jobs)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:

@@ -104,7 +104,7 @@ def test_a_killed_sweep_finishes_the_rest_when_run_again(tmp_path):
 
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
-    assert f"8 cells: {8 - killed_with} done, {killed_with} skipped (already stored), 0 failed" in again.stdout
+    assert f"8 cells: {8 - killed_with} done, {killed_with} skipped (already stored or published), 0 failed" in again.stdout
     rows = load_rows(tmp_path / "runs")
     assert len(rows) == 8 and len({r["experiment_digest"] for r in rows}) == 8
 
@@ -189,7 +189,7 @@ def test_two_process_data_parallel_run_writes_one_row(tmp_path):
     assert abs(row["log_loss"] - one["log_loss"]) <= 0.15 * one["log_loss"]
 
 
-def test_cells_already_published_are_skipped_without_their_runs_directory(tmp_path):
+def test_cells_already_published_are_skipped_without_their_runs_directory(tmp_path, caplog):
     """A published grid can be finished in a fresh checkout: the published records stand in for the
     runs directory that made them."""
     published, other = SweepSpec(TINY, {"model": ["context-only"], "strategy": ["scratch"], "seed": [0, 1]}).cells()
@@ -198,8 +198,10 @@ def test_cells_already_published_are_skipped_without_their_runs_directory(tmp_pa
     row = {"run_id": "published-s0", "accuracy": 0.25}
     (board / "published-s0.json").write_text(json.dumps({"row": row, "config": published.replace(threads=3).to_dict(),
                                                           "metrics": {}}))
+    caplog.set_level("INFO", logger="ascbench")
     outcomes = run_sweep([published, other], jobs=1, runs_root=tmp_path / "runs", progress=False,
                          published=tmp_path / "board")
     assert [o.status for o in outcomes] == ["skipped", "done"]  # the thread count is not part of the experiment
+    assert f"2 cells, 0 already in {tmp_path / 'runs'}, 1 published in {tmp_path / 'board'}, 1 to run" in caplog.text
     assert outcomes[0].run_id == "published-s0" and str(tmp_path / "board") in outcomes[0].reason
     assert [r["seed"] for r in load_rows(tmp_path / "runs")] == [1]
