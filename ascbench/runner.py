@@ -105,9 +105,9 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
 
             t = time.perf_counter()
             checked = load_checked_features(dataset, feature_cfg, progress=progress, threads=config.threads)
-            features, skipped = _drop_bad_audio(dataset, checked, config)
+            kept_rows, skipped = _drop_bad_audio(dataset, checked, config)
             timings["features_s"] = time.perf_counter() - t
-            log.info("features: %s (%s)", features.shape, "cache hit" if checked.cached else "extracted")
+            log.info("features: %s (%s)", checked.features.shape, "cache hit" if checked.cached else "extracted")
 
             t = time.perf_counter()
             split = protocol_spec.split(dataset, ProtocolOptions(seed=config.seed, test_cities=config.test_cities,
@@ -117,7 +117,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             timings["data_s"] += time.perf_counter() - t
             log.info("split: %d labeled, %d unlabeled, %d validation, %d test clips",
                      len(part.labeled), len(part.unlabeled), len(part.val), len(part.test))
-            data = DataBundle.build(dataset, features, split.train)
+            data = DataBundle.build(dataset, checked.features, split.train, kept_rows)
 
             notes: dict = {}
             job = TrainingJob(
@@ -145,7 +145,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             metrics = evaluate(data.labels[part.test], probs, dataset.classes,
                                cities=meta["city"].tolist(), periods=meta["period"].tolist())
             timings["eval_s"] = time.perf_counter() - t
-            per_clip = profile(model, feature_cfg.n_mels, features.shape[2], data.time.shape[1])
+            per_clip = profile(model, feature_cfg.n_mels, checked.features.shape[2], data.time.shape[1])
             per_second = profile(model, feature_cfg.n_mels, feature_cfg.n_frames(1.0), data.time.shape[1])
             timings["total_s"] = time.perf_counter() - started
 
@@ -153,7 +153,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             metrics.update({
                 "complexity": {**per_clip.as_dict(), "macs_per_second": per_second.macs,
                                "torchinfo_macs_per_second": torchinfo_macs(model, feature_cfg.n_mels, one_second, data.time.shape[1]),
-                               "latency_ms": round(latency_ms(model, feature_cfg.n_mels, features.shape[2], data.time.shape[1]), 3),
+                               "latency_ms": round(latency_ms(model, feature_cfg.n_mels, checked.features.shape[2], data.time.shape[1]), 3),
                                "clip_seconds": dataset.clip_seconds, "precision": "float32",
                                "model_kwargs": {**model_spec.default_kwargs, **config.model_kwargs}},
                 "split": {**split.info, "labeled": len(part.labeled), "unlabeled": len(part.unlabeled),
@@ -225,10 +225,11 @@ def _check_model_builds(spec, config: RunConfig, registry: Registry, dataset, fe
                           f"built with {args}: {type(exc).__name__}: {exc}") from None
 
 
-def _drop_bad_audio(dataset, checked: CheckedFeatures, config: RunConfig) -> tuple[np.ndarray, list[dict]]:
+def _drop_bad_audio(dataset, checked: CheckedFeatures, config: RunConfig) -> tuple[np.ndarray | None, list[dict]]:
     """Refuse a dataset with unusable audio files, or leave them out with --skip-bad (listed in the record).
 
-    Returns the features of the clips kept (``dataset.meta`` is cut to match) and the files left out.
+    Returns the feature rows of the clips kept (None: all of them; ``dataset.meta`` is cut to match)
+    and the files left out.
     """
     reports = checked.reports
     if config.other_rate == "refuse":  # the resampling note becomes a problem
@@ -241,13 +242,13 @@ def _drop_bad_audio(dataset, checked: CheckedFeatures, config: RunConfig) -> tup
     if noted:
         log.info("audio notes for %s: %s (see `ascbench data check %s`)", dataset.name, "; ".join(noted), dataset.name)
     if not bad:
-        return checked.features, []
+        return None, []
     if not config.skip_bad:
         raise unusable_files_error(dataset, bad, ", --skip-bad leaves them out")
     log.warning("skipping %d unusable audio file(s) of %s (listed in metrics.json)", len(bad), dataset.name)
     keep = ~dataset.meta["filename"].isin({r.filename for r in bad}).to_numpy()
     dataset.meta = dataset.meta[keep].reset_index(drop=True)
-    return np.asarray(checked.features[keep]), [{"filename": r.filename, "problem": r.problem} for r in bad]
+    return np.flatnonzero(keep), [{"filename": r.filename, "problem": r.problem} for r in bad]
 
 
 def _split_fingerprint(part) -> str:

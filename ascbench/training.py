@@ -63,7 +63,7 @@ class DataBundle:
     """One dataset's features and per-clip model inputs, with the normalisation of its training side."""
 
     dataset: ClipDataset
-    features: np.ndarray  # clips x mel bins x frames
+    features: np.ndarray  # clips x mel bins x frames (memory-mapped from the feature cache)
     labels: np.ndarray  # class index, -1 unknown
     city: np.ndarray  # city index in ``cities`` + 1; 0 for a city unseen in training
     time: np.ndarray  # clips x time features
@@ -73,17 +73,23 @@ class DataBundle:
     # Seconds spent assembling batches (slicing the feature cache, normalising), so a run can report
     # data loading apart from training compute.
     loading_s: float = field(default=0.0, compare=False)
+    # Row of ``features`` for each dataset row, when the dataset lost rows the cache still holds
+    # (files left out with --skip-bad): the cache stays memory-mapped instead of being copied.
+    feature_rows: np.ndarray | None = None
 
     @classmethod
-    def build(cls, dataset: ClipDataset, features: np.ndarray, train_rows: np.ndarray) -> "DataBundle":
+    def build(cls, dataset: ClipDataset, features: np.ndarray, train_rows: np.ndarray,
+              feature_rows: np.ndarray | None = None) -> "DataBundle":
         cities = sorted(dataset.meta["city"].iloc[train_rows].unique())
         lookup = {c: i + 1 for i, c in enumerate(cities)}
         city = np.array([lookup.get(c, 0) for c in dataset.meta["city"]], dtype=np.int64)
         # Statistics from the training side only (no labels involved), so test clips shape nothing.
-        sample = features[np.sort(train_rows)]
+        rows = np.sort(train_rows)
+        sample = features[rows if feature_rows is None else feature_rows[rows]]
         mean = sample.mean(axis=(0, 2)).astype(np.float32)
         std = (sample.std(axis=(0, 2)) + 1e-5).astype(np.float32)
-        return cls(dataset, features, dataset.label_indices(), city, dataset.time_features(), cities, mean, std)
+        return cls(dataset, features, dataset.label_indices(), city, dataset.time_features(), cities, mean, std,
+                   feature_rows=feature_rows)
 
     def model_context(self) -> ModelContext:
         return ModelContext(
@@ -100,7 +106,8 @@ class DataBundle:
         Callers pass sorted rows where they can: sorted reads are sequential on a memory-mapped array.
         """
         started = perf_counter()
-        x = np.array(self.features[rows], dtype=np.float32)  # one copy out of the (memory-mapped) cache
+        source = rows if self.feature_rows is None else self.feature_rows[rows]
+        x = np.array(self.features[source], dtype=np.float32)  # one copy out of the (memory-mapped) cache
         np.subtract(x, self.mean[:, None], out=x)  # normalised in place: no temporaries per batch
         np.divide(x, self.std[:, None], out=x)
         out = torch.from_numpy(x).unsqueeze(1), torch.from_numpy(self.city[rows]), torch.from_numpy(self.time[rows])

@@ -107,18 +107,23 @@ def test_skipped_files_leave_the_other_clips_features_in_their_rows(broken_copy,
     from ascbench.features import PRESETS, load_checked_features, load_features
     from ascbench.registry import get_registry
     from ascbench.runner import _drop_bad_audio
+    from ascbench.training import DataBundle
 
     root, files = broken_copy
     broken = get_registry().dataset("embedded-tiny").load(DatasetOptions(data_root=root))
     checked = load_checked_features(broken, PRESETS["embedded"], progress=False)
     assert [r.filename for r in checked.reports] == files
     assert [r.problem is not None for r in checked.reports[:7]] == [True] * 4 + [False] * 3
-    kept, skipped = _drop_bad_audio(broken, checked, RunConfig(skip_bad=True))
+    kept_rows, skipped = _drop_bad_audio(broken, checked, RunConfig(skip_bad=True))
     assert sorted(s["filename"] for s in skipped) == sorted(files[:4])
+    assert list(broken.meta["filename"]) == files[4:] and list(kept_rows) == list(range(4, len(files)))
+    # The cache is not copied: the bundle maps dataset rows onto the full (memory-mapped) array.
+    data = DataBundle.build(broken, checked.features, np.arange(len(broken.meta)), kept_rows)
+    assert data.features is checked.features
     clean, _ = load_features(tiny, PRESETS["embedded"], progress=False)
-    assert list(broken.meta["filename"]) == files[4:]
-    # Files 4 and 5 were rewritten (stereo, 8 kHz); every later clip is untouched and must line up.
-    np.testing.assert_array_equal(kept[2:], np.asarray(clean)[6:])
+    x, _, _ = data.batch(np.array([2, 3]))  # files 6 and 7; files 4 and 5 were rewritten (stereo, 8 kHz)
+    expected = (np.asarray(clean[[6, 7]]) - data.mean[:, None]) / data.std[:, None]
+    np.testing.assert_allclose(x[:, 0].numpy(), expected, rtol=1e-6)
 
 
 def test_a_pretraining_source_with_unusable_files_is_refused_by_name(broken_copy):
