@@ -183,8 +183,7 @@ def cmd_sweep(args) -> int:
     from tabulate import tabulate
 
     from ascbench.results import runs_dir
-    from ascbench.sweep import (SweepSpec, describe, finished_experiments, parse_assignment, plan,
-                                published_experiments, run_sweep)
+    from ascbench.sweep import SweepSpec, already_made, describe, parse_assignment, plan, run_sweep
 
     spec = SweepSpec.load(args.spec) if args.spec else SweepSpec()
     spec = spec.with_overrides(dict(parse_assignment(a, multi=True) for a in args.grid),
@@ -193,10 +192,9 @@ def cmd_sweep(args) -> int:
         raise AscbenchError("nothing to sweep: give a spec file or --grid KEY=V1,V2 (see ascbench sweep --help)")
     cells = spec.cells()
     if args.dry_run:
-        done = finished_experiments(runs_dir(args.runs_dir))
-        published = published_experiments(Path(args.published)) if args.published else {}
-        rows = [(describe(c), "skip (stored)" if c.experiment_digest() in done else
-                 "skip (published)" if c.experiment_digest() in published else "run") for c in plan(cells, args.jobs or 1)]
+        cells = plan(cells, args.jobs or 1)
+        made = already_made(cells, runs_dir(args.runs_dir), args.published)
+        rows = [(describe(c), f"skip ({made[i][0]})" if i in made else "run") for i, c in enumerate(cells)]
         print(tabulate(rows, headers=["cell", "action"], tablefmt="simple"))
         return 0
     outcomes = run_sweep(cells, executor=args.executor, jobs=args.jobs, address=args.address, runs_root=args.runs_dir,

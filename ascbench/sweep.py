@@ -163,6 +163,21 @@ def published_experiments(publish_dir: Path) -> dict[str, dict]:
     return found
 
 
+def already_made(cells: list[RunConfig], root: Path, published: str | os.PathLike | None = None) -> dict[int, tuple[str, dict]]:
+    """The cells a sweep skips, by position: ("stored", row) when the results store holds the experiment,
+    ("published", row) when only the published leaderboard ``published`` does."""
+    stored = finished_experiments(root)
+    elsewhere = published_experiments(Path(published)) if published else {}
+    found = {}
+    for i, cell in enumerate(cells):
+        digest = cell.experiment_digest()
+        if digest in stored:
+            found[i] = ("stored", stored[digest])
+        elif digest in elsewhere:
+            found[i] = ("published", elsewhere[digest])
+    return found
+
+
 def default_jobs() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
@@ -329,18 +344,11 @@ def run_sweep(cells: list[RunConfig], *, executor: str = "local", jobs: int | No
     root = runs_dir(runs_root)
     root.mkdir(parents=True, exist_ok=True)
     cells = plan(cells, jobs)
-    done_before = finished_experiments(root)
-    elsewhere = published_experiments(Path(published)) if published else {}
-    outcomes: dict[int, CellOutcome] = {}
-    todo = []
-    for i, cell in enumerate(cells):
-        digest = cell.experiment_digest()
-        row = done_before.get(digest) or elsewhere.get(digest)
-        if row is not None:
-            where = "the results store" if digest in done_before else f"{published}"
-            outcomes[i] = CellOutcome(cell, "skipped", row["run_id"], row["accuracy"], f"already in {where}")
-        else:
-            todo.append(cell)
+    made = already_made(cells, root, published)
+    outcomes = {i: CellOutcome(cells[i], "skipped", row["run_id"], row["accuracy"],
+                               f"already in {'the results store' if where == 'stored' else published}")
+                for i, (where, row) in made.items()}
+    todo = [cell for i, cell in enumerate(cells) if i not in made]
     position = {id(c): i for i, c in enumerate(cells)}
     bar = tqdm(total=len(cells), initial=len(outcomes), desc="sweep", unit="cell", disable=not progress)
     counts = {"done": 0, "failed": 0, "interrupted": 0, "skipped": len(outcomes)}
@@ -356,8 +364,8 @@ def run_sweep(cells: list[RunConfig], *, executor: str = "local", jobs: int | No
                 if result.status == "done" else f"{describe(cell)}: {result.status.upper()}: {result.reason}")
         bar.write(line) if progress else log.info("%s", line)
 
-    stored = sum(o.reason == "already in the results store" for o in outcomes.values())
-    skipped = f"{stored} already in {root}" + (f", {len(outcomes) - stored} published in {published}" if published else "")
+    stored = sum(where == "stored" for where, _ in made.values())
+    skipped = f"{stored} already in {root}" + (f", {len(made) - stored} published in {published}" if published else "")
     log.info("sweep: %d cells, %s, %d to run with the %s executor (%d at a time)",
              len(cells), skipped, len(todo), executor, jobs)
     in_main_thread = threading.current_thread() is threading.main_thread()
