@@ -71,10 +71,10 @@ def _add_run_parser(sub) -> None:
     p.add_argument("--other-rate", choices=("resample", "refuse"), default=d.other_rate,
                    help="audio at another sample rate than the dataset declares: resample it (said once; default) "
                         "or count it as unusable (refused, or left out with --skip-bad)")
-    p.add_argument("--test-cities", default="", help="comma-separated hold-out cities for unseen-city")
-    p.add_argument("--time-holdout", default=d.time_holdout, help="unseen-time variant: time-of-day | date")
+    _add_split_options(p)
     p.add_argument("--folds", type=int, default=0, metavar="K",
-                   help="unseen-city: run K cross-city folds (each city tested once) and report mean and worst fold")
+                   help="unseen-city: run K cross-city folds (each city tested once) and report mean and worst fold; "
+                        "all folds are checked before the first runs (preview: ascbench data split --folds K)")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=JSON",
                    help="model constructor argument, e.g. --model-arg gru_hidden=96 (repeatable)")
     p.add_argument("--context", default=None, metavar="city,time",
@@ -107,6 +107,33 @@ def _add_run_parser(sub) -> None:
                         "its stored config is used and the other run options are ignored")
 
 
+def _add_split_options(p) -> None:
+    """Protocol options shared by `run` and `data split`, so a previewed split is the one a run gets."""
+    d = RunConfig()
+    g = p.add_argument_group("split (protocol options)")
+    g.add_argument("--group-by", default=None, metavar="LEVEL",
+                   help="grouping level kept whole on one side: recording, or session where the dataset declares it "
+                        "(default: the dataset's coarsest; apsipa2025: session = city + date)")
+    g.add_argument("--test-cities", default="", metavar="A,B", help="unseen-city: comma-separated hold-out cities")
+    g.add_argument("--time-holdout", default=d.time_holdout, choices=("time-of-day", "date"),
+                   help="unseen-time: hold out periods of the day (--test-periods) or dates (--test-dates)")
+    g.add_argument("--test-periods", default=",".join(d.test_periods), metavar="P,Q",
+                   help="unseen-time by time of day: held-out periods among night, morning, afternoon, evening "
+                        f"(default: {','.join(d.test_periods)})")
+    g.add_argument("--test-dates", default="", metavar="YYYY-MM-DD,...",
+                   help="unseen-time by date: held-out dates (default: the latest dates, a quarter of the clips)")
+    g.add_argument("--untaught", default=d.untaught, choices=("exclude", "refuse"),
+                   help="a test class no labeled training clip teaches: leave it out of scoring and name it in the "
+                        "record (exclude, default), or stop (refuse)")
+
+
+def _split_fields(args) -> dict:
+    """The RunConfig fields that the split options set."""
+    names = lambda text: tuple(x.strip() for x in text.split(",") if x.strip())  # noqa: E731
+    return {"group_by": args.group_by, "test_cities": names(args.test_cities), "time_holdout": args.time_holdout,
+            "test_periods": names(args.test_periods), "test_dates": names(args.test_dates), "untaught": args.untaught}
+
+
 class _CacheDir(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         os.environ["ASCBENCH_CACHE_DIR"] = values  # read by every cache (data, features, pretraining, checks)
@@ -134,8 +161,7 @@ def _config_from_args(args) -> RunConfig:
         labeled=args.labeled, seed=args.seed, epochs=args.epochs, pretrain_epochs=args.pretrain_epochs,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, pretrain_on=args.pretrain_on,
         skip_bad=args.skip_bad, other_rate=args.other_rate, pretrained=args.pretrained, pretrain_data_root=args.pretrain_data_root, feature_preset=args.feature_preset, data_root=args.data_root,
-        test_cities=tuple(c.strip() for c in args.test_cities.split(",") if c.strip()),
-        time_holdout=args.time_holdout, model_kwargs=kwargs, threads=args.threads, context=args.context,
+        **_split_fields(args), model_kwargs=kwargs, threads=args.threads, context=args.context,
         semi=args.semi, pl_rounds=args.pl_rounds, pl_threshold=args.pl_threshold, pl_class_balanced=not args.pl_unbalanced,
         pl_group_vote=not args.pl_no_vote,
         mt_ema=args.mt_ema, mt_weight=args.mt_weight, freq_mask=args.freq_mask, time_mask=args.time_mask,
@@ -159,6 +185,7 @@ def cmd_run(args) -> int:
     if config.folds:
         if config.protocol != "unseen-city":
             raise AscbenchError("--folds applies to --protocol unseen-city")
+        _check_all_folds(config)  # a fold that cannot run must stop us before fold 1 is stored
         records = [execute(config.replace(fold=k), runs_root=args.runs_dir, progress=progress) for k in range(config.folds)]
         rows = [(f"{k + 1}/{config.folds}", ", ".join(r.metrics["split"]["test_cities_held_out"]),
                  f"{100 * r.metrics['accuracy']:.2f}", f"{100 * r.metrics['macro_f1']:.2f}", r.run_id)
@@ -177,6 +204,18 @@ def cmd_run(args) -> int:
     if main_rank:  # under torchrun one summary, from rank 0
         _print_summary(config, record)
     return 0
+
+
+def _check_all_folds(config: RunConfig) -> None:
+    from ascbench.registry import get_registry
+    from ascbench.split_plan import plan_split
+
+    ds = _load_dataset(config.dataset, config.data_root, require_audio=False)
+    for k in range(config.folds):
+        try:
+            plan_split(ds, config, get_registry(), fold=k)
+        except AscbenchError as exc:
+            raise AscbenchError(f"fold {k + 1} of {config.folds} cannot run, so no fold was started: {exc}") from None
 
 
 def cmd_sweep(args) -> int:
@@ -230,7 +269,9 @@ def _print_summary(config: RunConfig, record) -> None:
         ("model / strategy / semi", f"{config.model} / {config.strategy} / {config.semi}"),
         ("dataset / protocol", f"{config.dataset} / {config.protocol}"),
         ("test clips", m["num_clips"]),
+        ("split", _split_line(m)),
         ("accuracy", f"{100 * m['accuracy']:.2f} %  (chance {100 / len(m['class_accuracy']):.0f} %)"),
+        ("macro accuracy", f"{100 * m['macro_accuracy']:.2f} %  (metadata ceiling {_ceiling_text(m)})"),
         ("macro-F1", f"{100 * m['macro_f1']:.2f} %"),
         ("log loss", f"{m['log_loss']:.4f}"),
         ("worst city", f"{100 * m['worst_city_accuracy']:.1f} %"),
@@ -249,6 +290,21 @@ def _print_summary(config: RunConfig, record) -> None:
     print(tabulate(per_city, headers=["city", "acc %"], tablefmt="simple"))
     print()
     print(tabulate(per_period, headers=["period", "acc %"], tablefmt="simple"))
+
+
+def _split_line(metrics: dict) -> str:
+    split = metrics["split"]
+    text = f"whole {split.get('group_by', 'recording')}s; {split['test_clips']} scored test clips"
+    if split.get("excluded_classes"):
+        text += f"; not scored (untaught): {', '.join(split['excluded_classes'])}"
+    return text
+
+
+def _ceiling_text(metrics: dict) -> str:
+    ceiling = metrics.get("metadata_ceiling")
+    if not ceiling:
+        return "not recorded"
+    return f"{100 * ceiling['best']:.1f} %: what city and time alone score, no audio"
 
 
 def _time_split(timings: dict[str, float]) -> str:
@@ -394,7 +450,7 @@ def _load_dataset(name: str, data_root: str | None, require_audio: bool):
 def cmd_data(args) -> int:
     from tabulate import tabulate
 
-    from ascbench.data.summary import dataset_tables, metadata_lookup_score, split_table
+    from ascbench.data.summary import dataset_tables, split_table
 
     if args.data_command == "check":
         from ascbench.data.validate import validate_audio
@@ -420,20 +476,35 @@ def cmd_data(args) -> int:
             print(tabulate(table, headers="keys", tablefmt="simple", showindex=False))
         return 0
 
-    from ascbench.protocols import ProtocolOptions, partition
+    from ascbench.metadata_ceiling import describe as describe_ceiling
     from ascbench.registry import get_registry
+    from ascbench.split_plan import plan_split
 
+    config = RunConfig(dataset=args.dataset, protocol=args.protocol, seed=args.seed, labeled=args.labeled,
+                       folds=args.folds, data_root=args.data_root, **_split_fields(args))
+    if config.folds and config.protocol != "unseen-city":
+        raise AscbenchError("--folds applies to --protocol unseen-city")
     ds = _load_dataset(args.dataset, args.data_root, require_audio=False)
-    options = ProtocolOptions(seed=args.seed, test_cities=tuple(c for c in args.test_cities.split(",") if c),
-                              time_holdout=args.time_holdout)
-    split = get_registry().protocol(args.protocol).split(ds, options)
-    part = partition(ds, split, args.labeled, 0.0, args.seed)
-    print(f"{ds.name} under {args.protocol} (seed {args.seed}):")
+    folds = range(config.folds) if config.folds else [None]
+    plans = [plan_split(ds, config, get_registry(), fold=k, val_fraction=0.0) for k in folds]
+    if config.folds:
+        print(f"{ds.name} under {args.protocol}, {config.folds} folds (seed {args.seed}); every fold can run:")
+        rows = [(f"{k + 1}/{config.folds}", ", ".join(p.split.info["test_cities_held_out"]), p.split.info["train_clips"],
+                 p.split.info["test_clips"], ", ".join(p.split.excluded_classes) or "-", f"{100 * p.ceiling['best']:.1f}")
+                for k, p in enumerate(plans)]
+        print(tabulate(rows, headers=["fold", "test cities", "train clips", "scored test clips", "not scored",
+                                      "metadata ceiling %"], tablefmt="simple"))
+        return 0
+    (plan,) = plans
+    split, part = plan.split, plan.partition
+    print(f"{ds.name} under {args.protocol} (seed {args.seed}), whole {split.info['group_by']}s on one side:")
     print(tabulate(split_table(ds, split, part.labeled), headers="keys", tablefmt="simple", showindex=False))
-    score = metadata_lookup_score(ds, part.labeled, split.test)
-    print(f"\nmetadata-only lookup (recording, else city majority; no audio): accuracy {100 * score['accuracy']:.1f} %, "
-          f"macro accuracy {100 * score['macro_accuracy']:.1f} %, test clips whose recording is in training "
-          f"{100 * score['recording_hits']:.1f} %")
+    if split.excluded_classes:
+        print(f"\nnot scored (no labeled training clip teaches them): {', '.join(split.excluded_classes)}")
+    if split.info.get("purged_clips"):
+        print(f"left out of training: {split.info['purged_clips']} clips of {split.info['group_by']}s that reach into the "
+              "held-out times")
+    print(f"\nmetadata ceiling (no audio; learns from the labeled training clips): {describe_ceiling(plan.ceiling)}")
     if args.output:
         import numpy as np
         import pandas as pd
@@ -443,7 +514,9 @@ def cmd_data(args) -> int:
         role = np.full(len(ds.meta), "unused", dtype=object)
         role[part.labeled], role[part.unlabeled], role[split.test] = "train-labeled", "train-unlabeled", "test"
         frame = pd.DataFrame({"filename": ds.meta["filename"], "city": ds.meta["city"], "timestamp": ds.meta["timestamp"],
-                              "group": ds.meta["group"], "scene_label": ds.meta["scene_label"], "role": role})
+                              "group": ds.meta["group"], split.info["group_by"]: ds.groups(split.info["group_by"]),
+                              "scene_label": ds.meta["scene_label"], "role": role})
+        frame = frame.loc[:, ~frame.columns.duplicated()]
         atomic_write_text(Path(args.output), frame.to_csv(index=False))
         print(f"wrote {args.output}")
     return 0
@@ -614,13 +687,14 @@ def build_parser() -> argparse.ArgumentParser:
     q = data_sub.add_parser("check", help="read every audio file; list each unusable one with its reason")
     q.add_argument("dataset")
     q.add_argument("--data-root", default=None)
-    q = data_sub.add_parser("split", help="summarise a protocol's split, score a metadata-only lookup, write it as CSV")
+    q = data_sub.add_parser("split", help="preview a protocol's split: sides, classes not scored, metadata ceiling, folds; write it as CSV")
     q.add_argument("dataset")
     q.add_argument("--protocol", default="official")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--labeled", type=float, default=None)
-    q.add_argument("--test-cities", default="")
-    q.add_argument("--time-holdout", default="time-of-day")
+    _add_split_options(q)
+    q.add_argument("--folds", type=int, default=0, metavar="K",
+                   help="unseen-city: preview K cross-city folds (test cities, sizes, classes not scored, ceiling)")
     q.add_argument("--data-root", default=None)
     q.add_argument("--output", help="write the split (one row per clip with its role) to this CSV")
 

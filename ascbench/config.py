@@ -6,10 +6,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ascbench.data.timefeatures import PERIOD_NAMES
 from ascbench.errors import ConfigError
+from ascbench.protocols import DEFAULT_TEST_PERIODS, TIME_HOLDOUTS, UNTAUGHT_POLICIES, ProtocolOptions
 
 
 SEMI_NAMES = ("none", "pseudo-label", "mean-teacher")
@@ -43,8 +46,12 @@ class RunConfig:
     other_rate: str = "resample"  # a file at another sample rate: "resample" it (said once) or "refuse" it
     test_cities: tuple[str, ...] = ()
     time_holdout: str = "time-of-day"
+    test_periods: tuple[str, ...] = DEFAULT_TEST_PERIODS  # unseen-time by time of day
+    test_dates: tuple[str, ...] = ()  # unseen-time by date (YYYY-MM-DD); empty: the latest quarter of the clips
     folds: int = 0  # unseen-city cross-city folds; `ascbench run --folds K` runs all K
     fold: int = 0
+    group_by: str | None = None  # grouping level a split keeps whole; None: the dataset's coarsest (APSIPA: session)
+    untaught: str = "exclude"  # a test class no labeled training clip teaches: "exclude" it from scoring, or "refuse"
     # semi-supervision (orthogonal to the strategy)
     semi: str = "none"  # none | pseudo-label | mean-teacher
     pl_rounds: int = 2  # pseudo-label rounds; round r keeps the most confident r/rounds of each class
@@ -78,8 +85,34 @@ class RunConfig:
             raise ConfigError(f"unknown semi-supervised method {self.semi!r}; valid: {', '.join(SEMI_NAMES)}")
         if self.pl_rounds < 1 or not 0 <= self.pl_threshold < 1:
             raise ConfigError("--pl-rounds must be at least 1 and --pl-threshold in [0, 1)")
+        self._check_protocol_fields()
+        if self.pretrain_on and self.pretrain_on == self.dataset:
+            raise ConfigError(f"--pretrain-on {self.pretrain_on!r} is the dataset under test: pretraining would see its "
+                              "test clips; pretrain on another dataset, start from --pretrained CHECKPOINT, or use --strategy scratch")
         if self.context is not None and not set(self.context_parts) <= {"city", "time"} or self.context == "":
             raise ConfigError(f"--context takes city, time or city,time; got {self.context!r}")
+
+    def _check_protocol_fields(self) -> None:
+        for name in ("test_cities", "test_periods", "test_dates"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{name} must be a list of names, got {value!r}")
+        if self.time_holdout not in TIME_HOLDOUTS:
+            raise ConfigError(f"--time-holdout must be one of {', '.join(TIME_HOLDOUTS)}, not {self.time_holdout!r}")
+        unknown = sorted(set(self.test_periods) - set(PERIOD_NAMES))
+        if unknown or not self.test_periods:
+            raise ConfigError(f"--test-periods takes periods from {', '.join(PERIOD_NAMES)}; got {', '.join(self.test_periods) or 'none'}")
+        for date in self.test_dates:
+            if not _DATE.match(date):
+                raise ConfigError(f"--test-dates takes dates as YYYY-MM-DD, got {date!r}")
+        if self.untaught not in UNTAUGHT_POLICIES:
+            raise ConfigError(f"--untaught must be one of {', '.join(UNTAUGHT_POLICIES)}, not {self.untaught!r}")
+
+    def protocol_options(self, fold: int | None = None) -> ProtocolOptions:
+        """What the protocol plugin is told: the split-related fields of this config."""
+        return ProtocolOptions(seed=self.seed, test_cities=self.test_cities, time_holdout=self.time_holdout,
+                               test_periods=self.test_periods, test_dates=self.test_dates, folds=self.folds,
+                               fold=self.fold if fold is None else fold, group_by=self.group_by, untaught=self.untaught)
 
     @property
     def context_parts(self) -> tuple[str, ...]:
@@ -87,7 +120,8 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["test_cities"] = list(self.test_cities)
+        for name in TUPLE_FIELDS:
+            d[name] = list(d[name])
         return d
 
     @classmethod
@@ -97,8 +131,9 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"unknown config field(s) {unknown}")
         data = dict(data)
-        if "test_cities" in data:
-            data["test_cities"] = tuple(data["test_cities"])
+        for name in TUPLE_FIELDS:
+            if isinstance(data.get(name), list):
+                data[name] = tuple(data[name])
         return cls(**data)
 
     @classmethod
@@ -121,6 +156,8 @@ class RunConfig:
 
 
 OTHER_RATE_POLICIES = ("resample", "refuse")
+TUPLE_FIELDS = ("test_cities", "test_periods", "test_dates")  # lists in JSON, tuples here (hashable, frozen)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # Fields that decide how a run executes, not what it computes (up to floating-point summation order).
 EXECUTION_FIELDS = ("threads",)

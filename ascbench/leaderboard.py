@@ -27,7 +27,7 @@ def aggregate(rows: list[dict]) -> pd.DataFrame:
         df["semi"] = "none"
     df["semi"] = df["semi"].fillna("none")
     df["labeled"] = df["labeled"].map(lambda v: "dataset" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:g}")
-    for col in ("worst_city_accuracy", "worst_period_accuracy", "latency_ms", "train_s"):
+    for col in ("worst_city_accuracy", "worst_period_accuracy", "latency_ms", "train_s", "metadata_ceiling"):
         if col not in df:
             df[col] = np.nan
     grouped = df.groupby(GROUP_KEYS, sort=False, dropna=False)
@@ -35,6 +35,7 @@ def aggregate(rows: list[dict]) -> pd.DataFrame:
         seeds=("seed", "nunique"), runs=("seed", "size"),
         accuracy=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
         macro_f1=("macro_f1", "mean"), log_loss=("log_loss", "mean"),
+        metadata_ceiling=("metadata_ceiling", "mean"),
         worst_city=("worst_city_accuracy", "mean"), worst_period=("worst_period_accuracy", "mean"),
         params=("params", "first"), macs=("macs", "first"), param_kb=("param_kb", "first"),
         latency_ms=("latency_ms", "median"), train_s=("train_s", "median"),
@@ -59,6 +60,8 @@ def render(table: pd.DataFrame, fmt: str = "table") -> str:
         "accuracy %": [f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in zip(table["accuracy"], table["accuracy_std"])],
         "macro-F1 %": (100 * table["macro_f1"]).round(1),
         "log loss": table["log_loss"].round(3),
+        # What city and time alone score on the same splits (macro accuracy; see ascbench.metadata_ceiling).
+        "metadata ceiling %": (100 * table["metadata_ceiling"]).round(1),
         "worst city %": (100 * table["worst_city"]).round(1),
         "worst period %": (100 * table["worst_period"]).round(1),
         "params": table["params"].map(lambda p: f"{p / 1e3:.1f} k"),

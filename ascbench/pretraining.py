@@ -62,6 +62,11 @@ def pretrained_state(
         raise ConfigError(
             f"dataset {target_dataset!r} declares no pretraining source; pass --pretrain-on DATASET or --pretrained CHECKPOINT"
         )
+    if source_name == target_dataset:
+        # Every labeled clip of a source trains; for the target itself that includes its test side.
+        raise ConfigError(f"--pretrain-on {source_name!r} is the dataset under test: pretraining would see its test "
+                          f"clips (and, under unseen-city or unseen-time, its held-out cities or periods). Pretrain on "
+                          f"another dataset (--pretrain-on), start from --pretrained CHECKPOINT, or use --strategy scratch")
     source_root = Path(config.pretrain_data_root) if config.pretrain_data_root else None
     source = registry.dataset(source_name).load(DatasetOptions(data_root=source_root))
     model_spec = registry.model(config.model)

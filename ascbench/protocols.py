@@ -1,31 +1,46 @@
-"""Split protocols: which clips train and which test, always by whole recording.
+"""Split protocols: which clips train and which test, always by whole group (recording or session).
 
-A protocol returns a ``Split`` of row positions; ``partition`` then decides which training clips are
-labeled (the labeled fraction) and holds out a validation part of the labeled clips. Test clips are
-never seen by training, pseudo-labelling or early stopping.
+A protocol plugin returns a ``Split`` of row positions. The core then checks it, whichever plugin made
+it (``finalize_split``): no group of the chosen level on both sides, labeled test clips only, and every
+scored class taught by a labeled training clip; classes that are not are either left out of scoring
+(named in the record) or refused. ``partition`` decides which training clips are labeled (the
+labeled fraction) and holds out a validation part of them. Test clips are never seen by training,
+pseudo-labelling or early stopping.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import numpy as np
+import pandas as pd
 
 from ascbench.data.dataset import ClipDataset
-from ascbench.errors import ConfigError
+from ascbench.data.timefeatures import PERIOD_NAMES as PERIOD_CHOICES
+from ascbench.errors import AscbenchError, ConfigError, PluginError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ascbench.specs import ProtocolSpec
+
+T = TypeVar("T")
 TIME_HOLDOUTS = ("time-of-day", "date")
+UNTAUGHT_POLICIES = ("exclude", "refuse")
+DEFAULT_TEST_PERIODS = ("evening", "night")
 
 
 @dataclass(frozen=True)
 class ProtocolOptions:
     seed: int = 0
-    test_fraction: float = 0.25  # of recordings (official without a split) or of cities (unseen-city)
+    test_fraction: float = 0.25  # of groups (official without a split), cities (unseen-city) or dates (unseen-time)
     test_cities: tuple[str, ...] = ()  # explicit hold-out cities for unseen-city
-    time_holdout: str = "time-of-day"  # unseen-time: hold out evening+night, or the latest dates
-    test_periods: tuple[str, ...] = ("evening", "night")
+    time_holdout: str = "time-of-day"  # unseen-time: hold out periods of the day, or dates
+    test_periods: tuple[str, ...] = DEFAULT_TEST_PERIODS  # unseen-time by time of day
+    test_dates: tuple[str, ...] = ()  # unseen-time by date: YYYY-MM-DD; empty: the latest test_fraction of clips
     folds: int = 0  # unseen-city: K cross-city folds (0 = a single seeded hold-out)
     fold: int = 0  # which fold this run tests
+    group_by: str | None = None  # grouping level kept whole; None: the dataset's coarsest
+    untaught: str = "exclude"  # a test class without labeled training clips: "exclude" it from scoring, or "refuse"
 
 
 @dataclass
@@ -33,59 +48,212 @@ class Split:
     train: np.ndarray  # row positions of the training side (labeled and unlabeled)
     test: np.ndarray  # row positions scored at the end (clips with a known label only)
     info: dict = field(default_factory=dict)
+    excluded_classes: tuple[str, ...] = ()  # tested classes left out of scoring (their test clips removed)
 
 
-def _finish(dataset: ClipDataset, train_mask: np.ndarray, test_mask: np.ndarray, info: dict) -> Split:
-    known = dataset.label_indices() >= 0
-    train = np.flatnonzero(train_mask)
-    test = np.flatnonzero(test_mask & known)
-    if len(train) == 0 or len(test) == 0:
-        raise ConfigError(f"protocol leaves an empty side on {dataset.name!r}: {len(train)} train, {len(test)} test clips")
-    groups = dataset.meta["group"].to_numpy()
-    shared = set(groups[train]) & set(groups[test])
-    if shared:  # would leak: clips of one recording on both sides
-        raise ConfigError(f"split puts recording(s) {sorted(shared)[:3]} on both sides")
-    meta = dataset.meta
-    for side, rows in (("train", train), ("test", test)):
-        info[f"{side}_clips"] = int(len(rows))
-        info[f"{side}_cities"] = sorted(meta["city"].iloc[rows].unique())
-        info[f"{side}_periods"] = sorted(meta["period"].iloc[rows].unique())
-    return Split(train=train, test=test, info=info)
+# --- the core's checks, applied to every protocol's split ---------------------------------------------
 
-
-def _random_groups(dataset: ClipDataset, fraction: float, seed: int) -> np.ndarray:
-    groups = np.array(sorted(dataset.meta["group"].unique()))
-    rng = np.random.default_rng(seed)
-    chosen = rng.choice(groups, size=max(1, int(round(fraction * len(groups)))), replace=False)
-    return dataset.meta["group"].isin(set(chosen)).to_numpy()
-
-
-def official(dataset: ClipDataset, options: ProtocolOptions) -> Split:
-    """The dataset's own train/test split; a seeded split by recording where it has none."""
-    split = dataset.meta["split"].fillna("").astype(str)
-    if (split == "test").any():
-        test = (split == "test").to_numpy()
-        # Clips the dataset assigns to neither side (e.g. TAU devices outside fold 1) stay out.
-        train = (split == "train").to_numpy() if (split == "train").any() else ~test
-        return _finish(dataset, train, test, {"protocol": "official", "source": "dataset split"})
-    test = _random_groups(dataset, options.test_fraction, options.seed)
-    return _finish(dataset, ~test, test, {"protocol": "official", "source": f"random recordings, seed {options.seed}"})
+def taught_classes(dataset: ClipDataset, train_rows: np.ndarray) -> set[int]:
+    """Class indices that some labeled training clip teaches."""
+    labels = dataset.label_indices()
+    labeled = dataset.meta["labeled"].to_numpy()
+    rows = train_rows[labeled[train_rows] & (labels[train_rows] >= 0)]
+    return set(labels[rows].tolist())
 
 
 def classes_without_training_labels(dataset: ClipDataset, train_mask: np.ndarray, test_mask: np.ndarray) -> list[str]:
     """Classes scored on the test side that no labeled training clip teaches."""
     labels = dataset.label_indices()
-    labeled = dataset.meta["labeled"].to_numpy()
-    taught = set(labels[train_mask & labeled & (labels >= 0)])
-    tested = set(labels[test_mask & (labels >= 0)])
+    taught = taught_classes(dataset, np.flatnonzero(train_mask))
+    tested = set(labels[test_mask & (labels >= 0)].tolist())
     return [dataset.classes[c] for c in sorted(tested - taught)]
+
+
+def finalize_split(dataset: ClipDataset, split: Split, options: ProtocolOptions, protocol: str = "protocol") -> Split:
+    """Check and complete any protocol's split; the one gate between a protocol plugin and training.
+
+    Refuses (ConfigError naming the protocol and the group) a split that puts a group of the chosen
+    level on both sides or leaves a side empty. Test clips without a known label are dropped. A tested
+    class that no labeled training clip teaches is left out of scoring (``untaught="exclude"``: its
+    test clips go, its name is recorded) or refused.
+    """
+    if options.untaught not in UNTAUGHT_POLICIES:
+        raise ConfigError(f"--untaught must be one of {', '.join(UNTAUGHT_POLICIES)}, not {options.untaught!r}")
+    level = dataset.resolve_grouping(options.group_by)
+    labels = dataset.label_indices()
+    train = np.unique(np.asarray(split.train, dtype=np.int64))
+    test = np.unique(np.asarray(split.test, dtype=np.int64))
+    test = test[labels[test] >= 0]
+    overlap = np.intersect1d(train, test)
+    if len(overlap):
+        raise ConfigError(f"protocol {protocol!r} puts clip {dataset.meta['filename'].iloc[overlap[0]]!r} on both sides")
+    groups = dataset.groups(level)
+    shared = sorted(set(groups[train]) & set(groups[test]))
+    if shared:
+        more = f" and {len(shared) - 3} more" if len(shared) > 3 else ""
+        raise ConfigError(f"protocol {protocol!r} puts {level}(s) {', '.join(repr(g) for g in shared[:3])}{more} on both "
+                          f"sides of its split on {dataset.name!r}: clips of one {level} must all train or all test")
+
+    excluded = set(split.excluded_classes)
+    taught = taught_classes(dataset, train)
+    untaught = sorted({dataset.classes[c] for c in set(labels[test].tolist()) - taught} - excluded)
+    if untaught and options.untaught == "refuse":
+        raise ConfigError(f"protocol {protocol!r} on {dataset.name!r} tests class(es) {', '.join(untaught)} that no "
+                          "labeled training clip teaches; choose other hold-outs, or --untaught exclude to score "
+                          "only the taught classes")
+    excluded |= set(untaught)
+    if excluded:
+        drop = np.isin(labels[test], [dataset.classes.index(c) for c in excluded])
+        test = test[~drop]
+    if len(train) == 0 or len(test) == 0:
+        raise ConfigError(f"protocol {protocol!r} leaves an empty side on {dataset.name!r}: {len(train)} train, "
+                          f"{len(test)} scored test clips" + (f" (excluded classes: {', '.join(sorted(excluded))})" if excluded else ""))
+    meta = dataset.meta
+    info = dict(split.info)
+    info["group_by"] = level
+    info["excluded_classes"] = sorted(excluded)
+    for side, rows in (("train", train), ("test", test)):
+        info[f"{side}_clips"] = int(len(rows))
+        info[f"{side}_groups"] = int(len(set(groups[rows])))
+        info[f"{side}_cities"] = sorted(meta["city"].iloc[rows].unique())
+        info[f"{side}_periods"] = sorted(meta["period"].iloc[rows].unique())
+    return Split(train=train, test=test, info=info, excluded_classes=tuple(sorted(excluded)))
+
+
+def run_protocol(spec: "ProtocolSpec", dataset: ClipDataset, options: ProtocolOptions, plugin: str = "?") -> Split:
+    """Call a protocol plugin and pass its split through the core's checks (``finalize_split``).
+
+    A plugin that raises anything but an ascbench error, or returns something other than a ``Split``,
+    is reported by name rather than as a traceback from inside it.
+    """
+    dataset.resolve_grouping(options.group_by)  # an unknown level fails before the plugin runs
+    try:
+        split = spec.split(dataset, options)
+    except AscbenchError:
+        raise
+    except Exception as exc:
+        raise PluginError(f"protocol {spec.name!r} (plugin {plugin!r}) failed on {dataset.name!r}: "
+                          f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(split, Split):
+        raise PluginError(f"protocol {spec.name!r} (plugin {plugin!r}) returned {type(split).__name__}, not a Split")
+    return finalize_split(dataset, split, options, spec.name)
+
+
+# --- the built-in protocols ------------------------------------------------------------------------------
+
+def _best_draw(draw: Callable[[], T], cost: Callable[[T], int], attempts: int) -> T:
+    """The first of up to ``attempts`` seeded draws that costs nothing, else the first cheapest.
+
+    Used wherever a protocol draws hold-outs at random but must avoid testing classes training cannot
+    teach: the draws come from the caller's seeded generator, so the choice is fixed by the seed.
+    """
+    best, best_cost = None, None
+    for _ in range(attempts):
+        candidate = draw()
+        c = cost(candidate)
+        if best_cost is None or c < best_cost:
+            best, best_cost = candidate, c
+        if c == 0:
+            break
+    assert best is not None
+    return best
+
+
+def stratified_group_holdout(dataset: ClipDataset, groups: np.ndarray, fraction: float, seed: int,
+                             attempts: int = 200) -> np.ndarray:
+    """Test mask holding out about ``fraction`` of each class's groups, whole groups only.
+
+    Classes with the fewest groups choose first; a group holding several classes counts for each. A draw
+    that would leave a tested class without labeled training clips is redrawn (from the same seeded
+    generator, so the result is fixed by the seed); after ``attempts`` the draw excluding fewest classes is kept.
+    """
+    labels = dataset.label_indices()
+    known = labels >= 0
+    frame = pd.DataFrame({"g": groups[known], "y": labels[known]}).drop_duplicates()
+    by_class = {int(c): sorted(g) for c, g in frame.groupby("y")["g"].unique().items()}
+    order = sorted(by_class, key=lambda c: (len(by_class[c]), c))
+    classes_of = frame.groupby("g")["y"].agg(set).to_dict()
+    rng = np.random.default_rng(seed)
+
+    def draw() -> np.ndarray:
+        held: set = set()
+        for c in order:
+            class_groups = by_class[c]
+            if len(class_groups) < 2:
+                continue  # a class of one group cannot be both taught and tested
+            want = max(1, int(round(fraction * len(class_groups))))
+            have = sum(1 for g in class_groups if g in held)
+            free = [g for g in class_groups if g not in held]
+            if want > have and free:
+                held.update(rng.choice(free, size=min(want - have, len(free)), replace=False).tolist())
+        return np.isin(groups, list(held))
+
+    return _best_draw(draw, lambda test: len(classes_without_training_labels(dataset, ~test, test)), attempts)
+
+
+def official(dataset: ClipDataset, options: ProtocolOptions) -> Split:
+    """The dataset's own train/test split; else a class-stratified hold-out of whole groups.
+
+    The hold-out uses the dataset's ``split_seed`` when it declares one (one official split for every
+    run), else the run's seed.
+    """
+    split = dataset.meta["split"].fillna("").astype(str)
+    if (split == "test").any():
+        test = (split == "test").to_numpy()
+        # Clips the dataset assigns to neither side (e.g. TAU devices outside fold 1) stay out.
+        train = (split == "train").to_numpy() if (split == "train").any() else ~test
+        return Split(np.flatnonzero(train), np.flatnonzero(test), {"protocol": "official", "source": "dataset split"})
+    level = dataset.resolve_grouping(options.group_by)
+    seed = dataset.split_seed if dataset.split_seed is not None else options.seed
+    test = stratified_group_holdout(dataset, dataset.groups(level), options.test_fraction, seed)
+    return Split(np.flatnonzero(~test), np.flatnonzero(test),
+                 {"protocol": "official", "source": f"{options.test_fraction:g} of each class's {level}s, seed {seed}"})
+
+
+def _classes_by_city(dataset: ClipDataset) -> tuple[dict[str, set[int]], dict[str, set[int]]]:
+    """Per city: the classes its labeled clips teach, and the classes its known-label clips would test."""
+    labels = dataset.label_indices()
+    frame = pd.DataFrame({"city": dataset.meta["city"].to_numpy(), "y": labels,
+                          "labeled": dataset.meta["labeled"].to_numpy()})
+    frame = frame[frame["y"] >= 0]
+    teaches = frame[frame["labeled"]].groupby("city")["y"].agg(set).to_dict()
+    tests = frame.groupby("city")["y"].agg(set).to_dict()
+    return teaches, tests
+
+
+def _untaught_if_held(held: list[str], cities: list[str], teaches: dict, tests: dict) -> tuple[int, int]:
+    """(classes tested but untaught, classes left to score) when ``held`` cities test and the rest train."""
+    taught = set().union(*(teaches.get(c, set()) for c in cities if c not in held))
+    tested = set().union(*(tests.get(c, set()) for c in held))
+    return len(tested - taught), len(tested & taught)
+
+
+def _fold_assignment(dataset: ClipDataset, cities: list[str], folds: int, seed: int, attempts: int = 200) -> list[list[str]]:
+    """Cities dealt into ``folds`` folds; among seeded shuffles, the first whose every fold scores some class
+    and leaves no tested class untaught, else the one that leaves fewest untaught."""
+    teaches, tests = _classes_by_city(dataset)
+    rng = np.random.default_rng(seed)
+
+    def cost(assignment: list[list[str]]) -> int:
+        total = 0
+        for held in assignment:
+            untaught, scored = _untaught_if_held(held, cities, teaches, tests)
+            total += untaught if scored else 10_000  # a fold with nothing to score cannot run
+        return total
+
+    def deal() -> list[list[str]]:
+        order = rng.permutation(cities)
+        return [sorted(order[k::folds].tolist()) for k in range(folds)]
+
+    return _best_draw(deal, cost, attempts)
 
 
 def unseen_city(dataset: ClipDataset, options: ProtocolOptions) -> Split:
     """Test on cities that never occur in training.
 
-    Without ``test_cities`` the hold-out cities are drawn with the seed, skipping draws that would test
-    a class no labeled training clip teaches (classes and cities are entangled in real data).
+    Without ``test_cities`` the hold-out cities are drawn with the seed, preferring draws that test no
+    class left untaught (classes and cities are entangled in real data); with ``folds`` every city is
+    tested in exactly one fold.
     """
     cities = sorted(dataset.meta["city"].unique())
     city_col = dataset.meta["city"]
@@ -94,11 +262,10 @@ def unseen_city(dataset: ClipDataset, options: ProtocolOptions) -> Split:
             raise ConfigError(f"--folds must be between 2 and the number of cities ({len(cities)}), got {options.folds}")
         if not 0 <= options.fold < options.folds:
             raise ConfigError(f"--fold must be in [0, {options.folds}), got {options.fold}")
-        order = np.random.default_rng(options.seed).permutation(cities)
-        held = sorted(order[options.fold::options.folds].tolist())  # every city is tested in exactly one fold
+        held = _fold_assignment(dataset, cities, options.folds, options.seed)[options.fold]
         test = city_col.isin(held).to_numpy()
-        return _finish(dataset, ~test, test, {"protocol": "unseen-city", "test_cities_held_out": held,
-                                              "fold": options.fold, "folds": options.folds})
+        return Split(np.flatnonzero(~test), np.flatnonzero(test),
+                     {"protocol": "unseen-city", "test_cities_held_out": held, "fold": options.fold, "folds": options.folds})
     if options.test_cities:
         absent = sorted(set(options.test_cities) - set(cities))
         if absent:
@@ -109,37 +276,46 @@ def unseen_city(dataset: ClipDataset, options: ProtocolOptions) -> Split:
             raise ConfigError(f"unseen-city needs at least 2 cities; {dataset.name!r} has {len(cities)}")
         rng = np.random.default_rng(options.seed)
         count = min(len(cities) - 1, max(1, int(round(options.test_fraction * len(cities)))))
-        held = None
-        for _ in range(500):
-            candidate = sorted(rng.choice(cities, size=count, replace=False).tolist())
-            test = city_col.isin(candidate).to_numpy()
-            if not classes_without_training_labels(dataset, ~test, test):
-                held = candidate
-                break
-        if held is None:
-            raise ConfigError(
-                f"no draw of {count} hold-out cities in {dataset.name!r} leaves every tested class with labeled "
-                "training clips (classes and cities are entangled); choose them with --test-cities"
-            )
+        teaches, tests = _classes_by_city(dataset)
+        held = _best_draw(lambda: sorted(rng.choice(cities, size=count, replace=False).tolist()),
+                          lambda candidate: _untaught_if_held(candidate, cities, teaches, tests)[0], 500)
     test = city_col.isin(held).to_numpy()
-    return _finish(dataset, ~test, test, {"protocol": "unseen-city", "test_cities_held_out": held})
+    return Split(np.flatnonzero(~test), np.flatnonzero(test), {"protocol": "unseen-city", "test_cities_held_out": held})
 
 
 def unseen_time(dataset: ClipDataset, options: ProtocolOptions) -> Split:
-    """Test on time periods that never occur in training: times of day, or the latest dates."""
+    """Test on times never seen in training: periods of the day, or dates.
+
+    A group of the chosen level that spans held-out and kept times (a session from afternoon into
+    evening) is tested on its held-out clips; its other clips train nothing, since they would put
+    the group on both sides. They are counted in ``purged_clips``.
+    """
     meta = dataset.meta
     if options.time_holdout == "time-of-day":
+        unknown = sorted(set(options.test_periods) - set(PERIOD_CHOICES))
+        if unknown or not options.test_periods:
+            raise ConfigError(f"--test-periods takes periods from {', '.join(PERIOD_CHOICES)}; got {', '.join(options.test_periods) or 'none'}")
         test = meta["period"].isin(options.test_periods).to_numpy()
-        info = {"protocol": "unseen-time", "holdout": "time-of-day", "test_periods": list(options.test_periods)}
+        info = {"protocol": "unseen-time", "holdout": "time-of-day", "test_periods": sorted(options.test_periods)}
     elif options.time_holdout == "date":
-        dates = meta["timestamp"].dt.normalize()
-        cutoff = dates.quantile(1.0 - options.test_fraction)
-        test = (dates >= cutoff).to_numpy()
-        info = {"protocol": "unseen-time", "holdout": "date", "test_from": str(cutoff.date())}
+        dates = meta["timestamp"].dt.strftime("%Y-%m-%d")
+        if options.test_dates:
+            absent = sorted(set(options.test_dates) - set(dates))
+            if absent:
+                raise ConfigError(f"--test-dates {', '.join(absent)}: no clip of {dataset.name!r} was recorded then "
+                                  f"(dates run from {dates.min()} to {dates.max()})")
+            chosen = sorted(options.test_dates)
+        else:  # the latest dates holding about test_fraction of the clips
+            cutoff = meta["timestamp"].dt.normalize().quantile(1.0 - options.test_fraction)
+            chosen = sorted(d for d in dates.unique() if d >= cutoff.strftime("%Y-%m-%d"))
+        test = dates.isin(chosen).to_numpy()
+        info = {"protocol": "unseen-time", "holdout": "date", "test_dates": chosen}
     else:
         raise ConfigError(f"unknown time holdout {options.time_holdout!r}; valid: {', '.join(TIME_HOLDOUTS)}")
-    # A recording spans one timestamp, so holding out by time never splits a recording.
-    return _finish(dataset, ~test, test, info)
+    groups = dataset.groups(options.group_by)
+    spanning = np.isin(groups, np.unique(groups[test])) & ~test
+    info["purged_clips"] = int(spanning.sum())
+    return Split(np.flatnonzero(~test & ~spanning), np.flatnonzero(test), info)
 
 
 @dataclass
@@ -152,8 +328,9 @@ class Partition:
     test: np.ndarray
 
 
-def partition(dataset: ClipDataset, split: Split, labeled_fraction: float | None, val_fraction: float, seed: int) -> Partition:
-    """Choose the labeled training clips and a validation part of them, stratified by class, by recording."""
+def partition(dataset: ClipDataset, split: Split, labeled_fraction: float | None, val_fraction: float, seed: int,
+              group_by: str | None = None) -> Partition:
+    """Choose the labeled training clips and a validation part of them, stratified by class, by whole group."""
     labels = dataset.label_indices()
     rng = np.random.default_rng([seed, 7])
     train = split.train
@@ -176,7 +353,7 @@ def partition(dataset: ClipDataset, split: Split, labeled_fraction: float | None
         raise ConfigError(f"split of {dataset.name!r} tests class(es) {names} but has no labeled training clip of them; "
                           "choose other hold-out cities or periods")
 
-    groups = dataset.meta["group"].to_numpy()
+    groups = dataset.groups(group_by)
     val_groups: set = set()
     for c in np.unique(labels[labeled]):
         class_groups = sorted(set(groups[labeled[labels[labeled] == c]]))
@@ -184,6 +361,6 @@ def partition(dataset: ClipDataset, split: Split, labeled_fraction: float | None
             take = max(1, int(round(val_fraction * len(class_groups))))
             val_groups.update(rng.choice(class_groups, size=take, replace=False).tolist())
     in_val = np.isin(groups[labeled], list(val_groups))
-    # Unlabeled clips of validation recordings would let the model peek at them; keep them out.
+    # Unlabeled clips of validation groups would let the model peek at them; keep them out.
     unlabeled = unlabeled[~np.isin(groups[unlabeled], list(val_groups))]
     return Partition(labeled=labeled[~in_val], unlabeled=unlabeled, val=labeled[in_val], test=split.test)

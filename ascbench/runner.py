@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import platform
@@ -28,7 +27,8 @@ from ascbench.errors import AscbenchError, ConfigError, DataError, PluginError, 
 from ascbench.features import CheckedFeatures, get_preset, load_checked_features, unusable_files_error
 from ascbench.metrics import evaluate
 from ascbench.pretraining import pretrained_state
-from ascbench.protocols import ProtocolOptions, partition
+from ascbench.metadata_ceiling import describe as describe_ceiling
+from ascbench.split_plan import plan_split
 from ascbench.registry import Registry, get_registry
 from ascbench.results import RunRecord, RunSlot, commit_run, open_run, runs_dir
 from ascbench.training import DataBundle, TrainingJob, predict, probe_model
@@ -70,7 +70,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     model_spec = registry.model(config.model)
     strategy_spec = registry.strategy(config.strategy)
     dataset_spec = registry.dataset(config.dataset)
-    protocol_spec = registry.protocol(config.protocol)
+    registry.protocol(config.protocol)
     feature_cfg = get_preset(config.feature_preset or dataset_spec.feature_preset)
 
     if config.threads:
@@ -110,13 +110,13 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             log.info("features: %s (%s)", checked.features.shape, "cache hit" if checked.cached else "extracted")
 
             t = time.perf_counter()
-            split = protocol_spec.split(dataset, ProtocolOptions(seed=config.seed, test_cities=config.test_cities,
-                                                                  time_holdout=config.time_holdout, folds=config.folds,
-                                                                  fold=config.fold))
-            part = partition(dataset, split, config.labeled, config.val_fraction, config.seed)
+            plan = plan_split(dataset, config, registry)
+            split, part, ceiling = plan.split, plan.partition, plan.ceiling
             timings["data_s"] += time.perf_counter() - t
-            log.info("split: %d labeled, %d unlabeled, %d validation, %d test clips",
-                     len(part.labeled), len(part.unlabeled), len(part.val), len(part.test))
+            log.info("split by %s: %d labeled, %d unlabeled, %d validation, %d test clips%s",
+                     split.info["group_by"], len(part.labeled), len(part.unlabeled), len(part.val), len(part.test),
+                     f"; not scored (no labeled training clip): {', '.join(split.excluded_classes)}" if split.excluded_classes else "")
+            log.info("metadata ceiling: %s", describe_ceiling(ceiling))
             data = DataBundle.build(dataset, checked.features, split.train, kept_rows)
 
             notes: dict = {}
@@ -158,13 +158,14 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
                                "model_kwargs": {**model_spec.default_kwargs, **config.model_kwargs}},
                 "split": {**split.info, "labeled": len(part.labeled), "unlabeled": len(part.unlabeled),
                           "val": len(part.val)},
+                "metadata_ceiling": ceiling,
                 "strategy_notes": job.notes,
                 "timings": {k: round(v, 3) for k, v in timings.items()},
                 "dataset_fingerprint": dataset.fingerprint(),
                 "skipped_files": skipped,
                 "resumed_from": checkpointer.resumed_from if checkpointer else None,
                 "data_parallel_processes": world,
-                "split_fingerprint": _split_fingerprint(part),
+                "split_fingerprint": plan.fingerprint(),
                 "features": {"preset": config.feature_preset or dataset_spec.feature_preset, **asdict(feature_cfg)},
                 "provenance": provenance.collect(),
             })
@@ -191,7 +192,8 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
         "experiment_digest": config.experiment_digest(), "threads": torch.get_num_threads(), "processes": world,
         "fold": f"{config.fold + 1}/{config.folds}" if config.folds else None,
         "accuracy": metrics["accuracy"], "macro_accuracy": metrics["macro_accuracy"], "macro_f1": metrics["macro_f1"],
-        "log_loss": metrics["log_loss"], "worst_city_accuracy": metrics.get("worst_city_accuracy"),
+        "log_loss": metrics["log_loss"], "metadata_ceiling": ceiling["best"], "group_by": split.info["group_by"],
+        "worst_city_accuracy": metrics.get("worst_city_accuracy"),
         "worst_period_accuracy": metrics.get("worst_period_accuracy"),
         "params": metrics["complexity"]["params"], "macs": metrics["complexity"]["macs"],
         "macs_per_second": metrics["complexity"]["macs_per_second"], "param_kb": metrics["complexity"]["param_kb"],
@@ -249,13 +251,6 @@ def _drop_bad_audio(dataset, checked: CheckedFeatures, config: RunConfig) -> tup
     keep = ~dataset.meta["filename"].isin({r.filename for r in bad}).to_numpy()
     dataset.meta = dataset.meta[keep].reset_index(drop=True)
     return np.flatnonzero(keep), [{"filename": r.filename, "problem": r.problem} for r in bad]
-
-
-def _split_fingerprint(part) -> str:
-    h = hashlib.sha256()
-    for name in ("labeled", "unlabeled", "val", "test"):
-        h.update(name.encode() + np.sort(getattr(part, name)).astype(np.int64).tobytes())
-    return h.hexdigest()[:16]
 
 
 def _write_split(path: Path, meta: pd.DataFrame, part) -> None:

@@ -13,11 +13,21 @@ split         the dataset's own split, "train" or "test" (empty when it has none
 ============  ==============================================================================
 
 ``period`` (night/morning/afternoon/evening) is derived from ``timestamp``.
+
+**Grouping levels.** ``groupings`` maps each level at which a split may be made, finest first, to the
+metadata column holding its group id; every dataset has ``recording`` (the ``group`` column). A
+dataset whose recordings come in sessions (one place, minutes apart, often one scene) declares a
+coarser level, e.g. APSIPA 2025's ``session``; protocols keep whole groups of the chosen level
+(``--group-by``, default the coarsest) on one side.
+
+**Filenames** are checked here for every dataset: they must be relative paths that stay inside the
+audio root, and must be unique once surrounding white space is removed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,8 +35,9 @@ import numpy as np
 import pandas as pd
 
 from ascbench.data.timefeatures import cyclic_time_features, period_of
-from ascbench.errors import DataError
+from ascbench.errors import ConfigError, DataError
 
+_DRIVE = re.compile(r"^[A-Za-z]:")  # a Windows drive: absolute too
 STANDARD_COLUMNS = ("filename", "scene_label", "labeled", "city", "timestamp", "group", "split")
 
 
@@ -50,12 +61,22 @@ class ClipDataset:
     feature_preset: str
     description: str = ""
     extra: dict = field(default_factory=dict)
+    # Split levels, finest first: level name -> metadata column of its group ids.
+    groupings: dict[str, str] = field(default_factory=lambda: {"recording": "group"})
+    # A dataset without its own train/test split may fix the seed of the official hold-out, so that
+    # "official" means one split for every run; None draws it with the run's seed.
+    split_seed: int | None = None
 
     def __post_init__(self) -> None:
         missing = [c for c in STANDARD_COLUMNS if c not in self.meta.columns]
         if missing:
             raise DataError(f"dataset {self.name!r}: metadata lacks column(s) {', '.join(missing)}")
         meta = self.meta.reset_index(drop=True).copy()
+        meta["filename"] = _checked_filenames(self.name, meta["filename"])
+        absent = [col for col in self.groupings.values() if col not in meta.columns]
+        if absent or "recording" not in self.groupings:
+            raise DataError(f"dataset {self.name!r}: groupings {self.groupings} need a 'recording' level and "
+                            f"columns that exist (missing: {', '.join(absent) or '-'})")
         meta["timestamp"] = pd.to_datetime(meta["timestamp"])
         meta["labeled"] = meta["labeled"].astype(bool)
         meta["period"] = period_of(meta["timestamp"].dt.hour.to_numpy())
@@ -72,10 +93,28 @@ class ClipDataset:
     def num_samples(self) -> int:
         return int(round(self.sample_rate * self.clip_seconds))
 
+    @property
+    def default_grouping(self) -> str:
+        """The coarsest declared level: what protocols keep whole unless told otherwise."""
+        return list(self.groupings)[-1]
+
+    def resolve_grouping(self, level: str | None) -> str:
+        """``level`` checked against the declared levels; None gives the default."""
+        if level is None or level == "":
+            return self.default_grouping
+        if level not in self.groupings:
+            raise ConfigError(f"--group-by {level!r}: dataset {self.name!r} declares the levels "
+                              f"{', '.join(self.groupings)} (finest first)")
+        return level
+
+    def groups(self, level: str | None = None) -> np.ndarray:
+        """Group id of every clip at ``level`` (default: the coarsest declared level)."""
+        return self.meta[self.groupings[self.resolve_grouping(level)]].astype(str).to_numpy()
+
     def label_indices(self) -> np.ndarray:
         """Class index per clip, -1 where the scene is unknown."""
         lookup = {c: i for i, c in enumerate(self.classes)}
-        return np.array([lookup.get(s, -1) for s in self.meta["scene_label"].fillna("")], dtype=np.int64)
+        return self.meta["scene_label"].map(lookup).fillna(-1).to_numpy(dtype=np.int64)
 
     def time_features(self) -> np.ndarray:
         return cyclic_time_features(self.meta["timestamp"])
@@ -88,3 +127,24 @@ class ClipDataset:
         cols = list(STANDARD_COLUMNS)
         payload = self.meta[cols].astype(str).to_csv(index=False).encode()
         return hashlib.sha256(payload).hexdigest()[:16]
+
+
+def _checked_filenames(dataset: str, names: pd.Series) -> pd.Series:
+    """Filenames stripped of surrounding white space, refused when they leave the audio root or repeat.
+
+    The duplicate check runs after stripping: 'a.wav' and 'a.wav ' name one file, and would put the
+    same audio on both sides of a split.
+    """
+    names = names.astype(str).str.strip()
+    for row, name in enumerate(names):
+        parts = Path(name.replace("\\", "/")).parts
+        if not name or name.startswith(("/", "\\")) or _DRIVE.match(name) or ".." in parts:
+            raise DataError(f"dataset {dataset!r}, metadata row {row}: filename {name!r} is not a relative path inside "
+                            "the data root (absolute paths and '..' are refused); fix the metadata file")
+    dup = names.duplicated(keep="first").to_numpy()
+    if dup.any():
+        row = int(np.flatnonzero(dup)[0])
+        first = int(np.flatnonzero((names == names.iloc[row]).to_numpy())[0])
+        raise DataError(f"dataset {dataset!r}: metadata rows {first} and {row} name the same file {names.iloc[row]!r} "
+                        "(after removing surrounding white space); remove one of them")
+    return names

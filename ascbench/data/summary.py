@@ -1,4 +1,4 @@
-"""Dataset and split summaries, and the metadata-only lookup that makes leakage visible."""
+"""Dataset and split summaries (what metadata alone scores is in ascbench.metadata_ceiling)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ def dataset_tables(ds: ClipDataset) -> dict[str, pd.DataFrame]:
         ("clips", len(meta)), ("labeled", int(meta["labeled"].sum())),
         ("labeled fraction", round(float(meta["labeled"].mean()), 4)),
         ("cities", meta["city"].nunique()), ("recordings", meta["group"].nunique()),
+        *((f"{level}s", len(set(ds.groups(level)))) for level in list(ds.groupings)[1:]),
+        ("split levels (finest first)", ", ".join(ds.groupings)),
         ("first recording", str(meta["timestamp"].min())), ("last recording", str(meta["timestamp"].max())),
     ], columns=["what", "value"])
     per_city = meta.groupby("city").agg(clips=("filename", "size"), labeled=("labeled", "sum"),
@@ -27,40 +29,18 @@ def dataset_tables(ds: ClipDataset) -> dict[str, pd.DataFrame]:
     return {"dataset": totals, "cities": per_city, "periods": per_period, "classes (known labels)": per_class}
 
 
-def metadata_lookup_score(ds: ClipDataset, train_rows: np.ndarray, test_rows: np.ndarray) -> dict[str, float]:
-    """Score a rule that never hears the audio: predict the majority training label of the clip's
-    recording (city + timestamp), else of its city, else overall.
-
-    On a split by recording the first rule never fires, and the score shows what city alone explains;
-    on a careless random-clip split of the APSIPA data it is nearly perfect.
-    """
-    labels = ds.label_indices()
-    meta = ds.meta
-    train = train_rows[labels[train_rows] >= 0]
-    test = test_rows[labels[test_rows] >= 0]
-    if len(train) == 0 or len(test) == 0:
-        return {"accuracy": float("nan"), "macro_accuracy": float("nan"), "recording_hits": 0.0}
-    frame = pd.DataFrame({"group": meta["group"].to_numpy()[train], "city": meta["city"].to_numpy()[train], "y": labels[train]})
-    by_group = frame.groupby("group")["y"].agg(lambda s: s.value_counts().idxmax()).to_dict()
-    by_city = frame.groupby("city")["y"].agg(lambda s: s.value_counts().idxmax()).to_dict()
-    overall = int(frame["y"].value_counts().idxmax())
-    groups, cities = meta["group"].to_numpy()[test], meta["city"].to_numpy()[test]
-    pred = np.array([by_group.get(g, by_city.get(c, overall)) for g, c in zip(groups, cities)])
-    truth = labels[test]
-    per_class = [np.mean(pred[truth == c] == c) for c in np.unique(truth)]
-    return {"accuracy": float(np.mean(pred == truth)), "macro_accuracy": float(np.mean(per_class)),
-            "recording_hits": float(np.mean([g in by_group for g in groups]))}
-
-
 def split_table(ds: ClipDataset, split: Split, labeled_rows: np.ndarray) -> pd.DataFrame:
     """One row per side: clips, labeled clips, cities, periods, and the classes the side lacks."""
     meta, labels = ds.meta, ds.label_indices()
+    level = split.info.get("group_by", ds.default_grouping)
+    groups = ds.groups(level)
     rows = []
     for side, idx, lab in (("train", split.train, labeled_rows), ("test", split.test, split.test)):
         present = {ds.classes[i] for i in np.unique(labels[lab]) if i >= 0}
         rows.append({
             "side": side, "clips": len(idx), "labeled": len(lab),
             "recordings": meta["group"].iloc[idx].nunique(),
+            **({f"{level}s": len(set(groups[idx]))} if level != "recording" else {}),
             "cities": ", ".join(sorted(meta["city"].iloc[idx].unique())),
             "periods": ", ".join(sorted(meta["period"].iloc[idx].unique())),
             "classes lacking": ", ".join(c for c in ds.classes if c not in present) or "-",

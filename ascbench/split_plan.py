@@ -1,0 +1,44 @@
+"""From a run config to the clips each role gets: protocol, the core's checks, partition, metadata ceiling.
+
+The runner, ``ascbench data split`` and the fold pre-check of ``ascbench run --folds`` all go through
+``plan_split``, so a previewed split is exactly the split a run trains and scores on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ascbench.config import RunConfig
+from ascbench.data.dataset import ClipDataset
+from ascbench.metadata_ceiling import metadata_ceiling
+from ascbench.protocols import Partition, Split, partition, run_protocol
+from ascbench.registry import Registry
+
+
+@dataclass
+class SplitPlan:
+    split: Split
+    partition: Partition
+    ceiling: dict[str, float]  # metadata-only rules on the scored test clips (see ascbench.metadata_ceiling)
+
+    def fingerprint(self) -> str:
+        """A short hash of the clips in each role: equal fingerprints, equal splits."""
+        h = hashlib.sha256()
+        for name in ("labeled", "unlabeled", "val", "test"):
+            h.update(name.encode() + np.sort(getattr(self.partition, name)).astype(np.int64).tobytes())
+        return h.hexdigest()[:16]
+
+
+def plan_split(dataset: ClipDataset, config: RunConfig, registry: Registry, fold: int | None = None,
+               val_fraction: float | None = None) -> SplitPlan:
+    """Split ``dataset`` as a run of ``config`` would (fold ``fold`` of ``config.folds`` if given)."""
+    spec = registry.protocol(config.protocol)
+    split = run_protocol(spec, dataset, config.protocol_options(fold), registry.owner("protocol", config.protocol))
+    part = partition(dataset, split, config.labeled, config.val_fraction if val_fraction is None else val_fraction,
+                     config.seed, split.info["group_by"])
+    # Learning from every label the run may use: the labeled training clips and the validation clips.
+    ceiling = metadata_ceiling(dataset, np.concatenate([part.labeled, part.val]), part.test)
+    return SplitPlan(split=split, partition=part, ceiling=ceiling)
