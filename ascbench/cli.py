@@ -252,12 +252,10 @@ def cmd_sweep(args) -> int:
 
 
 def _resume_config(path: Path) -> RunConfig:
-    try:
-        stored = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AscbenchError(f"{path} is not an unfinished run directory (no config.json); "
-                            f"unfinished runs are the .<run_id>.partial directories of the runs directory") from None
-    return RunConfig.from_stored(stored)
+    from ascbench.results import check_unfinished
+
+    check_unfinished(path)  # a finished run is never resumed, so never rewritten or deleted
+    return RunConfig.from_stored(json.loads((path / "config.json").read_text(encoding="utf-8")))
 
 
 def _print_summary(config: RunConfig, record) -> None:

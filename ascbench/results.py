@@ -97,6 +97,22 @@ def unfinished_runs(root: Path) -> list[tuple[Path, dict]]:
     return found
 
 
+def check_unfinished(path: Path) -> None:
+    """Refuse to resume anything but an unfinished run's staging directory.
+
+    A finished run is never touched again: resuming it would overwrite its metrics and append a second
+    row, and a failure would delete the folder its row points to.
+    """
+    name = path.name
+    staged = name.startswith(".") and name.endswith(PARTIAL_SUFFIX)
+    if (path / "metrics.json").exists() or (not staged and (path / "config.json").exists()):
+        raise ConfigError(f"{path} is a finished run; it is never modified. To run its config again use "
+                          f"`ascbench rerun {partial_run_id(path)}`")
+    if not staged or not (path / "config.json").exists():
+        raise ConfigError(f"{path} is not an unfinished run directory; unfinished runs are the "
+                          f".<run_id>{PARTIAL_SUFFIX} directories of the runs directory")
+
+
 def open_run(root: Path, config: dict, digest: str, new_run_id: str, resume: Path | None = None,
              adopt_unfinished: bool = True) -> RunSlot:
     """Claim a staging directory: ``resume`` if given, else an unfinished run of the same config, else a new one.
@@ -106,9 +122,7 @@ def open_run(root: Path, config: dict, digest: str, new_run_id: str, resume: Pat
     """
     if resume is not None:
         resume = Path(resume)
-        if not (resume / "config.json").exists():
-            raise ConfigError(f"{resume} is not an unfinished run directory (no config.json); "
-                              f"unfinished runs are the .*.partial directories of the runs directory")
+        check_unfinished(resume)
         fd = _try_lock(resume)
         if fd is None:
             raise ConfigError(f"{resume} is being run by another process right now")

@@ -135,3 +135,20 @@ def test_a_checkpoint_of_another_config_is_refused(tmp_path):
     (tmp_path / "checkpoint.pt").write_bytes(b"\x80garbage")
     with pytest.raises(DataError, match="unreadable.*delete its directory"):
         Checkpointer(tmp_path, "aaaa")
+
+
+def test_a_finished_run_cannot_be_resumed_so_it_is_never_rewritten_or_deleted(tmp_path, capsys):
+    """Both ways a finished run used to be lost: a successful resume rewrote metrics.json and appended
+    a duplicate row; a failing one deleted the folder its row points to."""
+    from ascbench.cli import main
+
+    config = RunConfig(dataset="embedded-tiny", model="context-only", strategy="scratch", epochs=1)
+    record = execute(config, runs_root=tmp_path, progress=False)
+    finished = tmp_path / record.run_id
+    before = {p.name: p.read_bytes() for p in finished.iterdir()}
+    with pytest.raises(ConfigError, match="is a finished run; it is never modified.*ascbench rerun"):
+        execute(config, resume=finished, progress=False)
+    assert main(["run", "--resume", str(finished), "--no-progress"]) != 0
+    assert "is a finished run" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in finished.iterdir()} == before
+    assert [r["run_id"] for r in load_rows(tmp_path)] == [record.run_id]
