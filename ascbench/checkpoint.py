@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -42,13 +43,15 @@ class Checkpointer:
         self._seen: dict[str, int] = {}
         self.resumed_from: str | None = None  # "stage, epoch N" when this process picked up a checkpoint
         self.state: dict[str, Any] = {"version": FORMAT_VERSION, "config_digest": config_digest,
-                                      "finished": {}, "current": None}
+                                      "finished": {}, "current": None, "elapsed_s": 0.0}
+        self._started = time.perf_counter()
+        self.earlier_s = 0.0  # wall time spent by the processes that ran this run before it was resumed
         if self.path.exists():
             self._load()
 
     def _load(self) -> None:
         try:
-            state = torch.load(self.path, map_location="cpu", weights_only=False)
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise DataError(f"checkpoint {self.path} is unreadable ({type(exc).__name__}: {exc}); "
                             f"delete its directory to start the run afresh") from None
@@ -56,6 +59,7 @@ class Checkpointer:
             raise DataError(f"checkpoint {self.path} belongs to another configuration "
                             f"(digest {state.get('config_digest')}, this run {self.config_digest})")
         self.state = state
+        self.earlier_s = float(state.get("elapsed_s", 0.0))
         current = state.get("current")
         if current is not None:
             self.resumed_from = f"{current['stage']}, epoch {current['epoch']}"
@@ -95,6 +99,7 @@ class Checkpointer:
         return None
 
     def _write(self) -> None:
+        self.state["elapsed_s"] = self.earlier_s + time.perf_counter() - self._started
         buffer = io.BytesIO()
         torch.save(self.state, buffer)
         atomic_write_bytes(self.path, buffer.getvalue())

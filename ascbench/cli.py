@@ -50,6 +50,9 @@ def _add_run_parser(sub) -> None:
     d = RunConfig()
     p = sub.add_parser("run", help="train and score one model with one strategy", epilog=EPILOG_RUN,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(run_parser=p)
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="a TOML or YAML file of run settings (the field names of config.json); flags given here win")
     p.add_argument("--model", default=d.model, help=f"registered model name (default: {d.model})")
     p.add_argument("--strategy", default=d.strategy, help=f"training strategy (default: {d.strategy})")
     p.add_argument("--dataset", default=d.dataset, help=f"dataset (default: {d.dataset}, built in, no download)")
@@ -182,6 +185,10 @@ def cmd_run(args) -> int:
         _print_summary(config, record)
         return 0
     config = _config_from_args(args)
+    if args.config:  # the file's settings, then every flag given on the command line on top
+        defaults = _config_from_args(args.run_parser.parse_args([])).to_dict()
+        given = {k: v for k, v in config.to_dict().items() if v != defaults[k]}
+        config = RunConfig.from_file(args.config, given)
     if config.folds:
         if config.protocol != "unseen-city":
             raise AscbenchError("--folds applies to --protocol unseen-city")
@@ -267,6 +274,8 @@ def _print_summary(config: RunConfig, record) -> None:
         ("model / strategy / semi", f"{config.model} / {config.strategy} / {config.semi}"),
         ("dataset / protocol", f"{config.dataset} / {config.protocol}"),
         ("test clips", m["num_clips"]),
+        *([("skipped audio", f"{len(m['skipped_files'])} unusable file(s) left out (--skip-bad; named in metrics.json)")]
+          if m.get("skipped_files") else []),
         ("split", _split_line(m)),
         ("accuracy", f"{100 * m['accuracy']:.2f} %  (chance {100 / len(m['class_accuracy']):.0f} %)"),
         ("macro accuracy", f"{100 * m['macro_accuracy']:.2f} %  (metadata ceiling {_ceiling_text(m)})"),

@@ -6,8 +6,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ascbench.data.timefeatures import PERIOD_NAMES
@@ -71,20 +74,20 @@ class RunConfig:
     threads: int | None = None  # torch intra-op threads; None uses every core
 
     def __post_init__(self) -> None:
+        # Types first, for every field: a sweep spec's `epochs = 1.5` or `test_cities = "Arden"` must fail
+        # here, before any data is read, not inside a plugin after feature extraction.
+        for f in dataclasses.fields(self):
+            _check_type(f.name, f.type, getattr(self, f.name))
+        for name, interval in BOUNDS.items():
+            value = getattr(self, name)
+            if value is not None and not _within(value, interval):
+                raise ConfigError(f"{_flag(name)} must be in {interval}, got {value!r}")
         if self.other_rate not in OTHER_RATE_POLICIES:
             raise ConfigError(f"--other-rate must be one of {', '.join(OTHER_RATE_POLICIES)}, not {self.other_rate!r}")
-        if self.epochs < 1 or self.pretrain_epochs < 1:
-            raise ConfigError("--epochs and --pretrain-epochs must be at least 1")
-        if self.batch_size < 1:
-            raise ConfigError("--batch-size must be at least 1")
-        if self.lr <= 0:
-            raise ConfigError("--lr must be positive")
-        if not 0 <= self.city_dropout < 1:
-            raise ConfigError("--city-dropout must be in [0, 1)")
         if self.semi not in SEMI_NAMES:
             raise ConfigError(f"unknown semi-supervised method {self.semi!r}; valid: {', '.join(SEMI_NAMES)}")
-        if self.pl_rounds < 1 or not 0 <= self.pl_threshold < 1:
-            raise ConfigError("--pl-rounds must be at least 1 and --pl-threshold in [0, 1)")
+        if self.folds == 1 or (self.folds and self.fold >= self.folds):
+            raise ConfigError(f"--folds takes 0 (no folds) or at least 2, and fold < folds; got folds={self.folds}, fold={self.fold}")
         self._check_protocol_fields()
         if self.pretrain_on and self.pretrain_on == self.dataset:
             raise ConfigError(f"--pretrain-on {self.pretrain_on!r} is the dataset under test: pretraining would see its "
@@ -93,10 +96,6 @@ class RunConfig:
             raise ConfigError(f"--context takes city, time or city,time; got {self.context!r}")
 
     def _check_protocol_fields(self) -> None:
-        for name in ("test_cities", "test_periods", "test_dates"):
-            value = getattr(self, name)
-            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{name} must be a list of names, got {value!r}")
         if self.time_holdout not in TIME_HOLDOUTS:
             raise ConfigError(f"--time-holdout must be one of {', '.join(TIME_HOLDOUTS)}, not {self.time_holdout!r}")
         unknown = sorted(set(self.test_periods) - set(PERIOD_NAMES))
@@ -137,6 +136,16 @@ class RunConfig:
         return cls(**data)
 
     @classmethod
+    def from_file(cls, path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> "RunConfig":
+        """A TOML or YAML table of config fields (``epochs = 10``), with ``overrides`` on top; checked
+        like every other config, before any data is read."""
+        fields = read_table(path, "config file")
+        try:
+            return cls.from_dict({**fields, **(overrides or {})})
+        except ConfigError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+
+    @classmethod
     def from_stored(cls, data: dict[str, Any]) -> "RunConfig":
         """A config as a run directory or a published record stores it: bookkeeping keys (``_digest``)
         are dropped; fields added since take their defaults."""
@@ -156,6 +165,70 @@ class RunConfig:
 
 
 OTHER_RATE_POLICIES = ("resample", "refuse")
+
+# Allowed values of numeric fields, as intervals ("[1, inf)": at least 1); None values skip the check.
+BOUNDS = {
+    "seed": "[0, inf)", "epochs": "[1, inf)", "pretrain_epochs": "[1, inf)", "batch_size": "[1, inf)",
+    "min_epoch_clips": "[1, inf)", "patience": "[0, inf)", "threads": "[1, inf)", "folds": "[0, inf)", "fold": "[0, inf)",
+    "lr": "(0, inf)", "weight_decay": "[0, inf)", "finetune_lr_scale": "(0, inf)", "labeled": "(0, 1]",
+    "val_fraction": "[0, 1)", "city_dropout": "[0, 1)", "pl_rounds": "[1, inf)", "pl_threshold": "[0, 1)",
+    "mt_ema": "[0, 1)", "mt_weight": "[0, inf)", "freq_mask": "[0, inf)", "time_mask": "[0, inf)",
+    "mixstyle_p": "[0, 1]", "mixstyle_alpha": "(0, inf)", "mixup_alpha": "[0, inf)",
+}
+
+
+def read_table(path: str | os.PathLike, what: str) -> dict[str, Any]:
+    """The top-level table of a TOML (or, by suffix, YAML) file; one clear line when it cannot be read."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            import tomllib
+
+            data = tomllib.loads(text)
+    except Exception as exc:
+        raise ConfigError(f"{what} {path} does not parse: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} must hold a table of settings, not {type(data).__name__}")
+    return data
+
+
+def _flag(name: str) -> str:
+    return f"--{name.replace('_', '-')} ({name})"
+
+
+def _within(value: float, interval: str) -> bool:
+    low_text, high_text = interval[1:-1].split(",")
+    low, high = float(low_text), float(high_text)
+    above = value >= low if interval[0] == "[" else value > low
+    below = value <= high if interval[-1] == "]" else value < high
+    return above and below
+
+
+def _check_type(name: str, annotation: str, value: Any) -> None:
+    """``value`` against a field annotation such as ``int``, ``float | None`` or ``tuple[str, ...]``."""
+    checks = {
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+        "str": lambda v: isinstance(v, str),
+        "bool": lambda v: isinstance(v, bool),
+        "None": lambda v: v is None,
+        "tuple[str, ...]": lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v),
+        "dict[str, Any]": lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
+    }
+    options = [a.strip() for a in annotation.split("|")]
+    if not any(checks[a](value) for a in options):
+        wanted = " or ".join("a list of names" if a.startswith("tuple") else "a table" if a.startswith("dict")
+                             else "null" if a == "None" else "a whole number" if a == "int" else "a number" if a == "float"
+                             else "true or false" if a == "bool" else "text" for a in options)
+        raise ConfigError(f"{_flag(name)} must be {wanted}, got {value!r} ({type(value).__name__})")
 TUPLE_FIELDS = ("test_cities", "test_periods", "test_dates")  # lists in JSON, tuples here (hashable, frozen)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -98,8 +99,8 @@ def content_key(dataset: ClipDataset, cfg: FeatureConfig, threads: int | None = 
             with open(path, "rb") as f:
                 while chunk := f.read(1 << 22):
                     h.update(chunk)
-        except FileNotFoundError:
-            h.update(b"missing")
+        except OSError as exc:  # missing, a directory, a link loop: the audio checks name it; the key only needs to differ
+            h.update(f"unreadable {exc.errno}".encode())
         return h.digest()
 
     h = hashlib.sha256(_salt(dataset, cfg).encode())
@@ -120,11 +121,15 @@ def audio_content_key(dataset: ClipDataset, cfg: FeatureConfig, threads: int | N
     """:func:`content_key`, hashed only when the files' paths, sizes or modification times changed."""
     memo = _memo(dataset, cfg)
     try:
-        return memo.read_text().strip()
-    except FileNotFoundError:
+        key = memo.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        key = ""
+    # The key names the cache entry's folder: anything but a hex digest (a damaged or planted memo, say
+    # "../../elsewhere") is recomputed rather than trusted.
+    if not re.fullmatch(r"[0-9a-f]{24}", key):
         key = content_key(dataset, cfg, threads)
         atomic_write_text(memo, key)
-        return key
+    return key
 
 
 def features_dir() -> Path:
@@ -153,6 +158,14 @@ def extract(dataset: ClipDataset, cfg: FeatureConfig, batch_size: int = 8, progr
     silence = np.zeros(dataset.num_samples, dtype=np.float32)
     bar = tqdm(total=len(paths), desc=f"log-mel {dataset.name}", unit="clip", disable=not progress, leave=False)
 
+    silent_features = None
+
+    def features_of(clips: np.ndarray) -> np.ndarray:
+        wave = torch.from_numpy(clips)
+        if dataset.sample_rate != cfg.sample_rate:
+            wave = torchaudio.functional.resample(wave, dataset.sample_rate, cfg.sample_rate)
+        return front_end(wave)[..., :n_frames].numpy()
+
     def read_batch(start: int) -> list[tuple[np.ndarray | None, str | None, tuple[str, ...]]]:
         return list(pool.map(lambda p: read_checked(p, dataset.sample_rate, dataset.num_samples),
                              paths[start:start + batch_size]))
@@ -166,10 +179,14 @@ def extract(dataset: ClipDataset, cfg: FeatureConfig, batch_size: int = 8, progr
             pending = prefetch.submit(read_batch, starts[i + 1]) if i + 1 < len(starts) else None
             reports += [FileReport(name, problem, notes)
                         for name, (_, problem, notes) in zip(filenames[start:start + batch_size], batch)]
-            wave = torch.from_numpy(np.stack([silence if clip is None else clip for clip, _, _ in batch]))
-            if dataset.sample_rate != cfg.sample_rate:
-                wave = torchaudio.functional.resample(wave, dataset.sample_rate, cfg.sample_rate)
-            out[start:start + len(batch)] = front_end(wave)[..., :n_frames].numpy()
+            usable = [k for k, (clip, _, _) in enumerate(batch) if clip is not None]
+            if len(usable) < len(batch):  # unusable files get silence's features, computed once
+                if silent_features is None:
+                    silent_features = features_of(silence[None])[0]
+                out[start:start + len(batch)] = silent_features
+            if usable:
+                rows = np.arange(start, start + len(batch))[usable] if len(usable) < len(batch) else slice(start, start + len(batch))
+                out[rows] = features_of(np.stack([batch[k][0] for k in usable]))
             bar.update(len(batch))
     bar.close()
     return out, reports

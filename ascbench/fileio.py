@@ -54,13 +54,17 @@ def append_line(path: Path, line: str) -> None:
 
 
 def files_state_digest(paths: Iterable[Path], salt: str) -> str:
-    """A digest of ``salt`` and every file's path, size and modification time (missing files included):
-    it changes whenever a file is added, removed, replaced or touched."""
+    """A digest of ``salt`` and every file's path, size, modification and status-change times and inode
+    (missing files included): it changes whenever a file is added, removed, replaced or touched.
+
+    The status-change time (ctime) cannot be set back by a user: a file rewritten with the same size
+    and its old modification time restored still changes the digest (the content is then re-hashed,
+    not trusted)."""
     h = hashlib.sha256(salt.encode())
     for path in paths:
         try:
             st = os.stat(path)
-            h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}\n".encode())
         except FileNotFoundError:
             h.update(f"{path}|missing\n".encode())
     return h.hexdigest()[:24]

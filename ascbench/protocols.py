@@ -172,7 +172,6 @@ def stratified_group_holdout(dataset: ClipDataset, groups: np.ndarray, fraction:
     frame = pd.DataFrame({"g": groups[known], "y": labels[known]}).drop_duplicates()
     by_class = {int(c): sorted(g) for c, g in frame.groupby("y")["g"].unique().items()}
     order = sorted(by_class, key=lambda c: (len(by_class[c]), c))
-    classes_of = frame.groupby("g")["y"].agg(set).to_dict()
     rng = np.random.default_rng(seed)
 
     def draw() -> np.ndarray:

@@ -147,7 +147,7 @@ def build_registry(
         status = PluginStatus(ep.name, ep.value)
         try:
             candidates.append((status, ep.load()))
-        except Exception as exc:  # a broken plugin must be named, not surface as a bare traceback
+        except (Exception, SystemExit) as exc:  # a broken plugin must be named, not surface as a bare traceback
             fail(status, f"plugin {ep.name!r} ({ep.value}) failed to import: {type(exc).__name__}: {exc}", exc)
             candidates.append((status, None))
     candidates += [(PluginStatus(name, type(obj).__name__), obj) for name, obj in extra_plugins]
@@ -175,8 +175,11 @@ def build_registry(
                         continue
                     try:
                         specs = impl.function()
-                    except Exception as exc:
+                    except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() must not end the command
                         raise PluginError(f"plugin {status.name!r} raised in {hook_name}: {type(exc).__name__}: {exc}") from exc
+                    if specs is not None and not isinstance(specs, (list, tuple)):
+                        raise PluginError(f"plugin {status.name!r}: {hook_name} must return a list of {spec_cls.__name__}, "
+                                          f"got {type(specs).__name__} {specs!r:.60}")
                     for spec in specs or []:
                         if not isinstance(spec, spec_cls):
                             raise PluginError(f"plugin {status.name!r}: {hook_name} must return {spec_cls.__name__} "

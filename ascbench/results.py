@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ascbench.checkpoint import CHECKPOINT_FILE
-from ascbench.errors import ConfigError
+from ascbench.errors import ConfigError, DataError
 from ascbench.fileio import append_line, atomic_write_bytes, atomic_write_text
 
 RESULTS_FILE = "results.jsonl"
@@ -113,6 +113,19 @@ def check_unfinished(path: Path) -> None:
                           f".<run_id>{PARTIAL_SUFFIX} directories of the runs directory")
 
 
+def _check_runs_dir(root: Path) -> None:
+    """The runs directory exists (or is created) and is a writable folder, else one clear line."""
+    if root.exists() and not root.is_dir():
+        raise DataError(f"runs directory {root} is a file, not a folder; pass --runs-dir DIR (or set ASCBENCH_RUNS_DIR)")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create runs directory {root}: {exc.strerror or exc}; pass --runs-dir DIR "
+                        "to a writable folder") from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise DataError(f"runs directory {root} is not writable; pass --runs-dir DIR to a writable folder")
+
+
 def open_run(root: Path, config: dict, digest: str, new_run_id: str, resume: Path | None = None,
              adopt_unfinished: bool = True) -> RunSlot:
     """Claim a staging directory: ``resume`` if given, else an unfinished run of the same config, else a new one.
@@ -132,6 +145,7 @@ def open_run(root: Path, config: dict, digest: str, new_run_id: str, resume: Pat
             fd = _try_lock(path)
             if fd is not None:
                 return RunSlot(partial_run_id(path), path, True, fd)
+    _check_runs_dir(root)
     run_id = new_run_id
     while (root / run_id).exists() or (root / f".{run_id}{PARTIAL_SUFFIX}").exists():
         run_id += "x"
@@ -157,18 +171,25 @@ def commit_run(root: Path, slot: RunSlot, record: RunRecord) -> Path:
 
 
 def load_rows(root: Path) -> list[dict]:
-    """Every row of the results table; an unreadable line (a torn write) is reported and skipped."""
+    """Every row of the results table; a damaged line (a torn write, bytes that are not UTF-8, JSON that
+    is not a row) is reported with its line number and skipped, so one bad line never hides the rest."""
     path = root / RESULTS_FILE
     if not path.exists():
         return []
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; the results table must be a file (move the directory away)")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        if not raw.strip():
             continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+            row = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            row = None
+        if not isinstance(row, dict) or not isinstance(row.get("run_id"), str):
             print(f"warning: {path}:{number} is not a complete result row; skipped", file=sys.stderr)
+            continue
+        rows.append(row)
     return rows
 
 

@@ -28,7 +28,7 @@ from ascbench.features import CheckedFeatures, get_preset, load_checked_features
 from ascbench.metrics import evaluate
 from ascbench.pretraining import pretrained_state
 from ascbench.metadata_ceiling import describe as describe_ceiling
-from ascbench.split_plan import plan_split
+from ascbench.split_plan import check_protocol_options, plan_split
 from ascbench.registry import Registry, get_registry
 from ascbench.results import RunRecord, RunSlot, commit_run, open_run, runs_dir
 from ascbench.training import DataBundle, TrainingJob, predict, probe_model
@@ -70,7 +70,8 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     model_spec = registry.model(config.model)
     strategy_spec = registry.strategy(config.strategy)
     dataset_spec = registry.dataset(config.dataset)
-    registry.protocol(config.protocol)
+    check_protocol_options(config, registry.protocol(config.protocol), registry.owner("protocol", config.protocol))
+    _check_strategy_options(config, strategy_spec, registry)
     feature_cfg = get_preset(config.feature_preset or dataset_spec.feature_preset)
 
     if config.threads:
@@ -97,7 +98,9 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
                 log.info("data-parallel over %d processes (rank %d)", world, distributed.rank())
             if checkpointer and checkpointer.resumed_from:
                 log.info("run %s: resuming from its checkpoint (%s)", run_id, checkpointer.resumed_from)
-            log.info("run %s: %s", run_id, config.to_dict())
+            # One readable line; every field is in the run's config.json.
+            log.info("run %s: %s / %s / semi %s on %s, %s, seed %d", run_id, config.model, config.strategy, config.semi,
+                     config.dataset, config.protocol, config.seed)
             t = time.perf_counter()
             dataset = dataset_spec.load(DatasetOptions(data_root=Path(config.data_root) if config.data_root else None))
             timings["data_s"] = time.perf_counter() - t
@@ -129,6 +132,10 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
                 model = strategy_spec.train(job)
             except AscbenchError:
                 raise
+            except OSError as exc:  # a full or read-only disk under a checkpoint or cache write: not the plugin's fault
+                where = exc.filename or "the runs or cache directory"
+                raise DataError(f"cannot write {where}: {exc.strerror or exc}; free some space or choose a writable "
+                                "--runs-dir / --cache-dir; nothing of this run was stored") from exc
             except Exception as exc:
                 raise PluginError(
                     f"training failed in strategy {config.strategy!r} (plugin {registry.owner('strategy', config.strategy)!r}) "
@@ -148,6 +155,9 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             per_clip = profile(model, feature_cfg.n_mels, checked.features.shape[2], data.time.shape[1])
             per_second = profile(model, feature_cfg.n_mels, feature_cfg.n_frames(1.0), data.time.shape[1])
             timings["total_s"] = time.perf_counter() - started
+            if checkpointer and checkpointer.earlier_s:  # a resumed run reports its whole wall time
+                timings["before_resume_s"] = checkpointer.earlier_s
+                timings["total_s"] += checkpointer.earlier_s
 
             one_second = feature_cfg.n_frames(1.0)
             metrics.update({
@@ -213,6 +223,18 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
         slot.discard()
         raise DataError(f"cannot store run {run_id} in {root}: {exc.strerror or exc}; earlier results are untouched") from exc
     return record
+
+
+def _check_strategy_options(config: RunConfig, spec, registry: Registry) -> None:
+    """Pretraining options under a strategy that does not pretrain are refused, not ignored."""
+    if spec.pretrains is not False:
+        return
+    given = [flag for flag, value in (("--pretrained", config.pretrained), ("--pretrain-on", config.pretrain_on),
+                                      ("--pretrain-data-root", config.pretrain_data_root)) if value]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: strategy {config.strategy!r} (plugin "
+                          f"{registry.owner('strategy', config.strategy)!r}) trains from random weights and would ignore it; "
+                          f"use --strategy finetune, freeze or linear-probe")
 
 
 def _check_model_builds(spec, config: RunConfig, registry: Registry, dataset, feature_cfg) -> None:

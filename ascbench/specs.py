@@ -52,6 +52,9 @@ class StrategySpec:
     name: str
     train: Callable[["TrainingJob"], "nn.Module"]
     description: str = ""
+    # Capability flag: starts from pretrained weights (job.load_pretrained). False makes --pretrained and
+    # --pretrain-on an error rather than silently ignored; None (undeclared) checks nothing.
+    pretrains: bool | None = None
 
     def __post_init__(self) -> None:
         check_name("strategy", self.name)
@@ -75,6 +78,9 @@ class ProtocolSpec:
     name: str
     split: Callable[["ClipDataset", "ProtocolOptions"], "Split"]
     description: str = ""
+    # The ProtocolOptions fields it reads beyond seed, group_by and untaught; a run that sets another
+    # (e.g. --test-cities under official) is refused instead of silently ignored. None: undeclared.
+    options: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         check_name("protocol", self.name)

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable
 
 from tqdm.auto import tqdm
 
-from ascbench.config import RunConfig
+from ascbench.config import RunConfig, read_table
 from ascbench.errors import AscbenchError, ConfigError, RunInterrupted
 from ascbench.registry import Registry, get_registry
 from ascbench.results import load_rows, runs_dir, store_packed_run
@@ -55,21 +55,7 @@ class SweepSpec:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SweepSpec":
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read sweep spec {path}: {exc.strerror or exc}") from None
-        try:
-            if path.suffix in (".yaml", ".yml"):
-                import yaml
-
-                data = yaml.safe_load(text) or {}
-            else:
-                import tomllib
-
-                data = tomllib.loads(text)
-        except Exception as exc:
-            raise ConfigError(f"sweep spec {path} does not parse: {exc}") from None
+        data = read_table(path, "sweep spec")
         unknown = sorted(set(data) - {"base", "grid", "exclude"})
         if unknown:
             raise ConfigError(f"sweep spec {path}: unknown section(s) {unknown}; a spec has [base], [grid] "

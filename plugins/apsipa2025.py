@@ -20,7 +20,6 @@ class's labeled dev sessions, drawn once with a fixed seed (``split_seed``), str
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -32,7 +31,6 @@ from ascbench.data.dataset import ClipDataset, DatasetOptions
 from ascbench.errors import DataError
 from ascbench.specs import DatasetSpec
 
-log = logging.getLogger("ascbench")
 
 CLASSES = ["Bus", "Airport", "Metro", "Restaurant", "Shopping mall", "Public square", "Urban park",
            "Traffic street", "Construction site", "Bar"]
@@ -58,6 +56,8 @@ def read_metadata(path: Path) -> pd.DataFrame:
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; "
                         f"found {', '.join(repr(c) for c in meta.columns)}; expected {', '.join(COLUMNS)}")
+    if meta.empty:
+        raise DataError(f"{path} has a header but no rows; expected one row per clip ({', '.join(COLUMNS)})")
     row = lambda i: i + 2  # noqa: E731 - CSV line number: the header is line 1
     # Stripped before any check: 'a' and 'a ' name one WAV and must count as duplicates.
     meta["filename"] = meta["filename"].str.strip()
@@ -115,7 +115,6 @@ def load(part: str, options: DatasetOptions) -> ClipDataset:
     meta = read_metadata(metadata_path(part, root))
     # dev has no official test side: the official protocol draws one with SPLIT_SEED at the chosen level.
     meta["split"] = "" if part == "dev" else "test"
-    extra: dict = {}
     if options.require_audio:
         if root is None:
             raise DataError(f"apsipa2025 needs its audio: pass --data-root DIR or set ${ROOT_ENV} "
@@ -127,14 +126,11 @@ def load(part: str, options: DatasetOptions) -> ClipDataset:
             found = sum(1 for _ in root.glob("*.wav"))
             raise DataError(f"apsipa2025: none of the {len(meta)} audio files of {META_FILES[part]} are in {root} "
                             f"({found} .wav files found there; expected names like {meta['filename'].iloc[0]})")
-        if not present.all():
-            log.warning("apsipa2025: %d of %d audio files are missing under %s; using the %d present",
-                        int((~present).sum()), len(meta), root, int(present.sum()))
-            extra["missing_audio"] = int((~present).sum())
-            meta = meta[present].reset_index(drop=True)
+        # Missing files stay in the table: the audio checks report them as unusable, so a run refuses
+        # them by name, or leaves them out with --skip-bad and lists them in its record.
     return ClipDataset(name="apsipa2025" if part == "dev" else "apsipa2025-eval", root=root or SHIPPED, meta=meta,
                        classes=list(CLASSES), sample_rate=SAMPLE_RATE, clip_seconds=CLIP_SECONDS,
-                       feature_preset="apsipa2025", description=f"APSIPA ASC 2025 {part}", extra=extra,
+                       feature_preset="apsipa2025", description=f"APSIPA ASC 2025 {part}",
                        groupings={"recording": "group", "session": "session"}, split_seed=SPLIT_SEED)
 
 

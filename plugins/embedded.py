@@ -31,6 +31,7 @@ from ascbench import hookimpl
 from ascbench.data.dataset import ClipDataset, DatasetOptions
 from ascbench.data.timefeatures import PERIODS
 from ascbench.fileio import atomic_write_text, cache_root, exclusive_lock
+from ascbench.errors import DataError
 from ascbench.specs import DatasetSpec
 
 CLASSES = [
@@ -174,15 +175,9 @@ def _period_time(period: str, rng: np.random.Generator, day: pd.Timestamp) -> pd
     return day + pd.Timedelta(seconds=seconds)
 
 
-def generate(name: str, spec: EmbeddedSpec, directory: Path) -> pd.DataFrame:
-    """Write the WAV files and ``metadata.csv`` of one embedded dataset into ``directory``."""
-    profiles = _class_profiles(np.random.default_rng(GENERATOR_SEED))
-    rng = np.random.default_rng([GENERATOR_SEED, spec.seed])
-    n = int(round(spec.clip_seconds * SAMPLE_RATE))
-    days = pd.date_range("2023-04-21", "2023-08-28", freq="D")
-    audio_dir = directory / "audio"
-    audio_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
+def _write_clips(spec: EmbeddedSpec, directory: Path, profiles: list[dict], rng: np.random.Generator, n: int,
+                 days: pd.DatetimeIndex, rows: list[tuple], written: list[Path]) -> None:
+    """Synthesise and write every clip, appending its metadata row and its path as it goes."""
     for city in spec.cities:
         chain = _city_chain(city)
         for label_idx, label in enumerate(CLASSES):
@@ -195,8 +190,29 @@ def generate(name: str, spec: EmbeddedSpec, directory: Path) -> pd.DataFrame:
                     for clip in range(spec.clips_per_recording):
                         wav = _synth_clip(profiles[label_idx], chain, period, drift, n, rng)
                         filename = f"audio/{group}-{clip}.wav"
-                        sf.write(str(directory / filename), wav, SAMPLE_RATE, subtype="PCM_16")
+                        written.append(directory / filename)
+                        sf.write(str(written[-1]), wav, SAMPLE_RATE, subtype="PCM_16")
                         rows.append((filename, label, city, stamp.strftime("%Y-%m-%d %H:%M:%S"), group))
+
+
+def generate(name: str, spec: EmbeddedSpec, directory: Path) -> pd.DataFrame:
+    """Write the WAV files and ``metadata.csv`` of one embedded dataset into ``directory``."""
+    profiles = _class_profiles(np.random.default_rng(GENERATOR_SEED))
+    rng = np.random.default_rng([GENERATOR_SEED, spec.seed])
+    n = int(round(spec.clip_seconds * SAMPLE_RATE))
+    days = pd.date_range("2023-04-21", "2023-08-28", freq="D")
+    audio_dir = directory / "audio"
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    rows: list[tuple] = []
+    written: list[Path] = []
+    try:
+        _write_clips(spec, directory, profiles, rng, n, days, rows, written)
+    except (OSError, sf.LibsndfileError) as exc:
+        for path in written:  # a full disk must not stay full of half a dataset
+            path.unlink(missing_ok=True)
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise DataError(f"cannot write the {name} dataset to {directory}: {reason}; free some space there, or "
+                        "point ASCBENCH_DATA_DIR (or --cache-dir) at a writable folder; nothing was left behind") from None
     meta = pd.DataFrame(rows, columns=["filename", "scene_label", "city", "timestamp", "group"])
 
     # The dataset's own split is by recording, so that no recording straddles train and test.

@@ -17,4 +17,4 @@ def pretrain_then_finetune(job: TrainingJob):
 
 @hookimpl
 def ascbench_strategies() -> list[StrategySpec]:
-    return [StrategySpec("finetune", pretrain_then_finetune, "pretrain on the source dataset, then fine-tune all weights at a lower learning rate")]
+    return [StrategySpec("finetune", pretrain_then_finetune, "pretrain on the source dataset, then fine-tune all weights at a lower learning rate", pretrains=True)]

@@ -17,4 +17,4 @@ def frozen_features(job: TrainingJob):
 
 @hookimpl
 def ascbench_strategies() -> list[StrategySpec]:
-    return [StrategySpec("freeze", frozen_features, "pretrained feature extractor frozen; the rest of the model trains")]
+    return [StrategySpec("freeze", frozen_features, "pretrained feature extractor frozen; the rest of the model trains", pretrains=True)]

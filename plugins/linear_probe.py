@@ -13,4 +13,4 @@ def linear_probe(job: TrainingJob):
 
 @hookimpl
 def ascbench_strategies() -> list[StrategySpec]:
-    return [StrategySpec("linear-probe", linear_probe, "pretrained model fixed; only the classifier layer trains")]
+    return [StrategySpec("linear-probe", linear_probe, "pretrained model fixed; only the classifier layer trains", pretrains=True)]

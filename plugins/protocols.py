@@ -8,7 +8,10 @@ from ascbench.specs import ProtocolSpec
 @hookimpl
 def ascbench_protocols() -> list[ProtocolSpec]:
     return [
-        ProtocolSpec("official", official, "the dataset's own train/test split (by recording)"),
-        ProtocolSpec("unseen-city", unseen_city, "test cities never seen in training"),
-        ProtocolSpec("unseen-time", unseen_time, "test periods never seen in training (evening+night, or latest dates)"),
+        ProtocolSpec("official", official, "the dataset's own train/test split, else a fixed hold-out of whole groups",
+                     options=()),
+        ProtocolSpec("unseen-city", unseen_city, "test cities never seen in training (--test-cities, --folds)",
+                     options=("test_cities", "folds", "fold")),
+        ProtocolSpec("unseen-time", unseen_time, "test times never seen in training (--test-periods, or --test-dates)",
+                     options=("time_holdout", "test_periods", "test_dates")),
     ]

@@ -11,4 +11,4 @@ def train_from_scratch(job: TrainingJob):
 
 @hookimpl
 def ascbench_strategies() -> list[StrategySpec]:
-    return [StrategySpec("scratch", train_from_scratch, "train from random initialisation")]
+    return [StrategySpec("scratch", train_from_scratch, "train from random initialisation", pretrains=False)]

@@ -121,11 +121,12 @@ def audio_subset(tmp_path_factory):
 def test_end_to_end_unseen_city_on_synthesised_audio(audio_subset, runs, capsys):
     root, count = audio_subset
     args = ["run", "--dataset", "apsipa2025", "--data-root", str(root), "--model", "mobileascnet", "--strategy", "scratch",
-            "--protocol", "unseen-city", "--test-cities", "Luoyang", "--epochs", "1", "--no-progress",
+            "--protocol", "unseen-city", "--test-cities", "Luoyang", "--epochs", "1", "--no-progress", "--skip-bad",
             "--model-arg", "channels=[8,16,16]", "--model-arg", "stem_channels=8", "--model-arg", "gru_hidden=16"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "Luoyang" in out  # per-city accuracy of the held-out city
+    assert f"{8700 - count} unusable file(s) left out" in out  # the rows without audio, counted
     import json
 
     from ascbench.results import load_rows
@@ -135,3 +136,4 @@ def test_end_to_end_unseen_city_on_synthesised_audio(audio_subset, runs, capsys)
     assert set(metrics["city_accuracy"]) == {"Luoyang"}
     assert "Luoyang" not in metrics["split"]["train_cities"]
     assert metrics["split"]["train_clips"] + metrics["split"]["test_clips"] == count
+    assert len(metrics["skipped_files"]) == 8700 - count and metrics["skipped_files"][0]["problem"] == "missing"

@@ -212,7 +212,7 @@ def test_unknown_grouping_level_and_bad_split_options_fail_before_any_data(tiny)
         RunConfig(test_periods=("dusk",))
     with pytest.raises(ConfigError, match="YYYY-MM-DD"):
         RunConfig(test_dates=("18/06/2023",))
-    with pytest.raises(ConfigError, match="test_cities must be a list"):
+    with pytest.raises(ConfigError, match="test_cities\\) must be a list"):
         RunConfig(test_cities="Arden")
     with pytest.raises(ConfigError, match="--untaught"):
         RunConfig(untaught="ignore")

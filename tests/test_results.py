@@ -41,8 +41,8 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
 
 def test_torn_last_line_is_reported_and_earlier_rows_survive(tmp_path, capsys):
     path = tmp_path / "results.jsonl"
-    path.write_text(json.dumps({"a": 1}) + "\n" + json.dumps({"a": 2}) + "\n" + '{"a": 3, "b"')
-    assert load_rows(tmp_path) == [{"a": 1}, {"a": 2}]
+    path.write_text(json.dumps({"run_id": "a"}) + "\n" + json.dumps({"run_id": "b"}) + "\n" + '{"run_id": "c", "b"')
+    assert load_rows(tmp_path) == [{"run_id": "a"}, {"run_id": "b"}]
     assert "results.jsonl:3" in capsys.readouterr().err
 
 

@@ -110,6 +110,9 @@ def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(tmp_path, monkeypatc
     (partial,) = [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
     record = execute(config, progress=False, resume=partial)
     assert record.metrics["resumed_from"] == "finetune, epoch 2"
+    # The wall time of the interrupted process (up to its last checkpoint) is counted, not dropped.
+    timings = record.metrics["timings"]
+    assert timings["before_resume_s"] > 0 and timings["total_s"] > timings["before_resume_s"]
     assert [r["run_id"] for r in load_rows(tmp_path)] == [record.run_id]
 
 

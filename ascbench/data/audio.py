@@ -57,7 +57,9 @@ def _wav_data_shortfall(path: Path) -> tuple[int, int] | None:
 def _decode(path: Path, sample_rate: int, num_samples: int) -> tuple[np.ndarray | None, int, str | None, tuple[str, ...]]:
     """(mono samples at the file's own rate, that rate, problem, notes); samples are None when unusable."""
     if not path.is_file():
-        return None, 0, "missing", ()
+        if path.is_dir():
+            return None, 0, "not a file but a directory", ()
+        return None, 0, "missing (or a broken or looping link)" if path.is_symlink() else "missing", ()
     if path.stat().st_size == 0:
         return None, 0, "empty file (0 bytes)", ()
     try:
