@@ -444,3 +444,33 @@ def test_audio_rewritten_with_its_old_size_and_time_is_not_served_stale_features
     os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert victim.stat().st_size == stat.st_size and victim.stat().st_mtime_ns == stat.st_mtime_ns
     assert audio_content_key(load(), cfg) != before
+
+
+# --- paths in any dataset plugin's clip table: the core keeps audio reads inside the data root -----------
+
+PATH_CASES = [
+    (["../outside.wav"], "is not a relative path inside the data root"),
+    (["/etc/passwd"], "is not a relative path inside the data root"),
+    (["C:\\audio\\a.wav"], "is not a relative path inside the data root"),
+    (["audio/../../b.wav"], "is not a relative path inside the data root"),
+    (["\\\\server\\share\\a.wav"], "is not a relative path inside the data root"),
+    (["a.wav", "a.wav "], "rows 0 and 1 name the same file 'a.wav'"),
+    (["", "b.wav"], "is not a relative path inside the data root"),
+    (["audio/a.wav", " audio/b.wav "], None),  # same: nested paths are fine; surrounding spaces are stripped
+]
+
+
+@pytest.mark.parametrize("names,words", PATH_CASES, ids=[repr(c[0]) for c in PATH_CASES])
+def test_clip_table_path(names, words):
+    import pandas as pd
+
+    from ascbench.data.dataset import ClipDataset
+
+    meta = pd.DataFrame({"filename": names, "scene_label": "Bus", "labeled": True, "city": "X",
+                         "timestamp": "2023-06-18 10:00:00", "group": [f"g{i}" for i in range(len(names))], "split": ""})
+    make = lambda: ClipDataset("plugin-data", Path("/data"), meta, ["Bus"], 16_000, 1.0, "embedded")  # noqa: E731
+    if words is None:
+        assert list(make().meta["filename"]) == [n.strip() for n in names]
+    else:
+        with pytest.raises(DataError, match=r"dataset 'plugin-data'.*" + words.replace("(", r"\(")):
+            make()
