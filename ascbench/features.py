@@ -120,16 +120,21 @@ def _memo(dataset: ClipDataset, cfg: FeatureConfig) -> Path:
 def audio_content_key(dataset: ClipDataset, cfg: FeatureConfig, threads: int | None = None) -> str:
     """:func:`content_key`, hashed only when the files' paths, sizes or modification times changed."""
     memo = _memo(dataset, cfg)
-    try:
-        key = memo.read_text(encoding="ascii", errors="replace").strip()
-    except OSError:
-        key = ""
-    # The key names the cache entry's folder: anything but a hex digest (a damaged or planted memo, say
-    # "../../elsewhere") is recomputed rather than trusted.
-    if not re.fullmatch(r"[0-9a-f]{24}", key):
+    key = _memo_key(memo)
+    if key is None:
         key = content_key(dataset, cfg, threads)
         atomic_write_text(memo, key)
     return key
+
+
+def _memo_key(memo: Path) -> str | None:
+    """The content key a memo holds, or None. The key names a cache folder, so anything but a hex
+    digest (a damaged or planted memo, say "../../elsewhere") is not trusted."""
+    try:
+        key = memo.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    return key if re.fullmatch(r"[0-9a-f]{24}", key) else None
 
 
 def features_dir() -> Path:
@@ -267,9 +272,9 @@ def load_checked_features(dataset: ClipDataset, cfg: FeatureConfig, progress: bo
     left in it.
     """
     root = features_dir()
-    known = _memo(dataset, cfg)
-    if known.exists():
-        found = _open_entry(root / f"{dataset.name}-{known.read_text().strip()}", dataset)
+    known = _memo_key(_memo(dataset, cfg))
+    if known is not None:
+        found = _open_entry(root / f"{dataset.name}-{known}", dataset)
         if found is not None:
             return CheckedFeatures(*found, cached=True)
     try:

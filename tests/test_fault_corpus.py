@@ -366,11 +366,14 @@ def test_broken_plugin_is_skipped_by_name(plugin, words):
 
 
 def test_a_planted_feature_memo_cannot_choose_where_features_are_written(tiny):
-    from ascbench.features import _memo, audio_content_key, content_key, get_preset
+    from ascbench.features import _memo, audio_content_key, content_key, get_preset, load_checked_features
 
     cfg = get_preset("embedded")
     memo = _memo(tiny, cfg)
     memo.parent.mkdir(parents=True, exist_ok=True)
+    memo.write_text("../../../../tmp/elsewhere")
+    checked = load_checked_features(tiny, cfg, progress=False)  # the memo is not followed
+    assert checked.features.shape[0] == len(tiny.meta)
     memo.write_text("../../../../tmp/elsewhere")
     assert audio_content_key(tiny, cfg) == content_key(tiny, cfg)  # recomputed, not trusted
     assert memo.read_text() == content_key(tiny, cfg)
