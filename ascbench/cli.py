@@ -578,6 +578,28 @@ def cmd_rerun(args) -> int:
     return 0
 
 
+def cmd_predict(args) -> int:
+    from collections import Counter
+
+    from ascbench.predict import predict_run, submission_frame, write_submission
+    from ascbench.registry import get_registry
+    from ascbench.results import runs_dir
+
+    run_dir = Path(args.run_id) if Path(args.run_id).is_dir() else runs_dir(args.runs_dir) / args.run_id
+    registry = get_registry()
+    pred = predict_run(run_dir, args.dataset, registry, data_root=args.data_root,
+                       progress=not args.no_progress and sys.stderr.isatty(), threads=args.threads)
+    frame = submission_frame(pred, args.format, registry)
+    path = write_submission(frame, args.output, args.format)
+    counts = Counter(pred.labels)
+    print(f"run {pred.run_id} on {pred.dataset.name}: {len(frame)} clips predicted, every file once, known labels")
+    if pred.unseen_cities:
+        print(f"cities never seen in training (given the unknown-city index): {', '.join(pred.unseen_cities)}")
+    print("predicted: " + ", ".join(f"{name} {counts.get(name, 0)}" for name in pred.classes))
+    print(f"wrote {path} ({args.format} format)")
+    return 0
+
+
 def cmd_export(args) -> int:
     import yaml
 
@@ -679,6 +701,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default=None)
     p.add_argument("--output", help="directory for the SVG files (default: the run's directory)")
 
+    p = sub.add_parser("predict", help="predict a dataset (the eval set) with a stored run and write a submission",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
+  ascbench predict RUN_ID --dataset apsipa2025-eval --data-root EVAL_AUDIO --output submission.csv
+  ascbench predict RUN_ID --dataset apsipa2025-eval --data-root EVAL_AUDIO --output output.tsv --format dcase
+
+challenge: the dataset's own submission table (APSIPA 2025: the eval metadata with scene_label filled
+in, as the official baseline writes it). dcase: DCASE Task 1 output, tab-separated filename,
+scene_label and one probability column per class. The file is checked (every clip once, known labels)
+before it is written; cities the run never trained on get the unknown-city index.""")
+    p.add_argument("run_id", help="a run id in the runs directory, or a run directory")
+    p.add_argument("--dataset", required=True, help="dataset to predict, e.g. apsipa2025-eval")
+    p.add_argument("--data-root", default=None, help="directory of its audio")
+    p.add_argument("--output", required=True, help="submission file to write")
+    p.add_argument("--format", choices=("challenge", "dcase"), default="challenge")
+    p.add_argument("--runs-dir", default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    _add_cache_dir(p)
+
     p = sub.add_parser("export", help="export a run in the DCASE Task 1 submission meta format (YAML)")
     p.add_argument("run_id")
     p.add_argument("--format", choices=("dcase",), default="dcase")
@@ -731,7 +772,7 @@ def _one_line_plugin_warnings() -> None:
 
 
 PLURAL = {"model": "models", "strategy": "strategies", "dataset": "datasets", "protocol": "protocols"}
-COMMANDS = {"sweep": cmd_sweep, "new-plugin": cmd_new_plugin, "plugins": cmd_plugins, "plot": cmd_plot, "rerun": cmd_rerun, "export": cmd_export, "data": cmd_data, "run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "profile": cmd_profile}
+COMMANDS = {"sweep": cmd_sweep, "new-plugin": cmd_new_plugin, "plugins": cmd_plugins, "plot": cmd_plot, "rerun": cmd_rerun, "export": cmd_export, "predict": cmd_predict, "data": cmd_data, "run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "profile": cmd_profile}
 
 
 def main(argv: list[str] | None = None) -> int:

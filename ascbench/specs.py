@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
     import torch.nn as nn
 
     from ascbench.data.dataset import ClipDataset, DatasetOptions
@@ -68,6 +69,9 @@ class DatasetSpec:
     # Dataset to pretrain on when a strategy needs a source domain (as TAU Urban is for APSIPA).
     pretrain_source: str | None = None
     feature_preset: str = "embedded"
+    # The challenge's submission table for predicted labels (``ascbench predict --format challenge``);
+    # None: filename and scene_label.
+    submission: Callable[["ClipDataset", list[str]], "pd.DataFrame"] | None = None
 
     def __post_init__(self) -> None:
         check_name("dataset", self.name)

@@ -134,6 +134,13 @@ def load(part: str, options: DatasetOptions) -> ClipDataset:
                        groupings={"recording": "group", "session": "session"}, split_seed=SPLIT_SEED)
 
 
+def submission(dataset: ClipDataset, labels: list[str]) -> pd.DataFrame:
+    """The official baseline's eval output: the eval metadata with ``scene_label`` filled in."""
+    meta = dataset.meta
+    return pd.DataFrame({"filename": meta["filename"].str.removesuffix(".wav"), "location": meta["city"],
+                         "record_time": meta["timestamp"].dt.strftime(TIME_FORMAT), "scene_label": labels})
+
+
 @hookimpl
 def ascbench_datasets() -> list[DatasetSpec]:
     return [
@@ -141,5 +148,6 @@ def ascbench_datasets() -> list[DatasetSpec]:
                     "APSIPA ASC 2025 dev: 8,700 clips, 20 % labeled, 8 cities (audio via --data-root)",
                     feature_preset="apsipa2025"),
         DatasetSpec("apsipa2025-eval", lambda options: load("eval", options),
-                    "APSIPA ASC 2025 eval: 1,100 unlabeled clips, 12 cities (6 unseen in dev)", feature_preset="apsipa2025"),
+                    "APSIPA ASC 2025 eval: 1,100 unlabeled clips, 12 cities (6 unseen in dev)", feature_preset="apsipa2025",
+                    submission=submission),
     ]
