@@ -102,6 +102,10 @@ def _add_run_parser(sub) -> None:
     aug.add_argument("--city-dropout", type=float, default=d.city_dropout,
                      help="rate at which a training clip's city becomes 'unknown', so that index is learned")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--device", default=d.device, metavar="DEV",
+                   help="auto | cpu | cuda | cuda:N | mps (default: auto, CUDA when present); recorded with the run")
+    p.add_argument("--precision", default=d.precision, choices=("fp32", "bf16", "fp16"),
+                   help="training precision: autocast to bf16 or fp16 (fp16 with a gradient scaler, CUDA only)")
     p.add_argument("--runs-dir", default=None, help="where runs are stored (default: $ASCBENCH_RUNS_DIR or ./runs)")
     _add_cache_dir(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -169,7 +173,7 @@ def _config_from_args(args) -> RunConfig:
         pl_group_vote=not args.pl_no_vote,
         mt_ema=args.mt_ema, mt_weight=args.mt_weight, freq_mask=args.freq_mask, time_mask=args.time_mask,
         mixstyle_p=args.mixstyle_p, mixstyle_alpha=args.mixstyle_alpha, mixup_alpha=args.mixup_alpha,
-        city_dropout=args.city_dropout, folds=args.folds,
+        city_dropout=args.city_dropout, folds=args.folds, device=args.device, precision=args.precision,
     )
 
 

@@ -202,10 +202,14 @@ def torchinfo_macs(model: nn.Module, n_mels: int, n_frames: int, time_dim: int) 
 
 
 def latency_ms(model: nn.Module, n_mels: int, n_frames: int, time_dim: int, repeats: int = 10) -> float:
-    """Median CPU wall time of one single-clip forward pass, in milliseconds (after two warm-up passes)."""
+    """Median wall time of one single-clip forward pass on the model's device, in milliseconds (after two
+    warm-up passes; CUDA work is waited for)."""
     import time
 
-    inputs = _example_inputs(n_mels, n_frames, time_dim)
+    from ascbench.device import model_compute
+
+    compute = model_compute(model)
+    inputs = compute.to(*_example_inputs(n_mels, n_frames, time_dim))
     was_training = model.training
     model.eval()
     times = []
@@ -213,6 +217,7 @@ def latency_ms(model: nn.Module, n_mels: int, n_frames: int, time_dim: int, repe
         for i in range(repeats + 2):
             start = time.perf_counter()
             model(*inputs)
+            compute.synchronize()
             if i >= 2:
                 times.append(time.perf_counter() - start)
     model.train(was_training)

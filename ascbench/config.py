@@ -19,6 +19,7 @@ from ascbench.protocols import DEFAULT_TEST_PERIODS, TIME_HOLDOUTS, UNTAUGHT_POL
 
 
 SEMI_NAMES = ("none", "pseudo-label", "mean-teacher")
+PRECISION_NAMES = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class RunConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     context: str | None = None  # "city", "time" or "city,time": fuse context into a backbone without it
     threads: int | None = None  # torch intra-op threads; None uses every core
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps (auto: CUDA when present)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 with a gradient scaler, CUDA only)
 
     def __post_init__(self) -> None:
         # Types first, for every field: a sweep spec's `epochs = 1.5` or `test_cities = "Arden"` must fail
@@ -84,6 +87,8 @@ class RunConfig:
                 raise ConfigError(f"{_flag(name)} must be in {interval}, got {value!r}")
         if self.other_rate not in OTHER_RATE_POLICIES:
             raise ConfigError(f"--other-rate must be one of {', '.join(OTHER_RATE_POLICIES)}, not {self.other_rate!r}")
+        if self.precision not in PRECISION_NAMES:
+            raise ConfigError(f"--precision must be one of {', '.join(PRECISION_NAMES)}, not {self.precision!r}")
         if self.semi not in SEMI_NAMES:
             raise ConfigError(f"unknown semi-supervised method {self.semi!r}; valid: {', '.join(SEMI_NAMES)}")
         if self.folds == 1 or (self.folds and self.fold >= self.folds):
@@ -233,4 +238,4 @@ TUPLE_FIELDS = ("test_cities", "test_periods", "test_dates")  # lists in JSON, t
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # Fields that decide how a run executes, not what it computes (up to floating-point summation order).
-EXECUTION_FIELDS = ("threads",)
+EXECUTION_FIELDS = ("threads", "device")

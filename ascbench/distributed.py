@@ -1,7 +1,7 @@
 """Data-parallel training of one run: ``torchrun --nproc_per_node N -m ascbench run ...``.
 
-torchrun sets ``WORLD_SIZE``/``RANK``; :func:`setup` then joins the process group with gloo (the
-harness trains on the CPU; nccl only carries CUDA tensors). Every rank loads the same data and draws
+torchrun sets ``WORLD_SIZE``/``RANK``; :func:`setup` then joins the process group (gloo for CPU runs,
+nccl for ``--device cuda``, each rank on the GPU of its ``LOCAL_RANK``). Every rank loads the same data and draws
 the same batch order from the run's seed; each trains on its share of every batch and
 DistributedDataParallel averages the gradients, so a step sees the whole batch as a single process
 would (batch-norm statistics are per share, hence "within
@@ -25,10 +25,14 @@ def requested() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def setup() -> None:
-    """Join the process group torchrun prepared (no-op for a single process or if already joined)."""
+def setup(backend: str = "gloo") -> None:
+    """Join the process group torchrun prepared (no-op for a single process or if already joined).
+
+    ``nccl`` for CUDA runs (each rank then computes on the GPU of its ``LOCAL_RANK``), ``gloo`` on the CPU.
+    """
     if requested() and not dist.is_initialized():
-        backend = "gloo"  # CPU tensors; nccl belongs with GPU training, which the harness does not do yet
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend=backend)
         log.info("data-parallel: rank %d of %d (%s)", rank(), world_size(), backend)
 

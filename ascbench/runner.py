@@ -22,6 +22,7 @@ from ascbench.complexity import latency_ms, profile, torchinfo_macs
 from ascbench.config import RunConfig
 from ascbench.checkpoint import Checkpointer, checkpointing
 from ascbench.data.audio import FileReport
+from ascbench.device import Compute
 from ascbench.data.dataset import DatasetOptions
 from ascbench.errors import AscbenchError, ConfigError, DataError, PluginError, RunInterrupted
 from ascbench.features import CheckedFeatures, get_preset, load_checked_features, unusable_files_error
@@ -74,10 +75,11 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     _check_strategy_options(config, strategy_spec, registry)
     feature_cfg = get_preset(config.feature_preset or dataset_spec.feature_preset)
 
+    compute = Compute.from_names(config.device, config.precision)  # an absent GPU fails here, in a second
     if config.threads:
         torch.set_num_threads(config.threads)
     _seed_everything(config.seed)
-    distributed.setup()
+    distributed.setup("nccl" if compute.device.type == "cuda" else "gloo")
     world = distributed.world_size()
     if world > 1 and (config.semi == "mean-teacher" or resume):
         raise ConfigError("data-parallel runs support neither --semi mean-teacher nor --resume")
@@ -147,11 +149,13 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             timings["train_s"] = time.perf_counter() - t - data.loading_s
 
             t = time.perf_counter()
-            probs = predict(model, data, part.test)
+            probs = predict(model, data, part.test)  # on the run's device
             meta = dataset.meta.iloc[part.test]
             metrics = evaluate(data.labels[part.test], probs, dataset.classes,
                                cities=meta["city"].tolist(), periods=meta["period"].tolist())
             timings["eval_s"] = time.perf_counter() - t
+            latency = latency_ms(model, feature_cfg.n_mels, checked.features.shape[2], data.time.shape[1])
+            model = model.cpu()  # MACs are counted, and weights stored, on the CPU
             per_clip = profile(model, feature_cfg.n_mels, checked.features.shape[2], data.time.shape[1])
             per_second = profile(model, feature_cfg.n_mels, feature_cfg.n_frames(1.0), data.time.shape[1])
             timings["total_s"] = time.perf_counter() - started
@@ -163,7 +167,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             metrics.update({
                 "complexity": {**per_clip.as_dict(), "macs_per_second": per_second.macs,
                                "torchinfo_macs_per_second": torchinfo_macs(model, feature_cfg.n_mels, one_second, data.time.shape[1]),
-                               "latency_ms": round(latency_ms(model, feature_cfg.n_mels, checked.features.shape[2], data.time.shape[1]), 3),
+                               "latency_ms": round(latency, 3), "latency_device": str(compute.device),
                                "clip_seconds": dataset.clip_seconds, "precision": "float32",
                                "model_kwargs": {**model_spec.default_kwargs, **config.model_kwargs}},
                 "split": {**split.info, "labeled": len(part.labeled), "unlabeled": len(part.unlabeled),
@@ -178,6 +182,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
                 "split_fingerprint": plan.fingerprint(),
                 "features": {"preset": config.feature_preset or dataset_spec.feature_preset, **asdict(feature_cfg)},
                 "provenance": provenance.collect(),
+                "compute": compute.describe(),
             })
             _write_split(staging / "split.csv", dataset.meta, part)
             torch.save({"model": model.state_dict(), "mean": data.mean, "std": data.std, "cities": data.cities,
@@ -209,6 +214,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
         "macs_per_second": metrics["complexity"]["macs_per_second"], "param_kb": metrics["complexity"]["param_kb"],
         "latency_ms": metrics["complexity"]["latency_ms"],
         "wall_s": round(timings["total_s"], 2), "train_s": round(timings["train_s"], 2),
+        "device": str(compute.device), "precision": compute.precision,
         "ascbench": ascbench.__version__, "torch": torch.__version__, "python": platform.python_version(),
         "git_commit": metrics["provenance"]["git_commit"], "cpu": metrics["provenance"]["cpu"],
         "dataset_fingerprint": metrics["dataset_fingerprint"], "split_fingerprint": metrics["split_fingerprint"],

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ascbench.device import model_compute
 from ascbench.training import FitResult, TrainingHook, augment_batch, fit, predict
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -126,10 +127,15 @@ class MeanTeacher(TrainingHook):
             return None
         rows = self.rng.choice(pool, size=min(len(pool), self.job.config.batch_size), replace=False)
         x, city, time = self.job.data.batch(rows)
+        compute = model_compute(model)
+        self.teacher.to(compute.device)  # follows the student onto the run's device (a no-op once there)
+        # Each view is augmented on the CPU with the run's generator, as in fit: the same draws on any device.
+        teacher_x, city, time = compute.to(augment_batch(x, self.job.config, self.generator), city, time)
         with torch.no_grad():
             self.teacher.train()
-            target = F.softmax(self.teacher(augment_batch(x, self.job.config, self.generator), city, time), dim=1)
-        student = F.softmax(model(augment_batch(x, self.job.config, self.generator), city, time), dim=1)
+            target = F.softmax(self.teacher(teacher_x, city, time).float(), dim=1)
+        (student_x,) = compute.to(augment_batch(x, self.job.config, self.generator))
+        student = F.softmax(model(student_x, city, time).float(), dim=1)
         return self.weight(epoch) * F.mse_loss(student, target)
 
     @torch.no_grad()

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from ascbench import checkpoint, distributed
 from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset
+from ascbench.device import Compute, model_compute
 from ascbench.errors import ConfigError, PluginError
 from ascbench.augment import freq_mixstyle, mixup, spec_augment
 from ascbench.layers import ContextFusion
@@ -125,13 +126,15 @@ class FitResult:
 def predict(model: nn.Module, data: DataBundle, rows: np.ndarray, batch_size: int = 128) -> np.ndarray:
     """Class probabilities for ``rows`` (in the order given)."""
     model.eval()
+    compute = model_compute(model)
     order = np.argsort(rows, kind="stable")
     out = np.empty((len(rows), len(data.dataset.classes)), dtype=np.float64)
     with torch.inference_mode():
         for start in range(0, len(rows), batch_size):
             pos = order[start:start + batch_size]
-            x, city, time = data.batch(rows[pos])
-            out[pos] = F.softmax(model(x, city, time).double(), dim=1).numpy()
+            logits = model(*compute.to(*data.batch(rows[pos])))
+            # Softmax in float64 on the CPU, whatever the device (MPS has no float64).
+            out[pos] = F.softmax(logits.cpu().double(), dim=1).numpy()
     return out
 
 
@@ -195,6 +198,9 @@ def fit(
     if len(targets) != len(train_rows) or (targets < 0).any():
         raise ValueError("fit() needs a known class for every training row")
     hook = hook or TrainingHook()
+    compute = Compute.from_names(config.device, config.precision)
+    model.to(compute.device)  # before the optimizer exists, so its state lives beside the parameters
+    scaler = compute.grad_scaler()
     params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
     if not params:
         raise ValueError("nothing to train: every parameter is frozen")
@@ -230,6 +236,10 @@ def fit(
         scheduler.load_state_dict(saved["scheduler"])
         rng.bit_generator.state = saved["numpy_rng"]
         torch.set_rng_state(saved["torch_rng"])
+        if saved.get("cuda_rng") is not None and compute.device.type == "cuda":
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        if scaler is not None and saved.get("scaler"):
+            scaler.load_state_dict(saved["scaler"])
         generator.set_state(saved["generator"])
         hook.load_state_dict(saved["hook"])
         best_state, best_score, best_epoch, stale = saved["best_state"], saved["best_score"], saved["best_epoch"], saved["stale"]
@@ -261,7 +271,10 @@ def fit(
             x = augment_batch(x, config, generator)
             y = F.one_hot(torch.from_numpy(targets[pos]), num_classes).float()
             x, y = mixup(x, y, config.mixup_alpha, generator)
-            logits = train_model(x, city, time)
+            x, y, city, time = compute.to(x, y, city, time)  # augmented on the CPU: same draws on every device
+            with compute.autocast():
+                logits = train_model(x, city, time)
+            logits = logits.float()
             if logits.shape != y.shape:
                 raise PluginError(f"model {config.model!r} broke the model contract at {desc}, epoch {epoch}: forward "
                                   f"returned shape {tuple(logits.shape)} for a batch of {len(pos)}, expected "
@@ -272,8 +285,13 @@ def fit(
             if not torch.isfinite(total):
                 raise PluginError(f"model {config.model!r}: the loss became {total.item()} at {desc}, epoch {epoch}")
             optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
+            if scaler is not None:
+                scaler.scale(total).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                total.backward()
+                optimizer.step()
             scheduler.step()
             hook.after_step(model)
             total_loss += loss.item() * len(pos)
@@ -302,6 +320,8 @@ def fit(
             checkpointer.save_epoch(stage, epoch, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if compute.device.type == "cuda" else None,
+                "scaler": scaler.state_dict() if scaler is not None else None,
                 "generator": generator.get_state(), "hook": hook.state_dict(), "best_state": best_state,
                 "best_score": best_score, "best_epoch": best_epoch, "stale": stale, "history": history,
                 "stopped": stop,
