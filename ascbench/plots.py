@@ -49,7 +49,7 @@ def accuracy_vs_macs(table: pd.DataFrame, title: str = "") -> str:
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), sharex=True, sharey=True, squeeze=False)
     for ax, (dataset, protocol) in zip(axes[0], panels):
         rows = np.flatnonzero((table["dataset"] == dataset).to_numpy() & (table["protocol"] == protocol).to_numpy())
-        macs, acc = table["macs"].to_numpy(float)[rows], 100 * table["accuracy"].to_numpy(float)[rows]
+        macs, acc = table["macs"].to_numpy(float)[rows], 100 * table["macro_accuracy"].to_numpy(float)[rows]
         for k, name in enumerate(recipes):
             mine = [j for j, r in enumerate(rows) if recipe[r] == name]
             if mine:
@@ -66,7 +66,7 @@ def accuracy_vs_macs(table: pd.DataFrame, title: str = "") -> str:
         ax.set_xlabel("MACs per clip (log scale)")
         ax.set_title(f"{dataset} / {protocol}")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].set_ylabel("accuracy (%), mean over seeds")
+    axes[0][0].set_ylabel("macro accuracy (%), mean over seeds")
     handles, labels = axes[0][0].get_legend_handles_labels()
     for ax in axes[0][1:]:  # every recipe once, whichever panel has it
         for h, l in zip(*ax.get_legend_handles_labels()):
@@ -74,7 +74,7 @@ def accuracy_vs_macs(table: pd.DataFrame, title: str = "") -> str:
                 handles.append(h)
                 labels.append(l)
     axes[0][-1].legend(handles, labels, fontsize=8, loc="lower right")
-    fig.suptitle(title or "accuracy vs. complexity (Pareto front per protocol)")
+    fig.suptitle(title or "macro accuracy vs. complexity (Pareto front per protocol)")
     return _svg(fig)
 
 

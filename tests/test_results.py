@@ -48,7 +48,7 @@ def test_torn_last_line_is_reported_and_earlier_rows_survive(tmp_path, capsys):
 
 def _row(model, seed, acc, protocol="official"):
     return {"dataset": "d", "protocol": protocol, "model": model, "strategy": "scratch", "labeled": None,
-            "seed": seed, "accuracy": acc, "macro_f1": acc, "log_loss": 1.0, "worst_city_accuracy": acc - 0.1,
+            "seed": seed, "accuracy": acc, "macro_accuracy": acc, "macro_f1": acc, "log_loss": 1.0, "worst_city_accuracy": acc - 0.1,
             "worst_period_accuracy": acc - 0.2, "params": 1000, "macs": 2_500_000, "param_kb": 4.0}
 
 
@@ -64,7 +64,7 @@ def test_render_formats():
     md = render(table, "markdown")
     assert md.splitlines()[1].startswith("|--") and "60.0 ± 14.1" in md and "2.50 M" in md
     csv = render(table, "csv")
-    assert csv.splitlines()[0].startswith("dataset,protocol,model,strategy,semi,labeled,seeds,runs,accuracy")
+    assert csv.splitlines()[0].startswith("dataset,protocol,model,strategy,semi,labeled,seeds,runs,macro_accuracy")
 
 
 def test_two_runs_of_the_same_config_at_once_both_land(tmp_path):
@@ -86,3 +86,14 @@ def test_two_runs_of_the_same_config_at_once_both_land(tmp_path):
     board = subprocess.run([sys.executable, "-m", "ascbench", "leaderboard"], env=env, capture_output=True, text=True)
     assert board.returncode == 0 and "mobileascnet-tiny" in board.stdout
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+def test_rows_are_ranked_by_macro_accuracy_the_challenge_metric():
+    from ascbench.leaderboard import aggregate, render
+
+    frequent_class_wins = {**_row("micro-favourite", 0, 0.70), "macro_accuracy": 0.40}
+    balanced = {**_row("balanced", 0, 0.60), "macro_accuracy": 0.55}
+    table = aggregate([frequent_class_wins, balanced])
+    assert list(table["model"]) == ["balanced", "micro-favourite"]
+    header = render(table, "markdown").splitlines()[0]
+    assert header.index("macro acc %") < header.index("accuracy %")
