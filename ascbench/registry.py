@@ -166,6 +166,15 @@ def build_registry(
         except Exception as exc:
             fail(status, f"plugin {status.name!r} could not be registered: {exc}", exc)
             continue
+        misspelled = _unknown_hooks(pm, plugin, status.name)
+        if misspelled:  # registers nothing through that hook: an error under strict mode, a warning otherwise
+            message = (f"plugin {status.name!r} defines {', '.join(misspelled)}, which is no ascbench hook; "
+                       f"the hooks are {', '.join(sorted(HOOK_NAMES))} (marked with @ascbench.hookimpl)")
+            if strict:
+                pm.unregister(name=status.name)
+                fail(status, message)
+                continue
+            warnings.warn(f"ascbench: {message}", PluginWarning, stacklevel=2)
         # Collect everything the plugin offers before registering any of it, so a plugin is in or out as a whole.
         offered: list[tuple[str, object]] = []
         try:
@@ -197,7 +206,27 @@ def build_registry(
             registry.add(kind, spec, status.name)
             status.registered.append(f"{kind}:{spec.prefix if isinstance(spec, ModelFamily) else spec.name}")
     registry.plugins = [name for name, st in registry.status.items() if st.ok]
+    if strict:
+        pm.check_pending()  # pluggy's own check: every @hookimpl left has a hookspec
     return registry
+
+
+HOOK_NAMES = frozenset(hook for hook, _ in _KINDS.values())
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, plugin: object, name: str) -> list[str]:
+    """Hook implementations of ``plugin`` that match no hookspec (a misspelled ``ascbench_model``, say),
+    and ``ascbench_*`` functions that are not marked as hook implementations at all."""
+    unknown = []
+    for attr in sorted(a for a in dir(plugin) if a.startswith("ascbench_")):
+        caller = getattr(pm.hook, attr, None)
+        if caller is not None and not caller.has_spec() and any(i.plugin_name == name for i in caller.get_hookimpls()):
+            unknown.append(attr)
+        elif attr.startswith("ascbench_") and attr not in HOOK_NAMES and callable(getattr(plugin, attr, None)):
+            unknown.append(attr)
+        elif attr in HOOK_NAMES and caller is not None and not any(i.plugin_name == name for i in caller.get_hookimpls()):
+            unknown.append(f"{attr} (not marked with @ascbench.hookimpl)")
+    return unknown
 
 
 _default: Registry | None = None

@@ -477,3 +477,21 @@ def test_clip_table_path(names, words):
     else:
         with pytest.raises(DataError, match=r"dataset 'plugin-data'.*" + words.replace("(", r"\(")):
             make()
+
+
+def _misspelled_plugin():
+    return types.SimpleNamespace(ascbench_model=hookimpl(lambda: [ModelSpec("typo-net", lambda ctx: None)]))
+
+
+def _undecorated_plugin():
+    return types.SimpleNamespace(ascbench_models=lambda: [ModelSpec("bare-net", lambda ctx: None)])
+
+
+@pytest.mark.parametrize("make,words", [(_misspelled_plugin, "defines ascbench_model, which is no ascbench hook"),
+                                        (_undecorated_plugin, "ascbench_models (not marked with @ascbench.hookimpl)")])
+def test_a_misspelled_or_unmarked_hook_is_named(make, words):
+    with pytest.warns(UserWarning, match=words.replace("(", r"\(").replace(")", r"\)")):
+        registry = build_registry([("sloppy", make())])
+    assert "sloppy" in registry.plugins  # a warning by default: the plugin loads, and says what it lacks
+    with pytest.raises(PluginError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        build_registry([("sloppy", make())], strict=True)
