@@ -9,6 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
+from ascbench import __version__
 from ascbench.config import RunConfig
 from ascbench.errors import AscbenchError, RunInterrupted
 
@@ -350,6 +351,14 @@ def cmd_list(args) -> int:
         print(f"{PLURAL[kind]}:")
         print(tabulate(rows, headers=["name", "plugin", "description"], tablefmt="simple"))
         print()
+    if not any(getattr(args, PLURAL[k]) for k in PLURAL):  # built into the core, not plugins (yet)
+        from ascbench.features import PRESETS
+        from ascbench.semi import SEMI_DESCRIPTIONS
+
+        print("semi-supervised methods (--semi, with any strategy):")
+        print(tabulate([(name, "core", text) for name, text in SEMI_DESCRIPTIONS.items()],
+                       headers=["name", "plugin", "description"], tablefmt="simple"))
+        print("\nfeature presets (--feature-preset): " + ", ".join(sorted(PRESETS)))
     return 0
 
 
@@ -651,6 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="start with: ascbench list, then ascbench run --model mobileascnet --strategy finetune",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
+    parser.add_argument("--version", action="version", version=f"ascbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run_parser(sub)
 

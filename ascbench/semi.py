@@ -167,6 +167,11 @@ def mean_teacher(job: "TrainingJob", model: nn.Module, lr: float, epochs: int, d
     return [_fit(job, model, job.partition.labeled, None, lr, epochs, f"{desc} (mean teacher)", hook)]
 
 
+SEMI_DESCRIPTIONS = {
+    "none": "labeled clips only",
+    "pseudo-label": "rounds of confident, class-balanced pseudo-labels on the unlabeled clips (the challenge recipe)",
+    "mean-teacher": "consistency with an EMA teacher on the unlabeled clips",
+}
 SEMI_METHODS: dict[str, Callable[..., list[FitResult]]] = {
     "none": supervised,
     "pseudo-label": pseudo_label,
