@@ -277,6 +277,16 @@ def _print_summary(config: RunConfig, record) -> None:
     from tabulate import tabulate
 
     m, c = record.metrics, record.metrics["complexity"]
+    if m.get("accuracy") is None:
+        print(tabulate([("run", record.run_id), ("model / strategy / semi", f"{config.model} / {config.strategy} / {config.semi}"),
+                        ("dataset / protocol", f"{config.dataset} / {config.protocol}"),
+                        ("trained on", f"{m['split']['train_clips']} clips ({m['split']['labeled']} labeled, "
+                                       f"{m['split']['val']} of them for validation)"),
+                        ("score", "none: this protocol has no test side"),
+                        ("next", f"ascbench predict {record.run_id} --dataset DATASET --data-root DIR --output FILE"),
+                        ("params", f"{c['params']:,}"), ("wall time", f"{m['timings']['total_s']:.1f} s")],
+                       tablefmt="simple"))
+        return
     summary = [
         ("run", record.run_id),
         ("model / strategy / semi", f"{config.model} / {config.strategy} / {config.semi}"),
@@ -569,6 +579,9 @@ def cmd_plot(args) -> int:
     from ascbench.plots import confusion_matrix_plot, grouped_accuracy_bars
 
     row, config, metrics = _find_record(args.run_id, args.runs_dir, args.source)
+    if metrics.get("accuracy") is None:
+        raise AscbenchError(f"run {args.run_id} was not scored (protocol {config.get('protocol')!r} has no test side); "
+                            "there is nothing to plot")
     out = Path(args.output) if args.output else Path(args.runs_dir or "runs") / args.run_id
     classes = list(metrics["class_accuracy"]) if len(metrics["class_accuracy"]) == len(metrics["confusion_matrix"]) else \
         [str(i) for i in range(len(metrics["confusion_matrix"]))]
@@ -621,6 +634,9 @@ def cmd_export(args) -> int:
     import yaml
 
     row, config, metrics = _find_record(args.run_id, args.runs_dir, args.source)
+    if metrics.get("accuracy") is None:
+        raise AscbenchError(f"run {args.run_id} was not scored (protocol {config.get('protocol')!r}); the meta file reports "
+                            "development results, so export the scored run of the same recipe (e.g. under official)")
     c = metrics["complexity"]
     meta = {
         "submission": {"label": f"ascbench_{row['model']}_{row['strategy']}", "name": f"{row['model']} ({row['strategy']})",

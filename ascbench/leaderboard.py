@@ -22,8 +22,10 @@ def sort_table(table: pd.DataFrame, key: str) -> pd.DataFrame:
 
 
 def aggregate(rows: list[dict]) -> pd.DataFrame:
-    """Mean and standard deviation over seeds for each group; complexity is per model so it is taken as is."""
-    df = pd.DataFrame(rows)
+    """Mean and standard deviation over seeds for each group; complexity is per model so it is taken as is.
+
+    Runs without a score (a protocol with no test side, such as all-labeled) are left out."""
+    df = pd.DataFrame([r for r in rows if r.get("accuracy") is not None])
     if "semi" not in df:
         df["semi"] = "none"
     df["semi"] = df["semi"].fillna("none")

@@ -87,6 +87,8 @@ def metadata_ceiling(dataset: ClipDataset, train_rows: np.ndarray, test_rows: np
 
 def describe(ceiling: dict[str, float]) -> str:
     """One line for summaries: the three rules and the share of test clips whose recording trains."""
+    if not ceiling.get("test_clips"):
+        return "none (no test side)"
     return (f"recording lookup {100 * ceiling['recording_lookup']:.1f} %, nearest in time (same city) "
             f"{100 * ceiling['nearest_in_time']:.1f} %, city prior {100 * ceiling['city_prior']:.1f} % "
             f"(macro accuracy; {100 * ceiling['recording_hits']:.0f} % of test clips share a recording with training)")

@@ -69,7 +69,8 @@ def classes_without_training_labels(dataset: ClipDataset, train_mask: np.ndarray
     return [dataset.classes[c] for c in sorted(tested - taught)]
 
 
-def finalize_split(dataset: ClipDataset, split: Split, options: ProtocolOptions, protocol: str = "protocol") -> Split:
+def finalize_split(dataset: ClipDataset, split: Split, options: ProtocolOptions, protocol: str = "protocol",
+                   scored: bool = True) -> Split:
     """Check and complete any protocol's split; the one gate between a protocol plugin and training.
 
     Refuses (ConfigError naming the protocol and the group) a split that puts a group of the chosen
@@ -105,7 +106,9 @@ def finalize_split(dataset: ClipDataset, split: Split, options: ProtocolOptions,
     if excluded:
         drop = np.isin(labels[test], [dataset.classes.index(c) for c in excluded])
         test = test[~drop]
-    if len(train) == 0 or len(test) == 0:
+    if not scored and len(test):
+        raise ConfigError(f"protocol {protocol!r} declares no test side but returned {len(test)} test clips")
+    if len(train) == 0 or (scored and len(test) == 0):
         raise ConfigError(f"protocol {protocol!r} leaves an empty side on {dataset.name!r}: {len(train)} train, "
                           f"{len(test)} scored test clips" + (f" (excluded classes: {', '.join(sorted(excluded))})" if excluded else ""))
     meta = dataset.meta
@@ -136,10 +139,16 @@ def run_protocol(spec: "ProtocolSpec", dataset: ClipDataset, options: ProtocolOp
                           f"{type(exc).__name__}: {exc}") from exc
     if not isinstance(split, Split):
         raise PluginError(f"protocol {spec.name!r} (plugin {plugin!r}) returned {type(split).__name__}, not a Split")
-    return finalize_split(dataset, split, options, spec.name)
+    return finalize_split(dataset, split, options, spec.name, scored=spec.scored)
 
 
 # --- the built-in protocols ------------------------------------------------------------------------------
+
+def all_labeled(dataset: ClipDataset, options: ProtocolOptions) -> Split:
+    """Every clip trains and nothing is tested: the model to submit, trained with every label there is
+    (validation for early stopping still comes from labeled training groups)."""
+    return Split(np.arange(len(dataset.meta)), np.array([], dtype=np.int64), {"protocol": "all-labeled"})
+
 
 def _best_draw(draw: Callable[[], T], cost: Callable[[T], int], attempts: int) -> T:
     """The first of up to ``attempts`` seeded draws that costs nothing, else the first cheapest.

@@ -149,10 +149,13 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             timings["train_s"] = time.perf_counter() - t - data.loading_s
 
             t = time.perf_counter()
-            probs = predict(model, data, part.test)  # on the run's device
-            meta = dataset.meta.iloc[part.test]
-            metrics = evaluate(data.labels[part.test], probs, dataset.classes,
-                               cities=meta["city"].tolist(), periods=meta["period"].tolist())
+            if len(part.test):
+                probs = predict(model, data, part.test)  # on the run's device
+                meta = dataset.meta.iloc[part.test]
+                metrics = evaluate(data.labels[part.test], probs, dataset.classes,
+                                   cities=meta["city"].tolist(), periods=meta["period"].tolist())
+            else:  # a protocol without a test side (all-labeled): stored, not scored
+                metrics = dict(UNSCORED)
             timings["eval_s"] = time.perf_counter() - t
             latency = latency_ms(model, feature_cfg.n_mels, checked.features.shape[2], data.time.shape[1])
             model = model.cpu()  # MACs are counted, and weights stored, on the CPU
@@ -187,7 +190,9 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             _write_split(staging / "split.csv", dataset.meta, part)
             torch.save({"model": model.state_dict(), "mean": data.mean, "std": data.std, "cities": data.cities,
                         "classes": dataset.classes, "config": config.to_dict()}, staging / "model.pt")
-            log.info("accuracy %.4f, macro-F1 %.4f, log loss %.4f", metrics["accuracy"], metrics["macro_f1"], metrics["log_loss"])
+            if metrics["accuracy"] is not None:
+                log.info("macro accuracy %.4f, accuracy %.4f, macro-F1 %.4f, log loss %.4f", metrics["macro_accuracy"],
+                         metrics["accuracy"], metrics["macro_f1"], metrics["log_loss"])
     except KeyboardInterrupt:
         slot.release()  # the checkpoint stays for a resume
         where = checkpointer.last_position if checkpointer else None
@@ -229,6 +234,12 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
         slot.discard()
         raise DataError(f"cannot store run {run_id} in {root}: {exc.strerror or exc}; earlier results are untouched") from exc
     return record
+
+
+# The metrics of a run whose protocol has no test side.
+UNSCORED = {"num_clips": 0, "accuracy": None, "macro_accuracy": None, "macro_f1": None, "log_loss": None,
+            "worst_city_accuracy": None, "worst_period_accuracy": None, "class_accuracy": {}, "city_accuracy": {},
+            "period_accuracy": {}, "confusion_matrix": [], "scored": False}
 
 
 def _check_strategy_options(config: RunConfig, spec, registry: Registry) -> None:

@@ -85,6 +85,9 @@ class ProtocolSpec:
     # The ProtocolOptions fields it reads beyond seed, group_by and untaught; a run that sets another
     # (e.g. --test-cities under official) is refused instead of silently ignored. None: undeclared.
     options: tuple[str, ...] | None = None
+    # Capability flag: False for a protocol with no test side (it trains on every labeled clip, to make the
+    # model one submits); its runs are stored but not scored, and leaderboards leave them out.
+    scored: bool = True
 
     def __post_init__(self) -> None:
         check_name("protocol", self.name)

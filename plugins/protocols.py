@@ -1,7 +1,7 @@
-"""The standard protocols: official, unseen-city, unseen-time."""
+"""The standard protocols: official, unseen-city, unseen-time, and all-labeled (for a submission)."""
 
 from ascbench import hookimpl
-from ascbench.protocols import official, unseen_city, unseen_time
+from ascbench.protocols import all_labeled, official, unseen_city, unseen_time
 from ascbench.specs import ProtocolSpec
 
 
@@ -12,6 +12,8 @@ def ascbench_protocols() -> list[ProtocolSpec]:
                      options=()),
         ProtocolSpec("unseen-city", unseen_city, "test cities never seen in training (--test-cities, --folds)",
                      options=("test_cities", "folds", "fold")),
+        ProtocolSpec("all-labeled", all_labeled, "every labeled clip trains, nothing is scored: the model to submit "
+                     "(then ascbench predict)", options=(), scored=False),
         ProtocolSpec("unseen-time", unseen_time, "test times never seen in training (--test-periods, or --test-dates)",
                      options=("time_holdout", "test_periods", "test_dates")),
     ]

@@ -27,7 +27,7 @@ def test_unknown_model_is_one_line_with_valid_names(capsys):
 
 @pytest.mark.parametrize("flag,name,plural", [("--strategy", "nosuchstrategy", "valid strategies: finetune, freeze"),
                                               ("--dataset", "nosuchdata", "valid datasets: apsipa2025"),
-                                              ("--protocol", "nosuchprotocol", "valid protocols: official")])
+                                              ("--protocol", "nosuchprotocol", "valid protocols: all-labeled, official")])
 def test_other_unknown_names(capsys, flag, name, plural):
     assert main(["run", flag, name]) == 2
     err = capsys.readouterr().err

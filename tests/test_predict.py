@@ -114,3 +114,29 @@ def test_the_record_of_the_trained_run_names_its_split(trained_run):
     runs, run_id = trained_run
     metrics = json.loads((runs / run_id / "metrics.json").read_text())
     assert metrics["split"]["group_by"] == "session" and "metadata_ceiling" in metrics
+
+
+def test_all_labeled_trains_on_every_label_scores_nothing_and_stays_off_the_leaderboard(tmp_path, capsys, tiny):
+    import numpy as np
+
+    from ascbench.leaderboard import aggregate
+
+    runs = tmp_path / "runs"
+    base = ["run", "--dataset", "embedded-tiny", "--model", "context-only", "--strategy", "scratch", "--epochs", "1",
+            "--no-progress", "--runs-dir", str(runs)]
+    assert main(base + ["--protocol", "all-labeled"]) == 0
+    assert "none: this protocol has no test side" in capsys.readouterr().out
+    assert main(base) == 0
+    unscored, scored = load_rows(runs)
+    assert unscored["protocol"] == "all-labeled" and unscored["accuracy"] is None and scored["accuracy"] is not None
+    split = pd.read_csv(runs / unscored["run_id"] / "split.csv")
+    labeled = set(tiny.meta.loc[tiny.meta["labeled"], "filename"])
+    assert set(split.loc[split["role"].isin(["labeled", "val"]), "filename"]) == labeled  # every label used
+    assert (split["role"] != "test").all()
+    assert list(aggregate([unscored, scored])["protocol"]) == ["official"]  # only the scored run is a row
+    out = tmp_path / "sub.csv"
+    assert main(["predict", unscored["run_id"], "--dataset", "embedded-tiny", "--runs-dir", str(runs), "--output",
+                 str(out), "--no-progress"]) == 0
+    assert len(pd.read_csv(out)) == len(tiny.meta) and np.isin(pd.read_csv(out)["scene_label"], tiny.classes).all()
+    assert main(["plot", unscored["run_id"], "--runs-dir", str(runs)]) == 2
+    assert "was not scored" in capsys.readouterr().err
