@@ -32,7 +32,7 @@ class RunConfig:
     seed: int = 0
     epochs: int = 30
     batch_size: int = 32
-    min_epoch_clips: int = 256  # an epoch repeats the training clips until it has seen at least this many
+    min_epoch_clips: int = 256  # an epoch repeats the training clips until it has seen at least this many (0: one pass)
     lr: float = 3e-3
     weight_decay: float = 1e-4
     patience: int = 8  # early stopping on validation accuracy; 0 disables it
@@ -174,7 +174,7 @@ OTHER_RATE_POLICIES = ("resample", "refuse")
 # Allowed values of numeric fields, as intervals ("[1, inf)": at least 1); None values skip the check.
 BOUNDS = {
     "seed": "[0, inf)", "epochs": "[1, inf)", "pretrain_epochs": "[1, inf)", "batch_size": "[1, inf)",
-    "min_epoch_clips": "[1, inf)", "patience": "[0, inf)", "threads": "[1, inf)", "folds": "[0, inf)", "fold": "[0, inf)",
+    "min_epoch_clips": "[0, inf)", "patience": "[0, inf)", "threads": "[1, inf)", "folds": "[0, inf)", "fold": "[0, inf)",
     "lr": "(0, inf)", "weight_decay": "[0, inf)", "finetune_lr_scale": "(0, inf)", "labeled": "(0, 1]",
     "val_fraction": "[0, 1)", "city_dropout": "[0, 1)", "pl_rounds": "[1, inf)", "pl_threshold": "[0, 1)",
     "mt_ema": "[0, 1)", "mt_weight": "[0, inf)", "freq_mask": "[0, inf)", "time_mask": "[0, inf)",

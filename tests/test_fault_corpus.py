@@ -41,7 +41,7 @@ CONFIG_CASES = [
     ({"threads": -1}, "--threads"), ({"threads": 0}, "--threads"), ({"threads": 2.0}, "whole number"),
     ({"epochs": 0}, "--epochs"), ({"epochs": 1.5}, "whole number"), ({"epochs": "3"}, "whole number"),
     ({"epochs": True}, "whole number"), ({"pretrain_epochs": 0}, "--pretrain-epochs"), ({"batch_size": 0}, "--batch-size"),
-    ({"min_epoch_clips": 0}, "--min-epoch-clips"), ({"lr": 0}, "--lr"), ({"lr": -1e-3}, "--lr"),
+    ({"min_epoch_clips": -1}, "--min-epoch-clips"), ({"lr": 0}, "--lr"), ({"lr": -1e-3}, "--lr"),
     ({"lr": math.inf}, "must be a number"), ({"lr": math.nan}, "must be a number"), ({"lr": "fast"}, "must be a number"),
     ({"weight_decay": -1.0}, "--weight-decay"), ({"patience": -1}, "--patience"), ({"val_fraction": 1.0}, "--val-fraction"),
     ({"val_fraction": -0.1}, "--val-fraction"), ({"city_dropout": 1.0}, "--city-dropout"),
