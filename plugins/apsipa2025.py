@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ascbench import hookimpl
-from ascbench.data.dataset import ClipDataset, DatasetOptions
+from ascbench.data.dataset import ClipDataset, DatasetOptions, leaves_root
 from ascbench.errors import DataError
 from ascbench.specs import DatasetSpec
 
@@ -61,7 +61,7 @@ def read_metadata(path: Path) -> pd.DataFrame:
     row = lambda i: i + 2  # noqa: E731 - CSV line number: the header is line 1
     # Stripped before any check: 'a' and 'a ' name one WAV and must count as duplicates.
     meta["filename"] = meta["filename"].str.strip()
-    outside = np.flatnonzero(meta["filename"].map(_leaves_root).to_numpy())
+    outside = np.flatnonzero(meta["filename"].map(leaves_root).to_numpy())
     if len(outside):
         raise DataError(f"{path}, row {row(outside[0])}, column 'filename': {meta['filename'].iloc[outside[0]]!r} "
                         "would read audio outside the data root (absolute paths and '..' are refused)")
@@ -91,11 +91,6 @@ def read_metadata(path: Path) -> pd.DataFrame:
         "group": meta["location"].str.strip() + " " + meta["record_time"].str.strip(),
         "session": meta["location"].str.strip() + " " + stamps.dt.strftime("%Y-%m-%d"),
     })
-
-
-def _leaves_root(name: str) -> bool:
-    parts = name.replace("\\", "/").split("/")
-    return name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts
 
 
 def metadata_path(part: str, root: Path | None) -> Path:

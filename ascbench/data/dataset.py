@@ -129,6 +129,12 @@ class ClipDataset:
         return hashlib.sha256(payload).hexdigest()[:16]
 
 
+def leaves_root(name: str) -> bool:
+    """Whether a metadata filename points outside the audio root: absolute (POSIX, UNC or a Windows
+    drive) or climbing out with '..' (with either slash)."""
+    return name.startswith(("/", "\\")) or bool(_DRIVE.match(name)) or ".." in name.replace("\\", "/").split("/")
+
+
 def _checked_filenames(dataset: str, names: pd.Series) -> pd.Series:
     """Filenames stripped of surrounding white space, refused when they leave the audio root or repeat.
 
@@ -137,8 +143,7 @@ def _checked_filenames(dataset: str, names: pd.Series) -> pd.Series:
     """
     names = names.astype(str).str.strip()
     for row, name in enumerate(names):
-        parts = Path(name.replace("\\", "/")).parts
-        if not name or name.startswith(("/", "\\")) or _DRIVE.match(name) or ".." in parts:
+        if not name or leaves_root(name):
             raise DataError(f"dataset {dataset!r}, metadata row {row}: filename {name!r} is not a relative path inside "
                             "the data root (absolute paths and '..' are refused); fix the metadata file")
     dup = names.duplicated(keep="first").to_numpy()
