@@ -5,11 +5,32 @@ from __future__ import annotations
 import torch
 
 
-def spec_augment(x: torch.Tensor, freq_width: int, time_width: int, generator: torch.Generator) -> torch.Tensor:
-    """SpecAugment-style masking: one frequency band and one time span per clip, of random width up to the given."""
+def time_roll(x: torch.Tensor, max_frames: int, generator: torch.Generator) -> torch.Tensor:
+    """Roll each clip circularly in time by a random whole number of frames in [-max_frames, max_frames].
+
+    The DCASE baseline rolls the waveform before its front-end; features here are cached, so the roll is
+    of frames (the same shift quantised to the hop, and the clip's two ends meet without the STFT's edge).
+    """
+    if max_frames <= 0:
+        return x
+    b, n_frames = x.shape[0], x.shape[-1]
+    shift = torch.randint(-max_frames, max_frames + 1, (b,), generator=generator)
+    index = (torch.arange(n_frames)[None, :] - shift[:, None]) % n_frames  # (b, frames)
+    return x.gather(-1, index[:, None, None, :].expand_as(x))
+
+
+def spec_augment(x: torch.Tensor, freq_width: int, time_width: int, generator: torch.Generator,
+                 fill: str = "mean") -> torch.Tensor:
+    """SpecAugment-style masking: one frequency band and one time span per clip, of random width up to the given.
+
+    ``fill="mean"`` writes 0 (the mean after per-bin standardisation); ``"floor"`` writes each clip's own
+    minimum, what silence looks like after the front-end's log, as the DCASE baseline's masks (applied
+    to the mel power before its log) produce.
+    """
     if freq_width <= 0 and time_width <= 0:
         return x
     b, _, n_mels, n_frames = x.shape
+    value = x.amin(dim=(1, 2, 3), keepdim=True) if fill == "floor" else None
     x = x.clone()
     for width, size, dim in ((freq_width, n_mels, 2), (time_width, n_frames, 3)):
         if width <= 0:
@@ -19,7 +40,7 @@ def spec_augment(x: torch.Tensor, freq_width: int, time_width: int, generator: t
         pos = torch.arange(size)
         mask = (pos[None, :] >= start[:, None]) & (pos[None, :] < (start + w)[:, None])  # (b, size)
         shape = (b, 1, size, 1) if dim == 2 else (b, 1, 1, size)
-        x = x.masked_fill(mask.view(shape), 0.0)
+        x = x.masked_fill(mask.view(shape), 0.0) if value is None else torch.where(mask.view(shape), value, x)
     return x
 
 

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from ascbench import __version__
-from ascbench.config import RunConfig
-from ascbench.errors import AscbenchError, RunInterrupted
+from ascbench.config import TUPLE_FIELDS, RunConfig, read_table
+from ascbench.errors import AscbenchError, ConfigError, RunInterrupted
 
 EPILOG_RUN = """examples:
   ascbench run --model mobileascnet --strategy finetune
@@ -54,6 +54,11 @@ def _add_run_parser(sub) -> None:
     p.set_defaults(run_parser=p)
     p.add_argument("--config", default=None, metavar="FILE",
                    help="a TOML or YAML file of run settings (the field names of config.json); flags given here win")
+    p.add_argument("--recipe", default=None, metavar="NAME",
+                   help="a registered training recipe (apsipa2025-baseline, dcase2024-baseline, li2026, ...; "
+                        "`ascbench list --recipes`): its settings fill every field not given by a flag or --config")
+    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="FIELD=VALUE",
+                   help="set any config field (e.g. --set finetune_lr_scale=0.1 --set val_fraction=0.2); repeatable")
     p.add_argument("--model", default=d.model, help=f"registered model name (default: {d.model})")
     p.add_argument("--strategy", default=d.strategy, help=f"training strategy (default: {d.strategy})")
     p.add_argument("--dataset", default=d.dataset, help=f"dataset (default: {d.dataset}, built in, no download)")
@@ -69,7 +74,8 @@ def _add_run_parser(sub) -> None:
     p.add_argument("--pretrain-on", default=None, metavar="DATASET", help="pretraining source (default: the dataset's own)")
     p.add_argument("--pretrained", default=None, metavar="CHECKPOINT", help="start from these weights instead of pretraining")
     p.add_argument("--pretrain-data-root", default=None, metavar="DIR", help="directory of the pretraining source dataset")
-    p.add_argument("--feature-preset", default=None, help="embedded | apsipa2025 | dcase (default: the dataset's)")
+    p.add_argument("--front-end", "--feature-preset", dest="feature_preset", default=None, metavar="NAME",
+                   help="feature front-end: embedded | apsipa2025 | dcase2024 | any registered (default: the dataset's; `ascbench list --front-ends`)")
     p.add_argument("--data-root", default=None, help="directory of the dataset's audio and metadata")
     p.add_argument("--skip-bad", action="store_true", help="leave unusable audio files out (listed in the run record)")
     p.add_argument("--other-rate", choices=("resample", "refuse"), default=d.other_rate,
@@ -102,6 +108,27 @@ def _add_run_parser(sub) -> None:
     aug.add_argument("--mixup-alpha", type=float, default=d.mixup_alpha, help="mixup Beta parameter (0: off)")
     aug.add_argument("--city-dropout", type=float, default=d.city_dropout,
                      help="rate at which a training clip's city becomes 'unknown', so that index is learned")
+    aug.add_argument("--roll-seconds", type=float, default=d.roll_seconds, help="roll clips in time by up to this much (0: off)")
+    aug.add_argument("--mask-value", default=d.mask_value, choices=("mean", "floor"),
+                     help="what SpecAugment masks write: the mean, or the clip's floor (as the DCASE baseline)")
+    train = p.add_argument_group("training")
+    train.add_argument("--optimizer", default=d.optimizer, choices=("adamw", "adam", "sgd"))
+    train.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    train.add_argument("--scheduler", default=d.scheduler, choices=("one-cycle", "step", "cosine", "constant"),
+                       help="one-cycle (peak --lr) | step (x step_gamma every step_epochs) | cosine (after warmup_epochs) | constant")
+    train.add_argument("--select-on", default=d.select_on, choices=("accuracy", "macro-accuracy", "loss", "last"),
+                       help="validation metric that picks the kept epoch and drives early stopping")
+    train.add_argument("--min-epochs", type=int, default=d.min_epochs,
+                       help="earliest epoch early stopping may end training (default: a third of --epochs)")
+    train.add_argument("--val-fraction", type=float, default=d.val_fraction,
+                       help="labeled training recordings held out, per class, for model selection")
+    train.add_argument("--finetune-lr-scale", type=float, default=d.finetune_lr_scale,
+                       help="fine-tuning learning rate = --lr x this")
+    train.add_argument("--normalization", default=d.normalization, choices=("per-bin", "none", "input-bn"),
+                       help="per-bin standardisation from training clips | none | input-bn (a learned BatchNorm in front "
+                            "of the model, as SE-Trans's bn0; needed for official SE-Trans weights)")
+    train.add_argument("--pretrain-classes", default=d.pretrain_classes, choices=("source", "target"),
+                       help="pretrain on the source's own classes, or on the target's through the dataset's class map")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--device", default=d.device, metavar="DEV",
                    help="auto | cpu | cuda | cuda:N | mps (default: auto, CUDA when present); recorded with the run")
@@ -154,7 +181,13 @@ def _add_cache_dir(parser) -> None:
                              "(default: $ASCBENCH_CACHE_DIR or ~/.cache/ascbench)")
 
 
-def _config_from_args(args) -> RunConfig:
+# Run options whose destination is not the config field of the same name.
+_DEST_FIELDS = {"pl_unbalanced": "pl_class_balanced", "pl_no_vote": "pl_group_vote", "model_arg": "model_kwargs"}
+_UNSET = object()
+
+
+def _flag_values(args) -> dict:
+    """Every config field as the run options give it (defaults included)."""
     kwargs = {}
     for item in args.model_arg:
         key, sep, value = item.partition("=")
@@ -164,18 +197,41 @@ def _config_from_args(args) -> RunConfig:
             kwargs[key] = json.loads(value)
         except json.JSONDecodeError:
             kwargs[key] = value
-    return RunConfig(
-        model=args.model, strategy=args.strategy, dataset=args.dataset, protocol=args.protocol,
-        labeled=args.labeled, seed=args.seed, epochs=args.epochs, pretrain_epochs=args.pretrain_epochs,
-        batch_size=args.batch_size, lr=args.lr, patience=args.patience, pretrain_on=args.pretrain_on,
-        skip_bad=args.skip_bad, other_rate=args.other_rate, pretrained=args.pretrained, pretrain_data_root=args.pretrain_data_root, feature_preset=args.feature_preset, data_root=args.data_root,
-        **_split_fields(args), model_kwargs=kwargs, threads=args.threads, context=args.context,
-        semi=args.semi, pl_rounds=args.pl_rounds, pl_threshold=args.pl_threshold, pl_class_balanced=not args.pl_unbalanced,
-        pl_group_vote=not args.pl_no_vote,
-        mt_ema=args.mt_ema, mt_weight=args.mt_weight, freq_mask=args.freq_mask, time_mask=args.time_mask,
-        mixstyle_p=args.mixstyle_p, mixstyle_alpha=args.mixstyle_alpha, mixup_alpha=args.mixup_alpha,
-        city_dropout=args.city_dropout, folds=args.folds, device=args.device, precision=args.precision,
-    )
+    fields = {f for f in RunConfig.__dataclass_fields__}
+    values = {dest: getattr(args, dest) for dest in fields if hasattr(args, dest)}
+    values.update(_split_fields(args), model_kwargs=kwargs, pl_class_balanced=not args.pl_unbalanced,
+                  pl_group_vote=not args.pl_no_vote)
+    return values
+
+
+def _explicit_fields(args) -> dict:
+    """The config fields set on the command line (flags actually typed, then --set), and nothing else, so
+    that a recipe or a config file supplies the rest. A flag given at its default value still counts."""
+    # Repeatable options append to what the namespace holds, so they start at None (untyped) instead of the marker.
+    ns = argparse.Namespace(**{a.dest: None if isinstance(a, argparse._AppendAction) else _UNSET
+                               for a in args.run_parser._actions if a.dest != "help"})
+    args.run_parser.parse_args(args.run_argv, namespace=ns)
+    typed = {_DEST_FIELDS.get(dest, dest) for dest, value in vars(ns).items() if value is not _UNSET and value is not None}
+    values = _flag_values(args)
+    given = {name: values[name] for name in typed if name in values}
+    from ascbench.sweep import parse_assignment
+
+    for text in args.assignments:
+        key, value = parse_assignment(text, multi=False)
+        if key in TUPLE_FIELDS and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        given[key] = value
+    return given
+
+
+def _config_from_args(args) -> RunConfig:
+    """The run's config: a recipe's settings, under a --config file's, under the flags and --set typed."""
+    fields = read_table(args.config, "config file") if args.config else {}
+    fields = {**fields, **_explicit_fields(args)}
+    try:
+        return RunConfig.from_dict(fields)
+    except ConfigError as exc:
+        raise ConfigError(f"{args.config}: {exc}" if args.config else str(exc)) from None
 
 
 def cmd_run(args) -> int:
@@ -190,10 +246,6 @@ def cmd_run(args) -> int:
         _print_summary(config, record)
         return 0
     config = _config_from_args(args)
-    if args.config:  # the file's settings, then every flag given on the command line on top
-        defaults = _config_from_args(args.run_parser.parse_args([])).to_dict()
-        given = {k: v for k, v in config.to_dict().items() if v != defaults[k]}
-        config = RunConfig.from_file(args.config, given)
     if config.folds:
         if config.protocol != "unseen-city":
             raise AscbenchError("--folds applies to --protocol unseen-city")
@@ -347,7 +399,7 @@ def cmd_list(args) -> int:
     from ascbench.registry import get_registry
 
     reg = get_registry()
-    kinds = [k for k in PLURAL if getattr(args, PLURAL[k])] or list(PLURAL)
+    kinds = [k for k in PLURAL if getattr(args, PLURAL[k].replace('-', '_'))] or list(PLURAL)
     for kind in kinds:
         rows = [(name, reg.owner(kind, name), reg.get(kind, name).description) for name in reg.names(kind)]
         if kind == "model":
@@ -361,14 +413,12 @@ def cmd_list(args) -> int:
         print(f"{PLURAL[kind]}:")
         print(tabulate(rows, headers=["name", "plugin", "description"], tablefmt="simple"))
         print()
-    if not any(getattr(args, PLURAL[k]) for k in PLURAL):  # built into the core, not plugins (yet)
-        from ascbench.features import PRESETS
+    if not any(getattr(args, PLURAL[k].replace('-', '_')) for k in PLURAL):  # built into the core, not plugins (yet)
         from ascbench.semi import SEMI_DESCRIPTIONS
 
         print("semi-supervised methods (--semi, with any strategy):")
         print(tabulate([(name, "core", text) for name, text in SEMI_DESCRIPTIONS.items()],
                        headers=["name", "plugin", "description"], tablefmt="simple"))
-        print("\nfeature presets (--feature-preset): " + ", ".join(sorted(PRESETS)))
     return 0
 
 
@@ -680,8 +730,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run_parser(sub)
 
-    p = sub.add_parser("list", help="show every registered model, strategy, dataset and protocol")
-    for kind in ("models", "strategies", "datasets", "protocols"):
+    p = sub.add_parser("list", help="show every registered model, strategy, dataset, protocol, front-end and recipe")
+    for kind in PLURAL.values():
         p.add_argument(f"--{kind}", action="store_true", help=f"show only {kind}")
     p.add_argument("--all", action="store_true", help="list every model of model families such as timm:")
 
@@ -805,13 +855,17 @@ def _one_line_plugin_warnings() -> None:
     warnings.showwarning = show
 
 
-PLURAL = {"model": "models", "strategy": "strategies", "dataset": "datasets", "protocol": "protocols"}
+PLURAL = {"model": "models", "strategy": "strategies", "dataset": "datasets", "protocol": "protocols",
+          "front-end": "front-ends", "recipe": "recipes"}
 COMMANDS = {"sweep": cmd_sweep, "new-plugin": cmd_new_plugin, "plugins": cmd_plugins, "plot": cmd_plot, "rerun": cmd_rerun, "export": cmd_export, "predict": cmd_predict, "data": cmd_data, "run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "profile": cmd_profile}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    if args.command == "run":  # the run's own options, to tell typed flags from defaults (recipes fill the rest)
+        args.run_argv = argv[argv.index("run") + 1:]
     # Under torchrun only rank 0 reports progress; the other ranks speak up only for problems.
     quiet_rank = os.environ.get("RANK", "0") != "0"
     level = logging.DEBUG if args.debug else logging.WARNING if quiet_rank else logging.INFO

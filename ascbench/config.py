@@ -4,6 +4,7 @@ so that any leaderboard row can be re-run exactly from its record."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import math
@@ -20,6 +21,12 @@ from ascbench.protocols import DEFAULT_TEST_PERIODS, TIME_HOLDOUTS, UNTAUGHT_POL
 
 SEMI_NAMES = ("none", "pseudo-label", "mean-teacher")
 PRECISION_NAMES = ("fp32", "bf16", "fp16")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULERS = ("one-cycle", "step", "cosine", "constant")
+SELECTION_METRICS = ("accuracy", "macro-accuracy", "loss", "last")
+NORMALIZATIONS = ("per-bin", "none", "input-bn")
+MASK_VALUES = ("mean", "floor")
+PRETRAIN_CLASSES = ("source", "target")
 
 
 @dataclass(frozen=True)
@@ -35,7 +42,14 @@ class RunConfig:
     min_epoch_clips: int = 256  # an epoch repeats the training clips until it has seen at least this many (0: one pass)
     lr: float = 3e-3
     weight_decay: float = 1e-4
-    patience: int = 8  # early stopping on validation accuracy; 0 disables it
+    optimizer: str = "adamw"  # adamw | adam | sgd (momentum 0.9)
+    scheduler: str = "one-cycle"  # one-cycle | step (x step_gamma every step_epochs) | cosine (after warm-up) | constant
+    step_epochs: int = 2
+    step_gamma: float = 0.9
+    warmup_epochs: float = 0.0  # cosine: linear warm-up over this many epochs
+    patience: int = 8  # early stopping on the selection metric; 0 disables it
+    select_on: str = "accuracy"  # validation metric that picks the kept epoch: accuracy (ties: loss) | macro-accuracy | loss | last
+    min_epochs: int | None = None  # earliest epoch early stopping may end training; None: a third of the epochs
     val_fraction: float = 0.15  # of labeled training recordings, per class
     city_dropout: float = 0.1  # rate at which a training clip's city is replaced by "unknown"
     # finetune: pretraining on the dataset's source, then all weights at lr * finetune_lr_scale
@@ -44,7 +58,10 @@ class RunConfig:
     pretrain_on: str | None = None  # default: the dataset's declared pretraining source
     pretrained: str | None = None  # a checkpoint to start from instead of pretraining
     pretrain_data_root: str | None = None  # where the pretraining source lives (e.g. a TAU Urban tree)
-    feature_preset: str | None = None  # default: the dataset's own preset
+    feature_preset: str | None = None  # the feature front-end (--front-end); default: the dataset's own
+    normalization: str = "per-bin"  # per-bin standardisation from training clips | none | input-bn (a learned BatchNorm, as SE-Trans's bn0)
+    pretrain_classes: str = "source"  # pretrain on the source's own classes, or "target": mapped onto the target's by the dataset's class map
+    recipe: str | None = None  # a registered recipe whose settings fill every field not given explicitly
     data_root: str | None = None
     skip_bad: bool = False  # leave unusable audio files out (listed in the run record) instead of refusing
     other_rate: str = "resample"  # a file at another sample rate: "resample" it (said once) or "refuse" it
@@ -62,6 +79,7 @@ class RunConfig:
     pl_threshold: float = 0.5  # minimum top probability for a pseudo-label
     pl_class_balanced: bool = True
     pl_group_vote: bool = True  # pseudo-label whole recordings: a labeled clip's label, else the mean prediction
+    pl_restart: bool = True  # each round retrains from the strategy's starting point; False continues from the best model so far
     mt_ema: float = 0.99  # mean-teacher EMA decay
     mt_weight: float = 10.0  # maximum consistency weight (ramped up over the first 30 % of epochs)
     # augmentation, applied to every training batch
@@ -70,6 +88,8 @@ class RunConfig:
     mixstyle_p: float = 0.0  # frequency-wise MixStyle probability per batch
     mixstyle_alpha: float = 0.3
     mixup_alpha: float = 0.0  # 0 disables mixup
+    roll_seconds: float = 0.0  # roll each training clip in time by up to this much (circular, in whole frames)
+    mask_value: str = "mean"  # SpecAugment fills masks with the mean (0 after per-bin standardisation) or the clip's floor
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     context: str | None = None  # "city", "time" or "city,time": fuse context into a backbone without it
     threads: int | None = None  # torch intra-op threads; None uses every core
@@ -89,6 +109,11 @@ class RunConfig:
             raise ConfigError(f"--other-rate must be one of {', '.join(OTHER_RATE_POLICIES)}, not {self.other_rate!r}")
         if self.precision not in PRECISION_NAMES:
             raise ConfigError(f"--precision must be one of {', '.join(PRECISION_NAMES)}, not {self.precision!r}")
+        for name, valid in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS), ("select_on", SELECTION_METRICS),
+                            ("normalization", NORMALIZATIONS), ("mask_value", MASK_VALUES),
+                            ("pretrain_classes", PRETRAIN_CLASSES)):
+            if getattr(self, name) not in valid:
+                raise ConfigError(f"{_flag(name)} must be one of {', '.join(valid)}, not {getattr(self, name)!r}")
         if self.semi not in SEMI_NAMES:
             raise ConfigError(f"unknown semi-supervised method {self.semi!r}; valid: {', '.join(SEMI_NAMES)}")
         if self.folds == 1 or (self.folds and self.fold >= self.folds):
@@ -130,11 +155,17 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        """A config from a table of fields; a named ``recipe`` fills every field the table leaves out."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(f"unknown config field(s) {unknown}")
+            hints = [f"{u!r} (did you mean {', '.join(difflib.get_close_matches(u, known, 2))}?)"
+                     if difflib.get_close_matches(u, known, 2) else repr(u) for u in unknown]
+            raise ConfigError(f"unknown config field(s) {', '.join(hints)}; `ascbench run --help` lists every field "
+                              f"(each is also --set NAME=VALUE)")
         data = dict(data)
+        if data.get("recipe"):
+            data = {**recipe_settings(data["recipe"], data.get("dataset", "embedded")), **data}
         for name in TUPLE_FIELDS:
             if isinstance(data.get(name), list):
                 data[name] = tuple(data[name])
@@ -179,7 +210,16 @@ BOUNDS = {
     "val_fraction": "[0, 1)", "city_dropout": "[0, 1)", "pl_rounds": "[1, inf)", "pl_threshold": "[0, 1)",
     "mt_ema": "[0, 1)", "mt_weight": "[0, inf)", "freq_mask": "[0, inf)", "time_mask": "[0, inf)",
     "mixstyle_p": "[0, 1]", "mixstyle_alpha": "(0, inf)", "mixup_alpha": "[0, inf)",
+    "step_epochs": "[1, inf)", "step_gamma": "(0, 1]", "warmup_epochs": "[0, inf)", "min_epochs": "[1, inf)",
+    "roll_seconds": "[0, inf)",
 }
+
+
+def recipe_settings(name: str, dataset: str | None = None) -> dict[str, Any]:
+    """The fields a registered recipe sets for ``dataset`` (recipes are plugins: ``ascbench list --recipes``)."""
+    from ascbench.registry import get_registry
+
+    return get_registry().recipe(name).settings_for(dataset)
 
 
 def read_table(path: str | os.PathLike, what: str) -> dict[str, Any]:

@@ -35,8 +35,21 @@ from ascbench.fileio import atomic_write_text, cache_root, exclusive_lock, files
 log = logging.getLogger("ascbench")
 
 
+LOG_SCALES = ("db20", "db10", "ln")  # 20·log10 (amplitude dB), 10·log10 (librosa power_to_db), natural log
+MEL_SCALES = ("slaney", "htk")
+PAD_MODES = ("reflect", "constant")
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
+    """Every setting of a log-mel front-end; two front-ends with equal configs compute equal features.
+
+    The defaults are ascbench's own (embedded) front-end: magnitude mel, Slaney scale and filter
+    normalisation, reflect-padded centring, 20·log10. The official front-ends differ in the log
+    (``db10`` with ``top_db``: librosa's ``power_to_db``; ``ln`` with an offset: the DCASE baseline), the
+    power, the mel scale and the padding.
+    """
+
     sample_rate: int
     n_fft: int
     win_length: int
@@ -45,41 +58,63 @@ class FeatureConfig:
     f_min: float
     f_max: float | None = None
     max_frames: int | None = None  # crop to this many frames (the challenge baseline keeps 500)
+    power: float = 1.0  # 1: magnitude mel, 2: power mel
+    mel_scale: str = "slaney"
+    mel_norm: str | None = "slaney"  # filter area normalisation ("slaney") or none
+    pad_mode: str = "reflect"  # how a centred STFT pads the clip's ends (librosa >= 0.10: "constant", zeros)
+    log: str = "db20"
+    top_db: float | None = None  # clip each clip to this many dB below its own maximum (db scales only)
+    log_offset: float = 0.0  # ln(x + offset) for the "ln" scale
+
+    def __post_init__(self) -> None:
+        for name, value, valid in (("log", self.log, LOG_SCALES), ("mel_scale", self.mel_scale, MEL_SCALES),
+                                   ("pad_mode", self.pad_mode, PAD_MODES)):
+            if value not in valid:
+                raise ConfigError(f"front-end setting {name}={value!r} is not one of {', '.join(valid)}")
+        if self.log == "ln" and self.log_offset <= 0:
+            raise ConfigError("front-end setting log='ln' needs log_offset > 0 (ln(x + offset); the DCASE baseline uses 1e-5)")
 
     def n_frames(self, clip_seconds: float) -> int:
         frames = int(round(clip_seconds * self.sample_rate)) // self.hop_length + 1  # centred frames
         return min(frames, self.max_frames) if self.max_frames else frames
 
-
-PRESETS: dict[str, FeatureConfig] = {
-    # The embedded datasets: 16 kHz, 50 ms windows, 20 ms hop.
-    "embedded": FeatureConfig(16_000, 1024, 800, 320, 64, 50.0, 8000.0),
-    # APSIPA ASC 2025 baseline and MobileASCNet paper: 500 frames per 10 s clip.
-    "apsipa2025": FeatureConfig(44_100, 2048, 1764, 882, 64, 50.0, None, max_frames=500),
-    # DCASE Task 1 baseline.
-    "dcase": FeatureConfig(32_000, 4096, 3072, 500, 256, 0.0, None),
-}
+    @property
+    def floor(self) -> str:
+        """What silence looks like after the log, for SpecAugment's masks (said in records)."""
+        return {"db20": "-200 dB", "db10": f"{self.top_db} dB below the clip's maximum" if self.top_db else "-100 dB",
+                "ln": f"ln({self.log_offset:g})"}[self.log]
 
 
 def get_preset(name: str) -> FeatureConfig:
-    if name not in PRESETS:
-        raise ConfigError(f"unknown feature preset {name!r}; valid presets: {', '.join(sorted(PRESETS))}")
-    return PRESETS[name]
+    """The settings of the front-end registered as ``name`` (built-ins: plugins/frontends.py)."""
+    from ascbench.registry import get_registry
+
+    return get_registry().front_end(name).config
 
 
 class LogMel(torch.nn.Module):
-    """Magnitude mel spectrogram (Hann window, Slaney mel scale and norm) in dB."""
+    """A log-mel front-end as ``cfg`` describes it: waveforms (batch, samples) to (batch, mel bins, frames)."""
 
     def __init__(self, cfg: FeatureConfig):
         super().__init__()
+        self.cfg = cfg
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, win_length=cfg.win_length, hop_length=cfg.hop_length,
-            f_min=cfg.f_min, f_max=cfg.f_max, n_mels=cfg.n_mels, power=1.0, norm="slaney", mel_scale="slaney",
+            f_min=cfg.f_min, f_max=cfg.f_max, n_mels=cfg.n_mels, power=cfg.power, norm=cfg.mel_norm,
+            mel_scale=cfg.mel_scale, pad_mode=cfg.pad_mode,
         )
-        self.to_db = torchaudio.transforms.AmplitudeToDB(stype="magnitude", top_db=None)
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        return self.to_db(self.mel(waveforms))
+        mel = self.mel(waveforms)
+        cfg = self.cfg
+        if cfg.log == "ln":
+            return torch.log(mel + cfg.log_offset)
+        # As librosa's power_to_db / amplitude_to_db with ref 1 and amin 1e-10. top_db is applied per clip
+        # (torchaudio's AmplitudeToDB would take one maximum over the whole batch) and before any crop.
+        db = (20.0 if cfg.log == "db20" else 10.0) * torch.log10(torch.clamp(mel, min=1e-10))
+        if cfg.top_db is not None:
+            db = torch.maximum(db, db.amax(dim=(-2, -1), keepdim=True) - cfg.top_db)
+        return db
 
 
 def cache_key(dataset: ClipDataset, cfg: FeatureConfig) -> str:

@@ -63,3 +63,18 @@ def ascbench_protocols() -> list:
 
     ``spec.split(dataset, options)`` returns a ``Split`` of metadata row positions into train and test.
     """
+
+
+@hookspec
+def ascbench_frontends() -> list:
+    """Return the ``FrontEndSpec`` objects this plugin provides.
+
+    A front-end is named by ``--front-end`` (or a dataset's default) and described by a ``FeatureConfig``:
+    sample rate, STFT, mel bands, power, padding and log. Features are cached per front-end config.
+    """
+
+
+@hookspec
+def ascbench_recipes() -> list:
+    """Return the ``RecipeSpec`` objects this plugin provides: named training settings that
+    ``ascbench run --recipe NAME`` applies under any explicitly given field."""

@@ -143,3 +143,35 @@ class ContextFusion(nn.Module):
     def forward(self, x: torch.Tensor, city: torch.Tensor | None = None, time: torch.Tensor | None = None) -> torch.Tensor:
         h = self.backbone.embed(x)
         return self.head(self.fusion(h, self.context(city, time, h.shape[0])))
+
+
+class InputBatchNorm(nn.Module):
+    """A learned BatchNorm over the mel bins in front of any model (``--normalization input-bn``), as the
+    APSIPA 2025 SE-Trans's ``bn0``: the features go in as extracted and the network normalises them."""
+
+    def __init__(self, net: nn.Module, n_mels: int):
+        super().__init__()
+        self.bn0 = nn.BatchNorm2d(n_mels)
+        self.net = net
+
+    @property
+    def feature_extractor(self) -> nn.Module:
+        return self.net.feature_extractor
+
+    @property
+    def classifier(self) -> nn.Module:
+        return self.net.classifier
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.embed(self._normalise(x))
+
+    @property
+    def embed_dim(self) -> int:
+        return self.net.embed_dim
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        # (batch, 1, mels, frames) -> mels as channels -> back
+        return self.bn0(x.transpose(1, 2)).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, city: torch.Tensor | None = None, time: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(self._normalise(x), city, time)

@@ -26,6 +26,7 @@ from ascbench.fileio import cache_root
 from ascbench.protocols import Split, partition
 from ascbench.registry import Registry
 from ascbench.training import DataBundle, create_model, fit, probe_model
+from ascbench.weights import Checkpoint, read_checkpoint, to_checkpoint, unwrap
 
 log = logging.getLogger("ascbench")
 
@@ -35,28 +36,26 @@ def pretrained_dir() -> Path:
 
 
 def load_checkpoint_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ConfigError(f"pretrained checkpoint {path} does not exist") from None
-    except Exception as exc:
-        raise DataError(f"cannot read checkpoint {path}: {exc}") from exc
-    return ckpt["model"] if isinstance(ckpt, dict) and "model" in ckpt else ckpt
+    """The state dict of a cached pretraining stage."""
+    return unwrap(read_checkpoint(path))[0]
 
 
 def pretrained_state(
     config: RunConfig, registry: Registry, target_dataset: str, feature_cfg: FeatureConfig, progress: bool = True,
     notes: dict | None = None,
-) -> dict[str, torch.Tensor]:
-    """Weights of ``config.model`` pretrained on the source dataset (from the cache when possible).
+) -> Checkpoint:
+    """Weights of ``config.model`` to start from: ``--pretrained`` (any supported format), or pretrained on the
+    source dataset (from the cache when possible). The classes they were trained on come with them.
 
     What was used is recorded in ``notes["pretraining"]`` when ``notes`` is given.
     """
     notes = notes if notes is not None else {}
     if config.pretrained:
         log.info("starting from checkpoint %s", config.pretrained)
-        notes["pretraining"] = {"checkpoint": str(config.pretrained)}
-        return load_checkpoint_state(config.pretrained)
+        checkpoint = to_checkpoint(read_checkpoint(config.pretrained), registry.model(config.model), config.pretrained)
+        notes["pretraining"] = {"checkpoint": str(config.pretrained), "format": checkpoint.source,
+                                "classes": checkpoint.classes}
+        return checkpoint
     source_name = config.pretrain_on or registry.dataset(target_dataset).pretrain_source
     if not source_name:
         raise ConfigError(
@@ -85,13 +84,16 @@ def pretrained_state(
         "weight_decay": config.weight_decay, "city_dropout": config.city_dropout, "seed": config.seed,
         "val_fraction": config.val_fraction, "patience": config.patience,
         "augmentation": [config.freq_mask, config.time_mask, config.mixstyle_p, config.mixstyle_alpha, config.mixup_alpha],
+        "training": {k: getattr(config, k) for k in (
+            "optimizer", "scheduler", "step_epochs", "step_gamma", "warmup_epochs", "select_on", "min_epochs",
+            "normalization", "roll_seconds", "mask_value", "pretrain_classes")},
     }
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     path = pretrained_dir() / f"{config.model}-{source_name}-{key}.pt"
     notes["pretraining"] = {"source": source_name, "stage": path.name, "cached": path.exists(), "classes": source.classes}
     if path.exists():
         log.info("reusing cached pretraining stage %s", path.name)
-        return load_checkpoint_state(path)
+        return Checkpoint(load_checkpoint_state(path), source="pretraining stage", classes=source.classes)
 
     log.info("pretraining %s on %s for up to %d epochs (cached as %s)", config.model, source_name, config.pretrain_epochs, path.name)
     features, _ = load_features(source, feature_cfg, progress=progress, threads=config.threads)
@@ -99,7 +101,8 @@ def pretrained_state(
     # Every labeled clip of the source trains, whatever its own split (a validation part is held out).
     split = Split(train=all_rows, test=np.array([], dtype=np.int64))
     part = partition(source, split, None, config.val_fraction, config.seed)
-    data = DataBundle.build(source, features, all_rows)
+    data = DataBundle.build(source, features, all_rows, normalization=config.normalization,
+                           frame_rate=feature_cfg.sample_rate / feature_cfg.hop_length)
     model = create_model(model_spec, data.model_context(), config)
     result = fit(model, data, part.labeled, part.val, epochs=config.pretrain_epochs, lr=config.lr, config=config,
                  seed=config.seed, desc=f"pretrain {source_name}", progress=progress)
@@ -110,4 +113,4 @@ def pretrained_state(
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         torch.save({"model": model.state_dict(), "recipe": recipe}, tmp)
         os.replace(tmp, path)
-    return model.state_dict()
+    return Checkpoint(model.state_dict(), source="pretraining stage", classes=source.classes)

@@ -16,7 +16,7 @@ import pluggy
 
 from ascbench import hookspecs
 from ascbench.errors import PluginError, UnknownNameError
-from ascbench.specs import DatasetSpec, ModelFamily, ModelSpec, ProtocolSpec, StrategySpec
+from ascbench.specs import DatasetSpec, FrontEndSpec, ModelFamily, ModelSpec, ProtocolSpec, RecipeSpec, StrategySpec
 
 ENTRY_POINT_GROUP = "ascbench"
 
@@ -31,6 +31,8 @@ _KINDS: dict[str, tuple[str, type]] = {
     "strategy": ("ascbench_strategies", StrategySpec),
     "dataset": ("ascbench_datasets", DatasetSpec),
     "protocol": ("ascbench_protocols", ProtocolSpec),
+    "front-end": ("ascbench_frontends", FrontEndSpec),
+    "recipe": ("ascbench_recipes", RecipeSpec),
 }
 
 
@@ -96,6 +98,12 @@ class Registry:
 
     def protocol(self, name: str) -> ProtocolSpec:
         return self.get("protocol", name)
+
+    def front_end(self, name: str) -> FrontEndSpec:
+        return self.get("front-end", name)
+
+    def recipe(self, name: str) -> RecipeSpec:
+        return self.get("recipe", name)
 
 
 STRICT_ENV = "ASCBENCH_STRICT_PLUGINS"  # "1": any plugin problem is fatal (for CI)

@@ -73,6 +73,8 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     dataset_spec = registry.dataset(config.dataset)
     check_protocol_options(config, registry.protocol(config.protocol), registry.owner("protocol", config.protocol))
     _check_strategy_options(config, strategy_spec, registry)
+    if config.recipe:
+        registry.recipe(config.recipe)  # an unknown recipe in a stored config fails here, naming the valid ones
     feature_cfg = get_preset(config.feature_preset or dataset_spec.feature_preset)
 
     compute = Compute.from_names(config.device, config.precision)  # an absent GPU fails here, in a second
@@ -122,7 +124,8 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
                      split.info["group_by"], len(part.labeled), len(part.unlabeled), len(part.val), len(part.test),
                      f"; not scored (no labeled training clip): {', '.join(split.excluded_classes)}" if split.excluded_classes else "")
             log.info("metadata ceiling: %s", describe_ceiling(ceiling))
-            data = DataBundle.build(dataset, checked.features, split.train, kept_rows)
+            data = DataBundle.build(dataset, checked.features, split.train, kept_rows, config.normalization,
+                                    feature_cfg.sample_rate / feature_cfg.hop_length)
 
             notes: dict = {}
             job = TrainingJob(
@@ -186,6 +189,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
                 "features": {"preset": config.feature_preset or dataset_spec.feature_preset, **asdict(feature_cfg)},
                 "provenance": provenance.collect(),
                 "compute": compute.describe(),
+                "recipe": _recipe_record(config, registry),
             })
             _write_split(staging / "split.csv", dataset.meta, part)
             torch.save({"model": model.state_dict(), "mean": data.mean, "std": data.std, "cities": data.cities,
@@ -234,6 +238,18 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
         slot.discard()
         raise DataError(f"cannot store run {run_id} in {root}: {exc.strerror or exc}; earlier results are untouched") from exc
     return record
+
+
+def _recipe_record(config: RunConfig, registry: Registry) -> dict | None:
+    """The recipe a run named, its settings, and the ones the run overrode (the config holds the values used)."""
+    if not config.recipe:
+        return None
+    spec = registry.recipe(config.recipe)
+    settings = spec.settings_for(config.dataset)
+    used = config.to_dict()
+    return {"name": spec.name, "source": spec.source, "plugin": registry.owner("recipe", spec.name),
+            "settings": settings, "overridden": {k: used[k] for k, v in settings.items()
+                                                 if used[k] != (list(v) if isinstance(v, tuple) else v)}}
 
 
 # The metrics of a run whose protocol has no test side.

@@ -76,8 +76,10 @@ def recording_vote(job: "TrainingJob", probs: np.ndarray) -> np.ndarray:
 
 
 def pseudo_label(job: "TrainingJob", model: nn.Module, lr: float, epochs: int, desc: str) -> list[FitResult]:
-    """The challenge recipe (train on labels, pseudo-label the unlabeled pool, retrain on both), repeated
-    for ``pl_rounds`` rounds with a confidence threshold and a growing, class-balanced selection."""
+    """Train on labels, pseudo-label the unlabeled pool, train on both; repeated for ``pl_rounds`` rounds with
+    a confidence threshold and a growing, class-balanced selection. The APSIPA 2025 baseline is one round
+    with every clip (threshold 0, no balancing or vote) continuing from the best labeled-only model
+    (``pl_restart = false``); the ``apsipa2025-baseline`` recipe sets exactly that."""
     cfg, part, data = job.config, job.partition, job.data
     initial = copy.deepcopy(model.state_dict())
     results = [_fit(job, model, part.labeled, None, lr, epochs, f"{desc} (labeled)")]
@@ -98,7 +100,8 @@ def pseudo_label(job: "TrainingJob", model: nn.Module, lr: float, epochs: int, d
         rounds.append(entry)
         log.info("pseudo-label round %d: %d of %d unlabeled clips selected, accuracy where known %s",
                  r, entry["selected"], entry["pool"], entry["accuracy_where_known"])
-        model.load_state_dict(initial)  # retrain from the strategy's starting point, as the recipe does
+        if cfg.pl_restart:  # retrain from the strategy's starting point; otherwise continue from the best model so far
+            model.load_state_dict(initial)
         train_rows = np.concatenate([part.labeled, rows])
         targets = np.concatenate([data.labels[part.labeled], guesses])
         results.append(_fit(job, model, train_rows, targets, lr, epochs, f"{desc} (round {r})"))
@@ -130,11 +133,11 @@ class MeanTeacher(TrainingHook):
         compute = model_compute(model)
         self.teacher.to(compute.device)  # follows the student onto the run's device (a no-op once there)
         # Each view is augmented on the CPU with the run's generator, as in fit: the same draws on any device.
-        teacher_x, city, time = compute.to(augment_batch(x, self.job.config, self.generator), city, time)
+        teacher_x, city, time = compute.to(augment_batch(x, self.job.config, self.generator, self.job.data.frame_rate), city, time)
         with torch.no_grad():
             self.teacher.train()
             target = F.softmax(self.teacher(teacher_x, city, time).float(), dim=1)
-        (student_x,) = compute.to(augment_batch(x, self.job.config, self.generator))
+        (student_x,) = compute.to(augment_batch(x, self.job.config, self.generator, self.job.data.frame_rate))
         student = F.softmax(model(student_x, city, time).float(), dim=1)
         return self.weight(epoch) * F.mse_loss(student, target)
 

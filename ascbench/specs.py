@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn
 
     from ascbench.data.dataset import ClipDataset, DatasetOptions
+    from ascbench.features import FeatureConfig
     from ascbench.protocols import ProtocolOptions, Split
     from ascbench.training import TrainingJob
 
@@ -36,6 +37,20 @@ class ModelContext:
 
 
 @dataclass(frozen=True)
+class Importer:
+    """Turns another code base's checkpoint of a model into ascbench's key names (see ascbench.weights).
+
+    ``recognises(state)`` says whether a state dict is in that format; ``convert(state)`` returns an
+    ``ascbench.weights.Checkpoint`` (key mapping, kernel transposes, the source's city vocabulary).
+    """
+
+    name: str
+    source: str  # the code base, e.g. "JishengBai/APSIPA2025GC-ASC"
+    recognises: Callable[[dict], bool]
+    convert: Callable[[dict], Any]
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     build: Callable[..., "nn.Module"]
@@ -43,6 +58,9 @@ class ModelSpec:
     uses_city: bool = False
     uses_time: bool = False
     default_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Key of the city embedding in the model's state dict: checkpoints are remapped onto a run's cities by name.
+    city_embedding: str | None = None
+    importer: Importer | None = None  # reads the official checkpoints of this architecture
 
     def __post_init__(self) -> None:
         check_name("model", self.name)
@@ -111,3 +129,51 @@ class ModelFamily:
         if not self.prefix.endswith(":"):
             raise ValueError(f"model family prefix {self.prefix!r} must end with ':'")
         check_name("model family", self.prefix[:-1])
+
+
+@dataclass(frozen=True)
+class FrontEndSpec:
+    """A named log-mel front-end: its settings, and where they come from.
+
+    ``config`` is every setting that shapes the features (the feature cache is keyed by it); ``source``
+    names the code it reproduces and ``departures`` says how it differs, if at all.
+    """
+
+    name: str
+    config: "FeatureConfig"
+    description: str = ""
+    source: str = ""
+    departures: str = ""
+
+    def __post_init__(self) -> None:
+        check_name("front-end", self.name)
+
+
+@dataclass(frozen=True)
+class RecipeSpec:
+    """A named, documented set of training settings (``ascbench run --recipe NAME``).
+
+    ``settings`` are config fields (see ``RunConfig``); ``per_dataset`` adds or replaces some for one dataset
+    (the pretraining sources of a paper exist only for its own data). Fields given explicitly (flags,
+    ``--set``, a config file, a sweep cell) win over the recipe's. ``source`` names what it reproduces,
+    ``identical`` and ``departures`` say how faithfully, each departure with its reason.
+    """
+
+    name: str
+    settings: dict[str, Any]
+    description: str = ""
+    source: str = ""
+    identical: str = ""
+    departures: tuple[str, ...] = ()
+    per_dataset: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_name("recipe", self.name)
+        fixed = {"recipe", "seed", "dataset", "data_root", "device", "threads", "fold"} & (
+            set(self.settings).union(*self.per_dataset.values()) if self.per_dataset else set(self.settings))
+        if fixed:
+            raise ValueError(f"recipe {self.name!r} sets {sorted(fixed)}: a recipe describes training, not which "
+                             "data, seed or machine a run uses")
+
+    def settings_for(self, dataset: str | None) -> dict[str, Any]:
+        return {**self.settings, **self.per_dataset.get(dataset or "", {})}

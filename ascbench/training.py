@@ -23,10 +23,12 @@ from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset
 from ascbench.device import Compute, model_compute
 from ascbench.errors import ConfigError, PluginError
-from ascbench.augment import freq_mixstyle, mixup, spec_augment
-from ascbench.layers import ContextFusion
+from ascbench.augment import freq_mixstyle, mixup, spec_augment, time_roll
+from ascbench.layers import ContextFusion, InputBatchNorm
+from ascbench.optim import make_optimizer, make_scheduler, selection_score, validation_record
 from ascbench.protocols import Partition
 from ascbench.specs import ModelContext, ModelSpec
+from ascbench.weights import Checkpoint, load_with_report
 
 log = logging.getLogger("ascbench")
 
@@ -43,6 +45,8 @@ def create_model(spec: ModelSpec, ctx: ModelContext, config: RunConfig) -> nn.Mo
                                   use_city="city" in config.context_parts, use_time="time" in config.context_parts)
         except TypeError as exc:
             raise ConfigError(f"--context cannot wrap model {spec.name!r}: {exc}") from None
+    if config.normalization == "input-bn":
+        model = InputBatchNorm(model, ctx.n_mels)
     return model
 
 
@@ -80,10 +84,12 @@ class DataBundle:
     # Row of ``features`` for each dataset row, when the dataset lost rows the cache still holds
     # (files left out with --skip-bad): the cache stays memory-mapped instead of being copied.
     feature_rows: np.ndarray | None = None
+    frame_rate: float = 50.0  # feature frames per second (time roll is given in seconds)
 
     @classmethod
     def build(cls, dataset: ClipDataset, features: np.ndarray, train_rows: np.ndarray,
-              feature_rows: np.ndarray | None = None) -> "DataBundle":
+              feature_rows: np.ndarray | None = None, normalization: str = "per-bin",
+              frame_rate: float = 50.0) -> "DataBundle":
         cities = sorted(dataset.meta["city"].iloc[train_rows].unique())
         lookup = {c: i + 1 for i, c in enumerate(cities)}
         city = np.array([lookup.get(c, 0) for c in dataset.meta["city"]], dtype=np.int64)
@@ -93,11 +99,14 @@ class DataBundle:
         rows = np.sort(train_rows)
         if len(rows) > STATS_CLIPS:
             rows = rows[np.linspace(0, len(rows) - 1, STATS_CLIPS).round().astype(np.int64)]
-        sample = features[rows if feature_rows is None else feature_rows[rows]]
-        mean = sample.mean(axis=(0, 2)).astype(np.float32)
-        std = (sample.std(axis=(0, 2)) + 1e-5).astype(np.float32)
+        if normalization == "per-bin":
+            sample = features[rows if feature_rows is None else feature_rows[rows]]
+            mean = sample.mean(axis=(0, 2)).astype(np.float32)
+            std = (sample.std(axis=(0, 2)) + 1e-5).astype(np.float32)
+        else:  # "none", or "input-bn" (the model's own BatchNorm normalises): features go in as extracted
+            mean, std = np.zeros(features.shape[1], np.float32), np.ones(features.shape[1], np.float32)
         return cls(dataset, features, dataset.label_indices(), city, dataset.time_features(), cities, mean, std,
-                   feature_rows=feature_rows)
+                   feature_rows=feature_rows, frame_rate=frame_rate)
 
     def model_context(self) -> ModelContext:
         return ModelContext(
@@ -176,8 +185,11 @@ class TrainingHook:
         pass
 
 
-def augment_batch(x: torch.Tensor, config: RunConfig, generator: torch.Generator) -> torch.Tensor:
-    x = spec_augment(x, config.freq_mask, config.time_mask, generator)
+def augment_batch(x: torch.Tensor, config: RunConfig, generator: torch.Generator, frame_rate: float = 50.0) -> torch.Tensor:
+    """The run's augmentations of one normalised batch, in a fixed order: roll, masks, MixStyle (mixup
+    follows in the loop, as it also mixes the targets). An augmentation that is off draws nothing."""
+    x = time_roll(x, int(config.roll_seconds * frame_rate), generator)
+    x = spec_augment(x, config.freq_mask, config.time_mask, generator, config.mask_value)
     return freq_mixstyle(x, config.mixstyle_p, config.mixstyle_alpha, generator)
 
 
@@ -218,12 +230,12 @@ def fit(
     params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
     if not params:
         raise ValueError("nothing to train: every parameter is frozen")
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(params, config, lr)
     # With few labeled clips an epoch is only a handful of steps; repeating the clips (in fresh
     # orders) up to min_epoch_clips gives the schedule and early stopping enough steps to work with.
     passes = max(1, int(np.ceil(config.min_epoch_clips / len(train_rows))))
     steps_per_epoch = max(1, int(np.ceil(passes * len(train_rows) / config.batch_size)))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.15)
+    scheduler = make_scheduler(optimizer, config, lr, epochs, steps_per_epoch)
     rng = np.random.default_rng([seed, 11])
     # Dropout and augmentation draw from torch's generators; reseeding here makes a stage independent
     # of whatever ran before it in the process (e.g. a pretraining stage that was not cached yet).
@@ -231,8 +243,8 @@ def fit(
     generator = torch.Generator().manual_seed(seed)
     num_classes = len(data.dataset.classes)
     best_state, best_score, best_epoch, stale = None, (-np.inf, -np.inf), 0, 0
-    # Early stopping waits for the warm-up and first third of the one-cycle schedule.
-    min_epochs = max(1, epochs // 3)
+    # By default early stopping waits for the warm-up and first third of the one-cycle schedule.
+    min_epochs = config.min_epochs if config.min_epochs is not None else max(1, epochs // 3)
     history: list[dict] = []
     order = np.arange(len(train_rows))
     checkpointer = checkpoint.active()
@@ -282,7 +294,7 @@ def fit(
             x, city, time = data.batch(train_rows[pos])
             if drop is not None:
                 city = city.masked_fill(torch.from_numpy(drop[mine]), 0)
-            x = augment_batch(x, config, generator)
+            x = augment_batch(x, config, generator, data.frame_rate)
             y = F.one_hot(torch.from_numpy(targets[pos]), num_classes).float()
             x, y = mixup(x, y, config.mixup_alpha, generator)
             x, y, city, time = compute.to(x, y, city, time)  # augmented on the CPU: same draws on every device
@@ -314,14 +326,10 @@ def fit(
         record = {"epoch": epoch, "loss": total_loss / max(seen, 1)}
         scored = hook.eval_model(model)
         if len(val_rows):
-            probs = predict(scored, data, val_rows)
-            truth = data.labels[val_rows]
-            record["val_accuracy"] = float(np.mean(probs.argmax(1) == truth))
-            record["val_loss"] = float(-np.mean(np.log(np.clip(probs[np.arange(len(truth)), truth], 1e-15, 1.0))))
+            record.update(validation_record(predict(scored, data, val_rows), data.labels[val_rows]))
+        record["lr"] = optimizer.param_groups[0]["lr"]
         history.append(record)
-        # Select on validation accuracy, ties broken by validation log loss (with a few dozen
-        # validation clips accuracy moves in steps; loss alone punishes the confident early epochs).
-        score = (record["val_accuracy"], -record["val_loss"]) if len(val_rows) else (0.0, -record["loss"])
+        score = selection_score(record, config.select_on)
         if score > best_score:
             best_score, best_epoch, stale = score, epoch, 0
             best_state = copy.deepcopy(scored.state_dict())
@@ -361,7 +369,7 @@ class TrainingJob:
     model_spec: ModelSpec
     data: DataBundle
     partition: Partition
-    pretrained_state: Callable[[], dict[str, torch.Tensor]]  # pretraining stage, cached across runs
+    pretrained_state: Callable[[], "Checkpoint"]  # --pretrained, or the pretraining stage (cached across runs)
     progress: bool = True
     notes: dict = field(default_factory=dict)  # strategies record what they did here; saved with the run
 
@@ -370,20 +378,27 @@ class TrainingJob:
         return create_model(self.model_spec, self.data.model_context(), self.config)
 
     def load_pretrained(self, model: nn.Module) -> nn.Module:
-        """Load the pretraining stage into ``model`` (every weight whose name and shape match)."""
-        state = dict(self.pretrained_state())
-        source_classes = self.notes.get("pretraining", {}).get("classes")
+        """Load the starting weights (``--pretrained`` or the pretraining stage) into ``model``, with a report.
+
+        Every tensor whose name and shape match is taken; a classifier trained on other classes (TAU Urban's
+        for APSIPA) is left fresh; a checkpoint that names its cities has its city embedding remapped onto
+        this run's cities by name. Too little matching is an error, not a silent from-scratch run.
+        """
+        checkpoint = self.pretrained_state()
+        skip: set[str] = set()
         classifier = getattr(model, "classifier", None)
-        if source_classes is not None and source_classes != self.data.dataset.classes and classifier is not None:
-            # Another label set (TAU Urban for APSIPA): the classifier's rows mean other classes.
+        if checkpoint.classes is not None and checkpoint.classes != self.data.dataset.classes and classifier is not None:
             names = {id(p): n for n, p in model.named_parameters()}
-            for p in classifier.parameters():
-                state.pop(names[id(p)], None)
-            log.info("pretraining source has other classes; the classifier starts fresh")
-        fresh = load_compatible(model, state)
-        if fresh:
-            log.info("not taken from pretraining (shape differs, e.g. the city vocabulary): %s", ", ".join(fresh))
-        self.notes["reinitialised_after_pretraining"] = fresh
+            skip = {names[id(p)] for p in classifier.parameters()}
+            log.info("starting weights were trained on other classes; the classifier starts fresh")
+        report = load_with_report(model, checkpoint, target_cities=self.data.cities, skip=skip,
+                                  what=f"starting weights for model {self.config.model!r}")
+        log.info("starting weights: %s", report.summary())
+        if report.missing:
+            log.info("not taken from the starting weights (shape differs, e.g. the city vocabulary): %s",
+                     ", ".join(report.missing))
+        self.notes["reinitialised_after_pretraining"] = report.missing
+        self.notes["weights_loaded"] = report.as_dict()
         return model
 
     def freeze(self, model: nn.Module, keep_trainable: str) -> None:
@@ -426,15 +441,3 @@ class TrainingJob:
                  "best_val_accuracy": result.best_val_accuracy, "epochs_run": len(result.history)}
             )
         return model
-
-
-def load_compatible(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
-    """Load every tensor whose name and shape match; return the names left at their initial values.
-
-    The city embedding of a pretrained model indexes the source's cities, not the target's, so it is
-    the usual mismatch.
-    """
-    own = model.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(usable, strict=False)
-    return sorted(set(own) - set(usable))

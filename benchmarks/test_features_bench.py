@@ -10,16 +10,16 @@ import soundfile as sf
 import torch
 
 from ascbench.data.dataset import ClipDataset
-from ascbench.features import PRESETS, LogMel, extract
+from ascbench.features import get_preset, LogMel, extract
 
 CLIPS = 48
 
 
-@pytest.fixture(scope="module", params=["apsipa2025", "dcase"])
+@pytest.fixture(scope="module", params=["apsipa2025", "dcase2024"])
 def ten_second_clips(request, tmp_path_factory):
     """CLIPS ten-second PCM-16 WAV files at the preset's sample rate, as a dataset."""
     preset = request.param
-    cfg = PRESETS[preset]
+    cfg = get_preset(preset)
     root = tmp_path_factory.mktemp(f"clips-{preset}")
     rng = np.random.default_rng(0)
     n = 10 * cfg.sample_rate

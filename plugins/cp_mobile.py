@@ -15,7 +15,8 @@ import torch
 import torch.nn as nn
 
 from ascbench import hookimpl
-from ascbench.specs import ModelContext, ModelSpec
+from ascbench.specs import Importer, ModelContext, ModelSpec
+from ascbench.weights import Checkpoint
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -92,7 +93,29 @@ class CPMobile(nn.Module):
         return self.classifier(self.stages(self.stem(x))).mean(dim=(2, 3))
 
 
+def _convert_official(state: dict) -> Checkpoint:
+    """Official names: ``in_c.N`` (stem), ``stages.sS.bN.block`` (block N, numbered from 1), ``feed_forward``."""
+    import re
+
+    out = {}
+    for key, tensor in state.items():
+        key = re.sub(r"^in_c\.", "stem.", key)
+        key = re.sub(r"^stages\.s\d+\.b(\d+)\.", lambda m: f"stages.{int(m.group(1)) - 1}.", key)
+        out[re.sub(r"^feed_forward\.", "classifier.", key)] = tensor
+    # The official label order: TAU Urban 2020 Mobile's scene labels, sorted (a LabelEncoder).
+    return Checkpoint(out, source="DCASE 2024 official",
+                      classes=["airport", "bus", "metro", "metro_station", "park", "public_square", "shopping_mall",
+                               "street_pedestrian", "street_traffic", "tram"])
+
+
+OFFICIAL_IMPORTER = Importer(
+    "dcase2024-cp-mobile", "CPJKU/dcase2024_task1_baseline",
+    recognises=lambda state: "in_c.0.0.weight" in state and any(k.startswith("feed_forward.") for k in state),
+    convert=_convert_official)
+
+
 @hookimpl
 def ascbench_models() -> list[ModelSpec]:
     return [ModelSpec("cp-mobile", lambda ctx, **kw: CPMobile(ctx, **kw),
-                      "DCASE 2024/25 Task 1 baseline: receptive-field-regularised inverted-residual CNN (no context)")]
+                      "DCASE 2024/25 Task 1 baseline: receptive-field-regularised inverted-residual CNN (no context)",
+                      importer=OFFICIAL_IMPORTER)]

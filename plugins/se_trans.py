@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from ascbench import hookimpl
 from ascbench.layers import ContextEncoder, EarlyFusion, SqueezeExcite
-from ascbench.specs import ModelContext, ModelSpec
+from ascbench.specs import Importer, ModelContext, ModelSpec
+from ascbench.weights import Checkpoint
 
 
 class SEConvBlock(nn.Module):
@@ -73,6 +74,46 @@ class SETrans(nn.Module):
         return self.fc(h)
 
 
+# The official code's fixed city vocabulary (its config's location_to_index, in index order).
+OFFICIAL_CITIES = ["Xi'an", "Xianyang", "Changchun", "Jinan", "Hefei", "Sanya", "Nanning", "Haikou", "Guilin",
+                   "Guangzhou", "Chongqing", "Shenyang", "Beijing", "Baishan", "Taiyuan", "Tianjin", "Nanchang",
+                   "Shanghai", "Luoyang", "Liupanshui", "Shangrao", "Dandong"]
+
+
+def _official_key(key: str) -> str | None:
+    """The ascbench name of one official SE_Trans tensor; None for the unused ``encoder_layer`` template copy."""
+    if key.startswith("encoder_layer."):
+        return None
+    for old, new in (("SE_block1.", "blocks.0."), ("SE_block2.", "blocks.1."), ("encoder.layers.0.", "encoder."),
+                     ("location_embedding.", "context.city."), ("time_mapping.", "context.time."),
+                     ("fusion_layer.", "fusion.fc."), ("bn0.", "bn0."), ("fc.", "fc.")):
+        if key.startswith(old):
+            return new + key[len(old):]
+    return key
+
+
+def _convert_official(state: dict) -> Checkpoint:
+    out = {}
+    for key, tensor in state.items():
+        new = _official_key(key)
+        if new is None:
+            continue
+        if new.startswith("blocks.") and ".conv" in new and tensor.dim() == 4:
+            tensor = tensor.transpose(2, 3).contiguous()  # official input is (frames, mels); ascbench's (mels, frames)
+        out[new] = tensor
+    return Checkpoint(out, cities=list(OFFICIAL_CITIES), city_key="context.city.weight",
+                      source="APSIPA 2025 official",
+                      notes=["official encoder_layer (an unused template copy) ignored"],
+                      classes=["Bus", "Airport", "Metro", "Restaurant", "Shopping mall", "Public square", "Urban park",
+                               "Traffic street", "Construction site", "Bar"])
+
+
+OFFICIAL_IMPORTER = Importer(
+    "apsipa2025-se-trans", "JishengBai/APSIPA2025GC-ASC",
+    recognises=lambda state: "SE_block1.conv1.weight" in state and "location_embedding.weight" in state,
+    convert=_convert_official)
+
+
 @hookimpl
 def ascbench_models() -> list[ModelSpec]:
     return [
@@ -82,5 +123,7 @@ def ascbench_models() -> list[ModelSpec]:
             "APSIPA ASC 2025 official baseline: SE conv blocks + transformer, city/time fused linearly",
             uses_city=True,
             uses_time=True,
+            city_embedding="context.city.weight",
+            importer=OFFICIAL_IMPORTER,
         )
     ]

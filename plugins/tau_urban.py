@@ -77,11 +77,11 @@ def load(options: DatasetOptions) -> ClipDataset:
         name="tau-urban", root=root, meta=table, classes=list(CLASSES),
         sample_rate=info.samplerate if info else 44_100,
         clip_seconds=round(info.frames / info.samplerate, 3) if info else 10.0,
-        feature_preset="dcase", description="TAU Urban Acoustic Scenes Mobile development set",
+        feature_preset="dcase2024", description="TAU Urban Acoustic Scenes Mobile development set",
     )
 
 
 @hookimpl
 def ascbench_datasets() -> list[DatasetSpec]:
     return [DatasetSpec("tau-urban", load, "TAU Urban Acoustic Scenes 2020/2022 Mobile dev (DCASE Task 1; --data-root)",
-                        feature_preset="dcase")]
+                        feature_preset="dcase2024")]

@@ -104,14 +104,14 @@ def test_a_run_decodes_each_file_once_and_a_rerun_none(broken_copy, runs, monkey
 def test_skipped_files_leave_the_other_clips_features_in_their_rows(broken_copy, tiny):
     from ascbench.config import RunConfig
     from ascbench.data.dataset import DatasetOptions
-    from ascbench.features import PRESETS, load_checked_features, load_features
+    from ascbench.features import get_preset, load_checked_features, load_features
     from ascbench.registry import get_registry
     from ascbench.runner import _drop_bad_audio
     from ascbench.training import DataBundle
 
     root, files = broken_copy
     broken = get_registry().dataset("embedded-tiny").load(DatasetOptions(data_root=root))
-    checked = load_checked_features(broken, PRESETS["embedded"], progress=False)
+    checked = load_checked_features(broken, get_preset("embedded"), progress=False)
     assert [r.filename for r in checked.reports] == files
     assert [r.problem is not None for r in checked.reports[:7]] == [True] * 4 + [False] * 3
     kept_rows, skipped = _drop_bad_audio(broken, checked, RunConfig(skip_bad=True))
@@ -120,7 +120,7 @@ def test_skipped_files_leave_the_other_clips_features_in_their_rows(broken_copy,
     # The cache is not copied: the bundle maps dataset rows onto the full (memory-mapped) array.
     data = DataBundle.build(broken, checked.features, np.arange(len(broken.meta)), kept_rows)
     assert data.features is checked.features
-    clean, _ = load_features(tiny, PRESETS["embedded"], progress=False)
+    clean, _ = load_features(tiny, get_preset("embedded"), progress=False)
     x, _, _ = data.batch(np.array([2, 3]))  # files 6 and 7; files 4 and 5 were rewritten (stereo, 8 kHz)
     expected = (np.asarray(clean[[6, 7]]) - data.mean[:, None]) / data.std[:, None]
     np.testing.assert_allclose(x[:, 0].numpy(), expected, rtol=1e-6)
@@ -129,10 +129,10 @@ def test_skipped_files_leave_the_other_clips_features_in_their_rows(broken_copy,
 def test_a_pretraining_source_with_unusable_files_is_refused_by_name(broken_copy):
     from ascbench.data.dataset import DatasetOptions
     from ascbench.errors import DataError
-    from ascbench.features import PRESETS, load_features
+    from ascbench.features import get_preset, load_features
     from ascbench.registry import get_registry
 
     root, files = broken_copy
     broken = get_registry().dataset("embedded-tiny").load(DatasetOptions(data_root=root))
     with pytest.raises(DataError, match=rf"4 unusable audio file\(s\) in embedded-tiny \({files[0]}: truncated"):
-        load_features(broken, PRESETS["embedded"], progress=False)
+        load_features(broken, get_preset("embedded"), progress=False)

@@ -7,11 +7,11 @@ import torchaudio
 
 from ascbench import features
 from ascbench.data.audio import read_clip
-from ascbench.features import PRESETS, FeatureConfig, load_features
+from ascbench.features import get_preset, FeatureConfig, load_features
 
 
 def test_matches_a_direct_torchaudio_computation(tiny):
-    cfg = PRESETS["embedded"]
+    cfg = get_preset("embedded")
     feats, _ = load_features(tiny, cfg, progress=False)
     assert feats.shape == (len(tiny.meta), cfg.n_mels, cfg.n_frames(tiny.clip_seconds))
     wave = torch.from_numpy(read_clip(tiny.audio_paths()[3], tiny.sample_rate, tiny.num_samples))
@@ -22,7 +22,7 @@ def test_matches_a_direct_torchaudio_computation(tiny):
 
 
 def test_second_load_is_a_cache_hit(tiny, monkeypatch):
-    cfg = PRESETS["embedded"]
+    cfg = get_preset("embedded")
     load_features(tiny, cfg, progress=False)
 
     def must_not_extract(*args, **kwargs):
@@ -53,7 +53,7 @@ def extractions(monkeypatch):
 
 
 def test_cache_is_keyed_by_config_and_audio_content(own_copy, extractions):
-    cfg = PRESETS["embedded"]
+    cfg = get_preset("embedded")
     load_features(own_copy, cfg, progress=False)
     load_features(own_copy, cfg, progress=False)
     assert len(extractions) == 1
@@ -77,7 +77,7 @@ def test_cache_is_keyed_by_config_and_audio_content(own_copy, extractions):
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
 def test_a_damaged_entry_is_detected_and_rebuilt(own_copy, extractions, damage, caplog):
-    cfg = PRESETS["embedded"]
+    cfg = get_preset("embedded")
     good = np.array(load_features(own_copy, cfg, progress=False)[0])
     (entry,) = [p for p in (own_copy.root.parent / "feats").iterdir() if p.name.startswith(own_copy.name + "-")]
     array = entry / "features.npy"
@@ -104,7 +104,7 @@ def test_a_full_disk_is_a_clear_error_and_leaves_no_entry(own_copy, monkeypatch)
 
     monkeypatch.setattr(features.np, "save", no_space)
     with pytest.raises(DataError, match=r"cannot write the feature cache in .*feats: No space left on device; free some space"):
-        load_features(own_copy, PRESETS["embedded"], progress=False)
+        load_features(own_copy, get_preset("embedded"), progress=False)
     leftovers = [p for p in (own_copy.root.parent / "feats").iterdir() if p.name.startswith(own_copy.name + "-")]
     assert leftovers == []
 
@@ -116,7 +116,7 @@ def test_an_unwritable_cache_directory_is_a_clear_error(own_copy, tmp_path, monk
     blocker.write_text("a file where the cache directory should be")
     monkeypatch.setenv("ASCBENCH_FEATURE_DIR", str(blocker / "features"))
     with pytest.raises(DataError, match="cannot write the feature cache .*not-a-directory/features"):
-        load_features(own_copy, PRESETS["embedded"], progress=False)
+        load_features(own_copy, get_preset("embedded"), progress=False)
 
 
 def test_unreadable_audio_names_the_file(tiny, tmp_path):
@@ -145,5 +145,5 @@ def test_other_sample_rates_are_resampled(tmp_path, caplog, monkeypatch):
 
 
 def test_apsipa_preset_keeps_500_frames():
-    assert PRESETS["apsipa2025"].n_frames(10.0) == 500
-    assert PRESETS["dcase"].n_frames(1.0) == 65
+    assert get_preset("apsipa2025").n_frames(10.0) == 500
+    assert get_preset("dcase2024").n_frames(1.0) == 65

@@ -59,9 +59,9 @@ def test_mobileascnet_ablations_differ_as_documented(registry):
 
 
 def test_mobileascnet_tiny_meets_dcase_limits(registry):
-    from ascbench.features import PRESETS
+    from ascbench.features import get_preset
 
-    cfg = PRESETS["apsipa2025"]
+    cfg = get_preset("apsipa2025")
     ctx = ModelContext(10, 9, 8, cfg.n_mels, cfg.n_frames(1.0))
     c = profile(create_model(registry.model("mobileascnet-tiny"), ctx, RunConfig()), cfg.n_mels, cfg.n_frames(1.0), 8)
     assert c.macs <= 30_000_000

@@ -65,14 +65,14 @@ def pd_read_split(path):
 
 
 def _trained_and_pretrained(strategy, runs):
-    from ascbench.features import PRESETS
+    from ascbench.features import get_preset
     from ascbench.pretraining import pretrained_state
     from ascbench.registry import get_registry
 
     config = RunConfig(strategy=strategy, dataset="embedded-tiny", epochs=2, pretrain_epochs=1, model_kwargs=SMALL)
     record = execute(config, progress=False)
     trained = torch.load(runs / record.run_id / "model.pt", weights_only=False)["model"]
-    pretrained = pretrained_state(config, get_registry(), "embedded-tiny", PRESETS["embedded"], progress=False)
+    pretrained = pretrained_state(config, get_registry(), "embedded-tiny", get_preset("embedded"), progress=False).state
     return trained, pretrained
 
 
@@ -116,9 +116,9 @@ def test_unknown_semi_method():
 
 def test_batches_keep_rows_and_targets_aligned(tiny):
     """Pseudo-labelled training rows are not sorted; a batch must come back in the order asked for."""
-    from ascbench.features import PRESETS, load_features
+    from ascbench.features import get_preset, load_features
 
-    feats, _ = load_features(tiny, PRESETS["embedded"], progress=False)
+    feats, _ = load_features(tiny, get_preset("embedded"), progress=False)
     data = DataBundle.build(tiny, feats, np.arange(len(tiny.meta)))
     rows = np.array([7, 2, 5])
     x, city, _ = data.batch(rows)
@@ -131,10 +131,10 @@ def test_fit_reads_each_target_with_its_own_clip(tiny, monkeypatch):
     """Training on unsorted rows: every batch pairs each clip with the target given for that row."""
     import torch.nn as nn
 
-    from ascbench.features import PRESETS, load_features
+    from ascbench.features import get_preset, load_features
     from ascbench.training import fit
 
-    feats, _ = load_features(tiny, PRESETS["embedded"], progress=False)
+    feats, _ = load_features(tiny, get_preset("embedded"), progress=False)
     data = DataBundle.build(tiny, feats, np.arange(len(tiny.meta)))
     rows = np.array([40, 3, 25, 11, 30, 1])
     targets = np.array([9, 8, 7, 6, 5, 4])
