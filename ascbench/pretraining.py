@@ -11,15 +11,16 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ascbench import distributed
 from ascbench.config import RunConfig
-from ascbench.data.dataset import DatasetOptions
+from ascbench.data.dataset import ClipDataset, DatasetOptions
 from ascbench.errors import ConfigError, DataError
 from ascbench.features import FeatureConfig, audio_content_key, load_features
 from ascbench.fileio import cache_root
@@ -61,15 +62,10 @@ def pretrained_state(
         raise ConfigError(
             f"dataset {target_dataset!r} declares no pretraining source; pass --pretrain-on DATASET or --pretrained CHECKPOINT"
         )
-    if source_name == target_dataset:
-        # Every labeled clip of a source trains; for the target itself that includes its test side.
-        raise ConfigError(f"--pretrain-on {source_name!r} is the dataset under test: pretraining would see its test "
-                          f"clips (and, under unseen-city or unseen-time, its held-out cities or periods). Pretrain on "
-                          f"another dataset (--pretrain-on), start from --pretrained CHECKPOINT, or use --strategy scratch")
-    source_root = Path(config.pretrain_data_root) if config.pretrain_data_root else None
-    source = registry.dataset(source_name).load(DatasetOptions(data_root=source_root))
+    source = pretraining_source(config, registry, target_dataset, source_name)
     model_spec = registry.model(config.model)
-    probe = probe_model(model_spec, config, source, feature_cfg.n_mels, feature_cfg.n_frames(source.clip_seconds))
+    probe = probe_model(model_spec, config, source.dataset, feature_cfg.n_mels,
+                        feature_cfg.n_frames(source.dataset.clip_seconds))
     recipe = {
         "model": config.model, "model_kwargs": config.model_kwargs, "context": config.context, "source": source_name,
         # The layer structure (kinds, widths, strides): a model whose code changes under the same name
@@ -77,7 +73,7 @@ def pretrained_state(
         "architecture": hashlib.sha256(repr(probe).encode()).hexdigest()[:16],
         # The metadata fingerprint alone would miss regenerated or replaced audio; the feature key
         # covers every file's size and modification time.
-        "source_fingerprint": source.fingerprint(), "source_features": audio_content_key(source, feature_cfg),
+        "source_fingerprint": source.dataset.fingerprint(), "source_features": source.content_key(feature_cfg),
         "features": asdict(feature_cfg),
         "epochs": config.pretrain_epochs, "lr": config.lr, "batch_size": config.batch_size,
         "min_epoch_clips": config.min_epoch_clips,
@@ -90,13 +86,17 @@ def pretrained_state(
     }
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     path = pretrained_dir() / f"{config.model}-{source_name}-{key}.pt"
-    notes["pretraining"] = {"source": source_name, "stage": path.name, "cached": path.exists(), "classes": source.classes}
+    classes = source.dataset.classes
+    notes["pretraining"] = {"source": source_name, "stage": path.name, "cached": path.exists(), "classes": classes}
+    if source.mapped:
+        notes["pretraining"]["clips_per_source"] = source.counts
     if path.exists():
         log.info("reusing cached pretraining stage %s", path.name)
-        return Checkpoint(load_checkpoint_state(path), source="pretraining stage", classes=source.classes)
+        return Checkpoint(load_checkpoint_state(path), source="pretraining stage", classes=classes)
 
     log.info("pretraining %s on %s for up to %d epochs (cached as %s)", config.model, source_name, config.pretrain_epochs, path.name)
-    features, _ = load_features(source, feature_cfg, progress=progress, threads=config.threads)
+    features = source.features(feature_cfg, progress, config.threads)
+    source = source.dataset
     all_rows = np.arange(len(source.meta))
     # Every labeled clip of the source trains, whatever its own split (a validation part is held out).
     split = Split(train=all_rows, test=np.array([], dtype=np.int64))
@@ -113,4 +113,113 @@ def pretrained_state(
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         torch.save({"model": model.state_dict(), "recipe": recipe}, tmp)
         os.replace(tmp, path)
-    return Checkpoint(model.state_dict(), source="pretraining stage", classes=source.classes)
+    return Checkpoint(model.state_dict(), source="pretraining stage", classes=classes)
+
+
+@dataclass
+class PretrainingSource:
+    """What a pretraining stage trains on: one dataset as it is, or one or more datasets' clips of the
+    target's classes (``--pretrain-classes target``), relabelled through the target's class maps."""
+
+    dataset: ClipDataset
+    parts: list[tuple[ClipDataset, np.ndarray]]  # each source and its rows kept, in the order of dataset.meta
+    mapped: bool
+    counts: dict[str, int]
+
+    def content_key(self, cfg: FeatureConfig) -> str:
+        return "+".join(audio_content_key(ds, cfg) for ds, _ in self.parts)
+
+    def features(self, cfg: FeatureConfig, progress: bool, threads: int | None):
+        arrays = [load_features(ds, cfg, progress=progress, threads=threads)[0] for ds, _ in self.parts]
+        if not self.mapped:
+            return arrays[0]
+        return StackedFeatures([(a, rows) for a, (_, rows) in zip(arrays, self.parts)])
+
+
+class StackedFeatures:
+    """Selected rows of several memory-mapped feature arrays, indexed as one (clips x mels x frames) array
+    without copying them together; clips of different lengths are cut to the shortest."""
+
+    def __init__(self, parts: list[tuple[np.ndarray, np.ndarray]]):
+        mels = {a.shape[1] for a, _ in parts}
+        if len(mels) != 1:
+            raise DataError(f"pretraining sources give different numbers of mel bins ({sorted(mels)})")
+        self.parts = parts
+        self.frames = min(a.shape[2] for a, _ in parts)
+        self.offsets = np.cumsum([0] + [len(rows) for _, rows in parts])
+        self.shape = (int(self.offsets[-1]), mels.pop(), self.frames)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        index = np.atleast_1d(np.asarray(index, dtype=np.int64))
+        out = np.empty((len(index),) + self.shape[1:], dtype=np.float32)
+        which = np.searchsorted(self.offsets, index, side="right") - 1
+        for k, (array, rows) in enumerate(self.parts):
+            mine = np.flatnonzero(which == k)
+            if len(mine):
+                source_rows = rows[index[mine] - self.offsets[k]]
+                order = np.argsort(source_rows, kind="stable")  # sequential reads on the memory map
+                out[mine[order]] = array[source_rows[order]][..., :self.frames]
+        return out
+
+
+def _source_roots(text: str | None, names: list[str]) -> dict[str, Path | None]:
+    """--pretrain-data-root: one directory for one source, or NAME=DIR,NAME=DIR for several."""
+    if not text:
+        return {n: None for n in names}
+    if "=" not in text:
+        if len(names) > 1:
+            raise ConfigError(f"--pretrain-data-root {text!r}: with several sources ({', '.join(names)}) name each "
+                              "one's directory, e.g. --pretrain-data-root tau-urban=/data/tau,cochlscene=/data/cochl")
+        return {names[0]: Path(text)}
+    roots = {}
+    for item in text.split(","):
+        name, _, directory = item.partition("=")
+        if name.strip() not in names:
+            raise ConfigError(f"--pretrain-data-root names {name.strip()!r}, which is not a pretraining source "
+                              f"of this run ({', '.join(names)})")
+        roots[name.strip()] = Path(directory.strip())
+    return {n: roots.get(n) for n in names}
+
+
+def pretraining_source(config: RunConfig, registry: Registry, target_dataset: str, source_name: str) -> PretrainingSource:
+    names = [n.strip() for n in source_name.split(",") if n.strip()]
+    if target_dataset in names:
+        # Every labeled clip of a source trains; for the target itself that includes its test side.
+        raise ConfigError(f"--pretrain-on {target_dataset!r} is the dataset under test: pretraining would see its test "
+                          f"clips (and, under unseen-city or unseen-time, its held-out cities or periods). Pretrain on "
+                          f"another dataset (--pretrain-on), start from --pretrained CHECKPOINT, or use --strategy scratch")
+    if len(names) > 1 and config.pretrain_classes != "target":
+        raise ConfigError(f"--pretrain-on {source_name}: several sources need one label space; add "
+                          "--pretrain-classes target to map each source's scenes onto the target's")
+    roots = _source_roots(config.pretrain_data_root, names)
+    loaded = [registry.dataset(n).load(DatasetOptions(data_root=roots[n])) for n in names]
+    if config.pretrain_classes == "source":
+        only = loaded[0]
+        return PretrainingSource(only, [(only, np.arange(len(only.meta)))], mapped=False, counts={})
+    target = registry.dataset(target_dataset)
+    target_classes = target.load(DatasetOptions(require_audio=False)).classes
+    frames, parts, counts = [], [], {}
+    for name, ds in zip(names, loaded):
+        mapping = target.class_maps.get(name) or {c: c for c in ds.classes if c in target_classes}
+        bad = sorted(set(mapping.values()) - set(target_classes))
+        if bad:
+            raise ConfigError(f"dataset {target_dataset!r} maps {name!r} scenes onto {bad}, which are not its classes")
+        rows = np.flatnonzero(ds.meta["labeled"].to_numpy() & ds.meta["scene_label"].isin(mapping).to_numpy())
+        if not len(rows):
+            raise ConfigError(f"--pretrain-on {name}: none of its scenes map onto the classes of {target_dataset!r}")
+        meta = ds.meta.iloc[rows]
+        frames.append(pd.DataFrame({
+            "filename": [f"{name}/{f}" for f in meta["filename"]], "scene_label": meta["scene_label"].map(mapping).to_numpy(),
+            "labeled": True, "city": [f"{name}:{c}" for c in meta["city"]], "timestamp": meta["timestamp"].to_numpy(),
+            "group": [f"{name}:{g}" for g in meta["group"]], "split": ""}))
+        parts.append((ds, rows))
+        counts[name] = int(len(rows))
+        log.info("pretraining on %d of %d %s clips, mapped onto %s's classes", len(rows), len(ds.meta), name, target_dataset)
+    merged = ClipDataset(name="+".join(names), root=loaded[0].root, meta=pd.concat(frames, ignore_index=True),
+                         classes=list(target_classes), sample_rate=loaded[0].sample_rate,
+                         clip_seconds=min(ds.clip_seconds for ds in loaded), feature_preset=loaded[0].feature_preset,
+                         description=f"{' + '.join(names)} on the classes of {target_dataset}")
+    return PretrainingSource(merged, parts, mapped=True, counts=counts)

@@ -84,8 +84,12 @@ class DatasetSpec:
     name: str
     load: Callable[["DatasetOptions"], "ClipDataset"]
     description: str = ""
-    # Dataset to pretrain on when a strategy needs a source domain (as TAU Urban is for APSIPA).
+    # Dataset(s) to pretrain on when a strategy needs a source domain (as TAU Urban is for APSIPA), comma-separated.
     pretrain_source: str | None = None
+    # How other datasets' scene labels map onto this dataset's (source dataset -> {source label: label}), for
+    # pretraining on the target's classes (--pretrain-classes target); a source without a map keeps the labels
+    # whose names the target shares.
+    class_maps: dict[str, dict[str, str]] = field(default_factory=dict)
     feature_preset: str = "embedded"
     # The challenge's submission table for predicted labels (``ascbench predict --format challenge``);
     # None: filename and scene_label.

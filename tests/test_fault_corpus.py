@@ -70,7 +70,7 @@ def test_config_value(fields, words):
 
 
 def test_config_unknown_field_is_named():
-    with pytest.raises(ConfigError, match=r"unknown config field\(s\) \['epoch'\]"):
+    with pytest.raises(ConfigError, match=r"unknown config field\(s\) 'epoch' \(did you mean epochs"):
         RunConfig.from_dict({"epoch": 3})
 
 
