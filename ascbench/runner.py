@@ -222,7 +222,8 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
         "params": metrics["complexity"]["params"], "macs": metrics["complexity"]["macs"],
         "macs_per_second": metrics["complexity"]["macs_per_second"], "param_kb": metrics["complexity"]["param_kb"],
         "latency_ms": metrics["complexity"]["latency_ms"],
-        "wall_s": round(timings["total_s"], 2), "train_s": round(timings["train_s"], 2),
+        # From the stored (3-decimal) timings, so the row and the record always agree on the rounding.
+        "wall_s": round(metrics["timings"]["total_s"], 2), "train_s": round(metrics["timings"]["train_s"], 2),
         "device": str(compute.device), "precision": compute.precision,
         "ascbench": ascbench.__version__, "torch": torch.__version__, "python": platform.python_version(),
         "git_commit": metrics["provenance"]["git_commit"], "cpu": metrics["provenance"]["cpu"],
