@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from ascbench import __version__
-from ascbench.config import TUPLE_FIELDS, RunConfig, read_table
-from ascbench.errors import AscbenchError, ConfigError, RunInterrupted
+from ascbench.config import TUPLE_FIELDS, RunConfig
+from ascbench.errors import AscbenchError, RunInterrupted
 
 EPILOG_RUN = """examples:
   ascbench run --model mobileascnet --strategy finetune
@@ -226,12 +226,8 @@ def _explicit_fields(args) -> dict:
 
 def _config_from_args(args) -> RunConfig:
     """The run's config: a recipe's settings, under a --config file's, under the flags and --set typed."""
-    fields = read_table(args.config, "config file") if args.config else {}
-    fields = {**fields, **_explicit_fields(args)}
-    try:
-        return RunConfig.from_dict(fields)
-    except ConfigError as exc:
-        raise ConfigError(f"{args.config}: {exc}" if args.config else str(exc)) from None
+    given = _explicit_fields(args)
+    return RunConfig.from_file(args.config, given) if args.config else RunConfig.from_dict(given)
 
 
 def cmd_run(args) -> int:

@@ -119,6 +119,9 @@ class RunConfig:
         if self.folds == 1 or (self.folds and self.fold >= self.folds):
             raise ConfigError(f"--folds takes 0 (no folds) or at least 2, and fold < folds; got folds={self.folds}, fold={self.fold}")
         self._check_protocol_fields()
+        if self.pretrain_on and "," in self.pretrain_on and self.pretrain_classes != "target":
+            raise ConfigError(f"--pretrain-on {self.pretrain_on}: several sources need one label space; add "
+                              "--pretrain-classes target to map each source's scenes onto the target's")
         if self.pretrain_on and self.pretrain_on == self.dataset:
             raise ConfigError(f"--pretrain-on {self.pretrain_on!r} is the dataset under test: pretraining would see its "
                               "test clips; pretrain on another dataset, start from --pretrained CHECKPOINT, or use --strategy scratch")

@@ -78,12 +78,6 @@ class FeatureConfig:
         frames = int(round(clip_seconds * self.sample_rate)) // self.hop_length + 1  # centred frames
         return min(frames, self.max_frames) if self.max_frames else frames
 
-    @property
-    def floor(self) -> str:
-        """What silence looks like after the log, for SpecAugment's masks (said in records)."""
-        return {"db20": "-200 dB", "db10": f"{self.top_db} dB below the clip's maximum" if self.top_db else "-100 dB",
-                "ln": f"ln({self.log_offset:g})"}[self.log]
-
 
 def get_preset(name: str) -> FeatureConfig:
     """The settings of the front-end registered as ``name`` (built-ins: plugins/frontends.py)."""

@@ -21,14 +21,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ascbench.metrics import macro_accuracy
+
 from ascbench.data.dataset import ClipDataset
 
 RULES = ("recording_lookup", "nearest_in_time", "city_prior")
-
-
-def macro_accuracy(truth: np.ndarray, pred: np.ndarray) -> float:
-    """Mean over the classes present in ``truth`` of the fraction predicted right."""
-    return float(np.mean([np.mean(pred[truth == c] == c) for c in np.unique(truth)]))
 
 
 def _majority(values: pd.Series) -> int:

@@ -26,6 +26,11 @@ def macro_f1(cm: np.ndarray) -> float:
     return float(f1[present].mean()) if present.any() else 0.0
 
 
+def macro_accuracy(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Mean over the classes present in ``truth`` of the fraction predicted right (scikit-learn's balanced accuracy)."""
+    return float(np.mean([np.mean(pred[truth == c] == c) for c in np.unique(truth)]))
+
+
 def log_loss(y_true: np.ndarray, probs: np.ndarray) -> float:
     p = np.clip(probs, EPS, 1 - EPS)
     p = p / p.sum(axis=1, keepdims=True)

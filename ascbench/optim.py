@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from ascbench.config import RunConfig
+from ascbench.metrics import macro_accuracy
 
 
 def make_optimizer(params: Iterable[nn.Parameter], config: RunConfig, lr: float) -> torch.optim.Optimizer:
@@ -50,10 +51,9 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: RunConfig, lr: floa
 def validation_record(probs: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Accuracy, macro accuracy (mean of the class-wise accuracies of the classes present) and log loss."""
     predicted = probs.argmax(1)
-    classes = np.unique(truth)
     return {
         "val_accuracy": float(np.mean(predicted == truth)),
-        "val_macro_accuracy": float(np.mean([np.mean(predicted[truth == c] == c) for c in classes])),
+        "val_macro_accuracy": macro_accuracy(truth, predicted),
         "val_loss": float(-np.mean(np.log(np.clip(probs[np.arange(len(truth)), truth], 1e-15, 1.0)))),
     }
 

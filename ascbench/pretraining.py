@@ -191,9 +191,6 @@ def pretraining_source(config: RunConfig, registry: Registry, target_dataset: st
         raise ConfigError(f"--pretrain-on {target_dataset!r} is the dataset under test: pretraining would see its test "
                           f"clips (and, under unseen-city or unseen-time, its held-out cities or periods). Pretrain on "
                           f"another dataset (--pretrain-on), start from --pretrained CHECKPOINT, or use --strategy scratch")
-    if len(names) > 1 and config.pretrain_classes != "target":
-        raise ConfigError(f"--pretrain-on {source_name}: several sources need one label space; add "
-                          "--pretrain-classes target to map each source's scenes onto the target's")
     roots = _source_roots(config.pretrain_data_root, names)
     loaded = [registry.dataset(n).load(DatasetOptions(data_root=roots[n])) for n in names]
     if config.pretrain_classes == "source":

@@ -73,6 +73,9 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     dataset_spec = registry.dataset(config.dataset)
     check_protocol_options(config, registry.protocol(config.protocol), registry.owner("protocol", config.protocol))
     _check_strategy_options(config, strategy_spec, registry)
+    if config.pretrained and not Path(config.pretrained).is_file():  # before any audio is read, not after
+        raise ConfigError(f"--pretrained {config.pretrained}: no such file; pass the path of a torch.save checkpoint "
+                          "(an ascbench run's model.pt or an official checkpoint)")
     if config.recipe:
         registry.recipe(config.recipe)  # an unknown recipe in a stored config fails here, naming the valid ones
     feature_cfg = get_preset(config.feature_preset or dataset_spec.feature_preset)

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from ascbench.errors import ConfigError, DataError
+from ascbench.layers import InputBatchNorm
 
 log = logging.getLogger("ascbench")
 
@@ -36,7 +37,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise ConfigError(f"checkpoint {path} does not exist") from None
+        raise ConfigError(f"checkpoint {path} does not exist; --pretrained takes the path of a torch.save file "
+                          "(an ascbench run's model.pt or an official checkpoint)") from None
     except Exception as exc:
         raise DataError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}; it must be a torch.save file "
                         "of tensors (a state dict, or a dict holding one)") from exc
@@ -142,15 +144,11 @@ def remap_city_rows(weight: torch.Tensor, source: list[str], target: list[str]) 
 
 
 def _prefixed(model: nn.Module, key: str) -> str:
-    from ascbench.layers import InputBatchNorm
-
     return f"net.{key}" if isinstance(model, InputBatchNorm) and not key.startswith(("net.", "bn0.")) else key
 
 
 def _adapt_prefixes(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Keys of a bare model's checkpoint for a model wrapped in an input BatchNorm, and back."""
-    from ascbench.layers import InputBatchNorm
-
     wrapped = isinstance(model, InputBatchNorm)
     has_net = any(k.startswith("net.") for k in state)
     if wrapped and not has_net:
@@ -164,7 +162,7 @@ def to_checkpoint(raw: object, model_spec, path: str) -> Checkpoint:
     """Any checkpoint file's contents as a :class:`Checkpoint` in ascbench's key names: the model's own
     importer converts an official-format one (recognised by its keys), ascbench's own pass through."""
     state, kind = unwrap(raw)
-    importer = getattr(model_spec, "importer", None)
+    importer = model_spec.importer
     if importer is not None and importer.recognises(state):
         converted = importer.convert(state)
         converted.notes.insert(0, f"imported from the {importer.source} format")
@@ -172,6 +170,6 @@ def to_checkpoint(raw: object, model_spec, path: str) -> Checkpoint:
         return converted
     cities = raw.get("cities") if isinstance(raw, dict) and kind == "ascbench" else None
     classes = raw.get("classes") if isinstance(raw, dict) and kind == "ascbench" else None
-    city_key = getattr(model_spec, "city_embedding", None)
+    city_key = model_spec.city_embedding
     return Checkpoint(state, list(cities) if cities else None, city_key if cities else None, source=kind,
                       classes=list(classes) if classes else None)

@@ -25,7 +25,7 @@ def ascbench_recipes() -> list[RecipeSpec]:
         description="DCASE 2024 Task 1 baseline training: AdamW 5e-3, cosine with warm-up, batch 256, 150 epochs, "
                     "last epoch kept, roll 0.1 s, frequency masks <= 48 bins, frequency MixStyle 0.4/0.3",
         source="CPJKU/dcase2024_task1_baseline (commit 9948d19)",
-        identical="front-end (to 7e-5), CP-Mobile architecture and official weights (logits exact), optimiser, "
+        identical="front-end (to 6.6e-5), CP-Mobile architecture and official weights (logits exact), optimiser, "
                   "peak rate, weight decay, batch size, epochs, last-epoch model, MixStyle, mask width",
         departures=(
             "warm-up is 3.67 epochs, the official 2,000 steps on the full (100 %) split of 139,620 clips at batch "

@@ -37,7 +37,8 @@ def _read_tsv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     except FileNotFoundError:
-        raise DataError(f"tau-urban: {path} does not exist") from None
+        raise DataError(f"tau-urban: {path} does not exist; point --data-root (or --pretrain-data-root) at the "
+                        "TAU Urban folder that holds meta.csv and audio/") from None
     except Exception as exc:
         raise DataError(f"tau-urban: cannot parse {path}: {exc}") from exc
     missing = [c for c in columns if c not in frame.columns]
