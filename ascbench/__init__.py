@@ -4,9 +4,9 @@ The Python API (``list_models``, ``create_model``, ``run``, ``load_results``, ``
 ``ascbench.api`` and re-exported here lazily, so a plugin importing ``ascbench.hookimpl`` loads no torch.
 """
 
+from ascbench._version import __version__
 from ascbench.hookspecs import hookimpl
 
-__version__ = "0.1.0"
 _API = ("list_models", "list_plugins", "create_model", "run", "load_results")
 __all__ = ["hookimpl", "__version__", "RunConfig", *_API]
 

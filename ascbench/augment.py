@@ -1,4 +1,8 @@
-"""Batch augmentations shared by every strategy, applied to normalised log-mel batches (batch, 1, mel, frames)."""
+"""Batch augmentations shared by every strategy, applied to normalised log-mel batches (batch, 1, mel, frames).
+
+Random draws always come from the run's CPU generator, whatever device the batch is on, so a run draws
+the same masks, shifts and mixes on every device; only the (small) drawn indices move to the batch.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ def time_roll(x: torch.Tensor, max_frames: int, generator: torch.Generator) -> t
     b, n_frames = x.shape[0], x.shape[-1]
     shift = torch.randint(-max_frames, max_frames + 1, (b,), generator=generator)
     index = (torch.arange(n_frames)[None, :] - shift[:, None]) % n_frames  # (b, frames)
-    return x.gather(-1, index[:, None, None, :].expand_as(x))
+    return x.gather(-1, index.to(x.device)[:, None, None, :].expand_as(x))
 
 
 def spec_augment(x: torch.Tensor, freq_width: int, time_width: int, generator: torch.Generator,
@@ -38,7 +42,7 @@ def spec_augment(x: torch.Tensor, freq_width: int, time_width: int, generator: t
         w = torch.randint(0, width + 1, (b,), generator=generator)
         start = (torch.rand(b, generator=generator) * (size - w).clamp(min=1)).long()
         pos = torch.arange(size)
-        mask = (pos[None, :] >= start[:, None]) & (pos[None, :] < (start + w)[:, None])  # (b, size)
+        mask = ((pos[None, :] >= start[:, None]) & (pos[None, :] < (start + w)[:, None])).to(x.device)  # (b, size)
         shape = (b, 1, size, 1) if dim == 2 else (b, 1, 1, size)
         x = x.masked_fill(mask.view(shape), 0.0) if value is None else torch.where(mask.view(shape), value, x)
     return x
@@ -58,6 +62,7 @@ def freq_mixstyle(x: torch.Tensor, p: float, alpha: float, generator: torch.Gene
     normed = (x - mu) / sig
     lam = torch.distributions.Beta(alpha, alpha).sample((b, 1, 1, 1)) if alpha > 0 else torch.full((b, 1, 1, 1), 0.5)
     perm = torch.randperm(b, generator=generator)
+    lam, perm = lam.to(x.device), perm.to(x.device)
     mix_mu = lam * mu + (1 - lam) * mu[perm]
     mix_sig = lam * sig + (1 - lam) * sig[perm]
     return normed * mix_sig + mix_mu
@@ -69,5 +74,5 @@ def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, generator: torch.Gener
         return x, y
     lam = float(torch.distributions.Beta(alpha, alpha).sample())
     lam = max(lam, 1 - lam)  # keep the first clip dominant, so its context inputs still fit
-    perm = torch.randperm(x.shape[0], generator=generator)
+    perm = torch.randperm(x.shape[0], generator=generator).to(x.device)
     return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]

@@ -134,6 +134,13 @@ def _add_run_parser(sub) -> None:
                    help="auto | cpu | cuda | cuda:N | mps (default: auto, CUDA when present); recorded with the run")
     p.add_argument("--precision", default=d.precision, choices=("fp32", "bf16", "fp16"),
                    help="training precision: autocast to bf16 or fp16 (fp16 with a gradient scaler, CUDA only)")
+    p.add_argument("--compile", default=d.compile, choices=("off", "default", "reduce-overhead", "max-autotune"),
+                   help="torch.compile the training forward in this mode (default off; helps on CUDA for larger "
+                        "models, costs a compile per training stage; see README, Devices)")
+    p.add_argument("--logger", dest="loggers", action="append", default=None, metavar="NAME",
+                   help="also send every epoch to this run logger (repeatable): csv, tensorboard or a plugin's "
+                        "(ascbench list --loggers); the run record keeps the history either way")
+    p.add_argument("--log-dir", default=None, metavar="DIR", help="where loggers write (default: <runs dir>/logs)")
     p.add_argument("--runs-dir", default=None, help="where runs are stored (default: $ASCBENCH_RUNS_DIR or ./runs)")
     _add_cache_dir(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -199,6 +206,7 @@ def _flag_values(args) -> dict:
             kwargs[key] = value
     fields = {f for f in RunConfig.__dataclass_fields__}
     values = {dest: getattr(args, dest) for dest in fields if hasattr(args, dest)}
+    values["loggers"] = tuple(args.loggers or ())
     values.update(_split_fields(args), model_kwargs=kwargs, pl_class_balanced=not args.pl_unbalanced,
                   pl_group_vote=not args.pl_no_vote)
     return values
@@ -300,7 +308,7 @@ def cmd_sweep(args) -> int:
         print(tabulate(rows, headers=["cell", "action"], tablefmt="simple"))
         return 0
     outcomes = run_sweep(cells, executor=args.executor, jobs=args.jobs, address=args.address, runs_root=args.runs_dir,
-                         progress=not args.no_progress and sys.stderr.isatty(), published=args.published)
+                         gpus_per_cell=args.gpus_per_cell, progress=not args.no_progress and sys.stderr.isatty(), published=args.published)
     rows = [(describe(o.config), o.status, f"{100 * o.accuracy:.2f}" if o.accuracy is not None else "",
              o.run_id if o.status in ("done", "skipped") else o.reason) for o in outcomes]
     print(tabulate(rows, headers=["cell", "status", "accuracy %", "run / reason"], tablefmt="simple"))
@@ -397,7 +405,7 @@ def cmd_list(args) -> int:
     reg = get_registry()
     kinds = [k for k in PLURAL if getattr(args, PLURAL[k].replace('-', '_'))] or list(PLURAL)
     for kind in kinds:
-        rows = [(name, reg.owner(kind, name), reg.get(kind, name).description) for name in reg.names(kind)]
+        rows = [(name, reg.owner(kind, name), _with_options(kind, reg.get(kind, name))) for name in reg.names(kind)]
         if kind == "model":
             for prefix in reg.names("model family"):
                 family, owner = reg.get("model family", prefix), reg.owner("model family", prefix)
@@ -416,6 +424,16 @@ def cmd_list(args) -> int:
         print(tabulate([(name, "core", text) for name, text in SEMI_DESCRIPTIONS.items()],
                        headers=["name", "plugin", "description"], tablefmt="simple"))
     return 0
+
+
+def _with_options(kind: str, spec) -> str:
+    """A plugin's description, and its own options (``--set KIND.FIELD=VALUE``) when it declares any."""
+    from ascbench.options import describe
+
+    own = describe(getattr(spec, "options_class", None))
+    if not own:
+        return spec.description
+    return spec.description + "; options: " + ", ".join(f"{kind}.{f}={d!r} ({t})" for f, t, d, _ in own)
 
 
 def cmd_new_plugin(args) -> int:
@@ -622,18 +640,21 @@ def _find_record(run_id: str, runs_root: str | None, published: str | None) -> t
 
 def cmd_plot(args) -> int:
     from ascbench.fileio import atomic_write_text
-    from ascbench.plots import confusion_matrix_plot, grouped_accuracy_bars
+    from ascbench.plots import confusion_matrix_plot, grouped_accuracy_bars, learning_curves
 
     row, config, metrics = _find_record(args.run_id, args.runs_dir, args.source)
-    if metrics.get("accuracy") is None:
-        raise AscbenchError(f"run {args.run_id} was not scored (protocol {config.get('protocol')!r} has no test side); "
-                            "there is nothing to plot")
+    history = metrics.get("history") or []
+    if metrics.get("accuracy") is None and not history:
+        raise AscbenchError(f"run {args.run_id} was not scored (protocol {config.get('protocol')!r} has no test side) "
+                            "and its record holds no epoch history (made before ascbench stored it); nothing to plot")
     out = Path(args.output) if args.output else Path(args.runs_dir or "runs") / args.run_id
-    classes = list(metrics["class_accuracy"]) if len(metrics["class_accuracy"]) == len(metrics["confusion_matrix"]) else \
-        [str(i) for i in range(len(metrics["confusion_matrix"]))]
-    files = {"confusion_matrix.svg": confusion_matrix_plot(metrics["confusion_matrix"], classes),
-             "city_accuracy.svg": grouped_accuracy_bars(metrics["city_accuracy"], "city"),
-             "period_accuracy.svg": grouped_accuracy_bars(metrics["period_accuracy"], "time period")}
+    files = {"learning_curves.svg": learning_curves(history)} if history else {}
+    if metrics.get("accuracy") is not None:
+        classes = list(metrics["class_accuracy"]) if len(metrics["class_accuracy"]) == len(metrics["confusion_matrix"]) \
+            else [str(i) for i in range(len(metrics["confusion_matrix"]))]
+        files.update({"confusion_matrix.svg": confusion_matrix_plot(metrics["confusion_matrix"], classes),
+                      "city_accuracy.svg": grouped_accuracy_bars(metrics["city_accuracy"], "city"),
+                      "period_accuracy.svg": grouped_accuracy_bars(metrics["period_accuracy"], "time period")})
     for name, svg in files.items():
         atomic_write_text(out / name, svg)
     print(f"wrote {', '.join(str(out / n) for n in files)}")
@@ -664,7 +685,7 @@ def cmd_predict(args) -> int:
     run_dir = Path(args.run_id) if Path(args.run_id).is_dir() else runs_dir(args.runs_dir) / args.run_id
     registry = get_registry()
     pred = predict_run(run_dir, args.dataset, registry, data_root=args.data_root,
-                       progress=not args.no_progress and sys.stderr.isatty(), threads=args.threads)
+                       progress=not args.no_progress and sys.stderr.isatty(), threads=args.threads, device=args.device)
     frame = submission_frame(pred, args.format, registry)
     path = write_submission(frame, args.output, args.format)
     counts = Counter(pred.labels)
@@ -748,6 +769,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", default="local", choices=("local", "ray"),
                    help="local: a process pool on this machine (default); ray: a Ray cluster (pip install 'ascbench[ray]')")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--gpus-per-cell", type=float, default=0.0, metavar="N",
+                   help="Ray only: GPUs each cell gets (e.g. 1, or 0.5 for two cells per GPU); cells with --device "
+                        "auto then train on their share (default 0: CPUs only)")
     p.add_argument("--jobs", type=int, default=None,
                    help="runs at a time (default: one per CPU core); each gets cores/jobs torch threads")
     p.add_argument("--dry-run", action="store_true", help="list the cells and whether each would run, then stop")
@@ -797,6 +821,7 @@ before it is written; cities the run never trained on get the unknown-city index
     p.add_argument("--format", choices=("challenge", "dcase"), default="challenge")
     p.add_argument("--runs-dir", default=None)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="auto", metavar="DEV", help="auto | cpu | cuda | cuda:N | mps (default auto)")
     p.add_argument("--no-progress", action="store_true")
     _add_cache_dir(p)
 
@@ -852,7 +877,7 @@ def _one_line_plugin_warnings() -> None:
 
 
 PLURAL = {"model": "models", "strategy": "strategies", "dataset": "datasets", "protocol": "protocols",
-          "front-end": "front-ends", "recipe": "recipes"}
+          "front-end": "front-ends", "recipe": "recipes", "logger": "loggers"}
 COMMANDS = {"sweep": cmd_sweep, "new-plugin": cmd_new_plugin, "plugins": cmd_plugins, "plot": cmd_plot, "rerun": cmd_rerun, "export": cmd_export, "predict": cmd_predict, "data": cmd_data, "run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "profile": cmd_profile}
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ascbench.data.timefeatures import PERIOD_NAMES
 from ascbench.errors import ConfigError
+from ascbench.options import KINDS as OPTION_KINDS, fold_dotted
 from ascbench.protocols import DEFAULT_TEST_PERIODS, TIME_HOLDOUTS, UNTAUGHT_POLICIES, ProtocolOptions
 
 
@@ -95,6 +96,12 @@ class RunConfig:
     threads: int | None = None  # torch intra-op threads; None uses every core
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps (auto: CUDA when present)
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 with a gradient scaler, CUDA only)
+    compile: str = "off"  # torch.compile the training forward: off | default | reduce-overhead | max-autotune
+    # Plugins' own options by kind, e.g. {"strategy": {"lr_scale": 0.1}} (--set strategy.lr_scale=0.1); checked
+    # against the chosen plugin's options class before any data is read (ascbench.options).
+    options: dict[str, Any] = field(default_factory=dict)
+    loggers: tuple[str, ...] = ()  # run loggers (plugins) receiving every epoch, e.g. ("csv", "tensorboard")
+    log_dir: str | None = None  # where loggers write (<log_dir>/<run id>/); default <runs dir>/logs
 
     def __post_init__(self) -> None:
         # Types first, for every field: a sweep spec's `epochs = 1.5` or `test_cities = "Arden"` must fail
@@ -107,6 +114,8 @@ class RunConfig:
                 raise ConfigError(f"{_flag(name)} must be in {interval}, got {value!r}")
         if self.other_rate not in OTHER_RATE_POLICIES:
             raise ConfigError(f"--other-rate must be one of {', '.join(OTHER_RATE_POLICIES)}, not {self.other_rate!r}")
+        if self.compile not in COMPILE_MODES:
+            raise ConfigError(f"--compile must be one of {', '.join(COMPILE_MODES)}, not {self.compile!r}")
         if self.precision not in PRECISION_NAMES:
             raise ConfigError(f"--precision must be one of {', '.join(PRECISION_NAMES)}, not {self.precision!r}")
         for name, valid in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS), ("select_on", SELECTION_METRICS),
@@ -119,6 +128,10 @@ class RunConfig:
         if self.folds == 1 or (self.folds and self.fold >= self.folds):
             raise ConfigError(f"--folds takes 0 (no folds) or at least 2, and fold < folds; got folds={self.folds}, fold={self.fold}")
         self._check_protocol_fields()
+        bad = [k for k, v in self.options.items() if k not in OPTION_KINDS or not isinstance(v, dict)]
+        if bad:
+            raise ConfigError(f"options {bad}: plugin options are given per kind ({', '.join(OPTION_KINDS)}) as a "
+                              "table of fields, e.g. --set strategy.lr_scale=0.1 or [options.strategy] in a config file")
         if self.pretrain_on and "," in self.pretrain_on and self.pretrain_classes != "target":
             raise ConfigError(f"--pretrain-on {self.pretrain_on}: several sources need one label space; add "
                               "--pretrain-classes target to map each source's scenes onto the target's")
@@ -140,11 +153,12 @@ class RunConfig:
         if self.untaught not in UNTAUGHT_POLICIES:
             raise ConfigError(f"--untaught must be one of {', '.join(UNTAUGHT_POLICIES)}, not {self.untaught!r}")
 
-    def protocol_options(self, fold: int | None = None) -> ProtocolOptions:
-        """What the protocol plugin is told: the split-related fields of this config."""
+    def protocol_options(self, fold: int | None = None, plugin: Any = None) -> ProtocolOptions:
+        """What the protocol plugin is told: the split-related fields of this config, and its own options."""
         return ProtocolOptions(seed=self.seed, test_cities=self.test_cities, time_holdout=self.time_holdout,
                                test_periods=self.test_periods, test_dates=self.test_dates, folds=self.folds,
-                               fold=self.fold if fold is None else fold, group_by=self.group_by, untaught=self.untaught)
+                               fold=self.fold if fold is None else fold, group_by=self.group_by, untaught=self.untaught,
+                               plugin=plugin)
 
     @property
     def context_parts(self) -> tuple[str, ...]:
@@ -159,6 +173,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         """A config from a table of fields; a named ``recipe`` fills every field the table leaves out."""
+        data = fold_dotted(data)  # "strategy.lr_scale" -> options, "model.width" -> model_kwargs
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -166,7 +181,6 @@ class RunConfig:
                      if difflib.get_close_matches(u, known, 2) else repr(u) for u in unknown]
             raise ConfigError(f"unknown config field(s) {', '.join(hints)}; `ascbench run --help` lists every field "
                               f"(each is also --set NAME=VALUE)")
-        data = dict(data)
         if data.get("recipe"):
             data = {**recipe_settings(data["recipe"], data.get("dataset", "embedded")), **data}
         for name in TUPLE_FIELDS:
@@ -204,6 +218,7 @@ class RunConfig:
 
 
 OTHER_RATE_POLICIES = ("resample", "refuse")
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")  # torch.compile's modes
 
 # Allowed values of numeric fields, as intervals ("[1, inf)": at least 1); None values skip the check.
 BOUNDS = {
@@ -277,8 +292,10 @@ def _check_type(name: str, annotation: str, value: Any) -> None:
                              else "null" if a == "None" else "a whole number" if a == "int" else "a number" if a == "float"
                              else "true or false" if a == "bool" else "text" for a in options)
         raise ConfigError(f"{_flag(name)} must be {wanted}, got {value!r} ({type(value).__name__})")
-TUPLE_FIELDS = ("test_cities", "test_periods", "test_dates")  # lists in JSON, tuples here (hashable, frozen)
+TUPLE_FIELDS = ("test_cities", "test_periods", "test_dates", "loggers")  # lists in JSON, tuples here (hashable, frozen)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # Fields that decide how a run executes, not what it computes (up to floating-point summation order).
-EXECUTION_FIELDS = ("threads", "device")
+# torch.compile fuses kernels: the same computation in another summation order.
+# Loggers only watch.
+EXECUTION_FIELDS = ("threads", "device", "compile", "loggers", "log_dir")

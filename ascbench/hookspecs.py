@@ -78,3 +78,9 @@ def ascbench_frontends() -> list:
 def ascbench_recipes() -> list:
     """Return the ``RecipeSpec`` objects this plugin provides: named training settings that
     ``ascbench run --recipe NAME`` applies under any explicitly given field."""
+
+
+@hookspec
+def ascbench_loggers() -> list:
+    """Return the ``LoggerSpec`` objects this plugin provides: run loggers (``--logger NAME``) that receive
+    every finished epoch and stage and the run's final scores (see ``ascbench.callbacks.RunLogger``)."""

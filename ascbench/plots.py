@@ -107,3 +107,29 @@ def confusion_matrix_plot(matrix: Sequence[Sequence[int]], classes: Sequence[str
     ax.set_ylabel("true")
     fig.colorbar(image, ax=ax, fraction=0.046)
     return _svg(fig)
+
+
+def learning_curves(history: list[dict]) -> str:
+    """Training and validation loss (left) and validation macro accuracy (right) by epoch, one colour per
+    training stage (pretraining, fine-tuning, each pseudo-label round...), from a run record's history."""
+    plt = _pyplot()
+    colours = plt.get_cmap("tab10")
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for k, entry in enumerate(history):
+        stage, records = entry["stage"], entry["epochs"]
+        epochs = [r["epoch"] for r in records]
+        colour = colours(k % 10)
+        loss_ax.plot(epochs, [r["loss"] for r in records], color=colour, label=f"{stage}: train")
+        if any("val_loss" in r for r in records):
+            loss_ax.plot(epochs, [r.get("val_loss", np.nan) for r in records], color=colour, linestyle="--",
+                         label=f"{stage}: validation")
+            acc_ax.plot(epochs, [100 * r.get("val_macro_accuracy", np.nan) for r in records], color=colour,
+                        marker="o", markersize=3, label=stage)
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
+    acc_ax.set(xlabel="epoch", ylabel="macro accuracy %", title="validation macro accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return _svg(fig)

@@ -29,6 +29,7 @@ import torch
 
 from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset, DatasetOptions
+from ascbench.device import Compute
 from ascbench.errors import ConfigError, DataError
 from ascbench.features import get_preset, load_checked_features, unusable_files_error
 from ascbench.fileio import atomic_write_text
@@ -68,13 +69,15 @@ def load_run_weights(run_dir: Path) -> dict:
 
 
 def predict_run(run_dir: str | os.PathLike, dataset_name: str, registry: Registry, data_root: str | None = None,
-                progress: bool = True, threads: int | None = None) -> Predictions:
-    """Class probabilities of the run stored in ``run_dir`` for every clip of ``dataset_name``."""
+                progress: bool = True, threads: int | None = None, device: str = "auto") -> Predictions:
+    """Class probabilities of the run stored in ``run_dir`` for every clip of ``dataset_name``, computed
+    on ``device`` (``auto``: CUDA when present; weights trained anywhere load on any device)."""
     run_dir = Path(run_dir)
     try:
         config = RunConfig.from_stored(json.loads((run_dir / "config.json").read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise DataError(f"{run_dir} is not a run directory (no config.json)") from None
+    compute = Compute.from_names(device, "fp32")  # an absent GPU fails here, before any audio is read
     saved = load_run_weights(run_dir)
     classes, cities = list(saved["classes"]), list(saved["cities"])
     target = registry.dataset(dataset_name).load(DatasetOptions(data_root=Path(data_root) if data_root else None))
@@ -94,7 +97,7 @@ def predict_run(run_dir: str | os.PathLike, dataset_name: str, registry: Registr
                            n_mels=checked.features.shape[1], n_frames=checked.features.shape[2])
     model = create_model(registry.model(config.model), context, config)
     model.load_state_dict(saved["model"])
-    probs = predict(model, data, np.arange(len(target.meta)))
+    probs = predict(model.to(compute.device), data, np.arange(len(target.meta)))
     unseen = sorted(set(target.meta["city"]) - set(cities))
     return Predictions(target, classes, probs, unseen, run_dir.name)
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ascbench import distributed
+from ascbench import callbacks, distributed
 from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset, DatasetOptions
 from ascbench.errors import ConfigError, DataError
@@ -34,11 +34,6 @@ log = logging.getLogger("ascbench")
 
 def pretrained_dir() -> Path:
     return cache_root() / "pretrained"
-
-
-def load_checkpoint_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The state dict of a cached pretraining stage."""
-    return unwrap(read_checkpoint(path))[0]
 
 
 def pretrained_state(
@@ -90,9 +85,13 @@ def pretrained_state(
     notes["pretraining"] = {"source": source_name, "stage": path.name, "cached": path.exists(), "classes": classes}
     if source.mapped:
         notes["pretraining"]["clips_per_source"] = source.counts
+    stage = f"pretrain {source_name}"
     if path.exists():
         log.info("reusing cached pretraining stage %s", path.name)
-        return Checkpoint(load_checkpoint_state(path), source="pretraining stage", classes=classes)
+        stored = read_checkpoint(path)
+        # The stage's learning curve travels with its weights, so a run that reuses it still records it.
+        callbacks.stage_end(stage, stored.get("history", []) if isinstance(stored, dict) else [])
+        return Checkpoint(unwrap(stored)[0], source="pretraining stage", classes=classes)
 
     log.info("pretraining %s on %s for up to %d epochs (cached as %s)", config.model, source_name, config.pretrain_epochs, path.name)
     features = source.features(feature_cfg, progress, config.threads)
@@ -105,13 +104,13 @@ def pretrained_state(
                            frame_rate=feature_cfg.sample_rate / feature_cfg.hop_length)
     model = create_model(model_spec, data.model_context(), config)
     result = fit(model, data, part.labeled, part.val, epochs=config.pretrain_epochs, lr=config.lr, config=config,
-                 seed=config.seed, desc=f"pretrain {source_name}", progress=progress)
+                 seed=config.seed, desc=stage, progress=progress)
     notes["pretraining"].update(best_epoch=result.best_epoch, best_val_accuracy=result.best_val_accuracy,
                                 epochs_run=len(result.history))
     if distributed.is_main():  # data-parallel ranks hold the same weights; one writes them
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save({"model": model.state_dict(), "recipe": recipe}, tmp)
+        torch.save({"model": model.state_dict(), "recipe": recipe, "history": result.history}, tmp)
         os.replace(tmp, path)
     return Checkpoint(model.state_dict(), source="pretraining stage", classes=classes)
 

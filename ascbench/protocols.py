@@ -11,7 +11,7 @@ pseudo-labelling or early stopping.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,7 @@ class ProtocolOptions:
     fold: int = 0  # which fold this run tests
     group_by: str | None = None  # grouping level kept whole; None: the dataset's coarsest
     untaught: str = "exclude"  # a test class without labeled training clips: "exclude" it from scoring, or "refuse"
+    plugin: Any = None  # the protocol's own options (ProtocolSpec.options_class), set as protocol.FIELD
 
 
 @dataclass

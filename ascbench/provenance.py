@@ -10,12 +10,12 @@ import numpy as np
 import torch
 import torchaudio
 
-import ascbench
+from ascbench._version import __version__
 
 
 def git_revision() -> str | None:
     """The commit of the ascbench source tree (with '+dirty' for local changes), or None outside git."""
-    source = Path(ascbench.__file__).resolve().parent.parent
+    source = Path(__file__).resolve().parent.parent  # the checkout holding ascbench/
     try:
         commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 timeout=5, check=True).stdout.strip()
@@ -38,7 +38,7 @@ def cpu_name() -> str:
 
 def collect() -> dict:
     return {
-        "ascbench": ascbench.__version__, "git_commit": git_revision(),
+        "ascbench": __version__, "git_commit": git_revision(),
         "python": platform.python_version(), "torch": torch.__version__, "torchaudio": torchaudio.__version__,
         "numpy": np.__version__, "platform": platform.platform(), "cpu": cpu_name(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

@@ -16,7 +16,8 @@ import pluggy
 
 from ascbench import hookspecs
 from ascbench.errors import PluginError, UnknownNameError
-from ascbench.specs import DatasetSpec, FrontEndSpec, ModelFamily, ModelSpec, ProtocolSpec, RecipeSpec, StrategySpec
+from ascbench.specs import (DatasetSpec, FrontEndSpec, LoggerSpec, ModelFamily, ModelSpec, ProtocolSpec, RecipeSpec,
+                            StrategySpec)
 
 ENTRY_POINT_GROUP = "ascbench"
 
@@ -33,6 +34,7 @@ _KINDS: dict[str, tuple[str, type]] = {
     "protocol": ("ascbench_protocols", ProtocolSpec),
     "front-end": ("ascbench_frontends", FrontEndSpec),
     "recipe": ("ascbench_recipes", RecipeSpec),
+    "logger": ("ascbench_loggers", LoggerSpec),
 }
 
 
@@ -104,6 +106,9 @@ class Registry:
 
     def recipe(self, name: str) -> RecipeSpec:
         return self.get("recipe", name)
+
+    def logger(self, name: str) -> LoggerSpec:
+        return self.get("logger", name)
 
 
 STRICT_ENV = "ASCBENCH_STRICT_PLUGINS"  # "1": any plugin problem is fatal (for CI)

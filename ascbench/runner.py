@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-import ascbench
-from ascbench import distributed, provenance
+from ascbench._version import __version__
+from ascbench import callbacks, distributed, provenance
 from ascbench.complexity import latency_ms, profile, torchinfo_macs
 from ascbench.config import RunConfig
 from ascbench.checkpoint import Checkpointer, checkpointing
@@ -27,12 +27,14 @@ from ascbench.data.dataset import DatasetOptions
 from ascbench.errors import AscbenchError, ConfigError, DataError, PluginError, RunInterrupted
 from ascbench.features import CheckedFeatures, get_preset, load_checked_features, unusable_files_error
 from ascbench.metrics import evaluate
+from ascbench.options import resolve_all
 from ascbench.pretraining import pretrained_state
 from ascbench.metadata_ceiling import describe as describe_ceiling
 from ascbench.split_plan import check_protocol_options, plan_split
 from ascbench.registry import Registry, get_registry
 from ascbench.results import RunRecord, RunSlot, commit_run, open_run, runs_dir
-from ascbench.training import DataBundle, TrainingJob, predict, probe_model
+from ascbench.job import TrainingJob
+from ascbench.training import DataBundle, predict, probe_model
 
 log = logging.getLogger("ascbench")
 
@@ -73,12 +75,14 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     dataset_spec = registry.dataset(config.dataset)
     check_protocol_options(config, registry.protocol(config.protocol), registry.owner("protocol", config.protocol))
     _check_strategy_options(config, strategy_spec, registry)
+    own_options = resolve_all(config, registry)  # every plugin's own options, before any data is read
     if config.pretrained and not Path(config.pretrained).is_file():  # before any audio is read, not after
         raise ConfigError(f"--pretrained {config.pretrained}: no such file; pass the path of a torch.save checkpoint "
                           "(an ascbench run's model.pt or an official checkpoint)")
     if config.recipe:
         registry.recipe(config.recipe)  # an unknown recipe in a stored config fails here, naming the valid ones
     feature_cfg = get_preset(config.feature_preset or dataset_spec.feature_preset)
+    logger_specs = [_logger_spec(registry, name) for name in config.loggers]
 
     compute = Compute.from_names(config.device, config.precision)  # an absent GPU fails here, in a second
     if config.threads:
@@ -99,8 +103,11 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     checkpointer = Checkpointer(staging, config.digest()) if world == 1 else None
     timings: dict[str, float] = {}
     started = time.perf_counter()
+    history = callbacks.EpochHistory()
+    loggers = [history] + (_start_loggers(logger_specs, config, run_id, root) if distributed.is_main() else [])
     try:
-        with _log_to(staging / "log.txt"), (checkpointing(checkpointer) if checkpointer else nullcontext()):
+        with _log_to(staging / "log.txt"), (checkpointing(checkpointer) if checkpointer else nullcontext()), \
+                callbacks.logging_to(loggers):
             if world > 1:
                 log.info("data-parallel over %d processes (rank %d)", world, distributed.rank())
             if checkpointer and checkpointer.resumed_from:
@@ -133,6 +140,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             notes: dict = {}
             job = TrainingJob(
                 config=config, model_spec=model_spec, data=data, partition=part, progress=progress, notes=notes,
+                options=own_options["strategy"],
                 pretrained_state=lambda: pretrained_state(config, registry, config.dataset, feature_cfg, progress, notes),
             )
             t = time.perf_counter()
@@ -193,7 +201,9 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
                 "provenance": provenance.collect(),
                 "compute": compute.describe(),
                 "recipe": _recipe_record(config, registry),
+                "history": history.stages,
             })
+            callbacks.run_end({k: metrics[k] for k in ("macro_accuracy", "accuracy", "macro_f1", "log_loss")})
             _write_split(staging / "split.csv", dataset.meta, part)
             torch.save({"model": model.state_dict(), "mean": data.mean, "std": data.std, "cities": data.cities,
                         "classes": dataset.classes, "config": config.to_dict()}, staging / "model.pt")
@@ -228,7 +238,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
         # From the stored (3-decimal) timings, so the row and the record always agree on the rounding.
         "wall_s": round(metrics["timings"]["total_s"], 2), "train_s": round(metrics["timings"]["train_s"], 2),
         "device": str(compute.device), "precision": compute.precision,
-        "ascbench": ascbench.__version__, "torch": torch.__version__, "python": platform.python_version(),
+        "ascbench": __version__, "torch": torch.__version__, "python": platform.python_version(),
         "git_commit": metrics["provenance"]["git_commit"], "cpu": metrics["provenance"]["cpu"],
         "dataset_fingerprint": metrics["dataset_fingerprint"], "split_fingerprint": metrics["split_fingerprint"],
     }
@@ -317,3 +327,30 @@ def _write_split(path: Path, meta: pd.DataFrame, part) -> None:
     for name in ("labeled", "unlabeled", "val", "test"):
         role[getattr(part, name)] = name
     pd.DataFrame({"filename": meta["filename"], "role": role}).to_csv(path, index=False)
+
+
+def _logger_spec(registry: Registry, name: str):
+    """The logger named ``name``, its packages checked now: a missing one is one line before any work."""
+    import importlib.util
+
+    spec = registry.logger(name)
+    missing = [module for module in spec.requires if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ConfigError(f"--logger {name} needs the {', '.join(missing)} package: "
+                          f"{spec.install or 'pip install ' + ' '.join(missing)}")
+    return spec
+
+
+def _start_loggers(specs: list, config: RunConfig, run_id: str, root: Path) -> list[callbacks.RunLogger]:
+    """Each named logger for this run, under ``<log dir>/<run id>``; one that cannot start is left out with a
+    warning (a dashboard that fails must not cost the run)."""
+    base = Path(config.log_dir) if config.log_dir else root / "logs"
+    started = []
+    for spec in specs:
+        ctx = callbacks.LoggerContext(run_id, config.to_dict(), base / run_id)
+        try:
+            started.append(spec.create(ctx))
+        except Exception as exc:  # noqa: BLE001 - reported, not fatal
+            log.warning("logger %r could not start (%s: %s); the run goes on without it", spec.name,
+                        type(exc).__name__, exc)
+    return started

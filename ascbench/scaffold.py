@@ -61,20 +61,29 @@ def ascbench_models():
                       uses_city=True, uses_time=True)]
 '''
 
-STRATEGY = '''"""{name}: a minimal ascbench strategy plugin (pretrained start, small learning rate)."""
+STRATEGY = '''"""{name}: a minimal ascbench strategy plugin (pretrained start, smaller learning rate)."""
+
+from dataclasses import dataclass, field
 
 from ascbench import hookimpl
 from ascbench.specs import StrategySpec
 
 
+@dataclass(frozen=True)
+class Options:
+    """Set from any run as --set strategy.lr_scale=0.05 (or [options.strategy] in a config file)."""
+
+    lr_scale: float = field(default=0.1, metadata={{"help": "fine-tuning learning rate = --lr x this"}})
+
+
 def train(job):
     model = job.load_pretrained(job.build_model())
-    return job.fit(model, lr=job.config.lr * 0.1, desc="{name}")
+    return job.fit(model, lr=job.config.lr * job.options.lr_scale, desc="{name}")
 
 
 @hookimpl
 def ascbench_strategies():
-    return [StrategySpec("{name}", train, "{name}: describe it in one line")]
+    return [StrategySpec("{name}", train, "{name}: describe it in one line", options_class=Options)]
 '''
 
 MODEL_TEST = '''import pytest
@@ -93,7 +102,8 @@ from ascbench.runner import execute
 
 def test_runs_end_to_end(tmp_path):
     config = RunConfig(strategy="{name}", dataset="embedded-tiny", epochs=1, pretrain_epochs=1,
-                       model="mobileascnet-cnn", model_kwargs={{"channels": [8, 8, 8], "stem_channels": 8}})
+                       model="mobileascnet-cnn", model_kwargs={{"channels": [8, 8, 8], "stem_channels": 8}},
+                       options={{"strategy": {{"lr_scale": 0.05}}}})
     record = execute(config, runs_root=tmp_path, progress=False)
     assert 0.0 <= record.metrics["accuracy"] <= 1.0
 '''

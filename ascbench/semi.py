@@ -21,7 +21,7 @@ from ascbench.device import model_compute
 from ascbench.training import FitResult, TrainingHook, augment_batch, fit, predict
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ascbench.training import TrainingJob
+    from ascbench.job import TrainingJob
 
 log = logging.getLogger("ascbench")
 
@@ -129,15 +129,15 @@ class MeanTeacher(TrainingHook):
         if len(pool) == 0:
             return None
         rows = self.rng.choice(pool, size=min(len(pool), self.job.config.batch_size), replace=False)
-        x, city, time = self.job.data.batch(rows)
         compute = model_compute(model)
+        x, city, time = self.job.data.batch_on(rows, compute)
         self.teacher.to(compute.device)  # follows the student onto the run's device (a no-op once there)
-        # Each view is augmented on the CPU with the run's generator, as in fit: the same draws on any device.
-        teacher_x, city, time = compute.to(augment_batch(x, self.job.config, self.generator, self.job.data.frame_rate), city, time)
+        # Each view is augmented with draws from the run's CPU generator, as in fit: the same draws on any device.
+        teacher_x = augment_batch(x, self.job.config, self.generator, self.job.data.frame_rate)
         with torch.no_grad():
             self.teacher.train()
             target = F.softmax(self.teacher(teacher_x, city, time).float(), dim=1)
-        (student_x,) = compute.to(augment_batch(x, self.job.config, self.generator, self.job.data.frame_rate))
+        student_x = augment_batch(x, self.job.config, self.generator, self.job.data.frame_rate)
         student = F.softmax(model(student_x, city, time).float(), dim=1)
         return self.weight(epoch) * F.mse_loss(student, target)
 

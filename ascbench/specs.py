@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ascbench.data.dataset import ClipDataset, DatasetOptions
     from ascbench.features import FeatureConfig
     from ascbench.protocols import ProtocolOptions, Split
-    from ascbench.training import TrainingJob
+    from ascbench.job import TrainingJob
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._:-]*$")
 
@@ -74,6 +74,9 @@ class StrategySpec:
     # Capability flag: starts from pretrained weights (job.load_pretrained). False makes --pretrained and
     # --pretrain-on an error rather than silently ignored; None (undeclared) checks nothing.
     pretrains: bool | None = None
+    # The strategy's own options: a dataclass of typed fields with defaults, set as --set strategy.FIELD=VALUE
+    # and handed to it as job.options (see ascbench.options).
+    options_class: type | None = None
 
     def __post_init__(self) -> None:
         check_name("strategy", self.name)
@@ -110,6 +113,8 @@ class ProtocolSpec:
     # Capability flag: False for a protocol with no test side (it trains on every labeled clip, to make the
     # model one submits); its runs are stored but not scored, and leaderboards leave them out.
     scored: bool = True
+    # The protocol's own options (a dataclass), set as --set protocol.FIELD=VALUE, given as options.plugin.
+    options_class: type | None = None
 
     def __post_init__(self) -> None:
         check_name("protocol", self.name)
@@ -181,3 +186,22 @@ class RecipeSpec:
 
     def settings_for(self, dataset: str | None) -> dict[str, Any]:
         return {**self.settings, **self.per_dataset.get(dataset or "", {})}
+
+
+@dataclass(frozen=True)
+class LoggerSpec:
+    """A run logger (``ascbench run --logger NAME``): ``create(ctx)`` returns an
+    ``ascbench.callbacks.RunLogger`` for one run, given a ``LoggerContext``.
+
+    ``requires`` names the importable modules it needs (checked before the run starts, so a missing
+    package is one clear line, not a failure after training); ``install`` says how to get them.
+    """
+
+    name: str
+    create: Callable[..., Any]
+    description: str = ""
+    requires: tuple[str, ...] = ()
+    install: str = ""
+
+    def __post_init__(self) -> None:
+        check_name("logger", self.name)

@@ -18,6 +18,7 @@ from ascbench.protocols import Partition, Split, partition, run_protocol
 from ascbench.errors import ConfigError
 from ascbench.registry import Registry
 from ascbench.specs import ProtocolSpec
+from ascbench.options import resolve_for
 
 
 @dataclass
@@ -55,7 +56,8 @@ def plan_split(dataset: ClipDataset, config: RunConfig, registry: Registry, fold
     """Split ``dataset`` as a run of ``config`` would (fold ``fold`` of ``config.folds`` if given)."""
     spec = registry.protocol(config.protocol)
     check_protocol_options(config, spec, registry.owner("protocol", config.protocol))
-    split = run_protocol(spec, dataset, config.protocol_options(fold), registry.owner("protocol", config.protocol))
+    own = resolve_for(config, registry, "protocol")
+    split = run_protocol(spec, dataset, config.protocol_options(fold, own), registry.owner("protocol", config.protocol))
     part = partition(dataset, split, config.labeled, config.val_fraction if val_fraction is None else val_fraction,
                      config.seed, split.info["group_by"])
     # Learning from every label the run may use: the labeled training clips and the validation clips.

@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable
 
 from tqdm.auto import tqdm
 
+from ascbench.options import resolve_all
 from ascbench.config import RunConfig, read_table
 from ascbench.errors import AscbenchError, ConfigError, RunInterrupted
 from ascbench.registry import Registry, get_registry
@@ -115,6 +116,7 @@ class CellOutcome:
     accuracy: float | None = None
     reason: str | None = None
     seconds: float = 0.0
+    gpus: tuple[str, ...] = ()  # the GPUs Ray gave the cell (--gpus-per-cell); empty elsewhere
 
 
 def finished_experiments(root: Path) -> dict[str, dict]:
@@ -181,6 +183,7 @@ def check_names(cells: Iterable[RunConfig], registry: Registry) -> None:
         registry.strategy(cell.strategy)
         registry.dataset(cell.dataset)
         registry.protocol(cell.protocol)
+        resolve_all(cell, registry)  # plugins' own options too
 
 
 def _run_cell(config: dict, runs_root: str) -> dict:
@@ -207,8 +210,11 @@ def _run_cell_packed(config: dict) -> dict:
     """A Ray task: run into a scratch directory on the worker and ship the run's files back to the driver."""
     import tempfile
 
+    import ray
+
     with tempfile.TemporaryDirectory(prefix="ascbench-ray-") as tmp:
         outcome = _run_cell(config, tmp)
+        outcome["gpus"] = tuple(str(g) for g in ray.get_gpu_ids())
         if outcome["status"] == "done":
             run_dir = Path(tmp) / outcome["run_id"]
             outcome["files"] = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
@@ -287,8 +293,23 @@ def _local(todo: list[RunConfig], root: Path, jobs: int, report: Callable[[RunCo
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def local_gpu_count() -> int:
+    """CUDA devices this machine shows torch (what a local Ray instance is given to share out)."""
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def _check_gpus(available: float, gpus_per_cell: float, where: str) -> None:
+    # Ray queues a task whose resources no node has forever, without an error: refuse it up front.
+    if gpus_per_cell > available:
+        raise ConfigError(f"--gpus-per-cell {gpus_per_cell:g}: {where} has {available:g} GPU(s), so no cell could "
+                          "ever be scheduled; ask for fewer, use a cluster with GPUs (--address), or drop the option "
+                          "to run the cells on CPUs")
+
+
 def _ray(todo: list[RunConfig], root: Path, jobs: int, address: str | None,
-         report: Callable[[RunConfig, dict], None]) -> None:
+         report: Callable[[RunConfig, dict], None], gpus_per_cell: float = 0.0) -> None:
     try:
         import ray
     except ImportError:
@@ -296,12 +317,19 @@ def _ray(todo: list[RunConfig], root: Path, jobs: int, address: str | None,
     env = {k: v for k, v in os.environ.items() if k.startswith("ASCBENCH_")}
     if address:
         ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
-    else:  # a local instance sized like the local executor
-        ray.init(num_cpus=default_jobs(), include_dashboard=False, runtime_env={"env_vars": env}, log_to_driver=False,
-                 object_store_memory=200 * 1024 * 1024)
+    else:  # a local instance sized like the local executor, with this machine's GPUs
+        gpus = local_gpu_count()
+        _check_gpus(gpus, gpus_per_cell, "this machine")
+        ray.init(num_cpus=default_jobs(), num_gpus=gpus, include_dashboard=False, runtime_env={"env_vars": env},
+                 log_to_driver=False, object_store_memory=200 * 1024 * 1024)
     try:
+        if address:
+            _check_gpus(ray.cluster_resources().get("GPU", 0.0), gpus_per_cell, f"the Ray cluster at {address}")
         task = ray.remote(max_retries=0)(_run_cell_packed)
-        pending = {task.options(num_cpus=cell.threads or 1).remote(cell.to_dict()): cell for cell in todo}
+        # Ray hides the GPUs a task was not given (CUDA_VISIBLE_DEVICES), so a cell with --device auto
+        # trains on its own share; several cells may share one GPU with a fraction (e.g. 0.5).
+        pending = {task.options(num_cpus=cell.threads or 1, num_gpus=gpus_per_cell).remote(cell.to_dict()): cell
+                   for cell in todo}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             cell = pending.pop(ready[0])
@@ -318,11 +346,21 @@ def _ray(todo: list[RunConfig], root: Path, jobs: int, address: str | None,
 
 def run_sweep(cells: list[RunConfig], *, executor: str = "local", jobs: int | None = None, address: str | None = None,
               runs_root: str | os.PathLike | None = None, registry: Registry | None = None,
-              progress: bool = True, published: str | os.PathLike | None = None) -> list[CellOutcome]:
+              progress: bool = True, published: str | os.PathLike | None = None,
+              gpus_per_cell: float = 0.0) -> list[CellOutcome]:
     """Run every cell not yet in the results store (nor, given ``published``, in that published
-    leaderboard); returns one outcome per cell, in the grid's order."""
+    leaderboard); returns one outcome per cell, in the grid's order.
+
+    ``gpus_per_cell`` (Ray only) is each cell's share of a GPU; Ray runs as many cells at once as the
+    GPUs allow and shows each only its own.
+    """
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
+    if gpus_per_cell < 0:
+        raise ConfigError(f"--gpus-per-cell must be 0 or more, not {gpus_per_cell:g}")
+    if gpus_per_cell and executor != "ray":
+        raise ConfigError("--gpus-per-cell needs --executor ray (Ray shares the GPUs out among cells); the local "
+                          "executor runs each cell on the device its --device names")
     jobs = jobs or default_jobs()
     if jobs < 1:
         raise ConfigError("--jobs must be at least 1")
@@ -341,7 +379,7 @@ def run_sweep(cells: list[RunConfig], *, executor: str = "local", jobs: int | No
 
     def report(cell: RunConfig, outcome: dict) -> None:
         result = CellOutcome(cell, outcome["status"], outcome.get("run_id"), outcome.get("accuracy"),
-                             outcome.get("reason"), outcome.get("seconds", 0.0))
+                             outcome.get("reason"), outcome.get("seconds", 0.0), outcome.get("gpus", ()))
         outcomes[position[id(cell)]] = result
         counts[result.status] += 1
         bar.update(1)
@@ -360,7 +398,7 @@ def run_sweep(cells: list[RunConfig], *, executor: str = "local", jobs: int | No
         if todo and executor == "local":
             _local(todo, root, jobs, report)
         elif todo:
-            _ray(todo, root, jobs, address, report)
+            _ray(todo, root, jobs, address, report, gpus_per_cell)
     except KeyboardInterrupt:
         log.warning("sweep interrupted: finished cells are stored; run the same sweep again to continue")
     finally:

@@ -1,4 +1,5 @@
-"""The training loop and the job a strategy plugin receives.
+"""The training loop, the data it reads (``DataBundle``) and prediction; strategies get a ``TrainingJob``
+(``ascbench.job``).
 
 Features live in memory (or memory-mapped) as one array; a batch is a slice of it, so the loop stays
 close to a bare PyTorch loop. Early stopping uses a validation part of the *labeled training* clips only.
@@ -10,7 +11,7 @@ import copy
 import logging
 from dataclasses import asdict, dataclass, field
 from time import perf_counter
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ascbench import checkpoint, distributed
+from ascbench import callbacks, checkpoint, distributed
 from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset
 from ascbench.device import Compute, model_compute
@@ -26,9 +27,7 @@ from ascbench.errors import ConfigError, PluginError
 from ascbench.augment import freq_mixstyle, mixup, spec_augment, time_roll
 from ascbench.layers import ContextFusion, InputBatchNorm
 from ascbench.optim import make_optimizer, make_scheduler, selection_score, validation_record
-from ascbench.protocols import Partition
 from ascbench.specs import ModelContext, ModelSpec
-from ascbench.weights import Checkpoint, load_with_report
 
 log = logging.getLogger("ascbench")
 
@@ -63,6 +62,10 @@ def probe_model(spec: ModelSpec, config: RunConfig, dataset: ClipDataset, n_mels
         return create_model(spec, ctx, config)
 
 
+RESIDENT_CHUNK = 512  # clips normalised and uploaded at a time (bounded host memory for a full-size dataset)
+# Largest normalised feature matrix kept in host memory whole (the embedded data: 25 MB); bigger ones (8,700
+# APSIPA clips: 1.1 GB) stay memory-mapped and are normalised batch by batch.
+HOST_RESIDENT_BYTES = 256 * 1024 ** 2
 STATS_CLIPS = 1000  # clips that give the per-mel-bin normalisation statistics (64 bins x frames x 1000 values each)
 
 
@@ -85,6 +88,9 @@ class DataBundle:
     # (files left out with --skip-bad): the cache stays memory-mapped instead of being copied.
     feature_rows: np.ndarray | None = None
     frame_rate: float = 50.0  # feature frames per second (time roll is given in seconds)
+    # Normalised features, cities and time features of every clip on a CUDA device, uploaded once when they
+    # fit (see ``resident_on``): batches are then gathered on the GPU instead of assembled on the host.
+    _resident: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, dataset: ClipDataset, features: np.ndarray, train_rows: np.ndarray,
@@ -131,6 +137,46 @@ class DataBundle:
         self.loading_s += perf_counter() - started
         return out
 
+    def resident_on(self, compute: Compute) -> tuple[torch.Tensor, ...] | None:
+        """Every clip's normalised features, city and time features held on ``compute``'s device, made on
+        first use; None when they would not fit (CUDA: over half the GPU's free memory; CPU: over
+        ``HOST_RESIDENT_BYTES``, so a full-size dataset stays memory-mapped) or on other devices.
+
+        Exactly the values ``batch`` gives (normalised on the host, chunk by chunk), so a run computes the
+        same with or without it; making it counts as data loading.
+        """
+        if compute.device.type not in ("cuda", "cpu"):
+            return None
+        key = str(compute.device)
+        if key not in self._resident:
+            n = len(self.labels)
+            size = n * int(np.prod(self.features.shape[1:])) * 4
+            limit = torch.cuda.mem_get_info(compute.device)[0] // 2 if compute.device.type == "cuda" else HOST_RESIDENT_BYTES
+            if size > limit:
+                self._resident[key] = None
+                return None
+            started = perf_counter()
+            x = torch.empty((n, 1, *self.features.shape[1:]), dtype=torch.float32, device=compute.device)
+            for start in range(0, n, RESIDENT_CHUNK):
+                x[start:start + RESIDENT_CHUNK] = self.batch(np.arange(start, min(n, start + RESIDENT_CHUNK)))[0].to(compute.device)
+            self._resident[key] = (x, torch.from_numpy(self.city).to(compute.device),
+                                   torch.from_numpy(self.time).to(compute.device))
+            self.loading_s += perf_counter() - started
+        return self._resident[key]
+
+    def batch_on(self, rows: np.ndarray, compute: Compute) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``batch(rows)`` on ``compute``'s device: gathered there from the resident copy when there is one,
+        else assembled on the host and copied (pinned, without blocking)."""
+        resident = self.resident_on(compute)
+        if resident is None:
+            return compute.to(*self.batch(rows))
+        started = perf_counter()
+        index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+        index = index.to(compute.device, non_blocking=True) if compute.device.type == "cuda" else index
+        out = tuple(t[index] for t in resident)  # a copy: nothing a model does to its batch reaches the store
+        self.loading_s += perf_counter() - started
+        return out
+
 
 @dataclass
 class FitResult:
@@ -155,7 +201,7 @@ def predict(model: nn.Module, data: DataBundle, rows: np.ndarray, batch_size: in
     with torch.inference_mode():
         for start in range(0, len(rows), batch_size):
             pos = order[start:start + batch_size]
-            logits = model(*compute.to(*data.batch(rows[pos])))
+            logits = model(*data.batch_on(rows[pos], compute))
             # Softmax in float64 on the CPU, whatever the device (MPS has no float64).
             out[pos] = F.softmax(logits.cpu().double(), dim=1).numpy()
     return out
@@ -198,6 +244,24 @@ def _freeze_frozen_batchnorm(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()):
             m.eval()
+
+
+def compiled(model: nn.Module, mode: str) -> nn.Module:
+    """``model`` under ``torch.compile`` in ``mode`` (the module itself for "off"). The compiled wrapper
+    shares the parameters, so the optimizer, checkpoints and model selection see the plain module."""
+    if mode == "off":
+        return model
+    return torch.compile(model, mode=None if mode == "default" else mode)
+
+
+def _mean_loss(losses: list[torch.Tensor], sizes: list[int]) -> float:
+    """The epoch's mean training loss, clip-weighted, summed on the host in step order (one transfer)."""
+    if not losses:
+        return 0.0
+    total = 0.0
+    for value, size in zip(torch.stack(losses).cpu().tolist(), sizes):
+        total += value * size
+    return total / sum(sizes)
 
 
 def fit(
@@ -253,6 +317,7 @@ def fit(
     if done is not None:  # a resumed run replays a finished stage from its checkpoint
         model.load_state_dict(done["model"])
         log.info("%s: finished before the interruption; taken from the checkpoint", stage)
+        callbacks.stage_end(stage, done["result"]["history"])
         return FitResult(**done["result"])
     first_epoch = 1
     saved = checkpointer.in_progress(stage) if checkpointer else None
@@ -274,14 +339,18 @@ def fit(
         log.info("%s: resuming after epoch %d from the checkpoint", stage, saved["epoch"])
     bar = tqdm(range(first_epoch, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False,
                initial=first_epoch - 1, total=epochs)
-    train_model = distributed.wrap(model)
+    train_model = compiled(distributed.wrap(model), config.compile)
     world = distributed.world_size()
     stopped_early = saved is not None and saved.get("stopped", False)
     for epoch in bar if not stopped_early else ():
         model.train()
         _freeze_frozen_batchnorm(model)
         perm = np.concatenate([rng.permutation(order) for _ in range(passes)])
-        total_loss, seen = 0.0, 0
+        # Step losses stay on the device until the epoch ends: reading one (.item()) or testing it on the
+        # host would wait for the GPU at every step and leave it idle while the next batch is assembled.
+        step_losses: list[torch.Tensor] = []
+        step_sizes: list[int] = []
+        finite = torch.ones((), dtype=torch.bool, device=compute.device)
         for start in range(0, len(perm), config.batch_size):
             pos = perm[start:start + config.batch_size]
             pos = pos[np.argsort(train_rows[pos], kind="stable")]  # sequential reads; targets follow
@@ -291,13 +360,13 @@ def fit(
             drop = rng.random(len(pos)) < config.city_dropout if config.city_dropout > 0 else None
             mine = distributed.share(np.arange(len(pos)))
             pos = pos[mine]
-            x, city, time = data.batch(train_rows[pos])
+            x, city, time = data.batch_on(train_rows[pos], compute)
             if drop is not None:
-                city = city.masked_fill(torch.from_numpy(drop[mine]), 0)
+                city = city.masked_fill(compute.to(torch.from_numpy(drop[mine]))[0], 0)
+            # Augmented where the batch is, with draws from the CPU generator: the same draws on every device.
             x = augment_batch(x, config, generator, data.frame_rate)
-            y = F.one_hot(torch.from_numpy(targets[pos]), num_classes).float()
+            (y,) = compute.to(F.one_hot(torch.from_numpy(targets[pos]), num_classes).float())
             x, y = mixup(x, y, config.mixup_alpha, generator)
-            x, y, city, time = compute.to(x, y, city, time)  # augmented on the CPU: same draws on every device
             with compute.autocast():
                 logits = train_model(x, city, time)
             logits = logits.float()
@@ -308,8 +377,7 @@ def fit(
             loss = torch.sum(-y * F.log_softmax(logits, dim=1), dim=1).mean()
             extra = hook.extra_loss(model, epoch)
             total = loss if extra is None else loss + extra
-            if not torch.isfinite(total):
-                raise PluginError(f"model {config.model!r}: the loss became {total.item()} at {desc}, epoch {epoch}")
+            finite &= torch.isfinite(total.detach())
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(total).backward()
@@ -320,15 +388,19 @@ def fit(
                 optimizer.step()
             scheduler.step()
             hook.after_step(model)
-            total_loss += loss.item() * len(pos)
-            seen += len(pos)
+            step_losses.append(loss.detach())
+            step_sizes.append(len(pos))
+        if not bool(finite):
+            raise PluginError(f"model {config.model!r}: the loss became NaN or infinite at {desc}, epoch {epoch}; "
+                              "try a lower --lr, --precision fp32, or check the model's forward")
         distributed.sync_buffers(model)  # every rank validates (and stops) exactly as rank 0 does
-        record = {"epoch": epoch, "loss": total_loss / max(seen, 1)}
+        record = {"epoch": epoch, "loss": _mean_loss(step_losses, step_sizes)}
         scored = hook.eval_model(model)
         if len(val_rows):
             record.update(validation_record(predict(scored, data, val_rows), data.labels[val_rows]))
         record["lr"] = optimizer.param_groups[0]["lr"]
         history.append(record)
+        callbacks.epoch_end(stage, record)
         score = selection_score(record, config.select_on)
         if score > best_score:
             best_score, best_epoch, stale = score, epoch, 0
@@ -356,88 +428,7 @@ def fit(
         model.load_state_dict(best_state)
     best_val = history[best_epoch - 1].get("val_accuracy") if history else None
     result = FitResult(best_epoch, best_val, history)
+    callbacks.stage_end(stage, history)
     if checkpointer:
         checkpointer.finish_stage(stage, model.state_dict(), asdict(result))
     return result
-
-
-@dataclass
-class TrainingJob:
-    """What a strategy plugin works with: the run's config, its data and the ways to build and fit a model."""
-
-    config: RunConfig
-    model_spec: ModelSpec
-    data: DataBundle
-    partition: Partition
-    pretrained_state: Callable[[], "Checkpoint"]  # --pretrained, or the pretraining stage (cached across runs)
-    progress: bool = True
-    notes: dict = field(default_factory=dict)  # strategies record what they did here; saved with the run
-
-    def build_model(self) -> nn.Module:
-        """A fresh model for this run's data, initialised from the run's seed."""
-        return create_model(self.model_spec, self.data.model_context(), self.config)
-
-    def load_pretrained(self, model: nn.Module) -> nn.Module:
-        """Load the starting weights (``--pretrained`` or the pretraining stage) into ``model``, with a report.
-
-        Every tensor whose name and shape match is taken; a classifier trained on other classes (TAU Urban's
-        for APSIPA) is left fresh; a checkpoint that names its cities has its city embedding remapped onto
-        this run's cities by name. Too little matching is an error, not a silent from-scratch run.
-        """
-        checkpoint = self.pretrained_state()
-        skip: set[str] = set()
-        classifier = getattr(model, "classifier", None)
-        if checkpoint.classes is not None and checkpoint.classes != self.data.dataset.classes and classifier is not None:
-            names = {id(p): n for n, p in model.named_parameters()}
-            skip = {names[id(p)] for p in classifier.parameters()}
-            log.info("starting weights were trained on other classes; the classifier starts fresh")
-        report = load_with_report(model, checkpoint, target_cities=self.data.cities, skip=skip,
-                                  what=f"starting weights for model {self.config.model!r}")
-        log.info("starting weights: %s", report.summary())
-        if report.missing:
-            log.info("not taken from the starting weights (shape differs, e.g. the city vocabulary): %s",
-                     ", ".join(report.missing))
-        self.notes["reinitialised_after_pretraining"] = report.missing
-        self.notes["weights_loaded"] = report.as_dict()
-        return model
-
-    def freeze(self, model: nn.Module, keep_trainable: str) -> None:
-        """Freeze every parameter except those of ``model.<keep_trainable>`` ("head" or "classifier").
-
-        ``head`` is everything after the feature extractor (GRU, context, fusion, classifier): the model
-        must expose ``feature_extractor``. ``classifier`` is the final layer only.
-        """
-        if keep_trainable == "head":
-            part = getattr(model, "feature_extractor", None)
-            if part is None:
-                raise ConfigError(f"model {self.config.model!r} exposes no feature_extractor, so it cannot be frozen")
-            for p in part.parameters():
-                p.requires_grad_(False)
-        elif keep_trainable == "classifier":
-            part = getattr(model, "classifier", None)
-            if part is None:
-                raise ConfigError(f"model {self.config.model!r} exposes no classifier, so it cannot be linear-probed")
-            keep = {id(p) for p in part.parameters()}
-            for p in model.parameters():
-                p.requires_grad_(id(p) in keep)
-        else:
-            raise ValueError(f"keep_trainable must be 'head' or 'classifier', not {keep_trainable!r}")
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        self.notes["trainable_params"] = trainable
-        log.info("%d of %d parameters trainable", trainable, sum(p.numel() for p in model.parameters()))
-
-    def fit(self, model: nn.Module, *, lr: float | None = None, epochs: int | None = None, desc: str = "train") -> nn.Module:
-        """Train ``model`` on this run's training clips with the run's semi-supervised method (``--semi``).
-
-        Freeze parameters (``requires_grad_(False)``) before calling to keep them fixed.
-        """
-        from ascbench.semi import SEMI_METHODS
-
-        method = SEMI_METHODS[self.config.semi]
-        results = method(self, model, lr or self.config.lr, epochs or self.config.epochs, desc)
-        for result in results:
-            self.notes.setdefault("stages", []).append(
-                {"stage": desc, "semi": self.config.semi, "best_epoch": result.best_epoch,
-                 "best_val_accuracy": result.best_val_accuracy, "epochs_run": len(result.history)}
-            )
-        return model

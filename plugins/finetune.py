@@ -7,7 +7,7 @@ The pretraining stage is the dataset's declared source (``--pretrain-on`` to cha
 
 from ascbench import hookimpl
 from ascbench.specs import StrategySpec
-from ascbench.training import TrainingJob
+from ascbench.job import TrainingJob
 
 
 def pretrain_then_finetune(job: TrainingJob):

@@ -6,7 +6,7 @@ of the frozen part stay fixed too.
 
 from ascbench import hookimpl
 from ascbench.specs import StrategySpec
-from ascbench.training import TrainingJob
+from ascbench.job import TrainingJob
 
 
 def frozen_features(job: TrainingJob):

@@ -2,7 +2,7 @@
 
 from ascbench import hookimpl
 from ascbench.specs import StrategySpec
-from ascbench.training import TrainingJob
+from ascbench.job import TrainingJob
 
 
 def linear_probe(job: TrainingJob):

@@ -42,3 +42,21 @@ def test_cli_device_cuda(runs):
                  "scratch", "--epochs", "1", "--no-progress"]) == 0
     (row,) = load_rows(runs)
     assert json.loads((runs / row["run_id"] / "metrics.json").read_text())["compute"]["device"].startswith("cuda")
+
+
+def test_compiled_training_on_cuda_matches_eager_closely(tmp_path):
+    config = RunConfig(device="cuda", **TINY)
+    eager = execute(config, runs_root=tmp_path / "eager", progress=False)
+    fused = execute(config.replace(compile="default"), runs_root=tmp_path / "compiled", progress=False)
+    assert fused.config["compile"] == "default"
+    assert abs(eager.metrics["log_loss"] - fused.metrics["log_loss"]) < 0.05
+
+
+def test_predict_on_cuda_and_on_the_cpu_agree(tmp_path):
+    from ascbench.predict import predict_run
+    from ascbench.registry import get_registry
+
+    record = execute(RunConfig(device="cuda", **TINY), runs_root=tmp_path, progress=False)
+    on_gpu = predict_run(tmp_path / record.run_id, "embedded-tiny", get_registry(), progress=False, device="cuda")
+    on_cpu = predict_run(tmp_path / record.run_id, "embedded-tiny", get_registry(), progress=False, device="cpu")
+    assert abs(on_gpu.probabilities - on_cpu.probabilities).max() < 1e-4

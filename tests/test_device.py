@@ -59,3 +59,73 @@ def test_device_is_an_execution_detail_and_precision_is_not():
     base = RunConfig()
     assert base.replace(device="cuda").experiment_digest() == base.experiment_digest()
     assert base.replace(precision="bf16").experiment_digest() != base.experiment_digest()
+
+
+def _tiny_bundle(tiny):
+    import numpy as np
+
+    from ascbench.features import get_preset, load_features
+    from ascbench.training import DataBundle
+
+    features, _ = load_features(tiny, get_preset(tiny.feature_preset), progress=False)
+    rows = np.flatnonzero(tiny.label_indices() >= 0)[:64]
+    return DataBundle.build(tiny, features, rows), rows
+
+
+def test_compile_wraps_the_training_forward_and_is_an_execution_detail(tiny, registry, monkeypatch):
+    import numpy as np
+
+    from ascbench.training import create_model, fit
+
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda module, mode=None: seen.append(mode) or module)
+    data, rows = _tiny_bundle(tiny)
+    config = RunConfig(model="context-only", compile="reduce-overhead", dataset="embedded-tiny")
+    model = create_model(registry.model("context-only"), data.model_context(), config)
+    fit(model, data, rows, np.array([], dtype=np.int64), epochs=1, lr=1e-3, config=config, seed=0, progress=False)
+    assert seen == ["reduce-overhead"]
+    assert config.experiment_digest() == config.replace(compile="off").experiment_digest()
+    with pytest.raises(ConfigError, match="--compile must be one of off, default"):
+        RunConfig(compile="fast")
+
+
+def test_a_loss_that_turns_nan_stops_the_run_with_advice(tiny, registry):
+    import numpy as np
+
+    from ascbench.errors import PluginError
+    from ascbench.training import create_model, fit
+
+    data, rows = _tiny_bundle(tiny)
+    config = RunConfig(model="context-only", dataset="embedded-tiny")
+    model = create_model(registry.model("context-only"), data.model_context(), config)
+    class NaNOut(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x, city, time):
+            return self.inner(x, city, time) * float("nan")
+
+    with pytest.raises(PluginError, match=r"NaN or infinite at train, epoch 1; try a lower --lr"):
+        fit(NaNOut(model), data, rows, np.array([], dtype=np.int64), epochs=2, lr=1e-3, config=config, seed=0,
+            progress=False)
+
+
+def test_batches_from_the_resident_copy_equal_the_memory_mapped_path(tiny, monkeypatch):
+    import numpy as np
+
+    import ascbench.training as training
+    from ascbench.device import CPU
+
+    data, rows = _tiny_bundle(tiny)
+    picked = np.array([5, 0, 17, 3])
+    resident = data.batch_on(picked, CPU)
+    assert data.resident_on(CPU) is not None  # small data: kept whole, normalised, in memory
+    for got, want in zip(resident, data.batch(picked)):
+        assert torch.equal(got, want)
+    resident[0].fill_(7.0)  # a model writing into its batch does not reach the store
+    assert torch.equal(data.batch_on(picked, CPU)[0], data.batch(picked)[0])
+    monkeypatch.setattr(training, "HOST_RESIDENT_BYTES", 0)  # full-size data stays memory-mapped
+    big, _ = _tiny_bundle(tiny)
+    assert big.resident_on(CPU) is None
+    assert torch.equal(big.batch_on(picked, CPU)[0], data.batch(picked)[0])

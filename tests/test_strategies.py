@@ -21,18 +21,20 @@ def touched(monkeypatch):
     """Every (dataset, row) a training stage reads; the final scoring of the test set is not recorded."""
     seen: list[tuple[str, int]] = []
     recording = {"on": True}
-    real_batch, real_predict = DataBundle.batch, ascbench.runner.predict
+    real_batch, real_predict = DataBundle.batch_on, ascbench.runner.predict
 
-    def batch(self, rows):
+    # batch_on is how the loop, validation and pseudo-labelling read clips (the resident copy the bundle may
+    # make holds every clip's features, but none of their labels, and is only read through it).
+    def batch(self, rows, compute):
         if recording["on"]:
             seen.extend((self.dataset.name, int(r)) for r in rows)
-        return real_batch(self, rows)
+        return real_batch(self, rows, compute)
 
     def final_predict(*args, **kwargs):
         recording["on"] = False
         return real_predict(*args, **kwargs)
 
-    monkeypatch.setattr(DataBundle, "batch", batch)
+    monkeypatch.setattr(DataBundle, "batch_on", batch)
     monkeypatch.setattr(ascbench.runner, "predict", final_predict)
     return seen
 

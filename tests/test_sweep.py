@@ -205,3 +205,22 @@ def test_cells_already_published_are_skipped_without_their_runs_directory(tmp_pa
     assert f"2 cells, 0 already in {tmp_path / 'runs'}, 1 published in {tmp_path / 'board'}, 1 to run" in caplog.text
     assert outcomes[0].run_id == "published-s0" and str(tmp_path / "board") in outcomes[0].reason
     assert [r["seed"] for r in load_rows(tmp_path / "runs")] == [1]
+
+
+def test_gpus_per_cell_gives_each_ray_cell_a_gpu(tmp_path, monkeypatch):
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'ascbench[ray]'")
+    import ascbench.sweep as sweep
+
+    cells = SweepSpec(TINY, {"model": ["context-only"], "strategy": ["scratch"]}).cells()
+    # This machine has no GPU: a local Ray instance asked for one would queue the cell forever, so it is refused.
+    monkeypatch.setattr(sweep, "local_gpu_count", lambda: 0)
+    with pytest.raises(ConfigError, match=r"--gpus-per-cell 1: this machine has 0 GPU"):
+        run_sweep(cells, executor="ray", runs_root=tmp_path, progress=False, gpus_per_cell=1)
+    with pytest.raises(ConfigError, match="needs --executor ray"):
+        run_sweep(cells, runs_root=tmp_path, progress=False, gpus_per_cell=1)
+    # Declared to Ray (no CUDA behind it, so the cell's --device auto still resolves to the CPU): the task
+    # is scheduled with its GPU and says which.
+    monkeypatch.setattr(sweep, "local_gpu_count", lambda: 1)
+    (outcome,) = run_sweep(cells, executor="ray", runs_root=tmp_path, progress=False, gpus_per_cell=1)
+    assert outcome.status == "done", outcome.reason
+    assert outcome.gpus == ("0",)

@@ -1,0 +1,126 @@
+"""Plugins' own options (as llm's ``Model.Options``): a strategy, protocol or dataset declares a dataclass of
+typed fields with defaults, and a run sets them as ``KIND.FIELD``:
+
+    ascbench run --strategy warm-start --set strategy.lr_scale=0.05
+    # config file:  [options.strategy]  lr_scale = 0.05      sweep:  --grid strategy.lr_scale=0.1,0.05
+
+``RunConfig.options`` holds them per kind (``{"strategy": {"lr_scale": 0.05}}``), so they are saved with every
+result and part of the experiment. They are checked by :func:`resolve` against the chosen plugin's class
+before any data is read: an unknown key names the plugin and lists the valid ones, a value of the wrong
+type names the field and the type. ``model.FIELD`` is the model's keyword arguments (``--model-arg``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import typing
+from typing import Any
+
+from ascbench.errors import ConfigError
+
+# The plugin kinds whose options a run can set, in the order they are checked.
+KINDS = ("strategy", "protocol")
+
+
+def fold_dotted(data: dict[str, Any]) -> dict[str, Any]:
+    """``{"strategy.lr_scale": 0.1, ...}`` -> ``{"options": {"strategy": {"lr_scale": 0.1}}, ...}``;
+    ``model.X`` goes to ``model_kwargs``. Keys of other kinds are left for the config to refuse."""
+    out = {k: v for k, v in data.items() if "." not in k}
+    dotted = {k: v for k, v in data.items() if "." in k}
+    if not dotted:  # nothing to fold: the table is checked as given
+        return out
+    options = {kind: dict(values) for kind, values in (data.get("options") or {}).items() if isinstance(values, dict)}
+    model_kwargs = dict(data.get("model_kwargs") or {}) if isinstance(data.get("model_kwargs") or {}, dict) else None
+    for key, value in dotted.items():
+        kind, _, name = key.partition(".")
+        if kind == "model" and model_kwargs is not None:
+            model_kwargs[name] = value
+        elif kind in KINDS:
+            options.setdefault(kind, {})[name] = value
+        else:
+            out[key] = value  # unknown: RunConfig names it
+    if options:
+        out["options"] = options
+    if model_kwargs:
+        out["model_kwargs"] = model_kwargs
+    return out
+
+
+def fields_of(options_cls: type | None) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(options_cls)} if options_cls is not None else {}
+
+
+def resolve(kind: str, name: str, owner: str, options_cls: type | None, given: dict[str, Any] | None) -> Any:
+    """An instance of ``options_cls`` from ``given`` (None when the plugin declares no options and none
+    were given), every key and type checked; ``ConfigError`` naming kind, plugin and field otherwise."""
+    given = dict(given or {})
+    known = fields_of(options_cls)
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        what = f"{kind} {name!r} (plugin {owner!r})"
+        if not known:
+            raise ConfigError(f"{what} takes no options, got {', '.join(f'{kind}.{u}' for u in unknown)}")
+        hints = [f"{kind}.{u}" + (f" (did you mean {kind}.{m[0]}?)" if (m := difflib.get_close_matches(u, known, 1))
+                                  else "") for u in unknown]
+        raise ConfigError(f"{what} has no option {', '.join(hints)}; its options: "
+                          + ", ".join(f"{kind}.{f}" for f in known))
+    if options_cls is None:
+        return None
+    hints = typing.get_type_hints(options_cls)
+    for key, value in given.items():
+        if not _fits(hints[key], value):
+            raise ConfigError(f"{kind}.{key} of {kind} {name!r} must be {_describe(hints[key])}, got {value!r} "
+                              f"({type(value).__name__})")
+    try:
+        return options_cls(**given)
+    except (TypeError, ValueError) as exc:  # the options class's own checks (__post_init__)
+        raise ConfigError(f"{kind} {name!r} options: {exc}") from None
+
+
+def resolve_for(config: Any, registry: Any, kind: str) -> Any:
+    """The options of the ``kind`` plugin ``config`` chose (e.g. its strategy), checked; None if it has none."""
+    name = getattr(config, kind)
+    spec = registry.get(kind, name)
+    return resolve(kind, name, registry.owner(kind, name), spec.options_class, config.options.get(kind))
+
+
+def resolve_all(config: Any, registry: Any) -> dict[str, Any]:
+    """Every chosen plugin's options, checked: what a run, a sweep cell and a dry run validate up front."""
+    return {kind: resolve_for(config, registry, kind) for kind in KINDS}
+
+
+def describe(options_cls: type | None) -> list[tuple[str, str, Any, str]]:
+    """(field, type, default, help) of each option; help from the field's ``metadata["help"]``."""
+    hints = typing.get_type_hints(options_cls) if options_cls is not None else {}
+    return [(f.name, _describe(hints[f.name]), f.default if f.default is not dataclasses.MISSING else None,
+             f.metadata.get("help", "")) for f in fields_of(options_cls).values()]
+
+
+def _fits(annotation: Any, value: Any) -> bool:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return any(_fits(a, value) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if annotation is str:
+        return isinstance(value, str)
+    return True  # richer types: the options class checks them itself
+
+
+def _describe(annotation: Any) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if args:
+        return " | ".join(_describe(a) for a in args)
+    return "None" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))

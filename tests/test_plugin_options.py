@@ -1,0 +1,103 @@
+"""Plugins' own options: a strategy and a protocol from outside the core each declare a typed option, a run sets
+them as KIND.FIELD from Python, the command line, a config file and a sweep cell (one validation path), and
+bad keys or values fail before any audio is read."""
+
+import dataclasses
+import json
+import types
+
+import numpy as np
+import pytest
+
+from ascbench import hookimpl
+from ascbench.cli import build_parser, _config_from_args
+from ascbench.config import RunConfig
+from ascbench.errors import ConfigError
+from ascbench.protocols import Split
+from ascbench.registry import build_registry
+from ascbench.runner import execute
+from ascbench.specs import ProtocolSpec, StrategySpec
+from ascbench.sweep import SweepSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class WarmStartOptions:
+    lr_scale: float = dataclasses.field(default=0.1, metadata={"help": "learning rate = --lr x this"})
+    note: str = "none"
+
+
+def warm_start(job):
+    job.notes["lr_scale_used"] = job.options.lr_scale
+    return job.fit(job.build_model(), lr=job.config.lr * job.options.lr_scale, desc="warm-start")
+
+
+@dataclasses.dataclass(frozen=True)
+class LastCityOptions:
+    cities: int = 1  # how many cities (alphabetically last) to hold out
+
+
+def last_cities(dataset, options):
+    held = sorted(dataset.meta["city"].unique())[-options.plugin.cities:]
+    test = np.flatnonzero(dataset.meta["city"].isin(held).to_numpy() & dataset.meta["labeled"].to_numpy())
+    train = np.flatnonzero(~dataset.meta["city"].isin(held).to_numpy())
+    return Split(train=train, test=test, info={"held_out": held})
+
+
+PLUGIN = types.SimpleNamespace(
+    ascbench_strategies=hookimpl(lambda: [StrategySpec("warm-start", warm_start, "scaled lr", pretrains=False,
+                                                       options_class=WarmStartOptions)]),
+    ascbench_protocols=hookimpl(lambda: [ProtocolSpec("last-cities", last_cities, "hold out the last cities",
+                                                      options_class=LastCityOptions)]),
+)
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return build_registry([("outside", PLUGIN)])
+
+
+BASE = dict(dataset="embedded-tiny", model="context-only", strategy="warm-start", epochs=1)
+
+
+def test_options_set_as_kind_dot_field_reach_the_plugins_and_the_record(registry, tmp_path):
+    config = RunConfig.from_dict({**BASE, "protocol": "last-cities", "strategy.lr_scale": 0.5, "protocol.cities": 2})
+    assert config.options == {"strategy": {"lr_scale": 0.5}, "protocol": {"cities": 2}}
+    record = execute(config, registry=registry, runs_root=tmp_path, progress=False)
+    assert record.metrics["strategy_notes"]["lr_scale_used"] == 0.5
+    assert len(record.metrics["split"]["held_out"]) == 2
+    stored = json.loads((tmp_path / record.run_id / "config.json").read_text())
+    assert stored["options"] == {"strategy": {"lr_scale": 0.5}, "protocol": {"cities": 2}}
+    # Options are part of the experiment: another value is another row.
+    assert config.experiment_digest() != config.replace(options={"strategy": {"lr_scale": 0.1}}).experiment_digest()
+    # Defaults apply when nothing is set.
+    plain = execute(RunConfig(**BASE), registry=registry, runs_root=tmp_path / "plain", progress=False)
+    assert plain.metrics["strategy_notes"]["lr_scale_used"] == 0.1
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"strategy.lr_scal": 0.5}, r"strategy 'warm-start' \(plugin 'outside'\) has no option strategy.lr_scal "
+                                r"\(did you mean strategy.lr_scale\?\); its options: strategy.lr_scale, strategy.note"),
+    ({"strategy.lr_scale": "fast"}, r"strategy.lr_scale of strategy 'warm-start' must be float, got 'fast'"),
+    ({"protocol.cities": 1}, r"protocol 'official' \(plugin 'protocols'\) takes no options, got protocol.cities"),
+])
+def test_bad_options_fail_before_any_audio_is_read(registry, tmp_path, monkeypatch, options, message):
+    import ascbench.runner as runner
+
+    monkeypatch.setattr(runner, "load_checked_features", lambda *a, **k: pytest.fail("features were read"))
+    with pytest.raises(ConfigError, match=message):
+        execute(RunConfig.from_dict({**BASE, **options}), registry=registry, runs_root=tmp_path, progress=False)
+
+
+def test_one_path_from_the_command_line_a_config_file_and_a_sweep(tmp_path):
+    argv = ["run", "--strategy", "finetune", "--set", "strategy.lr_scale=0.5", "--set", "model.width=48"]
+    args = build_parser().parse_args(argv)
+    args.run_argv = argv[1:]  # as main() keeps it, to tell typed flags from defaults
+    config = _config_from_args(args)
+    assert config.options == {"strategy": {"lr_scale": 0.5}} and config.model_kwargs == {"width": 48}
+    spec = tmp_path / "run.toml"
+    spec.write_text('strategy = "finetune"\n[options.strategy]\nlr_scale = 0.25\n')
+    assert RunConfig.from_file(spec, {}).options == {"strategy": {"lr_scale": 0.25}}
+    cells = SweepSpec({"strategy": "finetune"}, {"strategy.lr_scale": [0.1, 0.2]}).cells()
+    assert [c.options for c in cells] == [{"strategy": {"lr_scale": 0.1}}, {"strategy": {"lr_scale": 0.2}}]
+    with pytest.raises(ConfigError, match="unknown config field.*'optimiser.lr'"):
+        RunConfig.from_dict({"optimiser.lr": 1})
