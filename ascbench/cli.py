@@ -436,6 +436,18 @@ def _with_options(kind: str, spec) -> str:
     return spec.description + "; options: " + ", ".join(f"{kind}.{f}={d!r} ({t})" for f, t, d, _ in own)
 
 
+def _with_configs(root: Path, rows: list[dict]) -> list[dict]:
+    """Rows with their experiment's setting (leaderboard rows are exact experiments), from each run's config."""
+    from ascbench.leaderboard import with_settings
+
+    configs = {}
+    for row in rows:
+        path = root / row["run_id"] / "config.json"
+        if path.exists():
+            configs[row["run_id"]] = json.loads(path.read_text(encoding="utf-8"))
+    return with_settings(rows, configs)
+
+
 def cmd_new_plugin(args) -> int:
     from ascbench.scaffold import new_plugin
 
@@ -472,7 +484,7 @@ def cmd_leaderboard(args) -> int:
         print(f"{args.check}: every published table matches its results")
         return 0
     root = runs_dir(args.runs_dir)
-    rows = load_rows(root)
+    rows = _with_configs(root, load_rows(root))
     if args.protocol:
         rows = [r for r in rows if r["protocol"] == args.protocol]
     if args.model:
@@ -483,7 +495,7 @@ def cmd_leaderboard(args) -> int:
         from ascbench.publish import import_runs, publish
 
         target = Path(args.publish)
-        count = import_runs(root, target, rows)
+        count = import_runs(root, target, rows, allow_nonstandard=args.allow_nonstandard)
         written = publish(target)
         print(f"published {count} run(s) to {target}: {', '.join(written)}")
         return 0
@@ -661,10 +673,30 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def _check_plugins_installed(config: dict, metrics: dict) -> None:
+    """A row whose plugin is not installed here: say which package (and version) its record names."""
+    from ascbench.registry import get_registry
+
+    registry = get_registry()
+    for used in metrics.get("provenance", {}).get("plugins", []):
+        kind, name = used["kind"], used["name"]
+        if name in registry.entries[kind] or (kind == "model" and registry._family_of(name)):
+            continue
+        package, version = used.get("distribution"), used.get("version")
+        if package:
+            where = f"package {package} {version or ''}".rstrip()
+            hint = f"pip install '{package}=={version}'" if version else f"pip install {package}"
+        else:
+            where, hint = "no recorded package", f"install the plugin {used.get('plugin')!r} that provided it"
+        raise AscbenchError(f"this row needs {kind} {name!r} from plugin {used.get('plugin')!r} ({where}), "
+                            f"which is not installed here: {hint}")
+
+
 def cmd_rerun(args) -> int:
     from ascbench.runner import execute
 
-    row, config, _ = _find_record(args.run_id, args.runs_dir, args.source)
+    row, config, metrics = _find_record(args.run_id, args.runs_dir, args.source)
+    _check_plugins_installed(config, metrics)
     record = execute(RunConfig.from_dict(config), runs_root=args.runs_dir, progress=not args.no_progress and sys.stderr.isatty())
     print(f"original  {args.run_id}: accuracy {100 * row['accuracy']:.2f} %  macro-F1 {100 * row['macro_f1']:.2f} %")
     print(f"re-run    {record.run_id}: accuracy {100 * record.row['accuracy']:.2f} %  macro-F1 {100 * record.row['macro_f1']:.2f} %")
@@ -792,6 +824,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default=None, help="results store (default: $ASCBENCH_RUNS_DIR or ./runs)")
     p.add_argument("--publish", metavar="DIR", help="copy the (filtered) run records to DIR/results and regenerate DIR's tables")
     p.add_argument("--check", metavar="DIR", help="fail if DIR's published tables differ from what DIR/results regenerates")
+    p.add_argument("--allow-nonstandard", action="store_true",
+                   help="with --publish: also publish runs whose settings differ from the defaults or their recipe "
+                        "(smoke runs, model arguments); their setting column says how")
 
     p = sub.add_parser("rerun", help="run a stored result again from its recorded config and compare")
     p.add_argument("run_id")

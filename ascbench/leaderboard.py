@@ -1,14 +1,50 @@
-"""Leaderboard tables from the results store: one line per model x strategy x dataset x protocol x labeled
-fraction, averaged over seeds, ranked by macro accuracy (the mean of class-wise accuracies: the metric
-the APSIPA 2025 challenge and DCASE Task 1 rank by), with micro accuracy, macro-F1 and log loss beside it."""
+"""Leaderboard tables from the results store: one line per **exact experiment** (every config field but the
+seed and execution details: two runs with different epochs or model arguments are two rows), averaged
+over seeds, ranked by macro accuracy (the mean of class-wise accuracies: the metric the APSIPA 2025
+challenge and DCASE Task 1 rank by), with micro accuracy, macro-F1 and log loss beside it.
+
+A row's ``setting`` column names what it ran beyond the columns shown: ``default``, a recipe's name, and
+every field that differs from the defaults (or from the recipe), e.g. ``default + epochs=2``. A seed run
+twice (``ascbench rerun``) counts once; a run whose score is NaN is counted apart, not averaged.
+"""
 
 from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from ascbench.config import EXECUTION_FIELDS, RunConfig
+
 GROUP_KEYS = ["dataset", "protocol", "model", "strategy", "semi", "labeled"]
+# Where the data lives is not what was run: a row made on two machines stays one row.
+_NOT_THE_EXPERIMENT = {"seed", "data_root", "pretrain_data_root", *EXECUTION_FIELDS}
+
+
+def setting_of(config: dict[str, Any]) -> dict[str, str]:
+    """``setting`` (a short id of everything that defines the experiment except the columns a row shows
+    and the seed) and ``setting_label`` (the recipe or ``default``, plus each field that differs)."""
+    cfg = RunConfig.from_stored(config)
+    full = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_THE_EXPERIMENT}
+    digest = hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:8]
+    baseline = RunConfig.from_dict({"recipe": cfg.recipe, "dataset": cfg.dataset} if cfg.recipe else {}).to_dict()
+    shown = set(GROUP_KEYS) | {"recipe"}
+    differs = [f"{k}={_short(v)}" for k, v in sorted(full.items()) if k not in shown and v != baseline.get(k)]
+    label = (cfg.recipe or "default") + (" + " + ", ".join(differs) if differs else "")
+    return {"setting": digest, "setting_label": label, "nonstandard": bool(differs)}
+
+
+def _short(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")) if isinstance(value, (dict, list)) else str(value)
+
+
+def with_settings(rows: list[dict], configs: dict[str, dict]) -> list[dict]:
+    """``rows`` with their experiment's setting, from each run's stored config (by run id)."""
+    return [{**row, **setting_of(configs[row["run_id"]])} if row["run_id"] in configs else row for row in rows]
 FORMATS = ("table", "markdown", "csv")
 
 
@@ -29,13 +65,23 @@ def aggregate(rows: list[dict]) -> pd.DataFrame:
     if "semi" not in df:
         df["semi"] = "none"
     df["semi"] = df["semi"].fillna("none")
+    if "setting" not in df:  # rows without their configs: grouped by the shown columns only
+        df["setting"], df["setting_label"] = "", "?"
+    df["setting"] = df["setting"].fillna("")
+    df["setting_label"] = df["setting_label"].fillna("?")
+    # A seed run again (ascbench rerun) is a check of the row, not another sample of it: the first run counts.
+    order = df["finished"] if "finished" in df else pd.Series(range(len(df)))
+    df = df.assign(_order=order.to_numpy()).sort_values("_order", kind="stable")
+    df = df.drop_duplicates([*GROUP_KEYS, "setting", "seed"], keep="first")
+    df["failed"] = df["macro_accuracy"].isna() if "macro_accuracy" in df else False
     df["labeled"] = df["labeled"].map(lambda v: "dataset" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:g}")
     for col in ("macro_accuracy", "worst_city_accuracy", "worst_period_accuracy", "latency_ms", "train_s", "metadata_ceiling"):
         if col not in df:
             df[col] = np.nan
-    grouped = df.groupby(GROUP_KEYS, sort=False, dropna=False)
+    grouped = df.groupby([*GROUP_KEYS, "setting"], sort=False, dropna=False)
     out = grouped.agg(
-        seeds=("seed", "nunique"), runs=("seed", "size"),
+        setting_label=("setting_label", "first"),
+        seeds=("macro_accuracy", "count"), runs=("seed", "size"), failed=("failed", "sum"),
         macro_accuracy=("macro_accuracy", "mean"), macro_accuracy_std=("macro_accuracy", "std"),
         accuracy=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
         macro_f1=("macro_f1", "mean"), log_loss=("log_loss", "mean"),
@@ -44,8 +90,6 @@ def aggregate(rows: list[dict]) -> pd.DataFrame:
         params=("params", "first"), macs=("macs", "first"), param_kb=("param_kb", "first"),
         latency_ms=("latency_ms", "median"), train_s=("train_s", "median"),
     ).reset_index()
-    out["accuracy_std"] = out["accuracy_std"].fillna(0.0)
-    out["macro_accuracy_std"] = out["macro_accuracy_std"].fillna(0.0)
     return out.sort_values(["dataset", "protocol", "macro_accuracy"], ascending=[True, True, False]).reset_index(drop=True)
 
 
@@ -56,14 +100,23 @@ def _human_macs(macs: float) -> str:
     return f"{macs:.0f}"
 
 
+def _mean_std(mean: float, std: float, seeds: int) -> str:
+    """"61.2 ± 3.4" over seeds; one seed has no spread to show; no scored seed is "n/a"."""
+    if seeds == 0 or np.isnan(mean):
+        return "n/a"
+    return f"{100 * mean:.1f}" if seeds == 1 else f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
 def render(table: pd.DataFrame, fmt: str = "table") -> str:
     if fmt == "csv":
         return table.to_csv(index=False, float_format="%.4f")
     shown = pd.DataFrame({
         "dataset": table["dataset"], "protocol": table["protocol"], "model": table["model"],
-        "strategy": table["strategy"], "semi": table["semi"], "labeled": table["labeled"], "seeds": table["seeds"], "runs": table["runs"],
-        "macro acc %": [f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in zip(table["macro_accuracy"], table["macro_accuracy_std"])],
-        "accuracy %": [f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in zip(table["accuracy"], table["accuracy_std"])],
+        "strategy": table["strategy"], "semi": table["semi"], "labeled": table["labeled"],
+        "setting": table["setting_label"], "seeds": table["seeds"],
+        "failed runs": table["failed"].astype(int),
+        "macro acc %": [_mean_std(m, s, n) for m, s, n in zip(table["macro_accuracy"], table["macro_accuracy_std"], table["seeds"])],
+        "accuracy %": [_mean_std(m, s, n) for m, s, n in zip(table["accuracy"], table["accuracy_std"], table["seeds"])],
         "macro-F1 %": (100 * table["macro_f1"]).round(1),
         "log loss": table["log_loss"].round(3),
         # What city and time alone score on the same splits (macro accuracy; see ascbench.metadata_ceiling).
@@ -76,4 +129,6 @@ def render(table: pd.DataFrame, fmt: str = "table") -> str:
         "latency ms": table["latency_ms"].round(2),
         "train s": table["train_s"].round(1),
     })
+    if not shown["failed runs"].any():  # the column says something only when a run failed
+        shown = shown.drop(columns="failed runs")
     return tabulate(shown, headers="keys", tablefmt="github" if fmt == "markdown" else "simple", showindex=False)

@@ -88,6 +88,12 @@ class Registry:
     def owner(self, kind: str, name: str) -> str:
         return self.owners[kind][name]
 
+    def provenance(self, kind: str, name: str) -> dict[str, str | None]:
+        """Which plugin, package, version and source registered ``name``: what a record keeps, so a row
+        can be re-run elsewhere (``rerun`` says which package to install when it is missing)."""
+        status = self.status.get(self.owner(kind, name))
+        return {"kind": kind, "name": name, **(status.provenance() if status else {"plugin": self.owner(kind, name)})}
+
     # Convenience accessors, so call sites read naturally.
     def model(self, name: str) -> ModelSpec:
         return self.get("model", name)
@@ -122,6 +128,29 @@ class PluginStatus:
     ok: bool = True
     error: str | None = None
     registered: list[str] = field(default_factory=list)
+    distribution: str | None = None  # the installed package that provides it (pip install NAME==VERSION)
+    version: str | None = None
+    source_sha256: str | None = None  # of the plugin module's source (its package's, for a package)
+
+    def provenance(self) -> dict[str, str | None]:
+        return {"plugin": self.name, "distribution": self.distribution, "version": self.version,
+                "source_sha256": self.source_sha256}
+
+
+def source_digest(module: object) -> str | None:
+    """sha256 of a plugin module's source: the file, or every .py file of a package (sorted by path)."""
+    import hashlib
+    from pathlib import Path
+
+    path = getattr(module, "__file__", None)
+    if not path:
+        return None
+    path = Path(path)
+    files = sorted(path.parent.rglob("*.py")) if path.name == "__init__.py" else [path]
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _entry_points() -> list:
@@ -157,9 +186,13 @@ def build_registry(
 
     candidates: list[tuple[PluginStatus, object | None]] = []
     for ep in _entry_points() if entry_points else []:
-        status = PluginStatus(ep.name, ep.value)
+        dist = getattr(ep, "dist", None)
+        status = PluginStatus(ep.name, ep.value, distribution=getattr(dist, "name", None),
+                              version=getattr(dist, "version", None))
         try:
-            candidates.append((status, ep.load()))
+            module = ep.load()
+            status.source_sha256 = source_digest(module)
+            candidates.append((status, module))
         except (Exception, SystemExit) as exc:  # a broken plugin must be named, not surface as a bare traceback
             fail(status, f"plugin {ep.name!r} ({ep.value}) failed to import: {type(exc).__name__}: {exc}", exc)
             candidates.append((status, None))

@@ -198,7 +198,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
                 "data_parallel_processes": world,
                 "split_fingerprint": plan.fingerprint(),
                 "features": {"preset": config.feature_preset or dataset_spec.feature_preset, **asdict(feature_cfg)},
-                "provenance": provenance.collect(),
+                "provenance": {**provenance.collect(), "plugins": _plugin_provenance(config, registry)},
                 "compute": compute.describe(),
                 "recipe": _recipe_record(config, registry),
                 "history": history.stages,
@@ -327,6 +327,15 @@ def _write_split(path: Path, meta: pd.DataFrame, part) -> None:
     for name in ("labeled", "unlabeled", "val", "test"):
         role[getattr(part, name)] = name
     pd.DataFrame({"filename": meta["filename"], "role": role}).to_csv(path, index=False)
+
+
+def _plugin_provenance(config: RunConfig, registry: Registry) -> list[dict]:
+    """Package, version and source hash of every plugin the run used."""
+    used = [("model", config.model), ("strategy", config.strategy), ("dataset", config.dataset),
+            ("protocol", config.protocol)]
+    used += [("recipe", config.recipe)] if config.recipe else []
+    used += [("logger", name) for name in config.loggers]
+    return [registry.provenance(kind, name) for kind, name in used if name in registry.entries[kind]]
 
 
 def _logger_spec(registry: Registry, name: str):

@@ -1,5 +1,5 @@
-"""Log-mel extraction of 10-second clips: the harness (decode files, batched mel in parallel) against one
-batched torchaudio call over the same audio already in memory."""
+"""Log-mel extraction of 10-second clips: the harness (decode files, check them, batched mel in parallel)
+against one batched torchaudio call over the same audio already in memory."""
 
 from __future__ import annotations
 
@@ -36,23 +36,18 @@ def ten_second_clips(request, tmp_path_factory):
     return preset, cfg, dataset, torch.from_numpy(audio)
 
 
-def test_logmel_harness(benchmark, pair, ten_second_clips):
-    preset, cfg, dataset, _ = ten_second_clips
-    benchmark.group = f"log-mel {preset}"
-    feats, reports = benchmark(extract, dataset, cfg, progress=False)
-    assert feats.shape == (CLIPS, cfg.n_mels, cfg.n_frames(10.0)) and not any(r.problem for r in reports)
-    pair(f"log-mel extraction ({preset})", "harness", CLIPS, "clips")
-
-
-def test_logmel_bare(benchmark, pair, ten_second_clips):
-    preset, cfg, _, audio = ten_second_clips
-    benchmark.group = f"log-mel {preset}"
+def test_logmel_extraction(interleaved, ten_second_clips):
+    """Decoding the files, the audio checks and the batched mel (the harness) against one torchaudio call
+    over the same audio already in memory (bare), interleaved round by round."""
+    preset, cfg, dataset, audio = ten_second_clips
     front_end = LogMel(cfg)
 
-    def one_call():
+    def harness():
+        feats, reports = extract(dataset, cfg, progress=False)
+        assert feats.shape == (CLIPS, cfg.n_mels, cfg.n_frames(10.0)) and not any(r.problem for r in reports)
+
+    def bare():
         with torch.inference_mode():
             return front_end(audio)[..., :cfg.n_frames(10.0)]
 
-    feats = benchmark(one_call)
-    assert feats.shape[0] == CLIPS
-    pair(f"log-mel extraction ({preset})", "bare", CLIPS, "clips")
+    interleaved(f"log-mel extraction ({preset})", harness, bare, items=CLIPS, rounds=8, warmup=1)

@@ -8,7 +8,7 @@ from ascbench.runner import execute
 from conftest import note
 
 
-def test_default_run_with_warm_caches(benchmark, pair, tmp_path):
+def test_default_run_with_warm_caches(benchmark, tmp_path):
     config = RunConfig()
     execute(config, runs_root=tmp_path / "warm-up", progress=False)  # fills the data, feature and pretraining caches
     records = []

@@ -19,8 +19,17 @@ def published(runs, tmp_path):
             args += ["--model-arg", "channels=[8,8,8]", "--model-arg", "stem_channels=8"]
         assert main(args) == 0
     target = tmp_path / "board"
-    assert main(["leaderboard", "--publish", str(target)]) == 0
+    # 1-epoch smoke runs with model arguments: not the defaults, so publishing them has to be asked for.
+    assert main(["leaderboard", "--publish", str(target)]) == 2
+    assert not (target / "results").exists()
+    assert main(["leaderboard", "--publish", str(target), "--allow-nonstandard"]) == 0
     return target
+
+
+def test_nonstandard_runs_are_refused_then_marked_by_their_setting(published, capsys):
+    md = (published / "leaderboard.md").read_text()
+    assert "default + epochs=1" in md
+    assert 'default + epochs=1, model_kwargs={"channels":[8,8,8],"stem_channels":8}' in md
 
 
 def test_publish_writes_tables_records_and_a_self_contained_page(published):
@@ -131,3 +140,28 @@ def test_the_repositorys_published_leaderboard_matches_its_records():
     if not (board / "results").is_dir():
         pytest.skip("no published leaderboard in this checkout")
     assert check(board) == []
+
+
+def test_records_name_each_plugins_package_and_rerun_says_what_to_install(published, capsys):
+    import hashlib
+
+    import ascbench_plugins.context_only as plugin_module
+
+    path = sorted((published / "results").glob("*.json"))[0]
+    record = json.loads(path.read_text())
+    used = {p["kind"]: p for p in record["metrics"]["provenance"]["plugins"]}
+    assert set(used) == {"model", "strategy", "dataset", "protocol"}
+    model = used["model"]
+    assert model["distribution"] == "ascbench" and model["plugin"] == "context-only"
+    expected = hashlib.sha256(open(plugin_module.__file__, "rb").read()).hexdigest()[:16]  # independent of ascbench
+    assert model["source_sha256"] == expected
+    # A row whose model comes from a package this machine lacks: rerun names the package and version.
+    record["config"]["model"] = "my-net"
+    record["metrics"]["provenance"]["plugins"][0] = {**model, "name": "my-net", "plugin": "my-net",
+                                                      "distribution": "ascbench-my-net", "version": "0.3.0"}
+    path.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["rerun", path.stem, "--from", str(published)]) == 2
+    err = capsys.readouterr().err
+    assert "model 'my-net' from plugin 'my-net' (package ascbench-my-net 0.3.0)" in err
+    assert "pip install 'ascbench-my-net==0.3.0'" in err

@@ -64,7 +64,7 @@ def test_render_formats():
     md = render(table, "markdown")
     assert md.splitlines()[1].startswith("|--") and "60.0 ± 14.1" in md and "2.50 M" in md
     csv = render(table, "csv")
-    assert csv.splitlines()[0].startswith("dataset,protocol,model,strategy,semi,labeled,seeds,runs,macro_accuracy")
+    assert csv.splitlines()[0].startswith("dataset,protocol,model,strategy,semi,labeled,setting,setting_label,seeds,runs,")
 
 
 def test_two_runs_of_the_same_config_at_once_both_land(tmp_path):
@@ -97,3 +97,38 @@ def test_rows_are_ranked_by_macro_accuracy_the_challenge_metric():
     assert list(table["model"]) == ["balanced", "micro-favourite"]
     header = render(table, "markdown").splitlines()[0]
     assert header.index("macro acc %") < header.index("accuracy %")
+
+
+def _configured(model, seed, acc, run_id, finished="2026-01-01T00:00:00", **config):
+    from ascbench.leaderboard import setting_of
+
+    cfg = {"dataset": "d", "model": model, "strategy": "scratch", "seed": seed, **config}
+    return {**_row(model, seed, acc), "run_id": run_id, "finished": finished, **setting_of(cfg)}
+
+
+def test_rows_with_different_settings_stay_apart_and_say_how():
+    rows = [_configured("a", 0, 0.5, "r0"), _configured("a", 1, 0.7, "r1"),
+            _configured("a", 0, 0.2, "r2", epochs=2), _configured("a", 0, 0.3, "r3", model_kwargs={"width": 48}),
+            _configured("a", 2, 0.6, "r4", device="cuda", threads=4)]  # execution details: the same experiment
+    table = aggregate(rows)
+    assert sorted(table["setting_label"]) == ["default", "default + epochs=2", 'default + model_kwargs={"width":48}']
+    default = table[table["setting_label"] == "default"].iloc[0]
+    assert default["seeds"] == 3 and default["macro_accuracy"] == pytest.approx(0.6)
+    text = render(table)
+    assert "20.0 " in text and "20.0 ±" not in text  # one seed: no spread to show
+
+
+def test_a_rerun_checks_its_row_instead_of_joining_it():
+    first = [_configured("a", 0, 0.5, "r0", "2026-01-01T00:00:00"), _configured("a", 1, 0.7, "r1", "2026-01-01T00:01:00")]
+    rerun = _configured("a", 0, 0.52, "r9", "2026-02-01T00:00:00")  # the same seed again, later
+    before, after = aggregate(first), aggregate(first + [rerun])
+    assert len(after) == len(before) == 1 and after.iloc[0]["runs"] == 2
+    assert after.iloc[0]["macro_accuracy"] == before.iloc[0]["macro_accuracy"]
+
+
+def test_a_nan_run_is_reported_not_averaged():
+    nan = {**_configured("a", 2, float("nan"), "r2"), "accuracy": float("nan")}
+    table = aggregate([_configured("a", 0, 0.5, "r0"), _configured("a", 1, 0.7, "r1"), nan])
+    row = table.iloc[0]
+    assert row["seeds"] == 2 and row["failed"] == 1 and row["macro_accuracy"] == pytest.approx(0.6)
+    assert "failed runs" in render(table).splitlines()[0]
