@@ -20,7 +20,6 @@ from ascbench.options import KINDS as OPTION_KINDS, fold_dotted
 from ascbench.protocols import DEFAULT_TEST_PERIODS, TIME_HOLDOUTS, UNTAUGHT_POLICIES, ProtocolOptions
 
 
-SEMI_NAMES = ("none", "pseudo-label", "mean-teacher")
 PRECISION_NAMES = ("fp32", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("one-cycle", "step", "cosine", "constant")
@@ -123,8 +122,6 @@ class RunConfig:
                             ("pretrain_classes", PRETRAIN_CLASSES)):
             if getattr(self, name) not in valid:
                 raise ConfigError(f"{_flag(name)} must be one of {', '.join(valid)}, not {getattr(self, name)!r}")
-        if self.semi not in SEMI_NAMES:
-            raise ConfigError(f"unknown semi-supervised method {self.semi!r}; valid: {', '.join(SEMI_NAMES)}")
         if self.folds == 1 or (self.folds and self.fold >= self.folds):
             raise ConfigError(f"--folds takes 0 (no folds) or at least 2, and fold < folds; got folds={self.folds}, fold={self.fold}")
         self._check_protocol_fields()

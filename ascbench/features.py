@@ -240,6 +240,46 @@ class CheckedFeatures(NamedTuple):
     cached: bool  # True when nothing was extracted
 
 
+def open_cached_array(path: Path) -> np.ndarray:
+    """The cached feature array, memory-mapped read-only (read batches with :func:`read_rows`)."""
+    return np.load(path, mmap_mode="r")
+
+
+def read_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``array[rows]`` as a new array. From a memory-mapped cache file the rows are read with ``pread``
+    (runs of consecutive rows in one call) instead of through the mapping: every page touched through
+    the mapping stays mapped into the process, and the kernel maps whole page-cache folios (up to
+    megabytes) around each, so sampling 1,000 of the 8,700 APSIPA clips for the normalisation
+    statistics mapped nearly the whole 1.1 GB file (resident file pages 0.27 -> 1.26 GB, measured).
+    Read with ``pread`` the file stays in the page cache, shared and reclaimable, and out of the
+    process's resident memory.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    filename = getattr(array, "filename", None)
+    if filename is None or os.path.getsize(filename) != array.offset + array.nbytes or not array.flags.c_contiguous:
+        return np.array(array[rows])  # in memory, or a view of part of a file: plain indexing
+    out = np.empty((len(rows), *array.shape[1:]), dtype=array.dtype)
+    if len(rows) == 0:
+        return out
+    if rows.min() < -len(array) or rows.max() >= len(array):
+        raise IndexError(f"row {rows.max()} out of range for {len(array)} rows")
+    rows = np.where(rows < 0, rows + len(array), rows)
+    row_bytes = out[0].nbytes
+    buffer = memoryview(out.reshape(len(rows), -1)).cast("B")
+    # Runs where both the file rows and the output positions advance by one: one read each.
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    fd = os.open(filename, os.O_RDONLY)
+    try:
+        for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(rows)]):
+            want = (stop - start) * row_bytes
+            got = os.preadv(fd, [buffer[start * row_bytes:stop * row_bytes]], array.offset + int(rows[start]) * row_bytes)
+            if got != want:
+                raise OSError(f"{filename}: short read ({got} of {want} bytes) at row {rows[start]}")
+    finally:
+        os.close(fd)
+    return out
+
+
 def _open_entry(directory: Path, dataset: ClipDataset) -> tuple[np.ndarray, list[FileReport]] | None:
     """The entry's array and file reports if it is complete and intact; None if absent. A damaged entry is removed."""
     array_path, index_path = directory / "features.npy", directory / "index.json"
@@ -263,7 +303,7 @@ def _open_entry(directory: Path, dataset: ClipDataset) -> tuple[np.ndarray, list
     except (OSError, ValueError, KeyError, TypeError) as exc:
         problem = f"{type(exc).__name__}: {exc}"
     if problem is None:
-        return np.load(array_path, mmap_mode="r"), [remarks.get(f) or FileReport(f, None) for f in index["files"]]
+        return open_cached_array(array_path), [remarks.get(f) or FileReport(f, None) for f in index["files"]]
     log.warning("feature cache entry %s is damaged (%s); extracting again", directory, problem)
     shutil.rmtree(directory, ignore_errors=True)
     return None
@@ -318,7 +358,7 @@ def load_checked_features(dataset: ClipDataset, cfg: FeatureConfig, progress: bo
     except OSError as exc:
         raise DataError(f"cannot write the feature cache in {root}: {exc.strerror or exc}; free some space or point "
                         f"$ASCBENCH_CACHE_DIR (or --cache-dir) at a writable directory") from exc
-    return CheckedFeatures(np.load(directory / "features.npy", mmap_mode="r"), reports, cached=False)
+    return CheckedFeatures(open_cached_array(directory / "features.npy"), reports, cached=False)
 
 
 def unusable_files_error(dataset: ClipDataset, bad: list[FileReport], hint: str) -> DataError:

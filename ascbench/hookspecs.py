@@ -49,6 +49,18 @@ def ascbench_strategies() -> list:
 
 
 @hookspec
+def ascbench_metrics() -> list:
+    """Return the ``MetricSpec`` objects this plugin provides: scores computed on every scored run's test
+    predictions, each saying whether higher is better."""
+
+
+@hookspec
+def ascbench_semi_methods() -> list:
+    """Return the ``SemiSpec`` objects this plugin provides: semi-supervised methods (``--semi NAME``) that
+    decide how fitting uses the unlabeled training clips, with any strategy."""
+
+
+@hookspec
 def ascbench_datasets() -> list:
     """Return the ``DatasetSpec`` objects this plugin provides.
 

@@ -14,8 +14,8 @@ import torch.nn as nn
 from ascbench.config import RunConfig
 from ascbench.errors import ConfigError
 from ascbench.protocols import Partition
-from ascbench.semi import SEMI_METHODS
-from ascbench.specs import ModelSpec
+from ascbench.semi import supervised
+from ascbench.specs import ModelSpec, SemiSpec
 from ascbench.training import DataBundle, create_model
 from ascbench.weights import Checkpoint, load_with_report
 
@@ -34,6 +34,8 @@ class TrainingJob:
     progress: bool = True
     notes: dict = field(default_factory=dict)  # strategies record what they did here; saved with the run
     options: Any = None  # the strategy's own options (StrategySpec.options_class), set as strategy.FIELD
+    semi_method: SemiSpec | None = None  # --semi: how fitting uses the unlabeled clips (None: labeled clips only)
+    semi_options: Any = None  # its own options (SemiSpec.options_class), set as semi.FIELD
 
     def build_model(self) -> nn.Module:
         """A fresh model for this run's data, initialised from the run's seed."""
@@ -93,7 +95,7 @@ class TrainingJob:
 
         Freeze parameters (``requires_grad_(False)``) before calling to keep them fixed.
         """
-        method = SEMI_METHODS[self.config.semi]
+        method = self.semi_method.fit if self.semi_method is not None else supervised
         results = method(self, model, lr or self.config.lr, epochs or self.config.epochs, desc)
         for result in results:
             self.notes.setdefault("stages", []).append(

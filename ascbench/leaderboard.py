@@ -51,9 +51,21 @@ FORMATS = ("table", "markdown", "csv")
 SORT_KEYS = ("macro_accuracy", "accuracy", "macro_f1", "log_loss", "worst_city", "worst_period", "params", "macs", "latency_ms", "train_s")
 
 
-def sort_table(table: pd.DataFrame, key: str) -> pd.DataFrame:
-    """Sort by one column: best first (lowest first for log loss and costs)."""
-    ascending = key in ("log_loss", "params", "macs", "latency_ms", "train_s")
+COSTS = ("params", "macs", "latency_ms", "train_s")  # lower is cheaper
+
+
+def sort_table(table: pd.DataFrame, key: str, registry: Any = None) -> pd.DataFrame:
+    """Sort by one column, best first: a metric's direction comes from its plugin (``higher_is_better``),
+    costs go lowest first, other scores (worst city, worst period) highest first."""
+    if registry is None:
+        from ascbench.registry import get_registry
+
+        registry = get_registry()
+    metric = key.replace("_", "-")
+    if metric in registry.entries["metric"]:
+        ascending = not registry.metric(metric).higher_is_better
+    else:
+        ascending = key in COSTS
     return table.sort_values(key, ascending=ascending, kind="stable").reset_index(drop=True)
 
 

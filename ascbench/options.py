@@ -21,7 +21,7 @@ from typing import Any
 from ascbench.errors import ConfigError
 
 # The plugin kinds whose options a run can set, in the order they are checked.
-KINDS = ("strategy", "protocol")
+KINDS = ("strategy", "semi", "protocol")
 
 
 def fold_dotted(data: dict[str, Any]) -> dict[str, Any]:

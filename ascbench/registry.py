@@ -17,7 +17,7 @@ import pluggy
 from ascbench import hookspecs
 from ascbench.errors import PluginError, UnknownNameError
 from ascbench.specs import (DatasetSpec, FrontEndSpec, LoggerSpec, ModelFamily, ModelSpec, ProtocolSpec, RecipeSpec,
-                            StrategySpec)
+                            MetricSpec, SemiSpec, StrategySpec)
 
 ENTRY_POINT_GROUP = "ascbench"
 
@@ -30,12 +30,18 @@ _KINDS: dict[str, tuple[str, type]] = {
     "model": ("ascbench_models", ModelSpec),
     "model family": ("ascbench_model_families", ModelFamily),
     "strategy": ("ascbench_strategies", StrategySpec),
+    "semi": ("ascbench_semi_methods", SemiSpec),
     "dataset": ("ascbench_datasets", DatasetSpec),
     "protocol": ("ascbench_protocols", ProtocolSpec),
     "front-end": ("ascbench_frontends", FrontEndSpec),
     "recipe": ("ascbench_recipes", RecipeSpec),
     "logger": ("ascbench_loggers", LoggerSpec),
+    "metric": ("ascbench_metrics", MetricSpec),
 }
+
+
+# How a kind is named in messages, where its registry key is terse.
+_DISPLAY = {"semi": "semi-supervised method"}
 
 
 @dataclass
@@ -71,7 +77,7 @@ class Registry:
         valid = list(self.entries[kind])
         if kind == "model":
             valid += [f"{prefix}<name>" for prefix in self.entries["model family"]]
-        raise UnknownNameError(kind, name, valid)
+        raise UnknownNameError(_DISPLAY.get(kind, kind), name, valid)
 
     def _family_of(self, name: str) -> ModelFamily | None:
         prefix = name.split(":", 1)[0] + ":" if ":" in name else None
@@ -100,6 +106,12 @@ class Registry:
 
     def strategy(self, name: str) -> StrategySpec:
         return self.get("strategy", name)
+
+    def metric(self, name: str) -> MetricSpec:
+        return self.get("metric", name)
+
+    def semi(self, name: str) -> SemiSpec:
+        return self.get("semi", name)
 
     def dataset(self, name: str) -> DatasetSpec:
         return self.get("dataset", name)

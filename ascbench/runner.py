@@ -72,6 +72,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     # Resolve every name first: a typo fails in a second, not after training.
     model_spec = registry.model(config.model)
     strategy_spec = registry.strategy(config.strategy)
+    semi_spec = registry.semi(config.semi)
     dataset_spec = registry.dataset(config.dataset)
     check_protocol_options(config, registry.protocol(config.protocol), registry.owner("protocol", config.protocol))
     _check_strategy_options(config, strategy_spec, registry)
@@ -140,7 +141,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             notes: dict = {}
             job = TrainingJob(
                 config=config, model_spec=model_spec, data=data, partition=part, progress=progress, notes=notes,
-                options=own_options["strategy"],
+                options=own_options["strategy"], semi_method=semi_spec, semi_options=own_options["semi"],
                 pretrained_state=lambda: pretrained_state(config, registry, config.dataset, feature_cfg, progress, notes),
             )
             t = time.perf_counter()
@@ -168,6 +169,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
                 meta = dataset.meta.iloc[part.test]
                 metrics = evaluate(data.labels[part.test], probs, dataset.classes,
                                    cities=meta["city"].tolist(), periods=meta["period"].tolist())
+                metrics["scores"] = _scores(registry, data.labels[part.test], probs, dataset.classes)
             else:  # a protocol without a test side (all-labeled): stored, not scored
                 metrics = dict(UNSCORED)
             timings["eval_s"] = time.perf_counter() - t
@@ -327,6 +329,20 @@ def _write_split(path: Path, meta: pd.DataFrame, part) -> None:
     for name in ("labeled", "unlabeled", "val", "test"):
         role[getattr(part, name)] = name
     pd.DataFrame({"filename": meta["filename"], "role": role}).to_csv(path, index=False)
+
+
+def _scores(registry: Registry, y_true: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict[str, float | None]:
+    """Every registered metric on the test predictions; one that raises is stored as None with a warning
+    (a broken metric plugin must not cost the run)."""
+    scores: dict[str, float | None] = {}
+    for name in registry.names("metric"):
+        try:
+            scores[name] = float(registry.metric(name).compute(y_true, probs, classes))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("metric %r (plugin %r) failed: %s: %s", name, registry.owner("metric", name),
+                        type(exc).__name__, exc)
+            scores[name] = None
+    return scores
 
 
 def _plugin_provenance(config: RunConfig, registry: Registry) -> list[dict]:

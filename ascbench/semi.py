@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -168,15 +168,3 @@ def mean_teacher(job: "TrainingJob", model: nn.Module, lr: float, epochs: int, d
     job.notes["mean_teacher"] = {"ema": job.config.mt_ema, "max_weight": job.config.mt_weight,
                                  "unlabeled_pool": int(len(job.partition.unlabeled))}
     return [_fit(job, model, job.partition.labeled, None, lr, epochs, f"{desc} (mean teacher)", hook)]
-
-
-SEMI_DESCRIPTIONS = {
-    "none": "labeled clips only",
-    "pseudo-label": "rounds of confident, class-balanced pseudo-labels on the unlabeled clips (the challenge recipe)",
-    "mean-teacher": "consistency with an EMA teacher on the unlabeled clips",
-}
-SEMI_METHODS: dict[str, Callable[..., list[FitResult]]] = {
-    "none": supervised,
-    "pseudo-label": pseudo_label,
-    "mean-teacher": mean_teacher,
-}

@@ -83,6 +83,40 @@ class StrategySpec:
 
 
 @dataclass(frozen=True)
+class MetricSpec:
+    """A score of a run's test predictions: ``compute(y_true, probs, classes) -> float`` with the true class
+    indices, the class probabilities (clips x classes) and the class names. ``higher_is_better`` tells
+    leaderboards which way to rank. Every registered metric is computed for every scored run and stored in
+    ``metrics.json: scores``."""
+
+    name: str
+    compute: Callable[..., float]
+    higher_is_better: bool
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_name("metric", self.name)
+
+
+@dataclass(frozen=True)
+class SemiSpec:
+    """A semi-supervised method (``--semi NAME``), orthogonal to the strategy: how fitting uses the
+    unlabeled training clips. ``fit(job, model, lr, epochs, desc)`` trains ``model`` through
+    ``ascbench.training.fit`` (once or in rounds) and returns the list of ``FitResult`` of its stages.
+    It may read ``job.partition.unlabeled`` without labels; never validation or test clips.
+    ``options_class``: its own options, set as ``--set semi.FIELD=VALUE`` and given as ``job.semi_options``.
+    """
+
+    name: str
+    fit: Callable[..., list]
+    description: str = ""
+    options_class: type | None = None
+
+    def __post_init__(self) -> None:
+        check_name("semi-supervised method", self.name)
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     name: str
     load: Callable[["DatasetOptions"], "ClipDataset"]

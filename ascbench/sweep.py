@@ -181,6 +181,7 @@ def check_names(cells: Iterable[RunConfig], registry: Registry) -> None:
     for cell in cells:
         registry.model(cell.model)
         registry.strategy(cell.strategy)
+        registry.semi(cell.semi)
         registry.dataset(cell.dataset)
         registry.protocol(cell.protocol)
         resolve_all(cell, registry)  # plugins' own options too

@@ -24,6 +24,7 @@ from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset
 from ascbench.device import Compute, model_compute
 from ascbench.errors import ConfigError, PluginError
+from ascbench.features import read_rows
 from ascbench.augment import freq_mixstyle, mixup, spec_augment, time_roll
 from ascbench.layers import ContextFusion, InputBatchNorm
 from ascbench.optim import make_optimizer, make_scheduler, selection_score, validation_record
@@ -106,7 +107,7 @@ class DataBundle:
         if len(rows) > STATS_CLIPS:
             rows = rows[np.linspace(0, len(rows) - 1, STATS_CLIPS).round().astype(np.int64)]
         if normalization == "per-bin":
-            sample = features[rows if feature_rows is None else feature_rows[rows]]
+            sample = read_rows(features, rows if feature_rows is None else feature_rows[rows])
             mean = sample.mean(axis=(0, 2)).astype(np.float32)
             std = (sample.std(axis=(0, 2)) + 1e-5).astype(np.float32)
         else:  # "none", or "input-bn" (the model's own BatchNorm normalises): features go in as extracted
@@ -130,7 +131,7 @@ class DataBundle:
         """
         started = perf_counter()
         source = rows if self.feature_rows is None else self.feature_rows[rows]
-        x = np.array(self.features[source], dtype=np.float32)  # one copy out of the (memory-mapped) cache
+        x = read_rows(self.features, source).astype(np.float32, copy=False)  # one copy out of the cache
         np.subtract(x, self.mean[:, None], out=x)  # normalised in place: no temporaries per batch
         np.divide(x, self.std[:, None], out=x)
         out = torch.from_numpy(x).unsqueeze(1), torch.from_numpy(self.city[rows]), torch.from_numpy(self.time[rows])

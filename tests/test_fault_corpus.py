@@ -415,14 +415,14 @@ def test_run_config_file(text, words, tmp_path, runs, capsys):
 
 
 def test_a_config_file_and_flags_make_one_config(tmp_path, runs):
-    from ascbench.cli import _config_from_args, build_parser
+    from ascbench.cli import build_parser, config_from_args
 
     path = tmp_path / "run.yaml"
     path.write_text("epochs: 3\nseed: 4\nmodel: context-only\n", encoding="utf-8")
     argv = ["run", "--config", str(path), "--seed", "1", "--epochs", "30"]
     args = build_parser().parse_args(argv)
     args.run_argv = argv[1:]
-    config = _config_from_args(args)
+    config = config_from_args(args)
     # Typed flags win over the file, even one typed at its default value (--epochs 30).
     assert (config.epochs, config.seed, config.model) == (30, 1, "context-only")
 

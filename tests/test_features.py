@@ -147,3 +147,16 @@ def test_other_sample_rates_are_resampled(tmp_path, caplog, monkeypatch):
 def test_apsipa_preset_keeps_500_frames():
     assert get_preset("apsipa2025").n_frames(10.0) == 500
     assert get_preset("dcase2024").n_frames(1.0) == 65
+
+
+def test_read_rows_reads_the_cache_file_as_fancy_indexing_would(tmp_path):
+    from ascbench.features import open_cached_array, read_rows
+
+    x = np.random.default_rng(0).standard_normal((40, 3, 5)).astype(np.float32)
+    np.save(tmp_path / "a.npy", x)
+    cached = open_cached_array(tmp_path / "a.npy")
+    for rows in ([3, 4, 5, 9, 10, 0, 39], [], [7], list(range(40)), [5, 5, 6], [-1, 2]):
+        assert np.array_equal(read_rows(cached, np.array(rows, dtype=np.int64)), x[rows])
+    assert np.array_equal(read_rows(x, np.array([2, 1])), x[[2, 1]])  # arrays in memory: plain indexing
+    with pytest.raises(IndexError):
+        read_rows(cached, np.array([40]))

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from ascbench import hookimpl
-from ascbench.cli import build_parser, _config_from_args
+from ascbench.cli import build_parser, config_from_args
 from ascbench.config import RunConfig
 from ascbench.errors import ConfigError
 from ascbench.protocols import Split
 from ascbench.registry import build_registry
 from ascbench.runner import execute
-from ascbench.specs import ProtocolSpec, StrategySpec
+from ascbench.semi import supervised
+from ascbench.specs import ProtocolSpec, SemiSpec, StrategySpec
 from ascbench.sweep import SweepSpec
 
 
@@ -43,7 +44,23 @@ def last_cities(dataset, options):
     return Split(train=train, test=test, info={"held_out": held})
 
 
+@dataclasses.dataclass(frozen=True)
+class RepeatOptions:
+    times: int = 1
+
+
+def repeat_supervised(job, model, lr, epochs, desc):
+    """A semi method from outside the core: fit on the labeled clips ``times`` times (and say so)."""
+    results = []
+    for k in range(job.semi_options.times):
+        results += supervised(job, model, lr, epochs, f"{desc} pass {k + 1}")
+    job.notes["passes"] = len(results)
+    return results
+
+
 PLUGIN = types.SimpleNamespace(
+    ascbench_semi_methods=hookimpl(lambda: [SemiSpec("repeat", repeat_supervised, "fit again",
+                                                     options_class=RepeatOptions)]),
     ascbench_strategies=hookimpl(lambda: [StrategySpec("warm-start", warm_start, "scaled lr", pretrains=False,
                                                        options_class=WarmStartOptions)]),
     ascbench_protocols=hookimpl(lambda: [ProtocolSpec("last-cities", last_cities, "hold out the last cities",
@@ -92,7 +109,7 @@ def test_one_path_from_the_command_line_a_config_file_and_a_sweep(tmp_path):
     argv = ["run", "--strategy", "finetune", "--set", "strategy.lr_scale=0.5", "--set", "model.width=48"]
     args = build_parser().parse_args(argv)
     args.run_argv = argv[1:]  # as main() keeps it, to tell typed flags from defaults
-    config = _config_from_args(args)
+    config = config_from_args(args)
     assert config.options == {"strategy": {"lr_scale": 0.5}} and config.model_kwargs == {"width": 48}
     spec = tmp_path / "run.toml"
     spec.write_text('strategy = "finetune"\n[options.strategy]\nlr_scale = 0.25\n')
@@ -101,3 +118,40 @@ def test_one_path_from_the_command_line_a_config_file_and_a_sweep(tmp_path):
     assert [c.options for c in cells] == [{"strategy": {"lr_scale": 0.1}}, {"strategy": {"lr_scale": 0.2}}]
     with pytest.raises(ConfigError, match="unknown config field.*'optimiser.lr'"):
         RunConfig.from_dict({"optimiser.lr": 1})
+
+
+def test_a_semi_method_plugin_with_its_own_option_runs_with_any_strategy(registry, tmp_path):
+    config = RunConfig.from_dict({**BASE, "semi": "repeat", "semi.times": 2})
+    record = execute(config, registry=registry, runs_root=tmp_path, progress=False)
+    assert record.metrics["strategy_notes"]["passes"] == 2
+    assert [entry["stage"] for entry in record.metrics["history"]] == ["warm-start pass 1", "warm-start pass 2"]
+    with pytest.raises(Exception, match="unknown semi-supervised method 'repaet'.*repeat"):
+        execute(RunConfig(**{**BASE, "semi": "repaet"}), registry=registry, runs_root=tmp_path, progress=False)
+
+
+def test_metric_plugins_score_every_run_and_agree_with_an_independent_computation(tmp_path):
+    import sklearn.metrics
+
+    from ascbench.leaderboard import sort_table
+    from ascbench.specs import MetricSpec
+
+    worst = types.SimpleNamespace(ascbench_metrics=hookimpl(lambda: [MetricSpec(
+        "worst-class-accuracy", lambda y, p, classes: min(sklearn.metrics.recall_score(y, p.argmax(1), average=None,
+                                                                                        labels=np.unique(y))), True,
+        "the class the model serves worst")]))
+    registry = build_registry([("outside", PLUGIN), ("worst-metric", worst)])
+    record = execute(RunConfig(**{**BASE, "epochs": 2}), registry=registry, runs_root=tmp_path, progress=False)
+    scores, m = record.metrics["scores"], record.metrics
+    # The built-in metrics (scikit-learn) against ascbench's own numpy implementation.
+    assert scores["macro-accuracy"] == pytest.approx(m["macro_accuracy"], abs=1e-12)
+    assert scores["accuracy"] == pytest.approx(m["accuracy"], abs=1e-12)
+    assert scores["macro-f1"] == pytest.approx(m["macro_f1"], abs=1e-12)
+    assert scores["log-loss"] == pytest.approx(m["log_loss"], rel=1e-6)
+    assert 0.0 <= scores["worst-class-accuracy"] <= scores["macro-accuracy"] <= scores["top-2-accuracy"] <= 1.0
+    assert scores["worst-class-accuracy"] == pytest.approx(min(m["class_accuracy"].values()))
+    # Leaderboards rank a metric the way its plugin says.
+    import pandas as pd
+
+    table = pd.DataFrame({"log_loss": [0.9, 0.5, 0.7], "accuracy": [0.5, 0.9, 0.7]})
+    assert list(sort_table(table, "log_loss", registry)["log_loss"]) == [0.5, 0.7, 0.9]
+    assert list(sort_table(table, "accuracy", registry)["accuracy"]) == [0.9, 0.7, 0.5]

@@ -1,0 +1,77 @@
+"""Options and helpers shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from ascbench.config import RunConfig
+from ascbench.errors import AscbenchError
+
+
+def add_split_options(p) -> None:
+    """Protocol options shared by `run` and `data split`, so a previewed split is the one a run gets."""
+    d = RunConfig()
+    g = p.add_argument_group("split (protocol options)")
+    g.add_argument("--group-by", default=None, metavar="LEVEL",
+                   help="grouping level kept whole on one side: recording, or session where the dataset declares it "
+                        "(default: the dataset's coarsest; apsipa2025: session = city + date)")
+    g.add_argument("--test-cities", default="", metavar="A,B", help="unseen-city: comma-separated hold-out cities")
+    g.add_argument("--time-holdout", default=d.time_holdout, choices=("time-of-day", "date"),
+                   help="unseen-time: hold out periods of the day (--test-periods) or dates (--test-dates)")
+    g.add_argument("--test-periods", default=",".join(d.test_periods), metavar="P,Q",
+                   help="unseen-time by time of day: held-out periods among night, morning, afternoon, evening "
+                        f"(default: {','.join(d.test_periods)})")
+    g.add_argument("--test-dates", default="", metavar="YYYY-MM-DD,...",
+                   help="unseen-time by date: held-out dates (default: the latest dates, a quarter of the clips)")
+    g.add_argument("--untaught", default=d.untaught, choices=("exclude", "refuse"),
+                   help="a test class no labeled training clip teaches: leave it out of scoring and name it in the "
+                        "record (exclude, default), or stop (refuse)")
+
+
+def split_fields(args) -> dict:
+    """The RunConfig fields that the split options set."""
+    names = lambda text: tuple(x.strip() for x in text.split(",") if x.strip())  # noqa: E731
+    return {"group_by": args.group_by, "test_cities": names(args.test_cities), "time_holdout": args.time_holdout,
+            "test_periods": names(args.test_periods), "test_dates": names(args.test_dates), "untaught": args.untaught}
+
+
+class CacheDir(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        os.environ["ASCBENCH_CACHE_DIR"] = values  # read by every cache (data, features, pretraining, checks)
+        setattr(namespace, self.dest, values)
+
+
+def add_cache_dir(parser) -> None:
+    parser.add_argument("--cache-dir", action=CacheDir, default=None, metavar="DIR",
+                        help="where generated data, features and pretraining stages are cached "
+                             "(default: $ASCBENCH_CACHE_DIR or ~/.cache/ascbench)")
+
+
+def find_record(run_id: str, runs_root: str | None, published: str | None) -> tuple[dict, dict, dict]:
+    """(row, config, metrics) of a run, from a published directory or the runs store."""
+    from ascbench.results import load_rows, runs_dir
+
+    if published:
+        path = Path(published) / "results" / f"{run_id}.json"
+        if not path.exists():
+            raise AscbenchError(f"no published record {path}")
+        record = json.loads(path.read_text())
+        return record["row"], record["config"], record["metrics"]
+    root = runs_dir(runs_root)
+    rows = [r for r in load_rows(root) if r["run_id"] == run_id]
+    if not rows:
+        raise AscbenchError(f"run {run_id!r} is not in {root / 'results.jsonl'} (use --from DIR for a published leaderboard)")
+    return (rows[0], json.loads((root / run_id / "config.json").read_text()),
+            json.loads((root / run_id / "metrics.json").read_text()))
+
+
+def load_dataset(name: str, data_root: str | None, require_audio: bool):
+    from ascbench.data.dataset import DatasetOptions
+    from ascbench.registry import get_registry
+
+    options = DatasetOptions(data_root=Path(data_root) if data_root else None, require_audio=require_audio)
+    return get_registry().dataset(name).load(options)
+

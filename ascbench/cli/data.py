@@ -1,0 +1,106 @@
+"""``ascbench data info | check | split``: a dataset and its splits, from metadata (and audio for check)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ascbench.config import RunConfig
+from ascbench.errors import AscbenchError
+from ascbench.cli.common import add_split_options, load_dataset, split_fields
+
+
+def command(args) -> int:
+    from tabulate import tabulate
+
+    from ascbench.data.summary import dataset_tables, split_table
+
+    if args.data_command == "check":
+        from ascbench.data.validate import validate_audio
+
+        ds = load_dataset(args.dataset, args.data_root, require_audio=True)
+        reports = validate_audio(ds, progress=sys.stderr.isatty())
+        bad = [r for r in reports if r.problem]
+        for r in bad:
+            print(f"{ds.root / r.filename}: {r.problem}")
+        notes: dict[str, int] = {}
+        for r in reports:
+            for n in r.notes:
+                notes[n] = notes.get(n, 0) + 1
+        for note, count in sorted(notes.items()):
+            print(f"note: {count} file(s): {note}")
+        print(f"{len(bad)} unusable of {len(reports)} files in {ds.name}")
+        return 1 if bad else 0
+    if args.data_command == "info":
+        ds = load_dataset(args.dataset, args.data_root, require_audio=False)
+        print(f"{ds.name}: {ds.description}")
+        for title, table in dataset_tables(ds).items():
+            print(f"\n{title}:")
+            print(tabulate(table, headers="keys", tablefmt="simple", showindex=False))
+        return 0
+
+    from ascbench.metadata_ceiling import describe as describe_ceiling
+    from ascbench.registry import get_registry
+    from ascbench.split_plan import plan_split
+
+    config = RunConfig(dataset=args.dataset, protocol=args.protocol, seed=args.seed, labeled=args.labeled,
+                       folds=args.folds, data_root=args.data_root, **split_fields(args))
+    if config.folds and config.protocol != "unseen-city":
+        raise AscbenchError("--folds applies to --protocol unseen-city")
+    ds = load_dataset(args.dataset, args.data_root, require_audio=False)
+    folds = range(config.folds) if config.folds else [None]
+    plans = [plan_split(ds, config, get_registry(), fold=k, val_fraction=0.0) for k in folds]
+    if config.folds:
+        print(f"{ds.name} under {args.protocol}, {config.folds} folds (seed {args.seed}); every fold can run:")
+        rows = [(f"{k + 1}/{config.folds}", ", ".join(p.split.info["test_cities_held_out"]), p.split.info["train_clips"],
+                 p.split.info["test_clips"], ", ".join(p.split.excluded_classes) or "-", f"{100 * p.ceiling['best']:.1f}")
+                for k, p in enumerate(plans)]
+        print(tabulate(rows, headers=["fold", "test cities", "train clips", "scored test clips", "not scored",
+                                      "metadata ceiling %"], tablefmt="simple"))
+        return 0
+    (plan,) = plans
+    split, part = plan.split, plan.partition
+    print(f"{ds.name} under {args.protocol} (seed {args.seed}), whole {split.info['group_by']}s on one side:")
+    print(tabulate(split_table(ds, split, part.labeled), headers="keys", tablefmt="simple", showindex=False))
+    if split.excluded_classes:
+        print(f"\nnot scored (no labeled training clip teaches them): {', '.join(split.excluded_classes)}")
+    if split.info.get("purged_clips"):
+        print(f"left out of training: {split.info['purged_clips']} clips of {split.info['group_by']}s that reach into the "
+              "held-out times")
+    print(f"\nmetadata ceiling (no audio; learns from the labeled training clips): {describe_ceiling(plan.ceiling)}")
+    if args.output:
+        import numpy as np
+        import pandas as pd
+
+        from ascbench.fileio import atomic_write_text
+
+        role = np.full(len(ds.meta), "unused", dtype=object)
+        role[part.labeled], role[part.unlabeled], role[split.test] = "train-labeled", "train-unlabeled", "test"
+        frame = pd.DataFrame({"filename": ds.meta["filename"], "city": ds.meta["city"], "timestamp": ds.meta["timestamp"],
+                              "group": ds.meta["group"], split.info["group_by"]: ds.groups(split.info["group_by"]),
+                              "scene_label": ds.meta["scene_label"], "role": role})
+        frame = frame.loc[:, ~frame.columns.duplicated()]
+        atomic_write_text(Path(args.output), frame.to_csv(index=False))
+        print(f"wrote {args.output}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("data", help="inspect a dataset and its splits (metadata only; no audio needed)")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    q = data_sub.add_parser("info", help="clips, labeled fraction, per-city and per-period counts, class balance")
+    q.add_argument("dataset")
+    q.add_argument("--data-root", default=None)
+    q = data_sub.add_parser("check", help="read every audio file; list each unusable one with its reason")
+    q.add_argument("dataset")
+    q.add_argument("--data-root", default=None)
+    q = data_sub.add_parser("split", help="preview a protocol's split: sides, classes not scored, metadata ceiling, folds; write it as CSV")
+    q.add_argument("dataset")
+    q.add_argument("--protocol", default="official")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--labeled", type=float, default=None)
+    add_split_options(q)
+    q.add_argument("--folds", type=int, default=0, metavar="K",
+                   help="unseen-city: preview K cross-city folds (test cities, sizes, classes not scored, ceiling)")
+    q.add_argument("--data-root", default=None)
+    q.add_argument("--output", help="write the split (one row per clip with its role) to this CSV")

@@ -1,0 +1,55 @@
+"""``ascbench export``: a run in the DCASE Task 1 submission meta format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ascbench.errors import AscbenchError
+from ascbench.cli.common import find_record
+
+
+def command(args) -> int:
+    import yaml
+
+    row, config, metrics = find_record(args.run_id, args.runs_dir, args.source)
+    if metrics.get("accuracy") is None:
+        raise AscbenchError(f"run {args.run_id} was not scored (protocol {config.get('protocol')!r}); the meta file reports "
+                            "development results, so export the scored run of the same recipe (e.g. under official)")
+    c = metrics["complexity"]
+    meta = {
+        "submission": {"label": f"ascbench_{row['model']}_{row['strategy']}", "name": f"{row['model']} ({row['strategy']})",
+                       "abbreviation": row["model"][:10]},
+        "system": {
+            "description": {"input_sampling_rate": metrics.get("features", {}).get("sample_rate"),
+                            "acoustic_features": "log-mel energies", "machine_learning_method": row["model"],
+                            "semi_supervised": row.get("semi", "none"), "ascbench_config": config},
+            "complexity": {"total_parameters": c["params"], "total_parameters_non_zero": c["params"],
+                           "memory_use": c["param_bytes"]["float32"], "memory_use_fp16": c["param_bytes"]["float16"],
+                           "macs": c["macs_per_second"], "macs_per_clip": c["macs"],
+                           "macs_torchinfo": c.get("torchinfo_macs_per_second")},
+        },
+        "results": {"development_dataset": {
+            "overall": {"accuracy": round(100 * metrics["accuracy"], 2), "logloss": round(metrics["log_loss"], 4)},
+            "class_wise": {k: {"accuracy": round(100 * v, 2), "logloss": round(metrics["class_log_loss"][k], 4)}
+                           for k, v in metrics["class_accuracy"].items()},
+            "city_wise": {k: {"accuracy": round(100 * v, 2)} for k, v in metrics.get("city_accuracy", {}).items()},
+        }},
+    }
+    text = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
+    if args.output:
+        from ascbench.fileio import atomic_write_text
+
+        atomic_write_text(Path(args.output), text)
+        print(f"wrote {args.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("export", help="export a run in the DCASE Task 1 submission meta format (YAML)")
+    p.add_argument("run_id")
+    p.add_argument("--format", choices=("dcase",), default="dcase")
+    p.add_argument("--from", dest="source", metavar="DIR", help="a published leaderboard directory holding the record")
+    p.add_argument("--runs-dir", default=None)
+    p.add_argument("--output", help="write to this file")

@@ -1,0 +1,82 @@
+"""``ascbench leaderboard``: tables of stored results; --publish and --check for published boards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ascbench.errors import AscbenchError
+
+
+def command(args) -> int:
+    from ascbench.leaderboard import aggregate, render
+    from ascbench.results import load_rows, runs_dir
+
+    if args.check:
+        from ascbench.publish import check
+
+        problems = check(Path(args.check))
+        if problems:
+            print("\n\n".join(problems))
+            raise AscbenchError(f"published tables in {args.check} do not match their results (diff above)")
+        print(f"{args.check}: every published table matches its results")
+        return 0
+    root = runs_dir(args.runs_dir)
+    rows = _with_configs(root, load_rows(root))
+    if args.protocol:
+        rows = [r for r in rows if r["protocol"] == args.protocol]
+    if args.model:
+        rows = [r for r in rows if r["model"] == args.model]
+    if not rows:
+        raise AscbenchError(f"no results in {root / 'results.jsonl'}; run `ascbench run` first")
+    if args.publish:
+        from ascbench.publish import import_runs, publish
+
+        target = Path(args.publish)
+        count = import_runs(root, target, rows, allow_nonstandard=args.allow_nonstandard)
+        written = publish(target)
+        print(f"published {count} run(s) to {target}: {', '.join(written)}")
+        return 0
+    table = aggregate(rows)
+    if args.sort:
+        from ascbench.leaderboard import sort_table
+
+        table = sort_table(table, args.sort)
+    text = render(table, args.format)
+    if args.output:
+        from ascbench.fileio import atomic_write_text
+
+        atomic_write_text(Path(args.output), text if text.endswith("\n") else text + "\n")
+        print(f"wrote {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+def _with_configs(root: Path, rows: list[dict]) -> list[dict]:
+    """Rows with their experiment's setting (leaderboard rows are exact experiments), from each run's config."""
+    from ascbench.leaderboard import with_settings
+
+    configs = {}
+    for row in rows:
+        path = root / row["run_id"] / "config.json"
+        if path.exists():
+            configs[row["run_id"]] = json.loads(path.read_text(encoding="utf-8"))
+    return with_settings(rows, configs)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("leaderboard", help="summarise stored results (mean ± std over seeds)")
+    p.add_argument("--format", choices=("table", "markdown", "csv"), default="table")
+    p.add_argument("--output", help="write to this file instead of the terminal")
+    p.add_argument("--protocol", help="only this protocol")
+    p.add_argument("--model", help="only this model")
+    # Spelled out rather than imported so that --help does not load pandas; test_cli keeps it in step.
+    p.add_argument("--sort", choices=("macro_accuracy", "accuracy", "macro_f1", "log_loss", "worst_city", "worst_period", "params", "macs",
+                                      "latency_ms", "train_s"), help="sort by this column (best first)")
+    p.add_argument("--runs-dir", default=None, help="results store (default: $ASCBENCH_RUNS_DIR or ./runs)")
+    p.add_argument("--publish", metavar="DIR", help="copy the (filtered) run records to DIR/results and regenerate DIR's tables")
+    p.add_argument("--check", metavar="DIR", help="fail if DIR's published tables differ from what DIR/results regenerates")
+    p.add_argument("--allow-nonstandard", action="store_true",
+                   help="with --publish: also publish runs whose settings differ from the defaults or their recipe "
+                        "(smoke runs, model arguments); their setting column says how")

@@ -1,0 +1,51 @@
+"""``ascbench rerun``: a stored or published row run again from its record, and compared."""
+
+from __future__ import annotations
+
+import sys
+
+from ascbench.config import RunConfig
+from ascbench.errors import AscbenchError
+from ascbench.cli.common import find_record
+
+
+def _check_plugins_installed(config: dict, metrics: dict) -> None:
+    """A row whose plugin is not installed here: say which package (and version) its record names."""
+    from ascbench.registry import get_registry
+
+    registry = get_registry()
+    for used in metrics.get("provenance", {}).get("plugins", []):
+        kind, name = used["kind"], used["name"]
+        if name in registry.entries[kind] or (kind == "model" and registry._family_of(name)):
+            continue
+        package, version = used.get("distribution"), used.get("version")
+        if package:
+            where = f"package {package} {version or ''}".rstrip()
+            hint = f"pip install '{package}=={version}'" if version else f"pip install {package}"
+        else:
+            where, hint = "no recorded package", f"install the plugin {used.get('plugin')!r} that provided it"
+        raise AscbenchError(f"this row needs {kind} {name!r} from plugin {used.get('plugin')!r} ({where}), "
+                            f"which is not installed here: {hint}")
+
+
+def command(args) -> int:
+    from ascbench.runner import execute
+
+    row, config, metrics = find_record(args.run_id, args.runs_dir, args.source)
+    _check_plugins_installed(config, metrics)
+    record = execute(RunConfig.from_dict(config), runs_root=args.runs_dir, progress=not args.no_progress and sys.stderr.isatty())
+    print(f"original  {args.run_id}: accuracy {100 * row['accuracy']:.2f} %  macro-F1 {100 * row['macro_f1']:.2f} %")
+    print(f"re-run    {record.run_id}: accuracy {100 * record.row['accuracy']:.2f} %  macro-F1 {100 * record.row['macro_f1']:.2f} %")
+    if f"{row['accuracy']:.4f}" != f"{record.row['accuracy']:.4f}":
+        print("the re-run differs; compare provenance (versions, machine, threads) in both records")
+        return 1
+    print("reproduced")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("rerun", help="run a stored result again from its recorded config and compare")
+    p.add_argument("run_id")
+    p.add_argument("--from", dest="source", metavar="DIR", help="a published leaderboard directory holding the record")
+    p.add_argument("--runs-dir", default=None)
+    p.add_argument("--no-progress", action="store_true")
