@@ -75,3 +75,9 @@ def load_dataset(name: str, data_root: str | None, require_audio: bool):
     options = DatasetOptions(data_root=Path(data_root) if data_root else None, require_audio=require_audio)
     return get_registry().dataset(name).load(options)
 
+
+def add_record_arguments(p) -> None:
+    """The run a command reads: its id, in the runs directory or a published leaderboard (--from)."""
+    p.add_argument("run_id")
+    p.add_argument("--from", dest="source", metavar="DIR", help="a published leaderboard directory holding the record")
+    p.add_argument("--runs-dir", default=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ascbench.errors import AscbenchError
-from ascbench.cli.common import find_record
+from ascbench.cli.common import add_record_arguments, find_record
 
 
 def command(args) -> int:
@@ -48,8 +48,6 @@ def command(args) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="export a run in the DCASE Task 1 submission meta format (YAML)")
-    p.add_argument("run_id")
+    add_record_arguments(p)
     p.add_argument("--format", choices=("dcase",), default="dcase")
-    p.add_argument("--from", dest="source", metavar="DIR", help="a published leaderboard directory holding the record")
-    p.add_argument("--runs-dir", default=None)
     p.add_argument("--output", help="write to this file")

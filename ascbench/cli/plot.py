@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ascbench.errors import AscbenchError
-from ascbench.cli.common import find_record
+from ascbench.cli.common import add_record_arguments, find_record
 
 
 def command(args) -> int:
@@ -33,7 +33,5 @@ def command(args) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("plot", help="learning curves, confusion matrix and per-city / per-period accuracy of a run (SVG)")
-    p.add_argument("run_id")
-    p.add_argument("--from", dest="source", metavar="DIR", help="a published leaderboard directory holding the record")
-    p.add_argument("--runs-dir", default=None)
+    add_record_arguments(p)
     p.add_argument("--output", help="directory for the SVG files (default: the run's directory)")

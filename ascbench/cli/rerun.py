@@ -6,7 +6,7 @@ import sys
 
 from ascbench.config import RunConfig
 from ascbench.errors import AscbenchError
-from ascbench.cli.common import find_record
+from ascbench.cli.common import add_record_arguments, find_record
 
 
 def _check_plugins_installed(config: dict, metrics: dict) -> None:
@@ -45,7 +45,5 @@ def command(args) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("rerun", help="run a stored result again from its recorded config and compare")
-    p.add_argument("run_id")
-    p.add_argument("--from", dest="source", metavar="DIR", help="a published leaderboard directory holding the record")
-    p.add_argument("--runs-dir", default=None)
+    add_record_arguments(p)
     p.add_argument("--no-progress", action="store_true")
