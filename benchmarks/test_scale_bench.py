@@ -153,4 +153,4 @@ def test_predict_the_eval_set(audio_root, env, tmp_path):
          f"peak RSS {peak:.2f} GB; feature cache on disk {size:.2f} GB")
     from tabulate import tabulate
 
-    print("\n" + tabulate(pd.DataFrame(_rows).fillna(""), headers="keys", tablefmt="github", showindex=False))
+    print("\n" + tabulate(pd.DataFrame(_rows).astype(object).fillna(""), headers="keys", tablefmt="github", showindex=False))

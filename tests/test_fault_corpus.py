@@ -48,7 +48,7 @@ CONFIG_CASES = [
     ({"finetune_lr_scale": 0.0}, "--finetune-lr-scale"), ({"labeled": 0.0}, "--labeled"), ({"labeled": 1.5}, "--labeled"),
     ({"labeled": "half"}, "--labeled"), ({"folds": 1}, "--folds"), ({"folds": -2}, "--folds"),
     ({"folds": 3, "fold": 3, "protocol": "unseen-city"}, "fold < folds"), ({"fold": -1}, "--fold"),
-    ({"semi": "fixmatch"}, "fixmatch"), ({"pl_rounds": 0}, "--pl-rounds"), ({"pl_threshold": 1.0}, "--pl-threshold"),
+    ({"pl_rounds": 0}, "--pl-rounds"), ({"pl_threshold": 1.0}, "--pl-threshold"),
     ({"mt_ema": 1.0}, "--mt-ema"), ({"mt_weight": -1.0}, "--mt-weight"), ({"freq_mask": -1}, "--freq-mask"),
     ({"time_mask": 2.5}, "whole number"), ({"mixstyle_p": 1.5}, "--mixstyle-p"), ({"mixstyle_alpha": 0.0}, "--mixstyle-alpha"),
     ({"mixup_alpha": -0.1}, "--mixup-alpha"), ({"other_rate": "ignore"}, "--other-rate"), ({"context": "place"}, "--context"),

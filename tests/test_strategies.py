@@ -111,9 +111,13 @@ def test_pseudo_label_selection():
     assert list(select_pseudo_labels(probs, 0.0, 0.4, False)) == [0, 3]
 
 
-def test_unknown_semi_method():
-    with pytest.raises(ConfigError, match="mean-teacher"):
-        RunConfig(semi="co-training")
+def test_unknown_semi_method_fails_before_any_data_is_read(tmp_path, monkeypatch):
+    # Semi methods are plugins: the registry refuses an unknown one at the start of a run, naming the valid ones.
+    from ascbench.errors import UnknownNameError
+
+    monkeypatch.setattr(ascbench.runner, "load_checked_features", lambda *a, **k: pytest.fail("features were read"))
+    with pytest.raises(UnknownNameError, match="unknown semi-supervised method 'co-training'.*mean-teacher"):
+        execute(RunConfig(semi="co-training", dataset="embedded-tiny"), runs_root=tmp_path, progress=False)
 
 
 def test_batches_keep_rows_and_targets_aligned(tiny):
