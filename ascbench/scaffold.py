@@ -1,5 +1,5 @@
 """``ascbench new-plugin``: a ready-to-install plugin package (pyproject with the entry point, one
-module with a working minimal model or strategy, one test file using the conformance kit)."""
+module with a working minimal model, strategy, semi-supervised method or metric, one test file)."""
 
 from __future__ import annotations
 
@@ -109,21 +109,110 @@ def test_runs_end_to_end(tmp_path):
 '''
 
 
+SEMI = '''"""{name}: a minimal ascbench semi-supervised method (one round of confident pseudo-labels)."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ascbench import hookimpl
+from ascbench.semi import fit_rows, supervised
+from ascbench.specs import SemiSpec
+from ascbench.training import predict
+
+
+@dataclass(frozen=True)
+class Options:
+    """Set from any run as --set semi.threshold=0.8."""
+
+    threshold: float = field(default=0.9, metadata={{"help": "keep unlabeled clips predicted at least this confidently"}})
+
+
+def fit(job, model, lr, epochs, desc):
+    results = supervised(job, model, lr, epochs, desc)  # the labeled clips first
+    pool = job.partition.unlabeled  # read without labels; never validation or test clips
+    if len(pool):
+        probs = predict(model, job.data, pool)
+        keep = probs.max(axis=1) >= job.semi_options.threshold
+        rows = np.concatenate([job.partition.labeled, pool[keep]])
+        targets = np.concatenate([job.data.labels[job.partition.labeled], probs[keep].argmax(axis=1)])
+        job.notes["{name}"] = {{"pseudo_labelled": int(keep.sum()), "pool": int(len(pool))}}
+        results.append(fit_rows(job, model, rows, targets, lr, epochs, f"{{desc}} ({name})"))
+    return results
+
+
+@hookimpl
+def ascbench_semi_methods():
+    return [SemiSpec("{name}", fit, "{name}: describe it in one line", options_class=Options)]
+'''
+
+METRIC = '''"""{name}: a minimal ascbench metric (the accuracy of the class the model serves worst)."""
+
+import numpy as np
+
+from ascbench import hookimpl
+from ascbench.specs import MetricSpec
+
+
+def compute(y_true, probs, classes):
+    predicted = probs.argmax(axis=1)
+    return float(min(np.mean(predicted[y_true == c] == c) for c in np.unique(y_true)))
+
+
+@hookimpl
+def ascbench_metrics():
+    return [MetricSpec("{name}", compute, higher_is_better=True, description="{name}: describe it in one line")]
+'''
+
+SEMI_TEST = '''from ascbench.config import RunConfig
+from ascbench.runner import execute
+
+
+def test_runs_end_to_end_with_its_option(tmp_path):
+    config = RunConfig(semi="{name}", dataset="embedded-tiny", epochs=1, strategy="scratch", model="context-only",
+                       options={{"semi": {{"threshold": 0.0}}}})
+    record = execute(config, runs_root=tmp_path, progress=False)
+    assert record.metrics["strategy_notes"]["{name}"]["pseudo_labelled"] > 0
+'''
+
+METRIC_TEST = '''import numpy as np
+
+from ascbench.config import RunConfig
+from ascbench.runner import execute
+from ascbench_{module_suffix} import compute
+
+
+def test_a_hand_counted_case():
+    probs = np.eye(3)[[0, 0, 1, 2, 2]]  # predictions 0, 0, 1, 2, 2
+    assert compute(np.array([0, 1, 1, 2, 2]), probs, ["a", "b", "c"]) == 0.5  # class 1: one of two right
+
+
+def test_every_run_is_scored(tmp_path):
+    record = execute(RunConfig(dataset="embedded-tiny", epochs=1, strategy="scratch", model="context-only"),
+                     runs_root=tmp_path, progress=False)
+    assert 0.0 <= record.metrics["scores"]["{name}"] <= 1.0
+'''
+
+TEMPLATES = {"model": (MODEL, MODEL_TEST), "strategy": (STRATEGY, STRATEGY_TEST), "semi": (SEMI, SEMI_TEST),
+             "metric": (METRIC, METRIC_TEST)}
+
+
 def new_plugin(name: str, kind: str, parent: Path) -> Path:
     """Write the package ``ascbench-<name>`` under ``parent`` and return its directory."""
     if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
         raise ConfigError(f"plugin name {name!r}: use lower-case letters, digits and '-' (e.g. my-net)")
-    if kind not in ("model", "strategy"):
-        raise ConfigError(f"--kind must be model or strategy, not {kind!r}")
+    if kind not in TEMPLATES:
+        raise ConfigError(f"--kind must be one of {', '.join(TEMPLATES)}, not {kind!r}")
     module = "ascbench_" + name.replace("-", "_")
     cls = "".join(part.capitalize() for part in name.split("-"))
     root = parent / f"ascbench-{name}"
     if root.exists():
         raise ConfigError(f"{root} already exists; choose another name or directory")
-    fields = {"name": name, "module": module, "cls": cls, "kind": kind}
+    fields = {"name": name, "module": module, "cls": cls, "kind": kind, "module_suffix": module[len("ascbench_"):]}
     atomic_write_text(root / "pyproject.toml", PYPROJECT.format(**fields))
-    atomic_write_text(root / f"{module}.py", (MODEL if kind == "model" else STRATEGY).format(**fields))
-    atomic_write_text(root / "tests" / f"test_{module}.py", (MODEL_TEST if kind == "model" else STRATEGY_TEST).format(**fields))
+    code, test = TEMPLATES[kind]
+    atomic_write_text(root / f"{module}.py", code.format(**fields))
+    atomic_write_text(root / "tests" / f"test_{module}.py", test.format(**fields))
     atomic_write_text(root / "README.md", f"# ascbench-{name}\n\nAn ascbench {kind} plugin.\n\n"
                       f"    pip install -e .\n    ascbench list\n    python -m pytest -q\n")
     return root

@@ -26,14 +26,16 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("ascbench")
 
 
-def _fit(job: "TrainingJob", model: nn.Module, rows: np.ndarray, targets: np.ndarray | None, lr: float, epochs: int,
-         desc: str, hook: TrainingHook | None = None) -> FitResult:
+def fit_rows(job: "TrainingJob", model: nn.Module, rows: np.ndarray, targets: np.ndarray | None, lr: float,
+             epochs: int, desc: str, hook: TrainingHook | None = None) -> FitResult:
+    """Fit ``model`` on ``rows`` (their labels, or ``targets`` such as pseudo-labels), validating on the run's
+    validation clips: the one training call a semi-supervised method needs."""
     return fit(model, job.data, rows, job.partition.val, targets=targets, epochs=epochs, lr=lr, config=job.config,
                seed=job.config.seed, desc=desc, hook=hook, progress=job.progress)
 
 
 def supervised(job: "TrainingJob", model: nn.Module, lr: float, epochs: int, desc: str) -> list[FitResult]:
-    return [_fit(job, model, job.partition.labeled, None, lr, epochs, desc)]
+    return [fit_rows(job, model, job.partition.labeled, None, lr, epochs, desc)]
 
 
 def select_pseudo_labels(probs: np.ndarray, threshold: float, fraction: float, class_balanced: bool) -> np.ndarray:
@@ -82,7 +84,7 @@ def pseudo_label(job: "TrainingJob", model: nn.Module, lr: float, epochs: int, d
     (``pl_restart = false``); the ``apsipa2025-baseline`` recipe sets exactly that."""
     cfg, part, data = job.config, job.partition, job.data
     initial = copy.deepcopy(model.state_dict())
-    results = [_fit(job, model, part.labeled, None, lr, epochs, f"{desc} (labeled)")]
+    results = [fit_rows(job, model, part.labeled, None, lr, epochs, f"{desc} (labeled)")]
     rounds = job.notes.setdefault("pseudo_label_rounds", [])
     for r in range(1, cfg.pl_rounds + 1):
         if len(part.unlabeled) == 0:
@@ -104,7 +106,7 @@ def pseudo_label(job: "TrainingJob", model: nn.Module, lr: float, epochs: int, d
             model.load_state_dict(initial)
         train_rows = np.concatenate([part.labeled, rows])
         targets = np.concatenate([data.labels[part.labeled], guesses])
-        results.append(_fit(job, model, train_rows, targets, lr, epochs, f"{desc} (round {r})"))
+        results.append(fit_rows(job, model, train_rows, targets, lr, epochs, f"{desc} (round {r})"))
     return results
 
 
@@ -167,4 +169,4 @@ def mean_teacher(job: "TrainingJob", model: nn.Module, lr: float, epochs: int, d
     hook = MeanTeacher(job, model, epochs)
     job.notes["mean_teacher"] = {"ema": job.config.mt_ema, "max_weight": job.config.mt_weight,
                                  "unlabeled_pool": int(len(job.partition.unlabeled))}
-    return [_fit(job, model, job.partition.labeled, None, lr, epochs, f"{desc} (mean teacher)", hook)]
+    return [fit_rows(job, model, job.partition.labeled, None, lr, epochs, f"{desc} (mean teacher)", hook)]

@@ -67,3 +67,18 @@ def test_bad_names_are_refused(tmp_path):
     new_plugin("twice", "model", tmp_path)
     with pytest.raises(ConfigError, match="already exists"):
         new_plugin("twice", "model", tmp_path)
+
+
+@pytest.mark.parametrize("kind,name", [("semi", "confident-once"), ("metric", "worst-class")])
+def test_scaffolded_semi_method_and_metric_pass_their_own_tests(tmp_path, kind, name):
+    root = new_plugin(name, kind, tmp_path)
+    module = "ascbench_" + name.replace("-", "_")
+    paths = _install_as_entry_point(root, name, module, tmp_path / "site")
+    env_path = ":".join(paths + sys.path)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(root / "tests")],
+                            capture_output=True, text=True, env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin",
+                                                                 "ASCBENCH_STRICT_PLUGINS": "1",
+                                                                 "ASCBENCH_CACHE_DIR": str(tmp_path / "cache")},
+                            cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert ("1 passed" if kind == "semi" else "2 passed") in result.stdout

@@ -14,7 +14,7 @@ def command(args) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("new-plugin", help="write a ready-to-install plugin package (model or strategy)")
+    p = sub.add_parser("new-plugin", help="write a ready-to-install plugin package (model, strategy, semi method or metric) with its test")
     p.add_argument("name")
-    p.add_argument("--kind", choices=("model", "strategy"), default="model")
+    p.add_argument("--kind", choices=("model", "strategy", "semi", "metric"), default="model")
     p.add_argument("--dir", default=".", help="where to create ascbench-NAME/ (default: here)")
