@@ -37,7 +37,7 @@ class RunLogger:
     and with validation clips ``val_accuracy``, ``val_macro_accuracy`` and ``val_loss``."""
 
     def log_epoch(self, stage: str, record: dict[str, float]) -> None:
-        """One finished epoch of training stage ``stage`` (e.g. ``train``, ``pretrain:tau-urban``, ``pl-round-1``)."""
+        """One finished epoch of training stage ``stage`` (e.g. ``pretrain tau-urban``, ``finetune (round 1)``)."""
 
     def log_stage(self, stage: str, history: list[dict[str, float]]) -> None:
         """A finished stage with its whole history (also the epochs a resumed run took from its checkpoint)."""

@@ -1,5 +1,5 @@
-"""Plugins' own options (as llm's ``Model.Options``): a strategy, protocol or dataset declares a dataclass of
-typed fields with defaults, and a run sets them as ``KIND.FIELD``:
+"""Plugins' own options (as llm's ``Model.Options``): a strategy, semi-supervised method or protocol declares a
+dataclass of typed fields with defaults, and a run sets them as ``KIND.FIELD``:
 
     ascbench run --strategy warm-start --set strategy.lr_scale=0.05
     # config file:  [options.strategy]  lr_scale = 0.05      sweep:  --grid strategy.lr_scale=0.1,0.05
@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import types
 import typing
 from typing import Any
 
@@ -61,7 +62,8 @@ def resolve(kind: str, name: str, owner: str, options_cls: type | None, given: d
     if unknown:
         what = f"{kind} {name!r} (plugin {owner!r})"
         if not known:
-            raise ConfigError(f"{what} takes no options, got {', '.join(f'{kind}.{u}' for u in unknown)}")
+            raise ConfigError(f"{what} takes no options, got {', '.join(f'{kind}.{u}' for u in unknown)}; "
+                              "`ascbench list` shows the options each plugin takes")
         hints = [f"{kind}.{u}" + (f" (did you mean {kind}.{m[0]}?)" if (m := difflib.get_close_matches(u, known, 1))
                                   else "") for u in unknown]
         raise ConfigError(f"{what} has no option {', '.join(hints)}; its options: "
@@ -100,7 +102,7 @@ def describe(options_cls: type | None) -> list[tuple[str, str, Any, str]]:
 
 def _fits(annotation: Any, value: Any) -> bool:
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         return any(_fits(a, value) for a in args)
     if origin is typing.Literal:
         return value in args

@@ -89,8 +89,8 @@ class DataBundle:
     # (files left out with --skip-bad): the cache stays memory-mapped instead of being copied.
     feature_rows: np.ndarray | None = None
     frame_rate: float = 50.0  # feature frames per second (time roll is given in seconds)
-    # Normalised features, cities and time features of every clip on a CUDA device, uploaded once when they
-    # fit (see ``resident_on``): batches are then gathered on the GPU instead of assembled on the host.
+    # Normalised features, cities and time features of every clip held on a device (the GPU, or host memory
+    # for small data), made once when they fit (see ``resident_on``): batches are then a gather.
     _resident: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -156,13 +156,13 @@ class DataBundle:
             if size > limit:
                 self._resident[key] = None
                 return None
-            started = perf_counter()
+            started, before = perf_counter(), self.loading_s  # batch() below counts its own time: counted once here
             x = torch.empty((n, 1, *self.features.shape[1:]), dtype=torch.float32, device=compute.device)
             for start in range(0, n, RESIDENT_CHUNK):
                 x[start:start + RESIDENT_CHUNK] = self.batch(np.arange(start, min(n, start + RESIDENT_CHUNK)))[0].to(compute.device)
             self._resident[key] = (x, torch.from_numpy(self.city).to(compute.device),
                                    torch.from_numpy(self.time).to(compute.device))
-            self.loading_s += perf_counter() - started
+            self.loading_s = before + perf_counter() - started
         return self._resident[key]
 
     def batch_on(self, rows: np.ndarray, compute: Compute) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
