@@ -52,9 +52,8 @@ class RunConfig:
     min_epochs: int | None = None  # earliest epoch early stopping may end training; None: a third of the epochs
     val_fraction: float = 0.15  # of labeled training recordings, per class
     city_dropout: float = 0.1  # rate at which a training clip's city is replaced by "unknown"
-    # finetune: pretraining on the dataset's source, then all weights at lr * finetune_lr_scale
+    # strategies that pretrain (finetune, freeze, ...): the pretraining stage on the dataset's source
     pretrain_epochs: int = 20
-    finetune_lr_scale: float = 0.3
     pretrain_on: str | None = None  # default: the dataset's declared pretraining source
     pretrained: str | None = None  # a checkpoint to start from instead of pretraining
     pretrain_data_root: str | None = None  # where the pretraining source lives (e.g. a TAU Urban tree)
@@ -74,14 +73,7 @@ class RunConfig:
     group_by: str | None = None  # grouping level a split keeps whole; None: the dataset's coarsest (APSIPA: session)
     untaught: str = "exclude"  # a test class no labeled training clip teaches: "exclude" it from scoring, or "refuse"
     # semi-supervision (orthogonal to the strategy)
-    semi: str = "none"  # none | pseudo-label | mean-teacher
-    pl_rounds: int = 2  # pseudo-label rounds; round r keeps the most confident r/rounds of each class
-    pl_threshold: float = 0.5  # minimum top probability for a pseudo-label
-    pl_class_balanced: bool = True
-    pl_group_vote: bool = True  # pseudo-label whole recordings: a labeled clip's label, else the mean prediction
-    pl_restart: bool = True  # each round retrains from the strategy's starting point; False continues from the best model so far
-    mt_ema: float = 0.99  # mean-teacher EMA decay
-    mt_weight: float = 10.0  # maximum consistency weight (ramped up over the first 30 % of epochs)
+    semi: str = "none"  # none | pseudo-label | mean-teacher; their own knobs are options (semi.rounds, semi.ema, ...)
     # augmentation, applied to every training batch
     freq_mask: int = 0  # SpecAugment: widest masked mel band (0: off; on the embedded data masking hurt)
     time_mask: int = 0  # SpecAugment: widest masked frame span
@@ -170,16 +162,17 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         """A config from a table of fields; a named ``recipe`` fills every field the table leaves out."""
-        data = fold_dotted(data)  # "strategy.lr_scale" -> options, "model.width" -> model_kwargs
+        data = fold_dotted(_renamed(data))  # "strategy.lr_scale" -> options, "model.width" -> model_kwargs
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - known - {_LEGACY})
         if unknown:
             hints = [f"{u!r} (did you mean {', '.join(difflib.get_close_matches(u, known, 2))}?)"
                      if difflib.get_close_matches(u, known, 2) else repr(u) for u in unknown]
             raise ConfigError(f"unknown config field(s) {', '.join(hints)}; `ascbench run --help` lists every field "
                               f"(each is also --set NAME=VALUE)")
         if data.get("recipe"):
-            data = {**recipe_settings(data["recipe"], data.get("dataset", "embedded")), **data}
+            data = _under(fold_dotted(_renamed(recipe_settings(data["recipe"], data.get("dataset", "embedded")))), data)
+        data = _options_of_chosen_plugins(data)
         for name in TUPLE_FIELDS:
             if isinstance(data.get(name), list):
                 data[name] = tuple(data[name])
@@ -201,6 +194,14 @@ class RunConfig:
         are dropped; fields added since take their defaults."""
         return cls.from_dict({k: v for k, v in data.items() if not k.startswith("_")})
 
+    def value(self, key: str) -> Any:
+        """A field (``epochs``), a plugin option (``semi.rounds``: None when unset, the plugin's default
+        applies) or a model argument (``model.width``), by the name a recipe, ``--set`` or a sweep uses."""
+        kind, dot, name = key.partition(".")
+        if not dot:
+            return getattr(self, key)
+        return (self.model_kwargs if kind == "model" else self.options.get(kind, {})).get(name)
+
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)
 
@@ -221,13 +222,68 @@ COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")  # torch.c
 BOUNDS = {
     "seed": "[0, inf)", "epochs": "[1, inf)", "pretrain_epochs": "[1, inf)", "batch_size": "[1, inf)",
     "min_epoch_clips": "[0, inf)", "patience": "[0, inf)", "threads": "[1, inf)", "folds": "[0, inf)", "fold": "[0, inf)",
-    "lr": "(0, inf)", "weight_decay": "[0, inf)", "finetune_lr_scale": "(0, inf)", "labeled": "(0, 1]",
-    "val_fraction": "[0, 1)", "city_dropout": "[0, 1)", "pl_rounds": "[1, inf)", "pl_threshold": "[0, 1)",
-    "mt_ema": "[0, 1)", "mt_weight": "[0, inf)", "freq_mask": "[0, inf)", "time_mask": "[0, inf)",
+    "lr": "(0, inf)", "weight_decay": "[0, inf)", "labeled": "(0, 1]",
+    "val_fraction": "[0, 1)", "city_dropout": "[0, 1)", "freq_mask": "[0, inf)", "time_mask": "[0, inf)",
     "mixstyle_p": "[0, 1]", "mixstyle_alpha": "(0, inf)", "mixup_alpha": "[0, inf)",
     "step_epochs": "[1, inf)", "step_gamma": "(0, 1]", "warmup_epochs": "[0, inf)", "min_epochs": "[1, inf)",
     "roll_seconds": "[0, inf)",
 }
+
+
+# Fields that were core config fields and are now the options of the plugin they belong to. Stored configs,
+# sweep specs and config files that still name them keep working: each is moved into the options of its plugin
+# when the run chose that plugin, and dropped when it holds that plugin's default (a record of a run with
+# --semi none stored pl_rounds = 2, which did nothing).
+RENAMED = {
+    "pl_rounds": ("semi", "pseudo-label", "rounds", 2), "pl_threshold": ("semi", "pseudo-label", "threshold", 0.5),
+    "pl_class_balanced": ("semi", "pseudo-label", "class_balanced", True),
+    "pl_group_vote": ("semi", "pseudo-label", "group_vote", True), "pl_restart": ("semi", "pseudo-label", "restart", True),
+    "mt_ema": ("semi", "mean-teacher", "ema", 0.99), "mt_weight": ("semi", "mean-teacher", "weight", 10.0),
+    "finetune_lr_scale": ("strategy", "finetune", "lr_scale", 0.3),
+}
+_LEGACY = "_legacy"
+
+
+def _renamed(data: dict[str, Any]) -> dict[str, Any]:
+    """Set aside renamed fields (``pl_rounds``) until the chosen plugins are known (after a recipe is applied)."""
+    legacy = {k: data[k] for k in RENAMED if k in data}
+    if not legacy:
+        return data
+    return {**{k: v for k, v in data.items() if k not in RENAMED}, _LEGACY: legacy}
+
+
+def _under(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, plugin options merged field by field (a recipe's ``semi.rounds`` survives a
+    config that sets ``semi.threshold``)."""
+    merged = {**base, **top}
+    if _LEGACY in base or _LEGACY in top:
+        merged[_LEGACY] = {**base.get(_LEGACY, {}), **top.get(_LEGACY, {})}
+    options = {kind: {**base.get("options", {}).get(kind, {}), **top.get("options", {}).get(kind, {})}
+               for kind in {*base.get("options", {}), *top.get("options", {})}}
+    if options:
+        merged["options"] = options
+    return merged
+
+
+def _options_of_chosen_plugins(data: dict[str, Any]) -> dict[str, Any]:
+    legacy = data.get(_LEGACY)
+    if not legacy:
+        return data
+    data = {k: v for k, v in data.items() if k != _LEGACY}
+    options = {kind: dict(values) for kind, values in (data.get("options") or {}).items()}
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    for old, value in legacy.items():
+        kind, plugin, name, default = RENAMED[old]
+        chosen = data.get(kind, defaults[kind])
+        if chosen == plugin:
+            if value != default:
+                options.setdefault(kind, {}).setdefault(name, value)
+        elif value != default:
+            raise ConfigError(f"{old} = {value!r} is an option of {kind} {plugin!r} ({kind}.{name}), but this run's "
+                              f"{kind} is {chosen!r}; drop it or choose --{kind} {plugin}")
+    if options:
+        data["options"] = options
+    return data
 
 
 def recipe_settings(name: str, dataset: str | None = None) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Plugins' own options (as llm's ``Model.Options``): a strategy, semi-supervised method or protocol declares a
-dataclass of typed fields with defaults, and a run sets them as ``KIND.FIELD``:
+"""Plugins' own options (as llm's ``Model.Options``): a strategy, semi-supervised method, protocol or dataset
+declares a dataclass of typed fields with defaults, and a run sets them as ``KIND.FIELD``; a front-end's options
+are its ``FeatureConfig`` fields (``frontend.n_mels``), defaulting to the front-end's own settings:
 
     ascbench run --strategy warm-start --set strategy.lr_scale=0.05
     # config file:  [options.strategy]  lr_scale = 0.05      sweep:  --grid strategy.lr_scale=0.1,0.05
@@ -22,7 +23,7 @@ from typing import Any
 from ascbench.errors import ConfigError
 
 # The plugin kinds whose options a run can set, in the order they are checked.
-KINDS = ("strategy", "semi", "protocol")
+KINDS = ("strategy", "semi", "protocol", "dataset", "frontend")
 
 
 def fold_dotted(data: dict[str, Any]) -> dict[str, Any]:
@@ -53,9 +54,11 @@ def fields_of(options_cls: type | None) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(options_cls)} if options_cls is not None else {}
 
 
-def resolve(kind: str, name: str, owner: str, options_cls: type | None, given: dict[str, Any] | None) -> Any:
+def resolve(kind: str, name: str, owner: str, options_cls: type | None, given: dict[str, Any] | None,
+            base: Any = None) -> Any:
     """An instance of ``options_cls`` from ``given`` (None when the plugin declares no options and none
-    were given), every key and type checked; ``ConfigError`` naming kind, plugin and field otherwise."""
+    were given), every key and type checked; ``ConfigError`` naming kind, plugin and field otherwise.
+    With ``base`` (an instance), the fields not given are ``base``'s instead of the class defaults."""
     given = dict(given or {})
     known = fields_of(options_cls)
     unknown = sorted(set(given) - set(known))
@@ -76,16 +79,34 @@ def resolve(kind: str, name: str, owner: str, options_cls: type | None, given: d
             raise ConfigError(f"{kind}.{key} of {kind} {name!r} must be {_describe(hints[key])}, got {value!r} "
                               f"({type(value).__name__})")
     try:
-        return options_cls(**given)
-    except (TypeError, ValueError) as exc:  # the options class's own checks (__post_init__)
+        return dataclasses.replace(base, **given) if base is not None else options_cls(**given)
+    except (TypeError, ValueError, ConfigError) as exc:  # the options class's own checks (__post_init__)
         raise ConfigError(f"{kind} {name!r} options: {exc}") from None
 
 
 def resolve_for(config: Any, registry: Any, kind: str) -> Any:
-    """The options of the ``kind`` plugin ``config`` chose (e.g. its strategy), checked; None if it has none."""
+    """The options of the ``kind`` plugin ``config`` chose (e.g. its strategy), checked; None if it has none.
+    For ``frontend``: the chosen front-end's ``FeatureConfig`` with the options applied."""
+    if kind == "frontend":
+        return resolve_frontend(config, registry)
     name = getattr(config, kind)
     spec = registry.get(kind, name)
     return resolve(kind, name, registry.owner(kind, name), spec.options_class, config.options.get(kind))
+
+
+def frontend_name(config: Any, registry: Any) -> str:
+    """The front-end a run uses: ``--front-end``, or its dataset's own."""
+    return config.feature_preset or registry.dataset(config.dataset).feature_preset
+
+
+def resolve_frontend(config: Any, registry: Any) -> Any:
+    """The ``FeatureConfig`` a run extracts with: its front-end's settings, with ``frontend.FIELD`` options on top."""
+    name = frontend_name(config, registry)
+    spec = registry.get("front-end", name)
+    given = config.options.get("frontend") or {}
+    if not given:
+        return spec.config
+    return resolve("frontend", name, registry.owner("front-end", name), type(spec.config), given, base=spec.config)
 
 
 def resolve_all(config: Any, registry: Any) -> dict[str, Any]:

@@ -31,7 +31,8 @@ from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset, DatasetOptions
 from ascbench.device import Compute
 from ascbench.errors import ConfigError, DataError
-from ascbench.features import get_preset, load_checked_features, unusable_files_error
+from ascbench.features import load_checked_features, unusable_files_error
+from ascbench.options import resolve_frontend
 from ascbench.fileio import atomic_write_text
 from ascbench.registry import Registry
 from ascbench.specs import ModelContext
@@ -83,8 +84,7 @@ def predict_run(run_dir: str | os.PathLike, dataset_name: str, registry: Registr
     target = registry.dataset(dataset_name).load(DatasetOptions(data_root=Path(data_root) if data_root else None))
     if list(target.classes) != classes:
         raise ConfigError(f"run {run_dir.name} predicts {classes}; dataset {dataset_name!r} has classes {target.classes}")
-    preset = config.feature_preset or registry.dataset(config.dataset).feature_preset
-    cfg = get_preset(preset)
+    cfg = resolve_frontend(config, registry)  # the training run's front-end, with its frontend.FIELD options
     checked = load_checked_features(target, cfg, progress=progress, threads=threads)
     bad = [r for r in checked.reports if r.problem]
     if bad:  # a submission must answer for every file

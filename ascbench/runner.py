@@ -25,7 +25,7 @@ from ascbench.data.audio import FileReport
 from ascbench.device import Compute
 from ascbench.data.dataset import DatasetOptions
 from ascbench.errors import AscbenchError, ConfigError, DataError, PluginError, RunInterrupted
-from ascbench.features import CheckedFeatures, get_preset, load_checked_features, unusable_files_error
+from ascbench.features import CheckedFeatures, load_checked_features, unusable_files_error
 from ascbench.metrics import evaluate
 from ascbench.options import resolve_all
 from ascbench.pretraining import pretrained_state
@@ -82,7 +82,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
                           "(an ascbench run's model.pt or an official checkpoint)")
     if config.recipe:
         registry.recipe(config.recipe)  # an unknown recipe in a stored config fails here, naming the valid ones
-    feature_cfg = get_preset(config.feature_preset or dataset_spec.feature_preset)
+    feature_cfg = own_options["frontend"]  # the front-end's settings, with any frontend.FIELD options applied
     logger_specs = [_logger_spec(registry, name) for name in config.loggers]
 
     compute = Compute.from_names(config.device, config.precision)  # an absent GPU fails here, in a second
@@ -117,7 +117,8 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             log.info("run %s: %s / %s / semi %s on %s, %s, seed %d", run_id, config.model, config.strategy, config.semi,
                      config.dataset, config.protocol, config.seed)
             t = time.perf_counter()
-            dataset = dataset_spec.load(DatasetOptions(data_root=Path(config.data_root) if config.data_root else None))
+            dataset = dataset_spec.load(DatasetOptions(data_root=Path(config.data_root) if config.data_root else None,
+                                                       plugin=own_options["dataset"]))
             timings["data_s"] = time.perf_counter() - t
             _check_model_builds(model_spec, config, registry, dataset, feature_cfg)
 
@@ -262,10 +263,14 @@ def _recipe_record(config: RunConfig, registry: Registry) -> dict | None:
         return None
     spec = registry.recipe(config.recipe)
     settings = spec.settings_for(config.dataset)
-    used = config.to_dict()
+
+    def used(key: str):  # as stored: lists, not tuples
+        value = config.value(key)
+        return list(value) if isinstance(value, tuple) else value
+
     return {"name": spec.name, "source": spec.source, "plugin": registry.owner("recipe", spec.name),
-            "settings": settings, "overridden": {k: used[k] for k, v in settings.items()
-                                                 if used[k] != (list(v) if isinstance(v, tuple) else v)}}
+            "settings": settings, "overridden": {k: used(k) for k, v in settings.items()
+                                                 if used(k) != (list(v) if isinstance(v, tuple) else v)}}
 
 
 # The metrics of a run whose protocol has no test side.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -77,22 +78,58 @@ def recording_vote(job: "TrainingJob", probs: np.ndarray) -> np.ndarray:
     return voted
 
 
+def _help(text: str) -> dict:
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class PseudoLabelOptions:
+    """``pseudo-label``'s own options, set as ``--set semi.rounds=3`` (or ``--pl-rounds 3``)."""
+
+    rounds: int = field(default=2, metadata=_help("pseudo-label rounds; round r keeps the most confident r/rounds of each class"))
+    threshold: float = field(default=0.5, metadata=_help("minimum top probability for a pseudo-label, in [0, 1)"))
+    class_balanced: bool = field(default=True, metadata=_help("select the same share of each class (false: by confidence alone)"))
+    group_vote: bool = field(default=True, metadata=_help("pseudo-label whole recordings: a labeled clip's label, else the mean prediction"))
+    restart: bool = field(default=True, metadata=_help("each round retrains from the strategy's starting point (false: "
+                                                        "continues from the best model so far)"))
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise ValueError(f"semi.rounds (--pl-rounds) must be at least 1, got {self.rounds}")
+        if not 0 <= self.threshold < 1:
+            raise ValueError(f"semi.threshold (--pl-threshold) must be in [0, 1), got {self.threshold}")
+
+
+@dataclass(frozen=True)
+class MeanTeacherOptions:
+    """``mean-teacher``'s own options, set as ``--set semi.ema=0.999`` (or ``--mt-ema 0.999``)."""
+
+    ema: float = field(default=0.99, metadata=_help("EMA decay of the teacher, in [0, 1)"))
+    weight: float = field(default=10.0, metadata=_help("maximum consistency weight (ramped up over the first 30 % of epochs)"))
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"semi.ema (--mt-ema) must be in [0, 1), got {self.ema}")
+        if self.weight < 0:
+            raise ValueError(f"semi.weight (--mt-weight) must be at least 0, got {self.weight}")
+
+
 def pseudo_label(job: "TrainingJob", model: nn.Module, lr: float, epochs: int, desc: str) -> list[FitResult]:
-    """Train on labels, pseudo-label the unlabeled pool, train on both; repeated for ``pl_rounds`` rounds with
+    """Train on labels, pseudo-label the unlabeled pool, train on both; repeated for ``semi.rounds`` rounds with
     a confidence threshold and a growing, class-balanced selection. The APSIPA 2025 baseline is one round
     with every clip (threshold 0, no balancing or vote) continuing from the best labeled-only model
-    (``pl_restart = false``); the ``apsipa2025-baseline`` recipe sets exactly that."""
-    cfg, part, data = job.config, job.partition, job.data
+    (``semi.restart = false``); the ``apsipa2025-baseline`` recipe sets exactly that."""
+    cfg, part, data = job.semi_options or PseudoLabelOptions(), job.partition, job.data
     initial = copy.deepcopy(model.state_dict())
     results = [fit_rows(job, model, part.labeled, None, lr, epochs, f"{desc} (labeled)")]
     rounds = job.notes.setdefault("pseudo_label_rounds", [])
-    for r in range(1, cfg.pl_rounds + 1):
+    for r in range(1, cfg.rounds + 1):
         if len(part.unlabeled) == 0:
             break
         probs = predict(model, data, part.unlabeled)
-        if cfg.pl_group_vote:
+        if cfg.group_vote:
             probs = recording_vote(job, probs)
-        pos = select_pseudo_labels(probs, cfg.pl_threshold, r / cfg.pl_rounds, cfg.pl_class_balanced)
+        pos = select_pseudo_labels(probs, cfg.threshold, r / cfg.rounds, cfg.class_balanced)
         rows, guesses = part.unlabeled[pos], probs[pos].argmax(axis=1)
         truth = data.labels[rows]
         known = truth >= 0
@@ -102,7 +139,7 @@ def pseudo_label(job: "TrainingJob", model: nn.Module, lr: float, epochs: int, d
         rounds.append(entry)
         log.info("pseudo-label round %d: %d of %d unlabeled clips selected, accuracy where known %s",
                  r, entry["selected"], entry["pool"], entry["accuracy_where_known"])
-        if cfg.pl_restart:  # retrain from the strategy's starting point; otherwise continue from the best model so far
+        if cfg.restart:  # retrain from the strategy's starting point; otherwise continue from the best model so far
             model.load_state_dict(initial)
         train_rows = np.concatenate([part.labeled, rows])
         targets = np.concatenate([data.labels[part.labeled], guesses])
@@ -116,6 +153,7 @@ class MeanTeacher(TrainingHook):
 
     def __init__(self, job: "TrainingJob", model: nn.Module, epochs: int):
         self.job, self.epochs = job, epochs
+        self.options = job.semi_options or MeanTeacherOptions()
         self.teacher = copy.deepcopy(model)
         for p in self.teacher.parameters():
             p.requires_grad_(False)
@@ -124,7 +162,7 @@ class MeanTeacher(TrainingHook):
 
     def weight(self, epoch: int) -> float:
         ramp = min(1.0, epoch / max(1.0, 0.3 * self.epochs))  # sigmoid ramp-up over the first 30 %
-        return self.job.config.mt_weight * float(np.exp(-5.0 * (1.0 - ramp) ** 2))
+        return self.options.weight * float(np.exp(-5.0 * (1.0 - ramp) ** 2))
 
     def extra_loss(self, model: nn.Module, epoch: int) -> torch.Tensor | None:
         pool = self.job.partition.unlabeled
@@ -145,7 +183,7 @@ class MeanTeacher(TrainingHook):
 
     @torch.no_grad()
     def after_step(self, model: nn.Module) -> None:
-        decay = self.job.config.mt_ema
+        decay = self.options.ema
         for t, s in zip(self.teacher.state_dict().values(), model.state_dict().values()):
             if t.dtype.is_floating_point:
                 t.mul_(decay).add_(s, alpha=1 - decay)
@@ -167,6 +205,6 @@ class MeanTeacher(TrainingHook):
 
 def mean_teacher(job: "TrainingJob", model: nn.Module, lr: float, epochs: int, desc: str) -> list[FitResult]:
     hook = MeanTeacher(job, model, epochs)
-    job.notes["mean_teacher"] = {"ema": job.config.mt_ema, "max_weight": job.config.mt_weight,
+    job.notes["mean_teacher"] = {"ema": hook.options.ema, "max_weight": hook.options.weight,
                                  "unlabeled_pool": int(len(job.partition.unlabeled))}
     return [fit_rows(job, model, job.partition.labeled, None, lr, epochs, f"{desc} (mean teacher)", hook)]

@@ -131,6 +131,8 @@ class DatasetSpec:
     # The challenge's submission table for predicted labels (``ascbench predict --format challenge``);
     # None: filename and scene_label.
     submission: Callable[["ClipDataset", list[str]], "pd.DataFrame"] | None = None
+    # Its own options (a dataclass), set as --set dataset.FIELD=VALUE and given to load() as options.plugin.
+    options_class: type | None = None
 
     def __post_init__(self) -> None:
         check_name("dataset", self.name)
@@ -179,7 +181,9 @@ class FrontEndSpec:
     """A named log-mel front-end: its settings, and where they come from.
 
     ``config`` is every setting that shapes the features (the feature cache is keyed by it); ``source``
-    names the code it reproduces and ``departures`` says how it differs, if at all.
+    names the code it reproduces and ``departures`` says how it differs, if at all. Its options are the
+    ``FeatureConfig`` fields themselves: ``--set frontend.n_mels=128`` runs this front-end with one setting
+    changed (a run records the settings it used, and the cache keys on them).
     """
 
     name: str

@@ -19,8 +19,8 @@ def ascbench_recipes() -> list[RecipeSpec]:
             "step_epochs": 2, "step_gamma": 0.9, "batch_size": 64, "epochs": 20, "patience": 10, "min_epochs": 1,
             "select_on": "macro-accuracy", "min_epoch_clips": 0, "city_dropout": 0.0,
             "feature_preset": "apsipa2025", "normalization": "input-bn",
-            "semi": "pseudo-label", "pl_rounds": 1, "pl_threshold": 0.0, "pl_class_balanced": False,
-            "pl_group_vote": False, "pl_restart": False,
+            "semi": "pseudo-label", "semi.rounds": 1, "semi.threshold": 0.0, "semi.class_balanced": False,
+            "semi.group_vote": False, "semi.restart": False,
         },
         description="APSIPA ASC 2025 baseline training: Adam 1e-4, StepLR 0.9/2 epochs, batch 64, 20 epochs, patience 10 "
                     "on macro accuracy, then argmax pseudo-labels on every unlabeled clip, continuing from the best model",

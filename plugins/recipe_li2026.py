@@ -14,7 +14,7 @@ def ascbench_recipes() -> list[RecipeSpec]:
     return [RecipeSpec(
         "li2026",
         settings={
-            "strategy": "finetune", "optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "finetune_lr_scale": 1.0,
+            "strategy": "finetune", "optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "strategy.lr_scale": 1.0,
             "scheduler": "step", "step_epochs": 2, "step_gamma": 0.9, "batch_size": 64, "epochs": 100,
             "pretrain_epochs": 100, "patience": 10, "min_epochs": 1, "select_on": "macro-accuracy",
             "min_epoch_clips": 0, "pretrain_classes": "target",

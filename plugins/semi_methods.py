@@ -5,7 +5,7 @@ Their training code is ``ascbench.semi`` (shared with anyone writing a method: `
 """
 
 from ascbench import hookimpl
-from ascbench.semi import mean_teacher, pseudo_label, supervised
+from ascbench.semi import MeanTeacherOptions, PseudoLabelOptions, mean_teacher, pseudo_label, supervised
 from ascbench.specs import SemiSpec
 
 
@@ -14,7 +14,7 @@ def ascbench_semi_methods():
     return [
         SemiSpec("none", supervised, "labeled clips only"),
         SemiSpec("pseudo-label", pseudo_label, "rounds of confident, class-balanced pseudo-labels on the unlabeled "
-                 "clips (the challenge recipe; --pl-rounds, --pl-threshold, ...)"),
-        SemiSpec("mean-teacher", mean_teacher, "consistency with an EMA teacher on the unlabeled clips (--mt-ema, "
-                 "--mt-weight)"),
+                 "clips (the challenge recipe)", options_class=PseudoLabelOptions),
+        SemiSpec("mean-teacher", mean_teacher, "consistency with an EMA teacher on the unlabeled clips",
+                 options_class=MeanTeacherOptions),
     ]

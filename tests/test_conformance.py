@@ -72,3 +72,108 @@ def test_wrong_shape_at_run_time_names_the_model_and_rule(runs):
         execute(RunConfig(model="rule-breaker", strategy="scratch", dataset="embedded-tiny", epochs=1),
                 registry=registry, progress=False)
     assert not (runs / "results.jsonl").exists()
+
+
+# --- the kits of the other plugin kinds ---------------------------------------------------------------------
+
+from ascbench.data.dataset import DatasetOptions  # noqa: E402
+from ascbench.features import FeatureConfig  # noqa: E402
+from ascbench.specs import DatasetSpec, FrontEndSpec, SemiSpec, StrategySpec  # noqa: E402
+from ascbench.testing import (check_dataset, check_frontend, check_semi, check_strategy,  # noqa: E402
+                              dataset_checks, frontend_checks, semi_checks, strategy_checks)
+from ascbench.registry import get_registry  # noqa: E402
+
+
+@pytest.mark.parametrize("name", ["embedded", "embedded-source", "embedded-tiny", "embedded-tiny-source"])
+def test_builtin_datasets_conform(name):
+    check_dataset(name)
+
+
+@pytest.mark.parametrize("name", get_registry().names("front-end"))
+def test_builtin_front_ends_conform(name):
+    check_frontend(name)
+
+
+# Each built-in strategy and semi method trains twice on embedded-tiny; scratch x none is covered by both lists.
+@pytest.mark.parametrize("name", get_registry().names("strategy"))
+def test_builtin_strategies_conform(name):
+    check_strategy(name)
+
+
+@pytest.mark.parametrize("name", [n for n in get_registry().names("semi") if n != "none"])
+def test_builtin_semi_methods_conform(name):
+    check_semi(name, options={"semi": {"rounds": 1}} if name == "pseudo-label" else None)
+
+
+def _plugin_registry(**hooks):
+    return build_registry([("bad-plugin", types.SimpleNamespace(**{k: hookimpl(v) for k, v in hooks.items()}))],
+                          strict=True)
+
+
+def test_a_dataset_whose_recording_spans_two_cities_fails_naming_the_check():
+    def tangled(options):
+        ds = get_registry().dataset("embedded-tiny").load(DatasetOptions())
+        meta = ds.meta.copy()
+        other = int((meta["city"] != meta.loc[0, "city"]).to_numpy().argmax())  # a clip from another city
+        meta.loc[other, "group"] = meta.loc[0, "group"]
+        return type(ds)(**{**ds.__dict__, "name": "tangled", "meta": meta})
+
+    registry = _plugin_registry(ascbench_datasets=lambda: [DatasetSpec("tangled", tangled)])
+    with pytest.raises(ConformanceError, match=r"dataset 'tangled' \(plugin 'bad-plugin'\) fails "
+                                               r"check_dataset_groups_nest: recording .* spans several city"):
+        check_dataset("tangled", registry)
+    assert [c.__name__ for c in dataset_checks("tangled", registry)][0] == "check_dataset_is_reproducible"
+
+
+def test_a_front_end_that_cannot_run_fails_naming_the_check():
+    broken = FeatureConfig(16_000, 256, 800, 320, 64, 50.0, 8000.0)  # window longer than the FFT
+    registry = _plugin_registry(ascbench_frontends=lambda: [FrontEndSpec("broken", broken)])
+    with pytest.raises(ConformanceError, match=r"front-end 'broken' \(plugin 'bad-plugin'\) fails check_frontend_shape"):
+        check_frontend("broken", registry)
+
+
+def test_a_front_end_whose_bands_are_not_where_its_scale_says_fails():
+    # Checked against a scale that disagrees with the filters (linear Hz), the tone lands in another band.
+    import ascbench.testing.frontends as kit
+
+    real = kit._hz_to_mel
+    try:
+        kit._hz_to_mel = lambda hz, scale: hz
+        with pytest.raises(ConformanceError, match="check_frontend_tone_lands_in_its_band: a 1000 Hz tone is loudest"):
+            frontend_checks("embedded")[2]()
+    finally:
+        kit._hz_to_mel = real
+
+
+def test_a_strategy_that_peeks_at_the_test_side_fails():
+    def peeking(job):
+        from ascbench.device import Compute
+
+        job.data.batch_on(job.partition.test[:4], Compute.from_names("cpu", "fp32"))  # looks at test clips
+        return job.fit(job.build_model(), desc="peek")
+
+    registry = _plugin_registry(ascbench_strategies=lambda: [StrategySpec("peeking", peeking, pretrains=False)])
+    checks = {c.__name__: c for c in strategy_checks("peeking", registry)}
+    checks["check_trains_and_scores"]()
+    with pytest.raises(ConformanceError, match=r"strategy 'peeking' \(plugin 'bad-plugin'\) fails "
+                                               r"check_never_reads_the_test_side: 4 test clip\(s\) read"):
+        checks["check_never_reads_the_test_side"]()
+
+
+def test_a_semi_method_with_unseeded_randomness_fails_reproducibility():
+    import torch
+
+    from ascbench.semi import supervised
+
+    def noisy(job, model, lr, epochs, desc):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1e-2 * torch.randn(p.shape, generator=torch.Generator().manual_seed(torch.seed())))
+        return supervised(job, model, lr, epochs, desc)
+
+    registry = _plugin_registry(ascbench_semi_methods=lambda: [SemiSpec("noisy", noisy)])
+    with pytest.raises(ConformanceError, match=r"semi-supervised method 'noisy' \(plugin 'bad-plugin'\) fails "
+                                               r"check_is_reproducible"):
+        check_semi("noisy", registry)
+    assert [c.__name__ for c in semi_checks("noisy", registry)] == [
+        "check_trains_and_scores", "check_never_reads_the_test_side", "check_is_reproducible"]

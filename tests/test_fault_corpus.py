@@ -45,11 +45,10 @@ CONFIG_CASES = [
     ({"lr": math.inf}, "must be a number"), ({"lr": math.nan}, "must be a number"), ({"lr": "fast"}, "must be a number"),
     ({"weight_decay": -1.0}, "--weight-decay"), ({"patience": -1}, "--patience"), ({"val_fraction": 1.0}, "--val-fraction"),
     ({"val_fraction": -0.1}, "--val-fraction"), ({"city_dropout": 1.0}, "--city-dropout"),
-    ({"finetune_lr_scale": 0.0}, "--finetune-lr-scale"), ({"labeled": 0.0}, "--labeled"), ({"labeled": 1.5}, "--labeled"),
+    ({"labeled": 0.0}, "--labeled"), ({"labeled": 1.5}, "--labeled"),
     ({"labeled": "half"}, "--labeled"), ({"folds": 1}, "--folds"), ({"folds": -2}, "--folds"),
     ({"folds": 3, "fold": 3, "protocol": "unseen-city"}, "fold < folds"), ({"fold": -1}, "--fold"),
-    ({"pl_rounds": 0}, "--pl-rounds"), ({"pl_threshold": 1.0}, "--pl-threshold"),
-    ({"mt_ema": 1.0}, "--mt-ema"), ({"mt_weight": -1.0}, "--mt-weight"), ({"freq_mask": -1}, "--freq-mask"),
+    ({"freq_mask": -1}, "--freq-mask"),
     ({"time_mask": 2.5}, "whole number"), ({"mixstyle_p": 1.5}, "--mixstyle-p"), ({"mixstyle_alpha": 0.0}, "--mixstyle-alpha"),
     ({"mixup_alpha": -0.1}, "--mixup-alpha"), ({"other_rate": "ignore"}, "--other-rate"), ({"context": "place"}, "--context"),
     ({"context": ""}, "--context"), ({"time_holdout": "season"}, "--time-holdout"), ({"test_periods": ("dusk",)}, "--test-periods"),
@@ -67,6 +66,36 @@ def test_config_value(fields, words):
     stored = {**RunConfig().to_dict(), **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}}
     with pytest.raises(ConfigError):  # the same check for stored configs and sweep cells (from_dict)
         RunConfig.from_dict(stored)
+
+
+# Plugins' own options are checked by their options class, with the registry, before any data is read; the
+# old field names (pl_rounds, mt_ema, finetune_lr_scale) still reach the same check.
+OPTION_CASES = [
+    ({"strategy": "finetune", "strategy.lr_scale": 0.0}, "strategy.lr_scale"),
+    ({"strategy": "finetune", "finetune_lr_scale": -1.0}, "--finetune-lr-scale"),
+    ({"semi": "pseudo-label", "pl_rounds": 0}, "--pl-rounds"), ({"semi": "pseudo-label", "semi.threshold": 1.0}, "semi.threshold"),
+    ({"semi": "mean-teacher", "mt_ema": 1.0}, "--mt-ema"), ({"semi": "mean-teacher", "semi.weight": -1.0}, "semi.weight"),
+    ({"semi": "mean-teacher", "semi.rounds": 2}, "has no option semi.rounds"),
+    ({"semi": "pseudo-label", "semi.rounds": 1.5}, "semi.rounds .* must be int"),
+]
+
+
+@pytest.mark.parametrize("fields,words", OPTION_CASES, ids=[str(c[0]) for c in OPTION_CASES])
+def test_plugin_option_value(registry, fields, words):
+    from ascbench.options import resolve_all
+
+    with pytest.raises(ConfigError, match=words):
+        resolve_all(RunConfig.from_dict(fields), registry)
+
+
+def test_an_old_option_field_for_a_plugin_not_chosen_is_refused():
+    with pytest.raises(ConfigError, match=r"pl_rounds = 3 is an option of semi 'pseudo-label' \(semi.rounds\), "
+                                          r"but this run's semi is 'none'"):
+        RunConfig.from_dict({"pl_rounds": 3})
+    # at its default it did nothing and is dropped: stored configs of runs without the plugin still load
+    assert RunConfig.from_dict({"pl_rounds": 2, "finetune_lr_scale": 0.3}) == RunConfig()
+    moved = RunConfig.from_dict({"semi": "pseudo-label", "pl_rounds": 3, "strategy": "finetune", "finetune_lr_scale": 0.1})
+    assert moved.options == {"semi": {"rounds": 3}, "strategy": {"lr_scale": 0.1}}
 
 
 def test_config_unknown_field_is_named():

@@ -1,5 +1,5 @@
-"""Plugins' own options: a strategy and a protocol from outside the core each declare a typed option, a run sets
-them as KIND.FIELD from Python, the command line, a config file and a sweep cell (one validation path), and
+"""Plugins' own options: a strategy, a semi method, a protocol and a dataset from outside the core each declare a
+typed option, a front-end's options are its settings; a run sets them as KIND.FIELD from Python, the command line, a config file and a sweep cell (one validation path), and
 bad keys or values fail before any audio is read."""
 
 import dataclasses
@@ -17,7 +17,9 @@ from ascbench.protocols import Split
 from ascbench.registry import build_registry
 from ascbench.runner import execute
 from ascbench.semi import supervised
-from ascbench.specs import ProtocolSpec, SemiSpec, StrategySpec
+from ascbench.data.dataset import DatasetOptions
+from ascbench.features import FeatureConfig
+from ascbench.specs import DatasetSpec, FrontEndSpec, ProtocolSpec, SemiSpec, StrategySpec
 from ascbench.sweep import SweepSpec
 
 
@@ -58,6 +60,29 @@ def repeat_supervised(job, model, lr, epochs, desc):
     return results
 
 
+@dataclasses.dataclass(frozen=True)
+class FewerCitiesOptions:
+    drop: int = dataclasses.field(default=0, metadata={"help": "leave out this many cities (alphabetically last)"})
+
+    def __post_init__(self):
+        if self.drop < 0:
+            raise ValueError(f"dataset.drop must be at least 0, got {self.drop}")
+
+
+def fewer_cities(options: DatasetOptions):
+    """A dataset from outside the core: the embedded-tiny clips, less the last ``drop`` cities."""
+    from ascbench.registry import get_registry
+
+    full = get_registry().dataset("embedded-tiny").load(DatasetOptions(data_root=options.data_root))
+    cities = sorted(full.meta["city"].unique())
+    keep = ~full.meta["city"].isin(cities[len(cities) - options.plugin.drop:] if options.plugin.drop else [])
+    return dataclasses.replace(full, name="fewer-cities", meta=full.meta[keep.to_numpy()].reset_index(drop=True))
+
+
+# A front-end from outside the core: the embedded front-end with half the mel bands.
+COARSE = FeatureConfig(16_000, 1024, 800, 320, 32, 50.0, 8000.0)
+
+
 PLUGIN = types.SimpleNamespace(
     ascbench_semi_methods=hookimpl(lambda: [SemiSpec("repeat", repeat_supervised, "fit again",
                                                      options_class=RepeatOptions)]),
@@ -65,6 +90,10 @@ PLUGIN = types.SimpleNamespace(
                                                        options_class=WarmStartOptions)]),
     ascbench_protocols=hookimpl(lambda: [ProtocolSpec("last-cities", last_cities, "hold out the last cities",
                                                       options_class=LastCityOptions)]),
+    ascbench_datasets=hookimpl(lambda: [DatasetSpec("fewer-cities", fewer_cities, "embedded-tiny less some cities",
+                                                    pretrain_source="embedded-tiny-source",
+                                                    options_class=FewerCitiesOptions)]),
+    ascbench_frontends=hookimpl(lambda: [FrontEndSpec("coarse-mel", COARSE, "32 mel bands")]),
 )
 
 
@@ -103,6 +132,38 @@ def test_bad_options_fail_before_any_audio_is_read(registry, tmp_path, monkeypat
     monkeypatch.setattr(runner, "load_checked_features", lambda *a, **k: pytest.fail("features were read"))
     with pytest.raises(ConfigError, match=message):
         execute(RunConfig.from_dict({**BASE, **options}), registry=registry, runs_root=tmp_path, progress=False)
+
+
+def test_a_dataset_plugin_with_its_own_option_runs_end_to_end(registry, tmp_path):
+    record = execute(RunConfig.from_dict({**BASE, "dataset": "fewer-cities", "dataset.drop": 2}), registry=registry,
+                     runs_root=tmp_path, progress=False)
+    plain = execute(RunConfig.from_dict({**BASE, "dataset": "fewer-cities"}), registry=registry,
+                    runs_root=tmp_path, progress=False)
+    tiny = registry.dataset("embedded-tiny").load(DatasetOptions())
+    dropped = set(sorted(tiny.meta["city"].unique())[-2:])
+    seen = lambda r: set(r.metrics["city_accuracy"])  # noqa: E731 - the test side's cities
+    assert seen(record) and not seen(record) & dropped and seen(plain) & dropped
+    assert record.metrics["dataset_fingerprint"] != plain.metrics["dataset_fingerprint"]
+    with pytest.raises(ConfigError, match=r"dataset 'fewer-cities' options: dataset.drop must be at least 0"):
+        execute(RunConfig.from_dict({**BASE, "dataset": "fewer-cities", "dataset.drop": -1}), registry=registry,
+                runs_root=tmp_path, progress=False)
+
+
+def test_a_front_end_plugin_and_front_end_options_run_end_to_end(registry, tmp_path):
+    coarse = execute(RunConfig.from_dict({**BASE, "feature_preset": "coarse-mel"}), registry=registry,
+                     runs_root=tmp_path, progress=False)
+    assert coarse.metrics["features"]["preset"] == "coarse-mel" and coarse.metrics["features"]["n_mels"] == 32
+    # A front-end's options are its settings: one changed, the rest the front-end's own.
+    narrower = execute(RunConfig.from_dict({**BASE, "feature_preset": "coarse-mel", "frontend.n_mels": 24}),
+                       registry=registry, runs_root=tmp_path, progress=False)
+    assert narrower.metrics["features"] == {**coarse.metrics["features"], "n_mels": 24}
+    with pytest.raises(ConfigError, match=r"frontend 'coarse-mel' \(plugin 'outside'\) has no option frontend.n_mel "
+                                          r"\(did you mean frontend.n_mels\?\)"):
+        execute(RunConfig.from_dict({**BASE, "feature_preset": "coarse-mel", "frontend.n_mel": 24}),
+                registry=registry, runs_root=tmp_path, progress=False)
+    with pytest.raises(ConfigError, match=r"front-end setting log='log2' is not one of"):
+        execute(RunConfig.from_dict({**BASE, "frontend.log": "log2"}), registry=registry, runs_root=tmp_path,
+                progress=False)
 
 
 def test_one_path_from_the_command_line_a_config_file_and_a_sweep(tmp_path):

@@ -18,7 +18,7 @@ RECIPES = ("apsipa2025-baseline", "dcase2024-baseline", "li2026")
 def test_every_shipped_recipe_is_a_valid_config_with_its_source_and_departures(registry, name):
     spec = registry.recipe(name)
     config = RunConfig.from_dict({"recipe": name, "dataset": "embedded"})
-    assert all(getattr(config, k) == (tuple(v) if isinstance(v, list) else v) for k, v in spec.settings.items())
+    assert all(config.value(k) == (tuple(v) if isinstance(v, list) else v) for k, v in spec.settings.items())
     assert spec.source and spec.identical and spec.departures
     for dataset in spec.per_dataset:
         RunConfig.from_dict({"recipe": name, "dataset": dataset})

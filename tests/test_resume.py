@@ -73,7 +73,7 @@ def _assert_same_run(a: Path, b: Path) -> None:
                                          ("pseudo-label", "finetune (round 1)")])
 def test_sigkill_in_epoch_3_then_resume_gives_identical_results(tmp_path, semi, stage):
     config = RunConfig(dataset="embedded-tiny", model="mobileascnet-tiny", semi=semi, epochs=4, pretrain_epochs=2,
-                       patience=0, pl_rounds=1, threads=1)
+                       patience=0, options={"semi": {"rounds": 1}} if semi == "pseudo-label" else {}, threads=1)
     reference = execute(config, runs_root=tmp_path / "reference", progress=False)
 
     runs = tmp_path / "killed"

@@ -69,8 +69,12 @@ def test_bad_names_are_refused(tmp_path):
         new_plugin("twice", "model", tmp_path)
 
 
-@pytest.mark.parametrize("kind,name", [("semi", "confident-once"), ("metric", "worst-class")])
-def test_scaffolded_semi_method_and_metric_pass_their_own_tests(tmp_path, kind, name):
+# Each kind's scaffold passes its own tests: its kind's conformance kit and an end-to-end run with its option.
+@pytest.mark.parametrize("kind,name,passed", [
+    ("strategy", "gentle-start", 3), ("semi", "confident-once", 4), ("metric", "worst-class", 2),
+    ("protocol", "last-cities", 4), ("dataset", "my-scenes", 2), ("frontend", "wide-mel", 4),
+])
+def test_scaffolded_plugins_of_every_kind_pass_their_own_tests(tmp_path, kind, name, passed):
     root = new_plugin(name, kind, tmp_path)
     module = "ascbench_" + name.replace("-", "_")
     paths = _install_as_entry_point(root, name, module, tmp_path / "site")
@@ -81,4 +85,4 @@ def test_scaffolded_semi_method_and_metric_pass_their_own_tests(tmp_path, kind, 
                                                                  "ASCBENCH_CACHE_DIR": str(tmp_path / "cache")},
                             cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert ("1 passed" if kind == "semi" else "2 passed") in result.stdout
+    assert f"{passed} passed" in result.stdout

@@ -43,7 +43,8 @@ def touched(monkeypatch):
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_every_combination_runs_without_touching_test_clips(runs, touched, strategy, semi, tiny):
     config = RunConfig(strategy=strategy, semi=semi, dataset="embedded-tiny", epochs=2, pretrain_epochs=1,
-                       pl_rounds=1, pl_threshold=0.0, model_kwargs=SMALL, seed=1)
+                       options={"semi": {"rounds": 1, "threshold": 0.0}} if semi == "pseudo-label" else {},
+                       model_kwargs=SMALL, seed=1)
     record = execute(config, progress=False)
     assert 0.0 <= record.metrics["accuracy"] <= 1.0
     split = pd_read_split(runs / record.run_id / "split.csv")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ascbench.scaffold import KINDS
+
 
 def command(args) -> int:
     from ascbench.scaffold import new_plugin
@@ -14,7 +16,8 @@ def command(args) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("new-plugin", help="write a ready-to-install plugin package (model, strategy, semi method or metric) with its test")
+    p = sub.add_parser("new-plugin", help="write a ready-to-install plugin package of any kind (" + ", ".join(KINDS)
+                       + ") with its conformance test")
     p.add_argument("name")
-    p.add_argument("--kind", choices=("model", "strategy", "semi", "metric"), default="model")
+    p.add_argument("--kind", choices=KINDS, default="model")
     p.add_argument("--dir", default=".", help="where to create ascbench-NAME/ (default: here)")

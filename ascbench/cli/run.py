@@ -37,7 +37,8 @@ def add_parser(sub) -> None:
                    help="a registered training recipe (apsipa2025-baseline, dcase2024-baseline, li2026, ...; "
                         "`ascbench list --recipes`): its settings fill every field not given by a flag or --config")
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="FIELD=VALUE",
-                   help="set any config field (e.g. --set finetune_lr_scale=0.1 --set val_fraction=0.2); repeatable")
+                   help="set any config field or plugin option (e.g. --set val_fraction=0.2 --set strategy.lr_scale=0.1 "
+                        "--set semi.rounds=3); repeatable; `ascbench list` shows each plugin's options")
     p.add_argument("--model", default=d.model, help=f"registered model name (default: {d.model})")
     p.add_argument("--strategy", default=d.strategy, help=f"training strategy (default: {d.strategy})")
     p.add_argument("--dataset", default=d.dataset, help=f"dataset (default: {d.dataset}, built in, no download)")
@@ -72,14 +73,18 @@ def add_parser(sub) -> None:
     semi.add_argument("--semi", default=d.semi, metavar="NAME",
                       help="how unlabeled training clips are used: none (default), pseudo-label, mean-teacher or a "
                            "plugin's (ascbench list --semi-methods)")
-    semi.add_argument("--pl-rounds", type=int, default=d.pl_rounds, help="pseudo-label rounds")
-    semi.add_argument("--pl-threshold", type=float, default=d.pl_threshold, help="minimum confidence of a pseudo-label")
-    semi.add_argument("--pl-unbalanced", action="store_true", help="select pseudo-labels by confidence alone, not per class")
+    # Shortcuts for the built-in methods' own options (any option: --set semi.FIELD=VALUE; ascbench list --semi-methods).
+    semi.add_argument("--pl-rounds", type=int, default=None, help="pseudo-label rounds (semi.rounds; default 2)")
+    semi.add_argument("--pl-threshold", type=float, default=None,
+                      help="minimum confidence of a pseudo-label (semi.threshold; default 0.5)")
+    semi.add_argument("--pl-unbalanced", action="store_true",
+                      help="select pseudo-labels by confidence alone, not per class (semi.class_balanced=false)")
     semi.add_argument("--pl-no-vote", action="store_true",
-                      help="pseudo-label clip by clip instead of by recording (the official recipe: "
-                           "--pl-rounds 1 --pl-threshold 0 --pl-unbalanced --pl-no-vote)")
-    semi.add_argument("--mt-ema", type=float, default=d.mt_ema, help="mean-teacher EMA decay")
-    semi.add_argument("--mt-weight", type=float, default=d.mt_weight, help="mean-teacher maximum consistency weight")
+                      help="pseudo-label clip by clip instead of by recording (semi.group_vote=false; the official "
+                           "recipe: --recipe apsipa2025-baseline)")
+    semi.add_argument("--mt-ema", type=float, default=None, help="mean-teacher EMA decay (semi.ema; default 0.99)")
+    semi.add_argument("--mt-weight", type=float, default=None,
+                      help="mean-teacher maximum consistency weight (semi.weight; default 10)")
     aug = p.add_argument_group("augmentation")
     aug.add_argument("--freq-mask", type=int, default=d.freq_mask, help="SpecAugment widest mel band masked (0: off)")
     aug.add_argument("--time-mask", type=int, default=d.time_mask, help="SpecAugment widest frame span masked (0: off)")
@@ -102,8 +107,8 @@ def add_parser(sub) -> None:
                        help="earliest epoch early stopping may end training (default: a third of --epochs)")
     train.add_argument("--val-fraction", type=float, default=d.val_fraction,
                        help="labeled training recordings held out, per class, for model selection")
-    train.add_argument("--finetune-lr-scale", type=float, default=d.finetune_lr_scale,
-                       help="fine-tuning learning rate = --lr x this")
+    train.add_argument("--finetune-lr-scale", type=float, default=None,
+                       help="finetune: learning rate = --lr x this (strategy.lr_scale; default 0.3)")
     train.add_argument("--normalization", default=d.normalization, choices=("per-bin", "none", "input-bn"),
                        help="per-bin standardisation from training clips | none | input-bn (a learned BatchNorm in front "
                             "of the model, as SE-Trans's bn0; needed for official SE-Trans weights)")
@@ -130,7 +135,13 @@ def add_parser(sub) -> None:
 
 
 # Run options whose destination is not the config field of the same name.
-_DEST_FIELDS = {"pl_unbalanced": "pl_class_balanced", "pl_no_vote": "pl_group_vote", "model_arg": "model_kwargs"}
+_DEST_FIELDS = {"model_arg": "model_kwargs"}
+# Shortcut flags for plugins' own options: flag dest -> (option key, how the flag's value becomes the option's).
+_OPTION_FLAGS = {
+    "pl_rounds": ("semi.rounds", None), "pl_threshold": ("semi.threshold", None),
+    "pl_unbalanced": ("semi.class_balanced", lambda on: not on), "pl_no_vote": ("semi.group_vote", lambda on: not on),
+    "mt_ema": ("semi.ema", None), "mt_weight": ("semi.weight", None), "finetune_lr_scale": ("strategy.lr_scale", None),
+}
 
 
 _UNSET = object()
@@ -150,8 +161,7 @@ def _flag_values(args) -> dict:
     fields = {f for f in RunConfig.__dataclass_fields__}
     values = {dest: getattr(args, dest) for dest in fields if hasattr(args, dest)}
     values["loggers"] = tuple(args.loggers or ())
-    values.update(split_fields(args), model_kwargs=kwargs, pl_class_balanced=not args.pl_unbalanced,
-                  pl_group_vote=not args.pl_no_vote)
+    values.update(split_fields(args), model_kwargs=kwargs)
     return values
 
 
@@ -165,6 +175,9 @@ def _explicit_fields(args) -> dict:
     typed = {_DEST_FIELDS.get(dest, dest) for dest, value in vars(ns).items() if value is not _UNSET and value is not None}
     values = _flag_values(args)
     given = {name: values[name] for name in typed if name in values}
+    for dest, (key, convert) in _OPTION_FLAGS.items():
+        if dest in typed and getattr(args, dest) not in (None, False):
+            given[key] = convert(getattr(args, dest)) if convert else getattr(args, dest)
     from ascbench.sweep import parse_assignment
 
     for text in args.assignments:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class DatasetOptions:
     data_root: Path | None = None
     cache_dir: Path | None = None
     require_audio: bool = True  # False for commands that read only metadata (ascbench data info)
+    plugin: Any = None  # the dataset's own options (DatasetSpec.options_class), set as --set dataset.FIELD=VALUE
 
 
 @dataclass

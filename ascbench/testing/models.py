@@ -1,22 +1,8 @@
-"""The conformance kit: checks every model plugin must pass (like scikit-learn's estimator checks).
-
-In a plugin's test file::
-
-    from ascbench.testing import model_checks
-
-    @pytest.mark.parametrize("check", model_checks("my-net"), ids=lambda c: c.__name__)
-    def test_conformance(check):
-        check()
-
-or simply ``check_model("my-net")``. A failure raises ``ConformanceError`` naming the model, its
-plugin and the rule it broke. Protocols have their own kit: ``protocol_checks("my-split", dataset)``
-and ``check_protocol`` (whole groups at every declared level, labeled test clips, taught classes,
-the same split for the same seed).
-"""
+"""The model kit: forward signature and shape, optional context, the unknown city, determinism, complexity,
+state-dict round trip, one training step."""
 
 from __future__ import annotations
 
-import functools
 import io
 from typing import Any, Callable
 
@@ -27,16 +13,14 @@ import torch.nn.functional as F
 
 from ascbench.complexity import profile
 from ascbench.config import RunConfig
-from ascbench.errors import AscbenchError
 from ascbench.registry import Registry, get_registry
 from ascbench.specs import ModelContext, ModelSpec
+from ascbench.testing.kit import ConformanceError, bind
 from ascbench.training import create_model
 
 CONTEXT = ModelContext(num_classes=10, num_cities=5, time_dim=8, n_mels=64, n_frames=51)
 
 
-class ConformanceError(AssertionError, AscbenchError):
-    pass
 
 
 def _build(spec: ModelSpec, kwargs: dict[str, Any], seed: int = 0) -> nn.Module:
@@ -134,76 +118,10 @@ CHECKS: tuple[Callable, ...] = (check_output_shape, check_optional_context, chec
 def model_checks(name: str, registry: Registry | None = None, **model_kwargs) -> list[Callable[[], None]]:
     """Each conformance check bound to one registered model, ready to call (and named after the check)."""
     registry = registry or get_registry()
-    spec, owner = registry.model(name), registry.owner("model", name)
-    bound = []
-    for check in CHECKS:
-        fn = functools.partial(check, spec, owner, model_kwargs)
-        functools.update_wrapper(fn, check)
-        bound.append(fn)
-    return bound
+    return bind(CHECKS, registry.model(name), registry.owner("model", name), model_kwargs)
 
 
 def check_model(name: str, registry: Registry | None = None, **model_kwargs) -> None:
     """Run every conformance check on a registered model; raises ``ConformanceError`` on the first failure."""
     for check in model_checks(name, registry, **model_kwargs):
-        check()
-
-
-# --- protocols --------------------------------------------------------------------------------------------
-
-def _protocol_split(name: str, dataset, registry: Registry, **options):
-    from ascbench.protocols import ProtocolOptions, run_protocol
-
-    spec, owner = registry.protocol(name), registry.owner("protocol", name)
-    try:
-        return run_protocol(spec, dataset, ProtocolOptions(**options), owner), owner
-    except AscbenchError as exc:
-        raise ConformanceError(f"protocol {name!r} (plugin {owner!r}) on {dataset.name!r}: the core refused its "
-                               f"split: {exc}") from None
-
-
-def check_protocol_passes_the_core(name, dataset, registry, options):
-    """The split passes the core's gate: whole groups, labeled test clips, taught classes."""
-    split, _ = _protocol_split(name, dataset, registry, **options)
-    labels = dataset.label_indices()
-    assert (labels[split.test] >= 0).all()
-
-
-def check_protocol_keeps_every_level_whole(name, dataset, registry, options):
-    """Asked to keep a level whole, the split keeps it (and so every finer level) whole."""
-    for level in dataset.groupings:
-        split, owner = _protocol_split(name, dataset, registry, **{**options, "group_by": level})
-        groups = dataset.groups(level)
-        shared = set(groups[split.train]) & set(groups[split.test])
-        if shared:
-            raise ConformanceError(f"protocol {name!r} (plugin {owner!r}): {level} {sorted(shared)[0]!r} on both sides")
-
-
-def check_protocol_is_reproducible(name, dataset, registry, options):
-    """The same seed gives the same split, so a stored run can be re-run exactly."""
-    (a, owner), (b, _) = (_protocol_split(name, dataset, registry, **options) for _ in range(2))
-    if not (np.array_equal(a.train, b.train) and np.array_equal(a.test, b.test)):
-        raise ConformanceError(f"protocol {name!r} (plugin {owner!r}): two splits with the same options differ")
-
-
-PROTOCOL_CHECKS: tuple[Callable, ...] = (check_protocol_passes_the_core, check_protocol_keeps_every_level_whole,
-                                         check_protocol_is_reproducible)
-
-
-def protocol_checks(name: str, dataset, registry: Registry | None = None, **options) -> list[Callable[[], None]]:
-    """Each protocol conformance check bound to one registered protocol and a dataset (a ``ClipDataset``);
-    ``options`` are ``ProtocolOptions`` fields (e.g. ``seed=1``)."""
-    registry = registry or get_registry()
-    registry.protocol(name)
-    bound = []
-    for check in PROTOCOL_CHECKS:
-        fn = functools.partial(check, name, dataset, registry, options)
-        functools.update_wrapper(fn, check)
-        bound.append(fn)
-    return bound
-
-
-def check_protocol(name: str, dataset, registry: Registry | None = None, **options) -> None:
-    """Run every protocol conformance check; raises ``ConformanceError`` on the first failure."""
-    for check in protocol_checks(name, dataset, registry, **options):
         check()

@@ -1,0 +1,22 @@
+"""What every conformance kit shares: the error it raises and how checks are bound to one plugin."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+from ascbench.errors import AscbenchError
+
+
+class ConformanceError(AssertionError, AscbenchError):
+    """A plugin broke a rule of its kind; the message names the plugin, its distribution and the check."""
+
+
+def bind(checks: tuple[Callable, ...], *args: Any) -> list[Callable[[], None]]:
+    """Each check with ``args`` bound, ready to call and named after the check (for pytest ids)."""
+    bound = []
+    for check in checks:
+        fn = functools.partial(check, *args)
+        functools.update_wrapper(fn, check)
+        bound.append(fn)
+    return bound
