@@ -106,7 +106,7 @@ def test_skipped_files_leave_the_other_clips_features_in_their_rows(broken_copy,
     from ascbench.data.dataset import DatasetOptions
     from ascbench.features import get_preset, load_checked_features, load_features
     from ascbench.registry import get_registry
-    from ascbench.runner import _drop_bad_audio
+    from ascbench.pipeline import _drop_bad_audio
     from ascbench.training import DataBundle
 
     root, files = broken_copy

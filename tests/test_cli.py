@@ -133,7 +133,7 @@ def test_a_bad_model_argument_fails_before_feature_extraction(runs, capsys, monk
     def extraction_must_not_start(*args, **kwargs):
         raise AssertionError("features were extracted for a model that cannot be built")
 
-    monkeypatch.setattr("ascbench.runner.load_checked_features", extraction_must_not_start)
+    monkeypatch.setattr("ascbench.pipeline.load_checked_features", extraction_must_not_start)
     assert main(["run", "--model", "mobileascnet", "--dataset", "embedded-tiny", "--no-progress",
                  "--model-arg", "gru_hiden=16"]) == 2
     err = capsys.readouterr().err

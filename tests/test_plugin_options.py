@@ -127,9 +127,9 @@ def test_options_set_as_kind_dot_field_reach_the_plugins_and_the_record(registry
     ({"protocol.cities": 1}, r"protocol 'official' \(plugin 'protocols'\) takes no options, got protocol.cities"),
 ])
 def test_bad_options_fail_before_any_audio_is_read(registry, tmp_path, monkeypatch, options, message):
-    import ascbench.runner as runner
+    import ascbench.pipeline as pipeline
 
-    monkeypatch.setattr(runner, "load_checked_features", lambda *a, **k: pytest.fail("features were read"))
+    monkeypatch.setattr(pipeline, "load_checked_features", lambda *a, **k: pytest.fail("features were read"))
     with pytest.raises(ConfigError, match=message):
         execute(RunConfig.from_dict({**BASE, **options}), registry=registry, runs_root=tmp_path, progress=False)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-import ascbench.runner
+import ascbench.pipeline
 from ascbench.config import RunConfig
 from ascbench.errors import ConfigError
 from ascbench.runner import execute
@@ -21,7 +21,7 @@ def touched(monkeypatch):
     """Every (dataset, row) a training stage reads; the final scoring of the test set is not recorded."""
     seen: list[tuple[str, int]] = []
     recording = {"on": True}
-    real_batch, real_predict = DataBundle.batch_on, ascbench.runner.predict
+    real_batch, real_predict = DataBundle.batch_on, ascbench.pipeline.predict
 
     # batch_on is how the loop, validation and pseudo-labelling read clips (the resident copy the bundle may
     # make holds every clip's features, but none of their labels, and is only read through it).
@@ -35,7 +35,7 @@ def touched(monkeypatch):
         return real_predict(*args, **kwargs)
 
     monkeypatch.setattr(DataBundle, "batch_on", batch)
-    monkeypatch.setattr(ascbench.runner, "predict", final_predict)
+    monkeypatch.setattr(ascbench.pipeline, "predict", final_predict)
     return seen
 
 
@@ -116,7 +116,7 @@ def test_unknown_semi_method_fails_before_any_data_is_read(tmp_path, monkeypatch
     # Semi methods are plugins: the registry refuses an unknown one at the start of a run, naming the valid ones.
     from ascbench.errors import UnknownNameError
 
-    monkeypatch.setattr(ascbench.runner, "load_checked_features", lambda *a, **k: pytest.fail("features were read"))
+    monkeypatch.setattr(ascbench.pipeline, "load_checked_features", lambda *a, **k: pytest.fail("features were read"))
     with pytest.raises(UnknownNameError, match="unknown semi-supervised method 'co-training'.*mean-teacher"):
         execute(RunConfig(semi="co-training", dataset="embedded-tiny"), runs_root=tmp_path, progress=False)
 

@@ -39,17 +39,17 @@ def command(args) -> int:
             print(tabulate(table, headers="keys", tablefmt="simple", showindex=False))
         return 0
 
+    from ascbench import pipeline
     from ascbench.metadata_ceiling import describe as describe_ceiling
-    from ascbench.registry import get_registry
-    from ascbench.split_plan import plan_split
 
     config = RunConfig(dataset=args.dataset, protocol=args.protocol, seed=args.seed, labeled=args.labeled,
                        folds=args.folds, data_root=args.data_root, **split_fields(args))
     if config.folds and config.protocol != "unseen-city":
         raise AscbenchError("--folds applies to --protocol unseen-city")
-    ds = load_dataset(args.dataset, args.data_root, require_audio=False)
+    plan = pipeline.resolve(config)
+    ds = pipeline.load(plan, require_audio=False)
     folds = range(config.folds) if config.folds else [None]
-    plans = [plan_split(ds, config, get_registry(), fold=k, val_fraction=0.0) for k in folds]
+    plans = [pipeline.split(plan, ds, fold=k, val_fraction=0.0) for k in folds]
     if config.folds:
         print(f"{ds.name} under {args.protocol}, {config.folds} folds (seed {args.seed}); every fold can run:")
         rows = [(f"{k + 1}/{config.folds}", ", ".join(p.split.info["test_cities_held_out"]), p.split.info["train_clips"],

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from ascbench.config import RunConfig
-
 
 def command(args) -> int:
     from tabulate import tabulate

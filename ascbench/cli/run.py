@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ascbench.config import TUPLE_FIELDS, RunConfig
 from ascbench.errors import AscbenchError
-from ascbench.cli.common import add_cache_dir, add_split_options, load_dataset, split_fields
+from ascbench.cli.common import add_cache_dir, add_split_options, split_fields
 
 
 EPILOG_RUN = """examples:
@@ -234,13 +234,13 @@ def command(args) -> int:
 
 
 def _check_all_folds(config: RunConfig) -> None:
-    from ascbench.registry import get_registry
-    from ascbench.split_plan import plan_split
+    from ascbench import pipeline
 
-    ds = load_dataset(config.dataset, config.data_root, require_audio=False)
+    plan = pipeline.resolve(config)
+    ds = pipeline.load(plan, require_audio=False)
     for k in range(config.folds):
         try:
-            plan_split(ds, config, get_registry(), fold=k)
+            pipeline.split(plan, ds, fold=k)
         except AscbenchError as exc:
             raise AscbenchError(f"fold {k + 1} of {config.folds} cannot run, so no fold was started: {exc}") from None
 

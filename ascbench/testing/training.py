@@ -50,10 +50,10 @@ class Trial:
 def _recording_reads(seen: set[int]):
     """Record every row of the run's dataset read through ``DataBundle.batch_on`` (how the loop, validation and
     pseudo-labelling read clips) until the runner's final scoring starts."""
-    import ascbench.runner as runner
+    import ascbench.pipeline as pipeline
     from ascbench.training import DataBundle
 
-    real_batch, real_predict, state = DataBundle.batch_on, runner.predict, {"on": True}
+    real_batch, real_predict, state = DataBundle.batch_on, pipeline.predict, {"on": True}
 
     def batch_on(bundle, rows, compute):
         if state["on"] and bundle.dataset.name == target[0]:
@@ -65,11 +65,11 @@ def _recording_reads(seen: set[int]):
         return real_predict(*args, **kwargs)
 
     target = [None]
-    DataBundle.batch_on, runner.predict = batch_on, final_predict
+    DataBundle.batch_on, pipeline.predict = batch_on, final_predict
     try:
         yield target
     finally:
-        DataBundle.batch_on, runner.predict = real_batch, real_predict
+        DataBundle.batch_on, pipeline.predict = real_batch, real_predict
 
 
 def _run_watching_reads(config: RunConfig, registry: Registry, root: str):

@@ -1,0 +1,248 @@
+"""The named stages of a run: resolve, load, features, split, train, evaluate, profile (store is
+``ascbench.results.commit_run``). The runner chains them; ``ascbench data split``, ``ascbench profile`` and the
+Python API call the ones they need, so a previewed split or a profiled model is exactly what a run uses.
+
+    plan = resolve(config)                      # every name, option and file checked; nothing read yet
+    dataset = load(plan)
+    run_features = features(plan, dataset)      # cached log-mels, unusable files refused or left out
+    split_plan = split(plan, dataset)           # protocol, the core's checks, partition, metadata ceiling
+    model = train(plan, job)                    # the strategy (and its semi method) on a TrainingJob
+    metrics = evaluate(plan, model, data, split_plan.partition.test)
+    complexity = profile(plan, model, n_frames, time_dim, dataset.clip_seconds)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch.nn as nn
+
+from ascbench.complexity import latency_ms, profile as count_complexity, torchinfo_macs
+from ascbench.config import RunConfig
+from ascbench.data.audio import FileReport
+from ascbench.data.dataset import ClipDataset, DatasetOptions
+from ascbench.errors import AscbenchError, ConfigError, DataError, PluginError
+from ascbench.features import CheckedFeatures, FeatureConfig, load_checked_features, unusable_files_error
+from ascbench.metrics import evaluate as score_predictions
+from ascbench.options import frontend_name, resolve_all
+from ascbench.registry import Registry, get_registry
+from ascbench.specs import DatasetSpec, LoggerSpec, ModelSpec, SemiSpec, StrategySpec
+from ascbench.split_plan import SplitPlan, check_protocol_options, plan_split
+from ascbench.training import DataBundle, predict, probe_model
+
+log = logging.getLogger("ascbench")
+
+STAGES = ("resolve", "load", "features", "split", "train", "evaluate", "profile", "store")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A config with every plugin it names resolved and every option checked: what the later stages need."""
+
+    config: RunConfig
+    registry: Registry
+    model: ModelSpec
+    strategy: StrategySpec
+    semi: SemiSpec
+    dataset: DatasetSpec
+    options: dict[str, Any]  # each kind's resolved options (ascbench.options.resolve_all); "frontend" included
+    loggers: list[LoggerSpec] = field(default_factory=list)
+
+    @property
+    def feature_config(self) -> FeatureConfig:
+        """The front-end's settings, with any ``frontend.FIELD`` options applied."""
+        return self.options["frontend"]
+
+    @property
+    def front_end(self) -> str:
+        return frontend_name(self.config, self.registry)
+
+    def owner(self, kind: str) -> str:
+        return self.registry.owner(kind, getattr(self.config, kind))
+
+
+def resolve(config: RunConfig, registry: Registry | None = None) -> Plan:
+    """Stage ``resolve``: every name, option and file the config refers to, checked in a second, before any
+    data is read (a typo must not fail after feature extraction)."""
+    registry = registry or get_registry()
+    model, strategy, semi = registry.model(config.model), registry.strategy(config.strategy), registry.semi(config.semi)
+    dataset = registry.dataset(config.dataset)
+    check_protocol_options(config, registry.protocol(config.protocol), registry.owner("protocol", config.protocol))
+    _check_strategy_options(config, strategy, registry)
+    options = resolve_all(config, registry)
+    if config.pretrained and not Path(config.pretrained).is_file():
+        raise ConfigError(f"--pretrained {config.pretrained}: no such file; pass the path of a torch.save checkpoint "
+                          "(an ascbench run's model.pt or an official checkpoint)")
+    if config.recipe:
+        registry.recipe(config.recipe)  # an unknown recipe in a stored config fails here, naming the valid ones
+    loggers = [_logger_spec(registry, name) for name in config.loggers]
+    return Plan(config, registry, model, strategy, semi, dataset, options, loggers)
+
+
+def load(plan: Plan, require_audio: bool = True) -> ClipDataset:
+    """Stage ``load``: the dataset's clip table (with its own options); a model that cannot be built for it
+    fails here, before any audio is decoded."""
+    config = plan.config
+    dataset = plan.dataset.load(DatasetOptions(data_root=Path(config.data_root) if config.data_root else None,
+                                               require_audio=require_audio, plugin=plan.options["dataset"]))
+    _check_model_builds(plan, dataset)
+    return dataset
+
+
+@dataclass
+class RunFeatures:
+    """Stage ``features``' result: the feature matrix and the clips it covers."""
+
+    checked: CheckedFeatures
+    kept_rows: np.ndarray | None  # feature rows of the clips kept (None: all; ``dataset.meta`` was cut to match)
+    skipped: list[dict]  # files left out with --skip-bad, and why
+
+
+def features(plan: Plan, dataset: ClipDataset, progress: bool = True) -> RunFeatures:
+    """Stage ``features``: log-mels of every clip (from the cache, or extracted once), unusable audio refused
+    or, with ``--skip-bad``, left out of ``dataset``."""
+    checked = load_checked_features(dataset, plan.feature_config, progress=progress, threads=plan.config.threads)
+    kept, skipped = _drop_bad_audio(dataset, checked, plan.config)
+    return RunFeatures(checked, kept, skipped)
+
+
+def split(plan: Plan, dataset: ClipDataset, fold: int | None = None, val_fraction: float | None = None) -> SplitPlan:
+    """Stage ``split``: the protocol's split through the core's checks, the partition into labeled, unlabeled,
+    validation and test clips, and what metadata alone scores on it."""
+    return plan_split(dataset, plan.config, plan.registry, fold=fold, val_fraction=val_fraction)
+
+
+def train(plan: Plan, job: Any) -> nn.Module:
+    """Stage ``train``: the strategy on a ``TrainingJob``. A failure inside a plugin names the plugins; a disk
+    that cannot be written is the disk's fault, not theirs."""
+    try:
+        return plan.strategy.train(job)
+    except AscbenchError:
+        raise
+    except OSError as exc:  # a full or read-only disk under a checkpoint or cache write
+        where = exc.filename or "the runs or cache directory"
+        raise DataError(f"cannot write {where}: {exc.strerror or exc}; free some space or choose a writable "
+                        "--runs-dir / --cache-dir; nothing of this run was stored") from exc
+    except Exception as exc:
+        config = plan.config
+        raise PluginError(f"training failed in strategy {config.strategy!r} (plugin {plan.owner('strategy')!r}) "
+                          f"with model {config.model!r} (plugin {plan.owner('model')!r}): {type(exc).__name__}: {exc}"
+                          ) from exc
+
+
+# The metrics of a run whose protocol has no test side.
+UNSCORED = {"num_clips": 0, "accuracy": None, "macro_accuracy": None, "macro_f1": None, "log_loss": None,
+            "worst_city_accuracy": None, "worst_period_accuracy": None, "class_accuracy": {}, "city_accuracy": {},
+            "period_accuracy": {}, "confusion_matrix": [], "scored": False}
+
+
+def evaluate(plan: Plan, model: nn.Module, data: DataBundle, test_rows: np.ndarray, groups: np.ndarray) -> dict:
+    """Stage ``evaluate``: the model's predictions on the test clips (on the run's device), the core's metrics,
+    every registered metric, and the per-clip predictions (row, recording group, truth, prediction) that
+    confidence intervals and paired tests between runs are computed from. No test side: stored, not scored."""
+    if not len(test_rows):
+        return dict(UNSCORED)
+    probs = predict(model, data, test_rows)
+    meta = data.dataset.meta.iloc[test_rows]
+    truth = data.labels[test_rows]
+    metrics = score_predictions(truth, probs, data.dataset.classes, cities=meta["city"].tolist(),
+                                periods=meta["period"].tolist())
+    metrics["scores"] = _scores(plan.registry, truth, probs, data.dataset.classes)
+    metrics["test_predictions"] = {"row": test_rows.tolist(), "group": groups[test_rows].tolist(),
+                                   "true": truth.tolist(), "predicted": probs.argmax(axis=1).tolist()}
+    return metrics
+
+
+def profile(plan: Plan, model: nn.Module, n_frames: int, time_dim: int, clip_seconds: float, device: str) -> dict:
+    """Stage ``profile``: parameters, MACs per clip and per second (ours and torchinfo's), parameter memory,
+    and single-clip latency on the run's device (measured before the model moves to the CPU for counting)."""
+    cfg = plan.feature_config
+    latency = latency_ms(model, cfg.n_mels, n_frames, time_dim)
+    model = model.cpu()  # MACs are counted on the CPU
+    per_clip = count_complexity(model, cfg.n_mels, n_frames, time_dim)
+    one_second = cfg.n_frames(1.0)
+    per_second = count_complexity(model, cfg.n_mels, one_second, time_dim)
+    return {**per_clip.as_dict(), "macs_per_second": per_second.macs,
+            "torchinfo_macs_per_second": torchinfo_macs(model, cfg.n_mels, one_second, time_dim),
+            "latency_ms": round(latency, 3), "latency_device": device, "clip_seconds": clip_seconds,
+            "precision": "float32", "model_kwargs": {**plan.model.default_kwargs, **plan.config.model_kwargs}}
+
+
+def _check_strategy_options(config: RunConfig, spec: StrategySpec, registry: Registry) -> None:
+    """Pretraining options under a strategy that does not pretrain are refused, not ignored."""
+    if spec.pretrains is not False:
+        return
+    given = [flag for flag, value in (("--pretrained", config.pretrained), ("--pretrain-on", config.pretrain_on),
+                                      ("--pretrain-data-root", config.pretrain_data_root)) if value]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: strategy {config.strategy!r} (plugin "
+                          f"{registry.owner('strategy', config.strategy)!r}) trains from random weights and would ignore it; "
+                          f"use --strategy finetune, freeze or linear-probe")
+
+
+def _check_model_builds(plan: Plan, dataset: ClipDataset) -> None:
+    """Build the model once before feature extraction, so a bad ``--model-arg`` fails in seconds."""
+    config, cfg = plan.config, plan.feature_config
+    try:
+        probe_model(plan.model, config, dataset, cfg.n_mels, cfg.n_frames(dataset.clip_seconds))
+    except AscbenchError:
+        raise
+    except Exception as exc:
+        args = " ".join(f"--model-arg {k}={v!r}" for k, v in config.model_kwargs.items()) or "its defaults"
+        raise ConfigError(f"model {config.model!r} (plugin {plan.owner('model')!r}) cannot be "
+                          f"built with {args}: {type(exc).__name__}: {exc}") from None
+
+
+def _drop_bad_audio(dataset: ClipDataset, checked: CheckedFeatures, config: RunConfig) -> tuple[np.ndarray | None, list[dict]]:
+    """Refuse a dataset with unusable audio files, or leave them out with --skip-bad (listed in the record).
+
+    Returns the feature rows of the clips kept (None: all of them; ``dataset.meta`` is cut to match)
+    and the files left out.
+    """
+    reports = checked.reports
+    if config.other_rate == "refuse":  # the resampling note becomes a problem
+        reports = [r if r.problem or not any(n.startswith("sample rate") for n in r.notes) else
+                   FileReport(r.filename, next(n for n in r.notes if n.startswith("sample rate")).split(" (")[0]
+                              + f", the dataset declares {dataset.sample_rate} Hz (--other-rate refuse)")
+                   for r in reports]
+    bad = [r for r in reports if r.problem]
+    noted = sorted({n.split(" (")[0] if "channels" in n or "sample rate" in n else "length differs" for r in reports for n in r.notes})
+    if noted:
+        log.info("audio notes for %s: %s (see `ascbench data check %s`)", dataset.name, "; ".join(noted), dataset.name)
+    if not bad:
+        return None, []
+    if not config.skip_bad:
+        raise unusable_files_error(dataset, bad, ", --skip-bad leaves them out")
+    log.warning("skipping %d unusable audio file(s) of %s (listed in metrics.json)", len(bad), dataset.name)
+    keep = ~dataset.meta["filename"].isin({r.filename for r in bad}).to_numpy()
+    dataset.meta = dataset.meta[keep].reset_index(drop=True)
+    return np.flatnonzero(keep), [{"filename": r.filename, "problem": r.problem} for r in bad]
+
+
+def _scores(registry: Registry, y_true: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict[str, float | None]:
+    """Every registered metric on the test predictions; one that raises is stored as None with a warning
+    (a broken metric plugin must not cost the run)."""
+    scores: dict[str, float | None] = {}
+    for name in registry.names("metric"):
+        try:
+            scores[name] = float(registry.metric(name).compute(y_true, probs, classes))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("metric %r (plugin %r) failed: %s: %s", name, registry.owner("metric", name),
+                        type(exc).__name__, exc)
+            scores[name] = None
+    return scores
+
+
+def _logger_spec(registry: Registry, name: str) -> LoggerSpec:
+    """The logger named ``name``, its packages checked now: a missing one is one line before any work."""
+    spec = registry.logger(name)
+    missing = [module for module in spec.requires if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ConfigError(f"--logger {name} needs the {', '.join(missing)} package: "
+                          f"{spec.install or 'pip install ' + ' '.join(missing)}")
+    return spec
