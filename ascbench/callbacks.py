@@ -1,6 +1,6 @@
 """Run loggers: what a run reports while it trains, to the run record and to any logger a user names.
 
-The training loop (``training.fit``) announces every finished epoch and every finished stage to the
+The training loop (``fitting.fit``) announces every finished epoch and every finished stage to the
 loggers active in the current context; the runner activates them around a run. One logger is always
 there: :class:`EpochHistory`, whose per-stage history becomes ``metrics["history"]`` in the run record
 (the learning curves of ``ascbench plot``). Others come from logger plugins (``ascbench_loggers``),

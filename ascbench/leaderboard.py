@@ -91,6 +91,7 @@ def aggregate(rows: list[dict]) -> pd.DataFrame:
         if col not in df:
             df[col] = np.nan
     grouped = df.groupby([*GROUP_KEYS, "setting"], sort=False, dropna=False)
+    runs_of = {key: part for key, part in grouped}
     out = grouped.agg(
         setting_label=("setting_label", "first"),
         seeds=("macro_accuracy", "count"), runs=("seed", "size"), failed=("failed", "sum"),
@@ -101,8 +102,50 @@ def aggregate(rows: list[dict]) -> pd.DataFrame:
         worst_city=("worst_city_accuracy", "mean"), worst_period=("worst_period_accuracy", "mean"),
         params=("params", "first"), macs=("macs", "first"), param_kb=("param_kb", "first"),
         latency_ms=("latency_ms", "median"), train_s=("train_s", "median"),
+        run_ids=("run_id", list) if "run_id" in df else ("seed", lambda s: []),
+        classes=("_classes", "max") if "_classes" in df else ("seed", lambda s: np.nan),
     ).reset_index()
-    return out.sort_values(["dataset", "protocol", "macro_accuracy"], ascending=[True, True, False]).reset_index(drop=True)
+    out = out.sort_values(["dataset", "protocol", "macro_accuracy"], ascending=[True, True, False]).reset_index(drop=True)
+    if "_predictions" in df:
+        out = with_statistics(out, {key: [p for p in part["_predictions"] if p is not None]
+                                    for key, part in runs_of.items()})
+    return out
+
+
+ROW_KEY = [*GROUP_KEYS, "setting"]
+TIE_LEVEL = 0.05  # a row whose paired test against the best gives p >= this is marked as indistinguishable from it
+
+
+def with_statistics(table: pd.DataFrame, predictions: dict[tuple, list]) -> pd.DataFrame:
+    """Each row's 95 % bootstrap interval of macro accuracy, and its paired test against the best row of its
+    dataset x protocol (see ascbench.stats); rows without per-clip predictions get an interval over clips
+    rebuilt from their confusion matrices and no test."""
+    from ascbench.stats import bootstrap_interval, paired_test
+
+    table = table.copy()
+    keys = [tuple(row) for row in table[ROW_KEY].itertuples(index=False)]
+    runs = [predictions.get(key, []) for key in keys]
+    classes = [1 + max((int(max(r.true.max(), r.predicted.max())) for r in rs), default=0) for rs in runs]
+    intervals = [bootstrap_interval(rs, c) if rs else (np.nan, np.nan) for rs, c in zip(runs, classes)]
+    table["_runs"] = runs  # for comparisons beyond the best row (the claims of a published leaderboard)
+    table["ci_low"], table["ci_high"] = [i[0] for i in intervals], [i[1] for i in intervals]
+    table["ci_over"] = ["recordings" if rs and all(r.per_clip for r in rs) else "clips" if rs else ""
+                        for rs in runs]
+    table["p_vs_best"], table["vs_best"] = np.nan, ""
+    for _, part in table.groupby(["dataset", "protocol"], sort=False):
+        scored = part[part["seeds"] > 0]
+        if scored.empty:
+            continue
+        best = scored["macro_accuracy"].idxmax()
+        table.loc[best, "vs_best"] = "best"
+        for i in scored.index.drop(best):
+            test = paired_test(runs[i], runs[best], max(classes[i], classes[best]))
+            if test is None:
+                table.loc[i, "vs_best"] = "untested"
+                continue
+            table.loc[i, "p_vs_best"] = test.p_value
+            table.loc[i, "vs_best"] = "tied" if test.p_value >= TIE_LEVEL else "worse"
+    return table
 
 
 def _human_macs(macs: float) -> str:
@@ -119,15 +162,29 @@ def _mean_std(mean: float, std: float, seeds: int) -> str:
     return f"{100 * mean:.1f}" if seeds == 1 else f"{100 * mean:.1f} ± {100 * std:.1f}"
 
 
+def _interval(low: float, high: float) -> str:
+    return "n/a" if np.isnan(low) else f"{100 * low:.1f}–{100 * high:.1f}"
+
+
+def _versus_best(label: str, p: float) -> str:
+    """"best", "tied (p 0.41)": indistinguishable from the best, "worse (p 0.003)", or "untested" (no per-clip
+    predictions in its records to pair)."""
+    return f"{label} (p {p:.2g})" if label in ("tied", "worse") else label
+
+
 def render(table: pd.DataFrame, fmt: str = "table") -> str:
     if fmt == "csv":
-        return table.to_csv(index=False, float_format="%.4f")
+        return table.drop(columns=["run_ids", "_runs"], errors="ignore").to_csv(index=False, float_format="%.4f")
+    blank = pd.Series(np.nan, index=table.index)
+    stats = {col: table[col] if col in table else blank for col in ("ci_low", "ci_high", "vs_best", "p_vs_best")}
     shown = pd.DataFrame({
         "dataset": table["dataset"], "protocol": table["protocol"], "model": table["model"],
         "strategy": table["strategy"], "semi": table["semi"], "labeled": table["labeled"],
         "setting": table["setting_label"], "seeds": table["seeds"],
         "failed runs": table["failed"].astype(int),
         "macro acc %": [_mean_std(m, s, n) for m, s, n in zip(table["macro_accuracy"], table["macro_accuracy_std"], table["seeds"])],
+        "95 % CI": [_interval(lo, hi) for lo, hi in zip(stats["ci_low"], stats["ci_high"])],
+        "vs best": [_versus_best(v, p) for v, p in zip(stats["vs_best"], stats["p_vs_best"])],
         "accuracy %": [_mean_std(m, s, n) for m, s, n in zip(table["accuracy"], table["accuracy_std"], table["seeds"])],
         "macro-F1 %": (100 * table["macro_f1"]).round(1),
         "log loss": table["log_loss"].round(3),
@@ -143,4 +200,6 @@ def render(table: pd.DataFrame, fmt: str = "table") -> str:
     })
     if not shown["failed runs"].any():  # the column says something only when a run failed
         shown = shown.drop(columns="failed runs")
+    if "ci_low" not in table:  # a local results store: no per-clip predictions at hand
+        shown = shown.drop(columns=["95 % CI", "vs best"])
     return tabulate(shown, headers="keys", tablefmt="github" if fmt == "markdown" else "simple", showindex=False)

@@ -1,4 +1,4 @@
-"""Plots people would rather look at than read: accuracy vs. MACs (with the Pareto front),
+"""Plots people would rather look at than read: accuracy vs. MACs (intervals, Pareto front, chance, ceiling),
 per-city and per-period accuracy, and confusion matrices. SVG output is deterministic."""
 
 from __future__ import annotations
@@ -38,43 +38,64 @@ def pareto_front(macs: Sequence[float], accuracy: Sequence[float]) -> list[int]:
     return front
 
 
-def accuracy_vs_macs(table: pd.DataFrame, title: str = "") -> str:
-    """One panel per dataset and protocol (scores under different protocols are not comparable), points
-    coloured by training recipe, each panel's Pareto front drawn and its points named."""
+def _dodged(macs: np.ndarray, acc: np.ndarray, close: float = 1.1, step: float = 1.15, widest: float = 6.0) -> np.ndarray:
+    """MACs spread apart where rows crowd one spot (a model under several recipes, or variants within ``close``x
+    of each other): a small factor per row, in order of accuracy, the crowd kept within ``widest``x around its
+    centre, so points, whiskers and numbers stay apart. Only the drawing moves; the table has the true MACs."""
+    order = np.argsort(macs, kind="stable")
+    crowds, current = [], [order[0]] if len(order) else []
+    for i in order[1:]:
+        if macs[i] <= macs[current[-1]] * close:
+            current.append(i)
+        else:
+            crowds.append(current)
+            current = [i]
+    crowds += [current] if current else []
+    out = macs.copy()
+    for crowd in (np.array(c) for c in crowds if len(c) > 1):
+        centre = float(np.exp(np.log(macs[crowd]).mean()))
+        ranks = np.argsort(np.argsort(acc[crowd], kind="stable"), kind="stable")
+        factor = min(step, widest ** (1 / (len(crowd) - 1)))
+        out[crowd] = centre * factor ** (ranks - (len(crowd) - 1) / 2)
+    return out
+
+
+def accuracy_vs_macs(table: pd.DataFrame, chance: float | None = None, ceiling: float | None = None,
+                     title: str = "") -> str:
+    """One dataset x protocol (scores under different protocols are not comparable): each row a point at its
+    mean macro accuracy with its 95 % interval as a whisker, coloured by training recipe and numbered as in the
+    table (numbers instead of names, so labels stay short), the Pareto front, chance and the metadata ceiling
+    as lines; the legend sits outside the data. Rows of one model share its MACs: they are drawn slightly apart
+    (``_dodged``) so each stays readable."""
     plt = _pyplot()
-    panels = list(dict.fromkeys(zip(table["dataset"], table["protocol"])))
     recipe = [s if m == "none" else f"{s} + {m}" for s, m in zip(table["strategy"], table.get("semi", ["none"] * len(table)))]
-    recipes = list(dict.fromkeys(recipe))
     colours = plt.get_cmap("tab10")
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), sharex=True, sharey=True, squeeze=False)
-    for ax, (dataset, protocol) in zip(axes[0], panels):
-        rows = np.flatnonzero((table["dataset"] == dataset).to_numpy() & (table["protocol"] == protocol).to_numpy())
-        macs, acc = table["macs"].to_numpy(float)[rows], 100 * table["macro_accuracy"].to_numpy(float)[rows]
-        for k, name in enumerate(recipes):
-            mine = [j for j, r in enumerate(rows) if recipe[r] == name]
-            if mine:
-                ax.scatter(macs[mine], acc[mine], color=colours(k % 10), label=name, zorder=3, s=22)
-        front = pareto_front(list(macs), list(acc))
-        ax.plot(macs[front], acc[front], color="#cc3311", linestyle="--", label="Pareto front", zorder=2)
-        for j in front:
-            r = rows[j]
-            ax.annotate(f"{table['model'].iloc[r]} / {recipe[r]}", (macs[j], acc[j]), fontsize=7, xytext=(4, -3),
-                        textcoords="offset points")
-        ax.set_xscale("log")
-        all_macs = table["macs"].to_numpy(float)
-        ax.set_xlim(all_macs.min() / 2, all_macs.max() * 40)  # room on the right for the names
-        ax.set_xlabel("MACs per clip (log scale)")
-        ax.set_title(f"{dataset} / {protocol}")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].set_ylabel("macro accuracy (%), mean over seeds")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    for ax in axes[0][1:]:  # every recipe once, whichever panel has it
-        for h, l in zip(*ax.get_legend_handles_labels()):
-            if l not in labels:
-                handles.append(h)
-                labels.append(l)
-    axes[0][-1].legend(handles, labels, fontsize=8, loc="lower right")
-    fig.suptitle(title or "macro accuracy vs. complexity (Pareto front per protocol)")
+    acc = 100 * table["macro_accuracy"].to_numpy(float)
+    macs = _dodged(table["macs"].to_numpy(float), acc)
+    low = 100 * table["ci_low"].to_numpy(float) if "ci_low" in table else np.full(len(table), np.nan)
+    high = 100 * table["ci_high"].to_numpy(float) if "ci_high" in table else np.full(len(table), np.nan)
+    fig, ax = plt.subplots(figsize=(8.5, 4.6))
+    for k, name in enumerate(dict.fromkeys(recipe)):
+        mine = np.array([r == name for r in recipe])
+        spread = np.where(np.isnan(low[mine]), 0, [acc[mine] - low[mine], high[mine] - acc[mine]])
+        ax.errorbar(macs[mine], acc[mine], yerr=spread, fmt="o", color=colours(k % 10), ecolor=colours(k % 10),
+                    elinewidth=0.8, capsize=2, markersize=4.5, label=name, zorder=3, alpha=0.9)
+    # A small fixed offset per point, alternating sides, keeps equal-MAC points (one model, several recipes) apart.
+    for i, (x, y) in enumerate(zip(macs, acc)):
+        ax.annotate(str(i + 1), (x, y), fontsize=6.5, xytext=(4 if i % 2 else -10, 2), textcoords="offset points")
+    front = pareto_front(list(table["macs"].to_numpy(float)), list(acc))  # found on the true MACs, drawn where shown
+    ax.plot(macs[front], acc[front], color="#cc3311", linestyle="--", linewidth=1, label="Pareto front", zorder=2)
+    if chance is not None:
+        ax.axhline(100 * chance, color="#777777", linestyle=":", linewidth=1, label=f"chance ({100 * chance:.1f} %)")
+    if ceiling is not None and not np.isnan(ceiling):
+        ax.axhline(100 * ceiling, color="#0077bb", linestyle="-.", linewidth=1,
+                   label=f"metadata ceiling ({100 * ceiling:.1f} %)")
+    ax.set_xscale("log")
+    ax.set_xlabel("MACs per clip (log scale)")
+    ax.set_ylabel("macro accuracy (%): mean, 95 % CI")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return _svg(fig)
 
 

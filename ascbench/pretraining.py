@@ -26,7 +26,8 @@ from ascbench.features import FeatureConfig, audio_content_key, load_features
 from ascbench.fileio import cache_root
 from ascbench.protocols import Split, partition
 from ascbench.registry import Registry
-from ascbench.training import DataBundle, create_model, fit, probe_model
+from ascbench.fitting import fit
+from ascbench.training import DataBundle, create_model, probe_model
 from ascbench.weights import Checkpoint, read_checkpoint, to_checkpoint, unwrap
 
 log = logging.getLogger("ascbench")

@@ -19,7 +19,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ascbench.device import model_compute
-from ascbench.training import FitResult, TrainingHook, augment_batch, fit, predict
+from ascbench.fitting import fit
+from ascbench.training import FitResult, TrainingHook, augment_batch, predict
 
 if TYPE_CHECKING:  # pragma: no cover
     from ascbench.job import TrainingJob

@@ -102,7 +102,7 @@ class MetricSpec:
 class SemiSpec:
     """A semi-supervised method (``--semi NAME``), orthogonal to the strategy: how fitting uses the
     unlabeled training clips. ``fit(job, model, lr, epochs, desc)`` trains ``model`` through
-    ``ascbench.training.fit`` (once or in rounds) and returns the list of ``FitResult`` of its stages.
+    ``ascbench.fitting.fit`` (once or in rounds) and returns the list of ``FitResult`` of its stages.
     It may read ``job.partition.unlabeled`` without labels; never validation or test clips.
     ``options_class``: its own options, set as ``--set semi.FIELD=VALUE`` and given as ``job.semi_options``.
     """

@@ -1,4 +1,5 @@
-"""The training loop, the data it reads (``DataBundle``) and prediction; strategies get a ``TrainingJob``
+"""What training works with: the data (``DataBundle``), models built for it, prediction, the hooks and
+augmentations of a training step. The loop itself is ``ascbench.fitting.fit``; strategies get a ``TrainingJob``
 (``ascbench.job``).
 
 Features live in memory (or memory-mapped) as one array; a batch is a slice of it, so the loop stays
@@ -7,27 +8,22 @@ close to a bare PyTorch loop. Early stopping uses a validation part of the *labe
 
 from __future__ import annotations
 
-import copy
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Iterable
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from ascbench import callbacks, checkpoint, distributed
 from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset
 from ascbench.device import Compute, model_compute
-from ascbench.errors import ConfigError, PluginError
+from ascbench.errors import ConfigError
 from ascbench.features import read_rows
-from ascbench.augment import freq_mixstyle, mixup, spec_augment, time_roll
+from ascbench.augment import freq_mixstyle, spec_augment, time_roll
 from ascbench.layers import ContextFusion, InputBatchNorm
-from ascbench.optim import make_optimizer, make_scheduler, selection_score, validation_record
 from ascbench.specs import ModelContext, ModelSpec
 
 log = logging.getLogger("ascbench")
@@ -253,183 +249,3 @@ def compiled(model: nn.Module, mode: str) -> nn.Module:
     if mode == "off":
         return model
     return torch.compile(model, mode=None if mode == "default" else mode)
-
-
-def _mean_loss(losses: list[torch.Tensor], sizes: list[int]) -> float:
-    """The epoch's mean training loss, clip-weighted, summed on the host in step order (one transfer)."""
-    if not losses:
-        return 0.0
-    total = 0.0
-    for value, size in zip(torch.stack(losses).cpu().tolist(), sizes):
-        total += value * size
-    return total / sum(sizes)
-
-
-def fit(
-    model: nn.Module,
-    data: DataBundle,
-    train_rows: np.ndarray,
-    val_rows: np.ndarray,
-    *,
-    epochs: int,
-    lr: float,
-    config: RunConfig,
-    seed: int,
-    targets: np.ndarray | None = None,
-    desc: str = "train",
-    parameters: Iterable[nn.Parameter] | None = None,
-    hook: TrainingHook | None = None,
-    progress: bool = True,
-) -> FitResult:
-    """Train ``model`` on ``train_rows`` (labels from ``targets`` or the dataset); keep the best validation epoch.
-
-    Model selection and early stopping use ``val_rows``, which must come from labeled *training* data.
-    """
-    targets = data.labels[train_rows] if targets is None else np.asarray(targets)
-    if len(targets) != len(train_rows) or (targets < 0).any():
-        raise ValueError("fit() needs a known class for every training row")
-    hook = hook or TrainingHook()
-    compute = Compute.from_names(config.device, config.precision)
-    model.to(compute.device)  # before the optimizer exists, so its state lives beside the parameters
-    scaler = compute.grad_scaler()
-    params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
-    if not params:
-        raise ValueError("nothing to train: every parameter is frozen")
-    optimizer = make_optimizer(params, config, lr)
-    # With few labeled clips an epoch is only a handful of steps; repeating the clips (in fresh
-    # orders) up to min_epoch_clips gives the schedule and early stopping enough steps to work with.
-    passes = max(1, int(np.ceil(config.min_epoch_clips / len(train_rows))))
-    steps_per_epoch = max(1, int(np.ceil(passes * len(train_rows) / config.batch_size)))
-    scheduler = make_scheduler(optimizer, config, lr, epochs, steps_per_epoch)
-    rng = np.random.default_rng([seed, 11])
-    # Dropout and augmentation draw from torch's generators; reseeding here makes a stage independent
-    # of whatever ran before it in the process (e.g. a pretraining stage that was not cached yet).
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    num_classes = len(data.dataset.classes)
-    best_state, best_score, best_epoch, stale = None, (-np.inf, -np.inf), 0, 0
-    # By default early stopping waits for the warm-up and first third of the one-cycle schedule.
-    min_epochs = config.min_epochs if config.min_epochs is not None else max(1, epochs // 3)
-    history: list[dict] = []
-    order = np.arange(len(train_rows))
-    checkpointer = checkpoint.active()
-    stage = checkpointer.stage_name(desc) if checkpointer else desc
-    done = checkpointer.finished(stage) if checkpointer else None
-    if done is not None:  # a resumed run replays a finished stage from its checkpoint
-        model.load_state_dict(done["model"])
-        log.info("%s: finished before the interruption; taken from the checkpoint", stage)
-        callbacks.stage_end(stage, done["result"]["history"])
-        return FitResult(**done["result"])
-    first_epoch = 1
-    saved = checkpointer.in_progress(stage) if checkpointer else None
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        rng.bit_generator.state = saved["numpy_rng"]
-        torch.set_rng_state(saved["torch_rng"])
-        if saved.get("cuda_rng") is not None and compute.device.type == "cuda":
-            torch.cuda.set_rng_state_all(saved["cuda_rng"])
-        if scaler is not None and saved.get("scaler"):
-            scaler.load_state_dict(saved["scaler"])
-        generator.set_state(saved["generator"])
-        hook.load_state_dict(saved["hook"])
-        best_state, best_score, best_epoch, stale = saved["best_state"], saved["best_score"], saved["best_epoch"], saved["stale"]
-        history = saved["history"]
-        first_epoch = saved["epoch"] + 1
-        log.info("%s: resuming after epoch %d from the checkpoint", stage, saved["epoch"])
-    bar = tqdm(range(first_epoch, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False,
-               initial=first_epoch - 1, total=epochs)
-    train_model = compiled(distributed.wrap(model), config.compile)
-    world = distributed.world_size()
-    stopped_early = saved is not None and saved.get("stopped", False)
-    for epoch in bar if not stopped_early else ():
-        model.train()
-        _freeze_frozen_batchnorm(model)
-        perm = np.concatenate([rng.permutation(order) for _ in range(passes)])
-        # Step losses stay on the device until the epoch ends: reading one (.item()) or testing it on the
-        # host would wait for the GPU at every step and leave it idle while the next batch is assembled.
-        step_losses: list[torch.Tensor] = []
-        step_sizes: list[int] = []
-        finite = torch.ones((), dtype=torch.bool, device=compute.device)
-        for start in range(0, len(perm), config.batch_size):
-            pos = perm[start:start + config.batch_size]
-            pos = pos[np.argsort(train_rows[pos], kind="stable")]  # sequential reads; targets follow
-            if len(pos) < 2 * world:  # batch norm cannot train on a single clip (per data-parallel rank)
-                continue
-            # Drawn for the whole batch before sharing it out, so every rank's generator stays in step.
-            drop = rng.random(len(pos)) < config.city_dropout if config.city_dropout > 0 else None
-            mine = distributed.share(np.arange(len(pos)))
-            pos = pos[mine]
-            x, city, time = data.batch_on(train_rows[pos], compute)
-            if drop is not None:
-                city = city.masked_fill(compute.to(torch.from_numpy(drop[mine]))[0], 0)
-            # Augmented where the batch is, with draws from the CPU generator: the same draws on every device.
-            x = augment_batch(x, config, generator, data.frame_rate)
-            (y,) = compute.to(F.one_hot(torch.from_numpy(targets[pos]), num_classes).float())
-            x, y = mixup(x, y, config.mixup_alpha, generator)
-            with compute.autocast():
-                logits = train_model(x, city, time)
-            logits = logits.float()
-            if logits.shape != y.shape:
-                raise PluginError(f"model {config.model!r} broke the model contract at {desc}, epoch {epoch}: forward "
-                                  f"returned shape {tuple(logits.shape)} for a batch of {len(pos)}, expected "
-                                  f"{tuple(y.shape)} (batch, classes)")
-            loss = torch.sum(-y * F.log_softmax(logits, dim=1), dim=1).mean()
-            extra = hook.extra_loss(model, epoch)
-            total = loss if extra is None else loss + extra
-            finite &= torch.isfinite(total.detach())
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(total).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                total.backward()
-                optimizer.step()
-            scheduler.step()
-            hook.after_step(model)
-            step_losses.append(loss.detach())
-            step_sizes.append(len(pos))
-        if not bool(finite):
-            raise PluginError(f"model {config.model!r}: the loss became NaN or infinite at {desc}, epoch {epoch}; "
-                              "try a lower --lr, --precision fp32, or check the model's forward")
-        distributed.sync_buffers(model)  # every rank validates (and stops) exactly as rank 0 does
-        record = {"epoch": epoch, "loss": _mean_loss(step_losses, step_sizes)}
-        scored = hook.eval_model(model)
-        if len(val_rows):
-            record.update(validation_record(predict(scored, data, val_rows), data.labels[val_rows]))
-        record["lr"] = optimizer.param_groups[0]["lr"]
-        history.append(record)
-        callbacks.epoch_end(stage, record)
-        score = selection_score(record, config.select_on)
-        if score > best_score:
-            best_score, best_epoch, stale = score, epoch, 0
-            best_state = copy.deepcopy(scored.state_dict())
-        else:
-            stale += 1
-        bar.set_postfix(loss=f"{record['loss']:.3f}", val=f"{record.get('val_accuracy', float('nan')):.3f}")
-        log.debug("%s epoch %d: %s", desc, epoch, record)
-        stop = bool(config.patience and len(val_rows) and stale >= config.patience and epoch >= min_epochs)
-        if checkpointer:
-            checkpointer.save_epoch(stage, epoch, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if compute.device.type == "cuda" else None,
-                "scaler": scaler.state_dict() if scaler is not None else None,
-                "generator": generator.get_state(), "hook": hook.state_dict(), "best_state": best_state,
-                "best_score": best_score, "best_epoch": best_epoch, "stale": stale, "history": history,
-                "stopped": stop,
-            })
-        if stop:
-            log.info("%s: early stop at epoch %d (best epoch %d)", desc, epoch, best_epoch)
-            break
-    bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    best_val = history[best_epoch - 1].get("val_accuracy") if history else None
-    result = FitResult(best_epoch, best_val, history)
-    callbacks.stage_end(stage, history)
-    if checkpointer:
-        checkpointer.finish_stage(stage, model.state_dict(), asdict(result))
-    return result

@@ -17,7 +17,8 @@ from ascbench.device import PRECISIONS, Compute
 from ascbench.features import get_preset, load_features
 from ascbench.protocols import ProtocolOptions
 from ascbench.registry import get_registry
-from ascbench.training import DataBundle, compiled, create_model, fit, predict
+from ascbench.fitting import fit
+from ascbench.training import DataBundle, compiled, create_model, predict
 from conftest import compile_mode, device, precision
 
 MODELS = ["mobileascnet", "se-trans", "cp-mobile"]

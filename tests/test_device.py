@@ -75,7 +75,8 @@ def _tiny_bundle(tiny):
 def test_compile_wraps_the_training_forward_and_is_an_execution_detail(tiny, registry, monkeypatch):
     import numpy as np
 
-    from ascbench.training import create_model, fit
+    from ascbench.fitting import fit
+    from ascbench.training import create_model
 
     seen = []
     monkeypatch.setattr(torch, "compile", lambda module, mode=None: seen.append(mode) or module)
@@ -93,7 +94,8 @@ def test_a_loss_that_turns_nan_stops_the_run_with_advice(tiny, registry):
     import numpy as np
 
     from ascbench.errors import PluginError
-    from ascbench.training import create_model, fit
+    from ascbench.fitting import fit
+    from ascbench.training import create_model
 
     data, rows = _tiny_bundle(tiny)
     config = RunConfig(model="context-only", dataset="embedded-tiny")

@@ -139,7 +139,7 @@ def test_fit_reads_each_target_with_its_own_clip(tiny, monkeypatch):
     import torch.nn as nn
 
     from ascbench.features import get_preset, load_features
-    from ascbench.training import fit
+    from ascbench.fitting import fit
 
     feats, _ = load_features(tiny, get_preset("embedded"), progress=False)
     data = DataBundle.build(tiny, feats, np.arange(len(tiny.meta)))

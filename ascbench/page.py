@@ -1,0 +1,108 @@
+"""The published leaderboard as one self-contained, offline web page: a section per dataset x protocol (chosen
+from a menu or all shown), each with its sortable table (rows numbered and linked to their run records) and its
+accuracy-vs-MACs figure (intervals, Pareto front, chance and metadata ceiling), then the claims tested."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pandas as pd
+
+from ascbench.claims import Claim, compare
+from ascbench.leaderboard import render
+from ascbench.plots import accuracy_vs_macs
+
+STYLE = """body{font-family:sans-serif;margin:2em;max-width:1600px}table{border-collapse:collapse;margin:.5em 0}
+td,th{border:1px solid #ccc;padding:3px 6px;font-size:12.5px}th{cursor:pointer;background:#eee}
+nav{position:sticky;top:0;background:#fff;padding:.4em 0;border-bottom:1px solid #ccc}nav a{margin-right:1em}
+section{margin-top:2em}.note{color:#555;font-size:13px}svg{max-width:100%;height:auto}"""
+
+SCRIPT = """
+function sortBy(table, col) {
+  const body = table.tBodies[0];
+  const rows = Array.from(body.rows);
+  const key = r => { const t = r.cells[col].textContent; const n = parseFloat(t); return isNaN(n) ? t : n; };
+  const asc = body.dataset.col == col && body.dataset.dir != 'asc';
+  rows.sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * (asc ? 1 : -1));
+  body.dataset.col = col; body.dataset.dir = asc ? 'asc' : 'desc';
+  rows.forEach(r => body.appendChild(r));
+}
+function show(id) {
+  document.querySelectorAll('section.board').forEach(s => { s.hidden = id !== 'all' && s.id !== id; });
+}
+document.querySelectorAll('table.sortable').forEach(t =>
+  Array.from(t.tHead.rows[0].cells).forEach((th, i) => th.addEventListener('click', () => sortBy(t, i))));
+"""
+
+
+def chance_and_ceiling(part: pd.DataFrame) -> tuple[float | None, float | None]:
+    """A section's chance level (one over its classes) and metadata ceiling (what city and time alone score)."""
+    chance = 1.0 / part["classes"].max() if "classes" in part and part["classes"].notna().any() else None
+    ceiling = float(part["metadata_ceiling"].max()) if part["metadata_ceiling"].notna().any() else None
+    return chance, ceiling
+
+
+def section_note(part: pd.DataFrame) -> str:
+    chance, ceiling = chance_and_ceiling(part)
+    bits = ([f"chance {100 * chance:.1f} %"] if chance else []) + (
+        [f"metadata ceiling {100 * ceiling:.1f} % (what city and time alone score on these splits)"]
+        if ceiling is not None else [])
+    return "; ".join(bits)
+
+
+def section_id(dataset: str, protocol: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", f"{dataset}-{protocol}".lower()).strip("-")
+
+
+def _table(part: pd.DataFrame) -> str:
+    """The section's markdown table as HTML, with a row number (the figure's labels) and links to each seed's
+    record."""
+    lines = [line for line in render(part, "markdown").splitlines() if line.strip()]
+    head = ["#"] + [c.strip() for c in lines[0].strip("|").split("|")] + ["records"]
+    rows = []
+    for number, (line, run_ids) in enumerate(zip(lines[2:], part["run_ids"]), start=1):
+        cells = [str(number)] + [c.strip() for c in line.strip("|").split("|")]
+        links = " ".join(f'<a href="results/{html.escape(r)}.json">{k + 1}</a>' for k, r in enumerate(run_ids))
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + f"<td>{links}</td></tr>")
+    heads = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    return f'<table class="sortable"><thead><tr>{heads}</tr></thead><tbody>\n' + "\n".join(rows) + "\n</tbody></table>"
+
+
+def leaderboard_page(table: pd.DataFrame, claims: list[Claim], intro: str = "") -> str:
+    sections, links = [], []
+    for (dataset, protocol), part in table.groupby(["dataset", "protocol"], sort=True):
+        part = part.reset_index(drop=True)
+        sid = section_id(dataset, protocol)
+        chance, ceiling = chance_and_ceiling(part)
+        note = section_note(part)
+        figure = accuracy_vs_macs(part, chance, ceiling, title=f"{dataset} / {protocol}")
+        links.append(f'<a href="#{sid}">{html.escape(dataset)} / {html.escape(protocol)}</a>')
+        sections.append(f'<section class="board" id="{sid}"><h2>{html.escape(dataset)} — {html.escape(protocol)}</h2>\n'
+                        f'<p class="note">{html.escape(note)}; {len(part)} rows, ranked by macro accuracy</p>\n'
+                        f"{_table(part)}\n<figure>{figure}<figcaption class=\"note\">Macro accuracy against MACs per "
+                        "clip; numbers are the table's rows.</figcaption></figure></section>")
+    options = "".join(f'<option value="{section_id(d, p)}">{html.escape(d)} / {html.escape(p)}</option>'
+                      for d, p in table.groupby(["dataset", "protocol"], sort=True).groups)
+    claim_html = []
+    for claim in claims:
+        lines = compare(table, claim)
+        body = lines.to_html(index=False, escape=True, border=0, classes="sortable") if len(lines) else \
+            "<p>no pair of rows to compare</p>"
+        claim_html.append(f"<h3>{html.escape(claim.name)}: {html.escape(claim.key)} {html.escape(claim.a)} vs "
+                          f"{html.escape(claim.b)}</h3>\n{body}")
+    claims_section = ('<section id="claims"><h2>Claims</h2><p class="note">Pairs of rows that differ only in the '
+                      "named column, on the same seeds and test clips: the paired randomisation test, and the seeds "
+                      "a paired t-test would need for 80 % power.</p>\n" + "\n".join(claim_html) + "</section>"
+                      if claims else "")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>ascbench leaderboard</title><style>{STYLE}</style></head>
+<body><h1>ascbench leaderboard</h1>
+<p>{html.escape(intro)}</p>
+<nav>Show <select id="pick" onchange="show(this.value)"><option value="all">every section</option>{options}</select>
+{' '.join(links)}{' <a href="#claims">claims</a>' if claims else ''}</nav>
+{chr(10).join(sections)}
+{claims_section}
+<script>{SCRIPT}</script>
+</body></html>
+"""
