@@ -58,7 +58,8 @@ def compare(table: pd.DataFrame, claim: Claim) -> pd.DataFrame:
         for k in others:
             match &= (table[k] == a[k]).to_numpy()
         for _, b in table[match & (table[claim.key] == claim.b).to_numpy()].iterrows():
-            classes = 1 + max(int(max(r.true.max(), r.predicted.max())) for r in [*a["_runs"], *b["_runs"]])
+            classes = 1 + max((int(max(r.true.max(), r.predicted.max())) for r in [*a["_runs"], *b["_runs"]]),
+                              default=0)
             test = paired_test(a["_runs"], b["_runs"], classes)
             needed = seeds_needed(test.per_seed) if test else None
             lines.append({
@@ -66,7 +67,7 @@ def compare(table: pd.DataFrame, claim: Claim) -> pd.DataFrame:
                 **{k: a[k] for k in ("model", "strategy", "semi") if k != claim.key},
                 f"{claim.a} %": round(100 * a["macro_accuracy"], 1), f"{claim.b} %": round(100 * b["macro_accuracy"], 1),
                 "difference (points)": round(100 * test.difference, 1) if test else np.nan,
-                "p": f"{test.p_value:.2g}" if test else "untested",
+                "p": ("< 0.001" if test.p_value < 0.001 else f"{test.p_value:.2g}") if test else "untested",
                 "seeds paired": test.seeds if test else 0,
                 "seeds needed": ("-" if needed is None else f"> {needed - 1}" if needed > 200 else str(needed)),
                 "verdict": _verdict(test),

@@ -169,7 +169,9 @@ def _interval(low: float, high: float) -> str:
 def _versus_best(label: str, p: float) -> str:
     """"best", "tied (p 0.41)": indistinguishable from the best, "worse (p 0.003)", or "untested" (no per-clip
     predictions in its records to pair)."""
-    return f"{label} (p {p:.2g})" if label in ("tied", "worse") else label
+    if label not in ("tied", "worse"):
+        return label
+    return f"{label} (p < 0.001)" if p < 0.001 else f"{label} (p {p:.2g})"  # 10,000 draws resolve no finer
 
 
 def render(table: pd.DataFrame, fmt: str = "table") -> str:

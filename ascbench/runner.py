@@ -28,6 +28,7 @@ from ascbench.metadata_ceiling import describe as describe_ceiling
 from ascbench.registry import Registry
 from ascbench.results import RunRecord, RunSlot, commit_run, open_run, runs_dir
 from ascbench.job import TrainingJob
+from ascbench.options import frontend_name
 from ascbench.training import DataBundle
 
 log = logging.getLogger("ascbench")
@@ -234,8 +235,8 @@ def _write_split(path: Path, meta: pd.DataFrame, part) -> None:
 
 def _plugin_provenance(config: RunConfig, registry: Registry) -> list[dict]:
     """Package, version and source hash of every plugin the run used."""
-    used = [("model", config.model), ("strategy", config.strategy), ("dataset", config.dataset),
-            ("protocol", config.protocol)]
+    used = [("model", config.model), ("strategy", config.strategy), ("semi", config.semi), ("dataset", config.dataset),
+            ("protocol", config.protocol), ("front-end", frontend_name(config, registry))]
     used += [("recipe", config.recipe)] if config.recipe else []
     used += [("logger", name) for name in config.loggers]
     return [registry.provenance(kind, name) for kind, name in used if name in registry.entries[kind]]

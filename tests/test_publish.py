@@ -167,7 +167,7 @@ def test_records_name_each_plugins_package_and_rerun_says_what_to_install(publis
     path = sorted((published / "results").glob("*.json"))[0]
     record = json.loads(path.read_text())
     used = {p["kind"]: p for p in record["metrics"]["provenance"]["plugins"]}
-    assert set(used) == {"model", "strategy", "dataset", "protocol"}
+    assert set(used) == {"model", "strategy", "semi", "dataset", "protocol", "front-end"}
     model = used["model"]
     assert model["distribution"] == "ascbench" and model["plugin"] == "context-only"
     expected = hashlib.sha256(open(plugin_module.__file__, "rb").read()).hexdigest()[:16]  # independent of ascbench

@@ -120,3 +120,32 @@ def test_leaderboard_rows_get_intervals_and_marks_from_their_predictions():
     assert table.loc["weak", "vs_best"] == "worse" and table.loc["weak", "p_vs_best"] < 0.001
     assert table.loc["weak", "ci_low"] < table.loc["weak", "macro_accuracy"] < table.loc["weak", "ci_high"]
     assert table.loc["weak", "ci_over"] == "recordings"
+
+
+def test_a_claim_pairs_rows_that_differ_only_in_its_column(tmp_path):
+    from ascbench.claims import Claim, compare, read_claims
+    from ascbench.errors import ConfigError
+
+    true = np.tile(np.arange(4), 30)
+    rng = np.random.default_rng(2)
+
+    def row(model, strategy, seed, skill):
+        predicted = np.where(rng.random(len(true)) < skill, true, (true + 1) % 4)
+        return {"run_id": f"{model}-{strategy}-{seed}", "dataset": "d", "protocol": "official", "model": model,
+                "strategy": strategy, "semi": "none", "labeled": None, "seed": seed, "setting": "x",
+                "setting_label": "default", "accuracy": float(np.mean(predicted == true)),
+                "macro_accuracy": macro_accuracy(true, predicted), "macro_f1": 0.5, "log_loss": 1.0,
+                "params": 1, "macs": 1, "param_kb": 1.0, "_predictions": _run(seed, true, predicted)}
+
+    rows = [row(m, st, s, skill) for (m, st, skill) in (("ctx", "scratch", 0.9), ("plain", "scratch", 0.5),
+                                                        ("ctx", "finetune", 0.7), ("plain", "finetune", 0.69))
+            for s in range(3)]
+    lines = compare(aggregate(rows), Claim("context", "model", "ctx", "plain")).set_index("strategy")
+    assert len(lines) == 2  # one pair per strategy; rows of different strategies are never paired
+    assert lines.loc["scratch", "verdict"] == "a better" and lines.loc["scratch", "p"] == "< 0.001"
+    assert lines.loc["finetune", "verdict"] == "unresolved" and int(lines.loc["finetune", "seeds paired"]) == 3
+    assert lines.loc["scratch", "difference (points)"] > 30
+    bad = tmp_path / "claims.toml"
+    bad.write_text('[[claim]]\nname = "x"\nkey = "colour"\na = "red"\nb = "blue"\n')
+    with pytest.raises(ConfigError, match="key 'colour' is not a row column"):
+        read_claims(bad)

@@ -54,15 +54,21 @@ def command(args) -> int:
 
 
 def _with_configs(root: Path, rows: list[dict]) -> list[dict]:
-    """Rows with their experiment's setting (leaderboard rows are exact experiments), from each run's config."""
+    """Rows with their experiment's setting (leaderboard rows are exact experiments), from each run's config, and
+    their per-clip predictions (for intervals and paired tests), from its metrics."""
     from ascbench.leaderboard import with_settings
+    from ascbench.stats import RunPredictions
 
-    configs = {}
+    configs, predictions = {}, {}
     for row in rows:
         path = root / row["run_id"] / "config.json"
         if path.exists():
             configs[row["run_id"]] = json.loads(path.read_text(encoding="utf-8"))
-    return with_settings(rows, configs)
+        metrics = root / row["run_id"] / "metrics.json"
+        if metrics.exists():
+            predictions[row["run_id"]] = RunPredictions.from_metrics(
+                row["seed"], json.loads(metrics.read_text(encoding="utf-8")))
+    return [{**row, "_predictions": predictions.get(row["run_id"])} for row in with_settings(rows, configs)]
 
 
 def add_parser(sub) -> None:
