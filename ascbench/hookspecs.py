@@ -96,3 +96,9 @@ def ascbench_recipes() -> list:
 def ascbench_loggers() -> list:
     """Return the ``LoggerSpec`` objects this plugin provides: run loggers (``--logger NAME``) that receive
     every finished epoch and stage and the run's final scores (see ``ascbench.callbacks.RunLogger``)."""
+
+
+@hookspec
+def ascbench_commands() -> list:
+    """Return the ``CommandSpec`` objects this plugin provides: subcommands of ``ascbench`` (``ascbench NAME``)
+    with their own options; a name a built-in command has is refused."""

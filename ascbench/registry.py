@@ -16,8 +16,8 @@ import pluggy
 
 from ascbench import hookspecs
 from ascbench.errors import PluginError, UnknownNameError
-from ascbench.specs import (DatasetSpec, FrontEndSpec, LoggerSpec, ModelFamily, ModelSpec, ProtocolSpec, RecipeSpec,
-                            MetricSpec, SemiSpec, StrategySpec)
+from ascbench.specs import (CommandSpec, DatasetSpec, FrontEndSpec, LoggerSpec, ModelFamily, ModelSpec, ProtocolSpec,
+                            RecipeSpec, MetricSpec, SemiSpec, StrategySpec)
 
 ENTRY_POINT_GROUP = "ascbench"
 
@@ -37,6 +37,7 @@ _KINDS: dict[str, tuple[str, type]] = {
     "recipe": ("ascbench_recipes", RecipeSpec),
     "logger": ("ascbench_loggers", LoggerSpec),
     "metric": ("ascbench_metrics", MetricSpec),
+    "command": ("ascbench_commands", CommandSpec),
 }
 
 

@@ -243,3 +243,20 @@ class LoggerSpec:
 
     def __post_init__(self) -> None:
         check_name("logger", self.name)
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A subcommand a plugin adds to the command line: ``ascbench NAME ...`` (as llm's ``register_commands``).
+
+    ``add_arguments(parser)`` declares its options on its argparse subparser; ``run(args)`` does the work and
+    returns the exit status. A name a built-in command already has is refused (the plugin is skipped).
+    """
+
+    name: str
+    add_arguments: Callable[[Any], None]
+    run: Callable[[Any], int]
+    help: str = ""
+
+    def __post_init__(self) -> None:
+        check_name("command", self.name)

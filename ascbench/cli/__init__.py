@@ -1,7 +1,8 @@
 """The ``ascbench`` command line: one module per subcommand, each with ``add_parser(sub)`` and
 ``command(args)``; this module assembles the parser and dispatches.
 
-Subcommand modules import what they need inside ``command``, so ``ascbench --help`` stays fast.
+Subcommand modules import what they need inside ``command``, so a built-in command starts fast; plugins (and
+the subcommands they add, ``ascbench_commands``) are loaded only when the command line names no built-in one.
 """
 
 from __future__ import annotations
@@ -25,19 +26,47 @@ SUBCOMMANDS = {"run": run, "list": listing, "new-plugin": new_plugin, "plugins":
                "data": data, "profile": profile}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugin_commands: bool = False) -> argparse.ArgumentParser:
+    """The parser of every built-in subcommand; with ``plugin_commands`` also those plugins add (loading the
+    plugins, which a built-in command does not need before it runs)."""
     parser = argparse.ArgumentParser(
         prog="ascbench",
         description="Benchmark acoustic scene classifiers under city and time shift. "
                     "Models, strategies, datasets and protocols come from plugins.",
-        epilog="start with: ascbench list, then ascbench run --model mobileascnet --strategy finetune",
+        epilog="start with: ascbench list, then ascbench run --model mobileascnet --strategy finetune. "
+               "Plugins may add commands of their own: ascbench list --commands",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
     parser.add_argument("--version", action="version", version=f"ascbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in SUBCOMMANDS.values():
         module.add_parser(sub)
+    if plugin_commands:
+        _add_plugin_commands(sub)
     return parser
+
+
+def _add_plugin_commands(sub) -> None:
+    import warnings
+
+    from ascbench.registry import PluginWarning, get_registry
+
+    registry = get_registry()
+    for name in registry.names("command"):
+        spec, owner = registry.get("command", name), registry.owner("command", name)
+        if name in SUBCOMMANDS:
+            warnings.warn(f"plugin {owner!r}: command {name!r} is a built-in command; skipped", PluginWarning)
+            continue
+        p = sub.add_parser(name, help=f"{spec.help} (plugin {owner})")
+        spec.add_arguments(p)
+        p.set_defaults(plugin_command=spec)
+
+
+def _names_another_command(argv: list[str]) -> bool:
+    """Whether the first word of ``argv`` that is not an option names a command that is not built in (a plugin's,
+    or a typo that argparse will then answer with the full list)."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first is not None and first not in SUBCOMMANDS
 
 
 def _one_line_plugin_warnings() -> None:
@@ -56,9 +85,25 @@ def _one_line_plugin_warnings() -> None:
     warnings.showwarning = show
 
 
+def _run_plugin_command(args) -> int:
+    """A plugin's command; its failures name the plugin (an ascbench error keeps its own message)."""
+    from ascbench.registry import get_registry
+
+    spec = args.plugin_command
+    try:
+        status = spec.run(args)
+    except (AscbenchError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        owner = get_registry().owner("command", spec.name)
+        raise AscbenchError(f"command {spec.name!r} of plugin {owner!r} failed: {type(exc).__name__}: {exc}") from exc
+    return int(status or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    _one_line_plugin_warnings()
+    parser = build_parser(plugin_commands=_names_another_command(argv))
     args = parser.parse_args(argv)
     if args.command == "run":  # the run's own options, to tell typed flags from defaults (recipes fill the rest)
         args.run_argv = argv[argv.index("run") + 1:]
@@ -66,8 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     quiet_rank = os.environ.get("RANK", "0") != "0"
     level = logging.DEBUG if args.debug else logging.WARNING if quiet_rank else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
-    _one_line_plugin_warnings()
     try:
+        if getattr(args, "plugin_command", None) is not None:
+            return _run_plugin_command(args)
         return SUBCOMMANDS[args.command].command(args)
     except RunInterrupted as exc:
         print(f"ascbench: {exc}", file=sys.stderr)
