@@ -1,4 +1,4 @@
-"""Built-in run loggers: ``csv`` (one row per epoch, written as training goes) and ``tensorboard``.
+"""Built-in run loggers: ``csv`` (one row per epoch, written as training goes), ``tensorboard`` and ``mlflow``.
 
 Both write under ``<log dir>/<run id>/`` (``--log-dir``, default ``<runs dir>/logs``), outside the
 run directory, so a run that fails keeps its curves for the post-mortem. The run record holds the
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
+import time
 from typing import Any
 
 from ascbench import hookimpl
@@ -64,6 +67,60 @@ class TensorBoardLogger(RunLogger):
         self.writer.close()
 
 
+class MlflowLogger(RunLogger):
+    """An MLflow run per ascbench run: the config as parameters, every epoch's record as metrics
+    (``<stage>/<key>`` by epoch), the scores under ``test/``. Logged to ``$MLFLOW_TRACKING_URI`` when set (a
+    tracking server, a database), else to a file store under the log dir (``mlflow ui --backend-store-uri
+    <log dir>/<run id>/mlruns``); the experiment is ``$ASCBENCH_MLFLOW_EXPERIMENT`` (default ``ascbench``)."""
+
+    def __init__(self, ctx: LoggerContext):
+        from mlflow import MlflowClient
+
+        uri = os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:  # a file store needs no server and no database packages (mlflow-skinny has neither)
+            uri = (ctx.directory / "mlruns").resolve().as_uri()
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 asks for this opt-in
+        self.client = MlflowClient(tracking_uri=uri)
+        name = os.environ.get("ASCBENCH_MLFLOW_EXPERIMENT", "ascbench")
+        found = self.client.get_experiment_by_name(name)
+        experiment = found.experiment_id if found else self.client.create_experiment(name)
+        self.run = self.client.create_run(experiment, run_name=ctx.run_id, tags={"ascbench.run_id": ctx.run_id}).info.run_id
+        for key, value in sorted(_flat(ctx.config).items()):
+            self.client.log_param(self.run, key, value)
+        self.status = "FAILED"  # until the run's scores arrive
+
+    def log_epoch(self, stage: str, record: dict[str, float]) -> None:
+        now = int(time.time() * 1000)
+        for key, value in record.items():
+            if key != "epoch" and value is not None:
+                self.client.log_metric(self.run, _metric_key(f"{stage}/{key}"), float(value), now, record["epoch"])
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        for key, value in summary.items():
+            if isinstance(value, (int, float)):
+                self.client.log_metric(self.run, f"test/{key}", float(value))
+        self.status = "FINISHED"
+
+    def close(self) -> None:
+        self.client.set_terminated(self.run, self.status)
+
+
+def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"options": {"semi": {"rounds": 2}}}`` -> ``{"options.semi.rounds": "2"}`` (MLflow parameters are flat)."""
+    out: dict[str, str] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = json.dumps(value) if not isinstance(value, str) else value
+    return out
+
+
+def _metric_key(key: str) -> str:
+    """MLflow keys take letters, digits, ``_ - . /`` and spaces: ``finetune (round 1)/loss`` -> ``finetune _round 1_/loss``."""
+    return re.sub(r"[^A-Za-z0-9_\-./ ]", "_", key)
+
+
 @hookimpl
 def ascbench_loggers():
     return [
@@ -71,4 +128,7 @@ def ascbench_loggers():
         LoggerSpec("tensorboard", TensorBoardLogger, "TensorBoard scalars per stage and epoch; view with "
                    "`tensorboard --logdir runs/logs`", requires=("tensorboard",),
                    install="pip install 'ascbench[tensorboard]'"),
+        LoggerSpec("mlflow", MlflowLogger, "an MLflow run: config as parameters, epochs and scores as metrics "
+                   "($MLFLOW_TRACKING_URI, else a file store under the log dir)", requires=("mlflow",),
+                   install="pip install 'ascbench[mlflow]'"),
     ]

@@ -1,4 +1,4 @@
-"""Run loggers: the epoch history in every run record, the csv and tensorboard loggers, a logger plugin
+"""Run loggers: the epoch history in every run record, the csv, tensorboard and mlflow loggers, a logger plugin
 that fails, and a logger whose package is missing."""
 
 import csv
@@ -55,6 +55,24 @@ def test_tensorboard_logger_writes_scalars_tensorboard_reads_back(runs, tmp_path
     assert [e.step for e in losses] == [1, 2, 3]
     assert [e.value for e in losses] == pytest.approx([r["loss"] for r in metrics["history"][0]["epochs"]], rel=1e-6)
     assert events.Scalars("test/macro_accuracy")[0].value == pytest.approx(metrics["macro_accuracy"], rel=1e-6)
+
+
+def test_mlflow_logger_writes_a_run_mlflow_reads_back(runs, tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")  # the test extra installs mlflow-skinny
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # what the logger sets for its own file store
+    assert main(TINY + ["--logger", "mlflow", "--log-dir", str(tmp_path / "ml"), "--set", "semi=pseudo-label",
+                        "--set", "semi.rounds=1"]) == 0
+    row, metrics = _record(runs)
+    client = mlflow.MlflowClient(tracking_uri=(tmp_path / "ml" / row["run_id"] / "mlruns").as_uri())
+    (run,) = client.search_runs([client.get_experiment_by_name("ascbench").experiment_id])
+    assert run.info.run_name == row["run_id"] and run.info.status == "FINISHED"
+    assert run.data.params["model"] == "context-only" and run.data.params["options.semi.rounds"] == "1"
+    stage = metrics["history"][0]["stage"]  # "scratch (labeled)": parentheses are not valid in MLflow keys
+    losses = client.get_metric_history(run.info.run_id, stage.replace("(", "_").replace(")", "_") + "/loss")
+    assert [m.step for m in losses] == [r["epoch"] for r in metrics["history"][0]["epochs"]]
+    assert [m.value for m in losses] == pytest.approx([r["loss"] for r in metrics["history"][0]["epochs"]])
+    assert run.data.metrics["test/macro_accuracy"] == pytest.approx(metrics["macro_accuracy"])
 
 
 class _Exploding(RunLogger):
