@@ -20,7 +20,7 @@ from tabulate import tabulate
 
 from ascbench.config import read_table
 from ascbench.errors import ConfigError
-from ascbench.leaderboard import ROW_KEY, TIE_LEVEL
+from ascbench.leaderboard import GROUP_KEYS, ROW_KEY, TIE_LEVEL
 from ascbench.stats import paired_test, seeds_needed
 
 
@@ -51,7 +51,9 @@ def compare(table: pd.DataFrame, claim: Claim) -> pd.DataFrame:
     """One line per pair of rows that differ only in ``claim.key`` (``a`` against ``b``)."""
     if "_runs" not in table:
         return pd.DataFrame()
-    others = [k for k in ROW_KEY if k != claim.key]
+    # Rows agree on every shown column but the claim's, and on their setting's label (the id hashes the whole
+    # config, model and strategy included, so it differs between any two rows a claim compares).
+    others = [k for k in GROUP_KEYS if k != claim.key] + ["setting_label"]
     lines = []
     for _, a in table[table[claim.key] == claim.a].iterrows():
         match = np.ones(len(table), dtype=bool)

@@ -132,7 +132,7 @@ def test_a_claim_pairs_rows_that_differ_only_in_its_column(tmp_path):
     def row(model, strategy, seed, skill):
         predicted = np.where(rng.random(len(true)) < skill, true, (true + 1) % 4)
         return {"run_id": f"{model}-{strategy}-{seed}", "dataset": "d", "protocol": "official", "model": model,
-                "strategy": strategy, "semi": "none", "labeled": None, "seed": seed, "setting": "x",
+                "strategy": strategy, "semi": "none", "labeled": None, "seed": seed, "setting": f"{model}{strategy}",
                 "setting_label": "default", "accuracy": float(np.mean(predicted == true)),
                 "macro_accuracy": macro_accuracy(true, predicted), "macro_f1": 0.5, "log_loss": 1.0,
                 "params": 1, "macs": 1, "param_kb": 1.0, "_predictions": _run(seed, true, predicted)}
