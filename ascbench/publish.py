@@ -48,7 +48,9 @@ def import_runs(runs_root: Path, publish_dir: Path, rows: list[dict], allow_nons
             metrics = json.loads((run_dir / "metrics.json").read_text())
         except FileNotFoundError:
             raise AscbenchError(f"run {row['run_id']} is in results.jsonl but its directory {run_dir} is incomplete") from None
-        records.append({"row": row, "config": config, "metrics": metrics})
+        # Keys with a leading underscore are the leaderboard's working data (predictions read from metrics), not the row.
+        records.append({"row": {k: v for k, v in row.items() if not k.startswith("_")}, "config": config,
+                        "metrics": metrics})
     odd = [(r["row"]["run_id"], setting_of(r["config"])["setting_label"]) for r in records
            if setting_of(r["config"])["nonstandard"]]
     if odd and not allow_nonstandard:
