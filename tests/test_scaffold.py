@@ -70,8 +70,11 @@ def test_bad_names_are_refused(tmp_path):
 
 
 # Each kind's scaffold passes its own tests: its kind's conformance kit and an end-to-end run with its option.
+# The strategy and semi-method scaffolds train twice per kit check: slow (-m slow); their kits run on every built-in
+# strategy and semi method in the default suite (tests/test_conformance.py).
 @pytest.mark.parametrize("kind,name,passed", [
-    ("strategy", "gentle-start", 3), ("semi", "confident-once", 4), ("metric", "worst-class", 2),
+    pytest.param("strategy", "gentle-start", 3, marks=pytest.mark.slow),
+    pytest.param("semi", "confident-once", 4, marks=pytest.mark.slow), ("metric", "worst-class", 2),
     ("protocol", "last-cities", 4), ("dataset", "my-scenes", 2), ("frontend", "wide-mel", 4),
 ])
 def test_scaffolded_plugins_of_every_kind_pass_their_own_tests(tmp_path, kind, name, passed):
