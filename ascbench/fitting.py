@@ -169,15 +169,16 @@ def _step(stage: _Stage, total: torch.Tensor) -> None:
     stage.scheduler.step()
 
 
-def _validate(stage: _Stage, data: DataBundle, val_rows: np.ndarray, epoch: int, loss: float) -> dict:
-    """The epoch's record: training loss, validation scores of the model the hook says to score, learning rate."""
+def _validate(stage: _Stage, data: DataBundle, val_rows: np.ndarray, epoch: int, loss: float) -> tuple[dict, nn.Module]:
+    """The epoch's record (training loss, validation scores, learning rate) and the model it scored: the one the
+    hook says to score (e.g. a mean teacher), which model selection keeps when the epoch is the best."""
     distributed.sync_buffers(stage.model)  # every rank validates (and stops) exactly as rank 0 does
     record = {"epoch": epoch, "loss": loss}
     scored = stage.hook.eval_model(stage.model)
     if len(val_rows):
         record.update(validation_record(predict(scored, data, val_rows), data.labels[val_rows]))
     record["lr"] = stage.optimizer.param_groups[0]["lr"]
-    return record
+    return record, scored
 
 
 def fit(
@@ -224,10 +225,10 @@ def fit(
     train_model = compiled(distributed.wrap(model), config.compile)  # the data-parallel wrapper, compiled if asked
     for epoch in bar if not (saved is not None and saved.get("stopped", False)) else ():
         loss = _train_epoch(stage, train_model, data, train_rows, targets, passes, config, epoch, desc)
-        record = _validate(stage, data, val_rows, epoch, loss)
+        record, scored = _validate(stage, data, val_rows, epoch, loss)
         stage.history.append(record)
         callbacks.epoch_end(name, record)
-        stage.selection.update(epoch, selection_score(record, config.select_on), stage.hook.eval_model(model))
+        stage.selection.update(epoch, selection_score(record, config.select_on), scored)
         bar.set_postfix(loss=f"{record['loss']:.3f}", val=f"{record.get('val_accuracy', float('nan')):.3f}")
         log.debug("%s epoch %d: %s", desc, epoch, record)
         stop = stage.selection.should_stop(config, epoch, min_epochs, bool(len(val_rows)))
