@@ -171,7 +171,9 @@ class RunConfig:
             raise ConfigError(f"unknown config field(s) {', '.join(hints)}; `ascbench run --help` lists every field "
                               f"(each is also --set NAME=VALUE)")
         if data.get("recipe"):
-            data = _under(fold_dotted(_renamed(recipe_settings(data["recipe"], data.get("dataset", "embedded")))), data)
+            given = (data.get("options") or {}).get("recipe") if isinstance(data.get("options"), dict) else None
+            data = _under(fold_dotted(_renamed(recipe_settings(data["recipe"], data.get("dataset", "embedded"), given))),
+                          data)
         data = _options_of_chosen_plugins(data)
         for name in TUPLE_FIELDS:
             if isinstance(data.get(name), list):
@@ -286,11 +288,16 @@ def _options_of_chosen_plugins(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def recipe_settings(name: str, dataset: str | None = None) -> dict[str, Any]:
-    """The fields a registered recipe sets for ``dataset`` (recipes are plugins: ``ascbench list --recipes``)."""
+def recipe_settings(name: str, dataset: str | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fields a registered recipe sets for ``dataset`` under its ``recipe.FIELD`` options (checked against
+    its options class here, before any field is filled; recipes are plugins: ``ascbench list --recipes``)."""
+    from ascbench.options import resolve
     from ascbench.registry import get_registry
 
-    return get_registry().recipe(name).settings_for(dataset)
+    registry = get_registry()
+    spec = registry.recipe(name)
+    resolved = resolve("recipe", name, registry.owner("recipe", name), spec.options_class, options)
+    return spec.settings_for(dataset, resolved)
 
 
 def read_table(path: str | os.PathLike, what: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Plugins' own options (as llm's ``Model.Options``): a strategy, semi-supervised method, protocol or dataset
+"""Plugins' own options (as llm's ``Model.Options``): a strategy, semi-supervised method, protocol, dataset or recipe
 declares a dataclass of typed fields with defaults, and a run sets them as ``KIND.FIELD``; a front-end's options
 are its ``FeatureConfig`` fields (``frontend.n_mels``), defaulting to the front-end's own settings:
 
@@ -23,7 +23,7 @@ from typing import Any
 from ascbench.errors import ConfigError
 
 # The plugin kinds whose options a run can set, in the order they are checked.
-KINDS = ("strategy", "semi", "protocol", "dataset", "frontend")
+KINDS = ("strategy", "semi", "protocol", "dataset", "frontend", "recipe")
 
 
 def fold_dotted(data: dict[str, Any]) -> dict[str, Any]:
@@ -90,6 +90,11 @@ def resolve_for(config: Any, registry: Any, kind: str) -> Any:
     if kind == "frontend":
         return resolve_frontend(config, registry)
     name = getattr(config, kind)
+    if name is None:  # no recipe chosen (the one kind a run may leave out)
+        if config.options.get(kind):
+            raise ConfigError(f"{', '.join(f'{kind}.{k}' for k in config.options[kind])} given, but the run names no "
+                              f"{kind}; add --{kind} NAME or drop them")
+        return None
     spec = registry.get(kind, name)
     return resolve(kind, name, registry.owner(kind, name), spec.options_class, config.options.get(kind))
 

@@ -9,6 +9,9 @@ Python API call the ones they need, so a previewed split or a profiled model is 
     model = train(plan, job)                    # the strategy (and its semi method) on a TrainingJob
     metrics = evaluate(plan, model, data, split_plan.partition.test)
     complexity = profile(plan, model, n_frames, time_dim, dataset.clip_seconds)
+
+A pretraining stage (``ascbench.pretraining``) learns from datasets the run does not score; it uses the same
+stages in their whole-dataset form: ``load_source``, ``whole_features`` and ``split_whole``.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from ascbench.config import RunConfig
 from ascbench.data.audio import FileReport
 from ascbench.data.dataset import ClipDataset, DatasetOptions
 from ascbench.errors import AscbenchError, ConfigError, DataError, PluginError
-from ascbench.features import CheckedFeatures, FeatureConfig, load_checked_features, unusable_files_error
+from ascbench.features import CheckedFeatures, FeatureConfig, load_checked_features, load_features, unusable_files_error
 from ascbench.metrics import evaluate as score_predictions
 from ascbench.options import frontend_name, resolve_all
+from ascbench.protocols import Partition, Split, partition
 from ascbench.registry import Registry, get_registry
 from ascbench.specs import DatasetSpec, LoggerSpec, ModelSpec, SemiSpec, StrategySpec
 from ascbench.split_plan import SplitPlan, check_protocol_options, plan_split
@@ -84,14 +88,21 @@ def resolve(config: RunConfig, registry: Registry | None = None) -> Plan:
     return Plan(config, registry, model, strategy, semi, dataset, options, loggers)
 
 
-def load(plan: Plan, require_audio: bool = True) -> ClipDataset:
+def load(plan: Plan, require_audio: bool = True, check_model: bool = True) -> ClipDataset:
     """Stage ``load``: the dataset's clip table (with its own options); a model that cannot be built for it
-    fails here, before any audio is decoded."""
+    fails here, before any audio is decoded (``check_model=False``: the table only, e.g. for its classes)."""
     config = plan.config
     dataset = plan.dataset.load(DatasetOptions(data_root=Path(config.data_root) if config.data_root else None,
                                                require_audio=require_audio, plugin=plan.options["dataset"]))
-    _check_model_builds(plan, dataset)
+    if check_model:
+        _check_model_builds(plan, dataset)
     return dataset
+
+
+def load_source(plan: Plan, name: str, data_root: Path | None = None) -> ClipDataset:
+    """Stage ``load`` for a dataset the run learns from but does not score (a pretraining source): its
+    registered loader with its default options, audio required."""
+    return plan.registry.dataset(name).load(DatasetOptions(data_root=data_root))
 
 
 @dataclass
@@ -109,6 +120,21 @@ def features(plan: Plan, dataset: ClipDataset, progress: bool = True) -> RunFeat
     checked = load_checked_features(dataset, plan.feature_config, progress=progress, threads=plan.config.threads)
     kept, skipped = _drop_bad_audio(dataset, checked, plan.config)
     return RunFeatures(checked, kept, skipped)
+
+
+def whole_features(plan: Plan, dataset: ClipDataset, progress: bool = True) -> np.ndarray:
+    """Stage ``features`` for a dataset used whole (a pretraining source): the run's front-end, from the cache
+    or extracted once. An unusable file is refused, naming it: there is no ``--skip-bad`` here, as clips left
+    out of a cached pretraining stage would not show in the run that reuses it."""
+    return load_features(dataset, plan.feature_config, progress=progress, threads=plan.config.threads)[0]
+
+
+def split_whole(plan: Plan, dataset: ClipDataset) -> Partition:
+    """Stage ``split`` for a dataset used whole: every labeled clip trains, whatever its own split or protocol,
+    but the run's validation fraction, held out by recording with the run's seed; nothing is tested."""
+    rows = np.arange(len(dataset.meta))
+    return partition(dataset, Split(train=rows, test=np.array([], dtype=np.int64)), None,
+                     plan.config.val_fraction, plan.config.seed)
 
 
 def split(plan: Plan, dataset: ClipDataset, fold: int | None = None, val_fraction: float | None = None) -> SplitPlan:

@@ -1,5 +1,9 @@
 """The pretraining stage shared by strategies that start from pretrained weights.
 
+It goes through the run's pipeline (``ascbench.pipeline``): its sources are loaded by ``load_source``, their
+log-mels come from ``whole_features`` with the run's own front-end, and ``split_whole`` holds out the
+validation clips, so a source gets the same audio checks, cache and grouping as the run's own dataset.
+
 A stage is keyed by everything that shapes its weights (model, its arguments and its layer
 structure, source dataset and its metadata fingerprint, feature preset, recipe, seed) and cached under
 ``$ASCBENCH_CACHE_DIR/pretrained``, so the second fine-tuning run with the same stage skips it.
@@ -18,14 +22,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ascbench import callbacks, distributed
-from ascbench.config import RunConfig
-from ascbench.data.dataset import ClipDataset, DatasetOptions
+from ascbench import callbacks, distributed, pipeline
+from ascbench.data.dataset import ClipDataset
 from ascbench.errors import ConfigError, DataError
-from ascbench.features import FeatureConfig, audio_content_key, load_features
+from ascbench.features import FeatureConfig, audio_content_key
 from ascbench.fileio import cache_root
-from ascbench.protocols import Split, partition
-from ascbench.registry import Registry
 from ascbench.fitting import fit
 from ascbench.training import DataBundle, create_model, probe_model
 from ascbench.weights import Checkpoint, read_checkpoint, to_checkpoint, unwrap
@@ -37,15 +38,15 @@ def pretrained_dir() -> Path:
     return cache_root() / "pretrained"
 
 
-def pretrained_state(
-    config: RunConfig, registry: Registry, target_dataset: str, feature_cfg: FeatureConfig, progress: bool = True,
-    notes: dict | None = None,
-) -> Checkpoint:
-    """Weights of ``config.model`` to start from: ``--pretrained`` (any supported format), or pretrained on the
-    source dataset (from the cache when possible). The classes they were trained on come with them.
+def pretrained_state(plan: pipeline.Plan, progress: bool = True, notes: dict | None = None) -> Checkpoint:
+    """Weights of the run's model to start from: ``--pretrained`` (any supported format), or pretrained on the
+    source dataset (from the cache when possible) with the run's front-end. The classes they were trained on
+    come with them.
 
     What was used is recorded in ``notes["pretraining"]`` when ``notes`` is given.
     """
+    config, registry, feature_cfg = plan.config, plan.registry, plan.feature_config
+    target_dataset = config.dataset
     notes = notes if notes is not None else {}
     if config.pretrained:
         log.info("starting from checkpoint %s", config.pretrained)
@@ -58,7 +59,7 @@ def pretrained_state(
         raise ConfigError(
             f"dataset {target_dataset!r} declares no pretraining source; pass --pretrain-on DATASET or --pretrained CHECKPOINT"
         )
-    source = pretraining_source(config, registry, target_dataset, source_name)
+    source = pretraining_source(plan, source_name)
     model_spec = registry.model(config.model)
     probe = probe_model(model_spec, config, source.dataset, feature_cfg.n_mels,
                         feature_cfg.n_frames(source.dataset.clip_seconds))
@@ -95,13 +96,10 @@ def pretrained_state(
         return Checkpoint(unwrap(stored)[0], source="pretraining stage", classes=classes)
 
     log.info("pretraining %s on %s for up to %d epochs (cached as %s)", config.model, source_name, config.pretrain_epochs, path.name)
-    features = source.features(feature_cfg, progress, config.threads)
+    features = source.features(plan, progress)
     source = source.dataset
-    all_rows = np.arange(len(source.meta))
-    # Every labeled clip of the source trains, whatever its own split (a validation part is held out).
-    split = Split(train=all_rows, test=np.array([], dtype=np.int64))
-    part = partition(source, split, None, config.val_fraction, config.seed)
-    data = DataBundle.build(source, features, all_rows, normalization=config.normalization,
+    part = pipeline.split_whole(plan, source)
+    data = DataBundle.build(source, features, np.arange(len(source.meta)), normalization=config.normalization,
                            frame_rate=feature_cfg.sample_rate / feature_cfg.hop_length)
     model = create_model(model_spec, data.model_context(), config)
     result = fit(model, data, part.labeled, part.val, epochs=config.pretrain_epochs, lr=config.lr, config=config,
@@ -129,8 +127,8 @@ class PretrainingSource:
     def content_key(self, cfg: FeatureConfig) -> str:
         return "+".join(audio_content_key(ds, cfg) for ds, _ in self.parts)
 
-    def features(self, cfg: FeatureConfig, progress: bool, threads: int | None):
-        arrays = [load_features(ds, cfg, progress=progress, threads=threads)[0] for ds, _ in self.parts]
+    def features(self, plan: pipeline.Plan, progress: bool = True) -> np.ndarray | StackedFeatures:
+        arrays = [pipeline.whole_features(plan, ds, progress) for ds, _ in self.parts]
         if not self.mapped:
             return arrays[0]
         return StackedFeatures([(a, rows) for a, (_, rows) in zip(arrays, self.parts)])
@@ -184,7 +182,11 @@ def _source_roots(text: str | None, names: list[str]) -> dict[str, Path | None]:
     return {n: roots.get(n) for n in names}
 
 
-def pretraining_source(config: RunConfig, registry: Registry, target_dataset: str, source_name: str) -> PretrainingSource:
+def pretraining_source(plan: pipeline.Plan, source_name: str) -> PretrainingSource:
+    """The clips a pretraining stage of ``plan`` trains on: ``source_name`` (one dataset, or several joined by
+    commas), loaded by the pipeline; with ``--pretrain-classes target`` only the clips whose scene maps onto
+    one of the target's classes, relabelled."""
+    config, target_dataset = plan.config, plan.config.dataset
     names = [n.strip() for n in source_name.split(",") if n.strip()]
     if target_dataset in names:
         # Every labeled clip of a source trains; for the target itself that includes its test side.
@@ -192,12 +194,12 @@ def pretraining_source(config: RunConfig, registry: Registry, target_dataset: st
                           f"clips (and, under unseen-city or unseen-time, its held-out cities or periods). Pretrain on "
                           f"another dataset (--pretrain-on), start from --pretrained CHECKPOINT, or use --strategy scratch")
     roots = _source_roots(config.pretrain_data_root, names)
-    loaded = [registry.dataset(n).load(DatasetOptions(data_root=roots[n])) for n in names]
+    loaded = [pipeline.load_source(plan, n, roots[n]) for n in names]
     if config.pretrain_classes == "source":
         only = loaded[0]
         return PretrainingSource(only, [(only, np.arange(len(only.meta)))], mapped=False, counts={})
-    target = registry.dataset(target_dataset)
-    target_classes = target.load(DatasetOptions(require_audio=False)).classes
+    target = plan.dataset
+    target_classes = pipeline.load(plan, require_audio=False, check_model=False).classes
     frames, parts, counts = [], [], {}
     for name, ds in zip(names, loaded):
         mapping = target.class_maps.get(name) or {c: c for c in ds.classes if c in target_classes}

@@ -28,7 +28,7 @@ from ascbench.metadata_ceiling import describe as describe_ceiling
 from ascbench.registry import Registry
 from ascbench.results import RunRecord, RunSlot, commit_run, open_run, runs_dir
 from ascbench.job import TrainingJob
-from ascbench.options import frontend_name
+from ascbench.options import frontend_name, resolve_for
 from ascbench.training import DataBundle
 
 log = logging.getLogger("ascbench")
@@ -121,7 +121,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
             job = TrainingJob(
                 config=config, model_spec=plan.model, data=data, partition=part, progress=progress, notes=notes,
                 options=plan.options["strategy"], semi_method=plan.semi, semi_options=plan.options["semi"],
-                pretrained_state=lambda: pretrained_state(config, registry, config.dataset, feature_cfg, progress, notes),
+                pretrained_state=lambda: pretrained_state(plan, progress, notes),
             )
             t = time.perf_counter()
             model = pipeline.train(plan, job)
@@ -214,16 +214,16 @@ def _recipe_record(config: RunConfig, registry: Registry) -> dict | None:
     if not config.recipe:
         return None
     spec = registry.recipe(config.recipe)
-    settings = spec.settings_for(config.dataset)
+    options = resolve_for(config, registry, "recipe")
+    settings = spec.settings_for(config.dataset, options)
 
     def used(key: str):  # as stored: lists, not tuples
         value = config.value(key)
         return list(value) if isinstance(value, tuple) else value
 
     return {"name": spec.name, "source": spec.source, "plugin": registry.owner("recipe", spec.name),
-            "settings": settings, "overridden": {k: used(k) for k, v in settings.items()
-                                                 if used(k) != (list(v) if isinstance(v, tuple) else v)}}
-
+            "options": asdict(options) if options is not None else {}, "settings": settings,
+            "overridden": {k: used(k) for k, v in settings.items() if used(k) != (list(v) if isinstance(v, tuple) else v)}}
 
 
 def _write_split(path: Path, meta: pd.DataFrame, part) -> None:

@@ -204,6 +204,10 @@ class RecipeSpec:
     (the pretraining sources of a paper exist only for its own data). Fields given explicitly (flags,
     ``--set``, a config file, a sweep cell) win over the recipe's. ``source`` names what it reproduces,
     ``identical`` and ``departures`` say how faithfully, each departure with its reason.
+
+    ``options_class``: the recipe's own options (``--set recipe.FIELD=VALUE``, e.g. ``recipe.budget=0.1``), a
+    dataclass like every plugin's; ``configure(options, settings)`` returns the settings those options give
+    (called with the options resolved and the settings for the dataset; the options are saved with the run).
     """
 
     name: str
@@ -213,6 +217,8 @@ class RecipeSpec:
     identical: str = ""
     departures: tuple[str, ...] = ()
     per_dataset: dict[str, dict[str, Any]] = field(default_factory=dict)
+    options_class: type | None = None
+    configure: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         check_name("recipe", self.name)
@@ -221,9 +227,16 @@ class RecipeSpec:
         if fixed:
             raise ValueError(f"recipe {self.name!r} sets {sorted(fixed)}: a recipe describes training, not which "
                              "data, seed or machine a run uses")
+        if (self.options_class is None) != (self.configure is None):
+            raise ValueError(f"recipe {self.name!r}: options_class and configure come together (the options are "
+                             "only read by configure)")
 
-    def settings_for(self, dataset: str | None) -> dict[str, Any]:
-        return {**self.settings, **self.per_dataset.get(dataset or "", {})}
+    def settings_for(self, dataset: str | None, options: Any = None) -> dict[str, Any]:
+        """The fields this recipe sets for ``dataset`` under its resolved ``options`` (None: their defaults)."""
+        settings = {**self.settings, **self.per_dataset.get(dataset or "", {})}
+        if self.configure is None:
+            return settings
+        return self.configure(options if options is not None else self.options_class(), settings)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ official log-mel (``apsipa2025`` front-end) normalised by a learned input BatchN
 """
 
 from ascbench import hookimpl
+from ascbench.recipes import BudgetOptions, configure_budget
 from ascbench.specs import RecipeSpec
 
 
@@ -38,4 +39,5 @@ def ascbench_recipes() -> list[RecipeSpec]:
             "cities index the run's training cities (0 = unknown, for cities never seen); official checkpoints "
             "are remapped by city name from the fixed 22-city vocabulary",
         ),
+        options_class=BudgetOptions, configure=configure_budget,
     )]

@@ -7,6 +7,7 @@ written at the front-end's floor, frequency MixStyle (p 0.4, alpha 0.3); the ``d
 """
 
 from ascbench import hookimpl
+from ascbench.recipes import BudgetOptions, configure_budget
 from ascbench.specs import RecipeSpec
 
 
@@ -38,4 +39,5 @@ def ascbench_recipes() -> list[RecipeSpec]:
             "evaluation runs in float32; the official evaluates in float16 to fit its 128 kB parameter budget",
             "the official subset files (5-100 %) are TAU Urban's own; use --labeled for a labeled fraction",
         ),
+        options_class=BudgetOptions, configure=configure_budget,
     )]

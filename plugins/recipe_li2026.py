@@ -5,8 +5,25 @@ with the target (mapped onto its labels), then fine-tuning: Adam at 1e-4, StepLR
 batch 64, up to 100 epochs with patience 10, with time roll, mixup and SpecAugment.
 """
 
+from dataclasses import dataclass, field
+
 from ascbench import hookimpl
+from ascbench.recipes import BudgetOptions, scale_budget
 from ascbench.specs import RecipeSpec
+
+AUGMENTATION = {"roll_seconds": 0.0, "mixup_alpha": 0.0, "freq_mask": 0, "time_mask": 0}  # all four off
+
+
+@dataclass(frozen=True)
+class Li2026Options(BudgetOptions):
+    augment: bool = field(default=True, metadata={
+        "help": "train with roll, mixup and SpecAugment as the paper does; false turns all four off (the ablation "
+                "that shows what augmentation buys on few labels)"})
+
+
+def configure(options: Li2026Options, settings: dict) -> dict:
+    settings = scale_budget(settings, options.budget)
+    return settings if options.augment else {**settings, **AUGMENTATION}
 
 
 @hookimpl
@@ -33,4 +50,5 @@ def ascbench_recipes() -> list[RecipeSpec]:
             "the kept epoch is chosen on validation macro accuracy (the challenge's metric); the paper does not say",
             "on datasets other than apsipa2025 the dataset's own declared pretraining source is used",
         ),
+        options_class=Li2026Options, configure=configure,
     )]

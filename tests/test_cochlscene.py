@@ -1,5 +1,7 @@
 """CochlScene in its distributed layout, and pretraining on several sources mapped onto the target's classes."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +10,7 @@ import soundfile as sf
 from ascbench.config import RunConfig
 from ascbench.data.dataset import DatasetOptions
 from ascbench.errors import ConfigError, DataError
-from ascbench.features import get_preset
+from ascbench.pipeline import resolve
 from ascbench.pretraining import pretrained_state, pretraining_source
 from ascbench_plugins import cochlscene, tau_urban
 
@@ -62,26 +64,26 @@ def test_a_folder_that_is_no_scene_is_named(tmp_path):
 
 
 def test_two_sources_map_onto_the_targets_classes(registry, cochl_root, tau_root):
-    config = RunConfig(strategy="finetune", pretrain_on="tau-urban,cochlscene", pretrain_classes="target",
+    config = RunConfig(strategy="finetune", dataset="apsipa2025", pretrain_on="tau-urban,cochlscene", pretrain_classes="target",
                        pretrain_data_root=f"tau-urban={tau_root},cochlscene={cochl_root}")
-    source = pretraining_source(config, registry, "apsipa2025", config.pretrain_on)
+    source = pretraining_source(resolve(config, registry), config.pretrain_on)
     meta = source.dataset.meta
     # TAU: airport and bus map (tram does not); CochlScene: Bus, Park, Subway map (Cafe does not).
     assert source.counts == {"tau-urban": 4, "cochlscene": 3 * 3 * 2 * 2}
     assert set(meta["scene_label"]) == {"Airport", "Bus", "Urban park", "Metro"}
     assert source.dataset.classes == registry.dataset("apsipa2025").load(DatasetOptions(require_audio=False)).classes
     # The stacked features index both memory-mapped sources as one array, rows in the merged table's order.
-    feats = source.features(get_preset("embedded"), progress=False, threads=None)
+    feats = source.features(resolve(replace(config, feature_preset="embedded"), registry), progress=False)
     assert feats.shape[0] == len(meta) and feats[np.array([0, len(meta) - 1])].shape[0] == 2
 
 
 def test_pretraining_on_two_sources_keeps_the_targets_classifier(registry, cochl_root, tau_root):
-    config = RunConfig(strategy="finetune", model="mobileascnet", pretrain_on="tau-urban,cochlscene",
+    config = RunConfig(strategy="finetune", model="mobileascnet", dataset="apsipa2025", pretrain_on="tau-urban,cochlscene",
                        pretrain_classes="target", pretrain_epochs=1, feature_preset="embedded",
                        pretrain_data_root=f"tau-urban={tau_root},cochlscene={cochl_root}",
                        model_kwargs={"stem_channels": 8, "channels": [8, 16, 16], "gru_hidden": 16})
     notes: dict = {}
-    checkpoint = pretrained_state(config, registry, "apsipa2025", get_preset("embedded"), progress=False, notes=notes)
+    checkpoint = pretrained_state(resolve(config, registry), progress=False, notes=notes)
     assert checkpoint.classes == registry.dataset("apsipa2025").load(DatasetOptions(require_audio=False)).classes
     assert notes["pretraining"]["clips_per_source"] == {"tau-urban": 4, "cochlscene": 36}
 
@@ -92,7 +94,7 @@ def test_several_sources_need_target_classes():
 
 
 def test_one_root_for_two_sources_is_refused(registry, tmp_path):
-    config = RunConfig(strategy="finetune", pretrain_on="tau-urban,cochlscene", pretrain_classes="target",
+    config = RunConfig(strategy="finetune", dataset="apsipa2025", pretrain_on="tau-urban,cochlscene", pretrain_classes="target",
                        pretrain_data_root=str(tmp_path))
     with pytest.raises(ConfigError, match="tau-urban=/data/tau"):
-        pretraining_source(config, registry, "apsipa2025", config.pretrain_on)
+        pretraining_source(resolve(config, registry), config.pretrain_on)

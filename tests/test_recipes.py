@@ -49,6 +49,36 @@ def test_unknown_field_suggests_the_right_one():
         RunConfig.from_dict({"weight_decy": 0.1})
 
 
+def test_the_budget_option_scales_every_epoch_count_alike():
+    config = RunConfig.from_dict({"recipe": "li2026", "recipe.budget": 0.1})
+    assert (config.epochs, config.pretrain_epochs, config.step_epochs, config.patience) == (10, 10, 1, 1)
+    assert config.options["recipe"] == {"budget": 0.1}  # saved with the run: another budget, another experiment
+    dcase = RunConfig.from_dict({"recipe": "dcase2024-baseline", "recipe.budget": 0.1})
+    assert dcase.epochs == 15 and dcase.warmup_epochs == pytest.approx(0.367) and dcase.patience == 0  # 0: off, stays off
+    published = RunConfig.from_dict({"recipe": "dcase2024-baseline"})
+    assert (published.epochs, published.warmup_epochs) == (150, 3.67) and published.options == {}
+
+
+def test_a_recipe_option_of_its_own_and_explicit_fields_over_it():
+    plain = RunConfig.from_dict({"recipe": "li2026", "recipe.augment": False})
+    assert (plain.roll_seconds, plain.mixup_alpha, plain.freq_mask, plain.time_mask) == (0.0, 0.0, 0, 0)
+    assert RunConfig.from_dict({"recipe": "li2026", "recipe.augment": False, "mixup_alpha": 0.2}).mixup_alpha == 0.2
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"recipe": "li2026", "recipe.budget": 0}, "recipe.budget must be in"),
+    ({"recipe": "li2026", "recipe.budgit": 0.5}, "did you mean recipe.budget"),
+    ({"recipe": "li2026", "recipe.augment": "no"}, "recipe.augment of recipe 'li2026' must be bool"),
+    ({"recipe.budget": 0.5}, "names no recipe"),
+])
+def test_bad_recipe_options_are_refused_naming_the_option(data, message):
+    from ascbench.options import resolve_all
+    from ascbench.registry import get_registry
+
+    with pytest.raises(ConfigError, match=message):
+        resolve_all(RunConfig.from_dict(data), get_registry())  # from_dict already refuses all but the last
+
+
 def test_cli_recipe_typed_flags_and_set_are_recorded(runs, capsys):
     # --lr typed at ascbench's default still wins over the recipe's 1e-4: typed flags are told from defaults.
     code = main(["run", "--recipe", "apsipa2025-baseline", "--model", "se-trans", "--dataset", "embedded-tiny",
@@ -69,9 +99,12 @@ def test_cli_recipe_typed_flags_and_set_are_recorded(runs, capsys):
 
 def test_dcase_recipe_runs_on_cp_mobile(runs):
     assert main(["run", "--recipe", "dcase2024-baseline", "--model", "cp-mobile", "--dataset", "embedded-tiny",
-                 "--epochs", "2", "--set", "model_kwargs={\"base_channels\": 8}", "--no-progress"]) == 0
+                 "--epochs", "2", "--set", "model_kwargs={\"base_channels\": 8}", "--set", "recipe.budget=0.1",
+                 "--no-progress"]) == 0
     run_dir = next(p for p in runs.iterdir() if p.is_dir() and not p.name.startswith("."))
     metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["recipe"]["options"] == {"budget": 0.1} and metrics["recipe"]["settings"]["epochs"] == 15
+    assert metrics["recipe"]["overridden"] == {"epochs": 2}
     assert metrics["features"]["log"] == "ln" and metrics["features"]["n_mels"] == 256
     assert metrics["strategy_notes"]["stages"][0]["best_epoch"] == 2  # the last epoch is kept
 

@@ -68,14 +68,13 @@ def pd_read_split(path):
 
 
 def _trained_and_pretrained(strategy, runs):
-    from ascbench.features import get_preset
+    from ascbench.pipeline import resolve
     from ascbench.pretraining import pretrained_state
-    from ascbench.registry import get_registry
 
     config = RunConfig(strategy=strategy, dataset="embedded-tiny", epochs=2, pretrain_epochs=1, model_kwargs=SMALL)
     record = execute(config, progress=False)
     trained = torch.load(runs / record.run_id / "model.pt", weights_only=False)["model"]
-    pretrained = pretrained_state(config, get_registry(), "embedded-tiny", get_preset("embedded"), progress=False).state
+    pretrained = pretrained_state(resolve(config), progress=False).state
     return trained, pretrained
 
 

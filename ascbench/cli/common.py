@@ -81,3 +81,21 @@ def add_record_arguments(p) -> None:
     p.add_argument("run_id")
     p.add_argument("--from", dest="source", metavar="DIR", help="a published leaderboard directory holding the record")
     p.add_argument("--runs-dir", default=None)
+
+
+def parse_model_args(items: list[str]) -> dict:
+    """``--model-arg KEY=JSON`` items as model keyword arguments (a value that is not JSON stays a string)."""
+    import json
+
+    from ascbench.errors import AscbenchError
+
+    kwargs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise AscbenchError(f"--model-arg expects KEY=VALUE, got {item!r}")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    return kwargs

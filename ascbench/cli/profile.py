@@ -1,4 +1,8 @@
-"""``ascbench profile``: parameters, MACs and memory of a model, without training."""
+"""``ascbench profile``: parameters, MACs and memory of a model, without training.
+
+The figures come from the pipeline's ``profile`` stage, the one every run records, so what this prints for a
+model is what its leaderboard row will say.
+"""
 
 from __future__ import annotations
 
@@ -6,41 +10,47 @@ from __future__ import annotations
 def command(args) -> int:
     from tabulate import tabulate
 
-    from ascbench.complexity import DCASE_MEMORY_LIMIT_BYTES, latency_ms, profile, torchinfo_macs
+    from ascbench import pipeline
+    from ascbench.complexity import BYTES_PER_PARAM, DCASE_MEMORY_LIMIT_BYTES
     from ascbench.config import RunConfig
     from ascbench.data.timefeatures import TIME_FEATURE_DIM
-    from ascbench.features import get_preset
-    from ascbench.registry import get_registry
+    from ascbench.cli.common import parse_model_args
     from ascbench.specs import ModelContext
     from ascbench.training import create_model
 
-    cfg = get_preset(args.preset)
-    frames, second = cfg.n_frames(args.seconds), cfg.n_frames(1.0)
-    spec = get_registry().model(args.model)
-    model = create_model(spec, ModelContext(10, args.cities + 1, TIME_FEATURE_DIM, cfg.n_mels, frames),
-                         RunConfig(model=args.model, context=args.context))
-    clip = profile(model, cfg.n_mels, frames, TIME_FEATURE_DIM)
-    per_second = profile(model, cfg.n_mels, second, TIME_FEATURE_DIM)
-    info = torchinfo_macs(model, cfg.n_mels, second, TIME_FEATURE_DIM)
-    fits = clip.widest_precision_within()
+    kwargs = parse_model_args(args.model_arg)
+    plan = pipeline.resolve(RunConfig(model=args.model, context=args.context, feature_preset=args.preset,
+                                      model_kwargs=kwargs))
+    cfg = plan.feature_config
+    frames = cfg.n_frames(args.seconds)
+    model = create_model(plan.model, ModelContext(10, args.cities + 1, TIME_FEATURE_DIM, cfg.n_mels, frames), plan.config)
+    figures = pipeline.profile(plan, model, frames, TIME_FEATURE_DIM, args.seconds, "cpu")
+    memory = figures["param_bytes"]
+    fits = next((p for p in BYTES_PER_PARAM if memory[p] <= DCASE_MEMORY_LIMIT_BYTES), None)
+    info = figures["torchinfo_macs_per_second"]
     print(tabulate([
-        ("model", args.model),
+        ("model", args.model + "".join(f" {k}={v!r}" for k, v in kwargs.items())),
         ("input", f"{cfg.n_mels} mel x {frames} frames ({args.seconds:g} s, preset {args.preset}); front-end excluded"),
-        ("params", f"{clip.params:,}"),
-        ("MACs per second of audio", f"{per_second.macs:,}  (DCASE limit 30,000,000)"),
-        ("MACs per clip", f"{clip.macs:,}"),
+        ("params", f"{figures['params']:,}"),
+        ("MACs per second of audio", f"{figures['macs_per_second']:,}  (DCASE limit 30,000,000)"),
+        ("MACs per clip", f"{figures['macs']:,}"),
         ("torchinfo MACs per second", f"{info:,}" if info is not None else "n/a (torchinfo failed)"),
-        ("param memory", ", ".join(f"{clip.memory_bytes(p):,} B {p}" for p in ("float32", "float16", "int8"))),
+        ("param memory", ", ".join(f"{memory[p]:,} B {p}" for p in ("float32", "float16", "int8"))),
         (f"fits {DCASE_MEMORY_LIMIT_BYTES:,} B", f"at {fits}" if fits else "at no precision"),
-        ("CPU latency per clip", f"{latency_ms(model, cfg.n_mels, frames, TIME_FEATURE_DIM):.2f} ms (median, batch 1)"),
+        ("CPU latency per clip", f"{figures['latency_ms']:.2f} ms (median, batch 1)"),
     ], tablefmt="simple"))
     return 0
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("profile", help="parameters, MACs and memory of a model, without training")
+    p = sub.add_parser("profile", help="parameters, MACs and memory of a model, without training",
+                       description="Count a model's parameters and MACs and time one clip, with the rules every run "
+                                   "records (ascbench/complexity.py), on the input shape a front-end gives.",
+                       epilog="example: ascbench profile mobileascnet --model-arg gru_hidden=96 --preset apsipa2025")
     p.add_argument("model")
-    p.add_argument("--preset", default="apsipa2025", help="feature preset giving the input shape (default: apsipa2025)")
+    p.add_argument("--preset", default="apsipa2025", help="feature front-end giving the input shape (default: apsipa2025)")
     p.add_argument("--seconds", type=float, default=10.0, help="clip length (default: 10)")
     p.add_argument("--cities", type=int, default=8, help="number of known cities (default: 8)")
     p.add_argument("--context", default=None, metavar="city,time", help="profile with context fusion added")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=JSON",
+                   help="model constructor argument, as for ascbench run (repeatable)")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ascbench.config import TUPLE_FIELDS, RunConfig
 from ascbench.errors import AscbenchError
-from ascbench.cli.common import add_cache_dir, add_split_options, split_fields
+from ascbench.cli.common import add_cache_dir, add_split_options, parse_model_args, split_fields
 
 
 EPILOG_RUN = """examples:
@@ -149,15 +149,7 @@ _UNSET = object()
 
 def _flag_values(args) -> dict:
     """Every config field as the run options give it (defaults included)."""
-    kwargs = {}
-    for item in args.model_arg:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise AscbenchError(f"--model-arg expects KEY=VALUE, got {item!r}")
-        try:
-            kwargs[key] = json.loads(value)
-        except json.JSONDecodeError:
-            kwargs[key] = value
+    kwargs = parse_model_args(args.model_arg)
     fields = {f for f in RunConfig.__dataclass_fields__}
     values = {dest: getattr(args, dest) for dest in fields if hasattr(args, dest)}
     values["loggers"] = tuple(args.loggers or ())
