@@ -12,7 +12,7 @@ from ascbench.errors import ConfigError
 from ascbench.fileio import atomic_write_text
 
 # One template per kind (and its test) in ascbench/templates/, formatted with name, module, cls, kind.
-KINDS = ("model", "strategy", "semi", "metric", "protocol", "dataset", "frontend")
+KINDS = ("model", "strategy", "semi", "metric", "protocol", "dataset", "frontend", "recipe", "logger")
 
 
 def _template(name: str) -> str:

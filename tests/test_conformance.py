@@ -177,3 +177,61 @@ def test_a_semi_method_with_unseeded_randomness_fails_reproducibility():
         check_semi("noisy", registry)
     assert [c.__name__ for c in semi_checks("noisy", registry)] == [
         "check_trains_and_scores", "check_never_reads_the_test_side", "check_is_reproducible"]
+
+
+from ascbench.callbacks import RunLogger  # noqa: E402
+from ascbench.specs import LoggerSpec, RecipeSpec  # noqa: E402
+from ascbench.testing import check_logger, check_recipe, logger_checks, recipe_checks  # noqa: E402
+
+
+@pytest.mark.parametrize("name", get_registry().names("recipe"))
+def test_builtin_recipes_conform(name):
+    check_recipe(name)
+
+
+@pytest.mark.parametrize("name", get_registry().names("logger"))
+def test_builtin_loggers_conform(name):
+    import importlib.util
+
+    if any(importlib.util.find_spec(m) is None for m in get_registry().logger(name).requires):
+        pytest.skip(f"logger {name}'s package is not installed")
+    check_logger(name)
+
+
+def test_a_recipe_naming_a_model_that_does_not_exist_fails_naming_the_dataset():
+    typo = RecipeSpec("typo", {"model": "mobileascnett"}, "a typo", source="x", identical="y",
+                      per_dataset={"embedded-tiny": {"epochs": 2}})
+    registry = _plugin_registry(ascbench_recipes=lambda: [typo])
+    with pytest.raises(ConformanceError, match=r"recipe 'typo' \(plugin 'bad-plugin'\) fails "
+                                               r"check_recipe_is_a_valid_config: on dataset 'embedded'.*mobileascnett"):
+        check_recipe("typo", registry)
+    assert [c.__name__ for c in recipe_checks("typo", registry)] == [
+        "check_recipe_is_a_valid_config", "check_recipe_says_what_it_reproduces", "check_recipe_options"]
+
+
+def test_a_recipe_without_its_source_or_with_undocumented_options_fails():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Bare:
+        steps: int = 3  # no help text
+
+    silent = RecipeSpec("silent", {"epochs": 2}, "terse", departures=("none",))
+    bare = RecipeSpec("bare", {"epochs": 2}, "d", source="s", identical="i", options_class=Bare,
+                      configure=lambda options, settings: settings)
+    registry = _plugin_registry(ascbench_recipes=lambda: [silent, bare])
+    with pytest.raises(ConformanceError, match="check_recipe_says_what_it_reproduces: description, source and identical"):
+        recipe_checks("silent", registry)[1]()
+    with pytest.raises(ConformanceError, match=r"check_recipe_options: options without a help text: \['steps'\]"):
+        recipe_checks("bare", registry)[2]()
+
+
+def test_a_logger_that_breaks_on_an_unscored_run_fails_naming_the_step(tmp_path):
+    class Fragile(RunLogger):
+        def finish(self, summary):
+            print(f"{summary['macro_accuracy']:.3f}")  # None when the run has no test side
+
+    registry = _plugin_registry(ascbench_loggers=lambda: [LoggerSpec("fragile", lambda ctx: Fragile())])
+    with pytest.raises(ConformanceError, match=r"logger 'fragile' \(plugin 'bad-plugin'\) fails "
+                                               r"check_logger_takes_every_event: finish raised TypeError"):
+        logger_checks("fragile", registry)[0]()

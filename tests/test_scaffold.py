@@ -76,6 +76,7 @@ def test_bad_names_are_refused(tmp_path):
     pytest.param("strategy", "gentle-start", 3, marks=pytest.mark.slow),
     pytest.param("semi", "confident-once", 4, marks=pytest.mark.slow), ("metric", "worst-class", 2),
     ("protocol", "last-cities", 4), ("dataset", "my-scenes", 2), ("frontend", "wide-mel", 4),
+    ("recipe", "quick-adam", 4), ("logger", "json-lines", 3),
 ])
 def test_scaffolded_plugins_of_every_kind_pass_their_own_tests(tmp_path, kind, name, passed):
     root = new_plugin(name, kind, tmp_path)
