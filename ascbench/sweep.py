@@ -412,6 +412,8 @@ def run_sweep(cells: list[RunConfig], *, executor: str = "local", jobs: int | No
 
 
 def describe(cell: RunConfig) -> str:
+    """One line naming the cell: its plugins, split and seed, then its recipe and any plugin option or model
+    argument it sets (two cells of a ``--grid recipe.budget=0.1,0.5`` sweep must not read alike)."""
     parts = [cell.model, cell.strategy]
     if cell.semi != "none":
         parts.append(cell.semi)
@@ -419,4 +421,8 @@ def describe(cell: RunConfig) -> str:
     if cell.labeled is not None:
         parts.append(f"labeled {cell.labeled:g}")
     parts.append(f"seed {cell.seed}")
-    return " / ".join(parts)
+    if cell.recipe:
+        parts.append(f"recipe {cell.recipe}")
+    settings = [f"{kind}.{key}={value}" for kind, values in sorted(cell.options.items()) for key, value in sorted(values.items())]
+    settings += [f"model.{key}={value}" for key, value in sorted(cell.model_kwargs.items())]
+    return " / ".join(parts) + (f" ({', '.join(settings)})" if settings else "")

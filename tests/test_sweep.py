@@ -224,3 +224,17 @@ def test_gpus_per_cell_gives_each_ray_cell_a_gpu(tmp_path, monkeypatch):
     (outcome,) = run_sweep(cells, executor="ray", runs_root=tmp_path, progress=False, gpus_per_cell=1)
     assert outcome.status == "done", outcome.reason
     assert outcome.gpus == ("0",)
+
+
+def test_dry_run_lists_option_cells_apart_and_refuses_a_cell_that_cannot_start(tmp_path, capsys):
+    from ascbench.cli import main
+
+    assert main(["sweep", "--grid", "recipe=li2026", "--grid", "recipe.budget=0.1,0.5", "--grid", "seed=0",
+                 "--runs-dir", str(tmp_path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "recipe li2026 (recipe.budget=0.1" in out and "recipe li2026 (recipe.budget=0.5" in out
+    # recipe.budget without a recipe would fail when the cell starts: the dry run says so now, running nothing.
+    assert main(["sweep", "--grid", "recipe.budget=0.1", "--grid", "seed=0", "--runs-dir", str(tmp_path),
+                 "--dry-run"]) == 2
+    assert "names no recipe" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

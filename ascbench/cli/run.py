@@ -35,7 +35,8 @@ def add_parser(sub) -> None:
                    help="a TOML or YAML file of run settings (the field names of config.json); flags given here win")
     p.add_argument("--recipe", default=None, metavar="NAME",
                    help="a registered training recipe (apsipa2025-baseline, dcase2024-baseline, li2026, ...; "
-                        "`ascbench list --recipes`): its settings fill every field not given by a flag or --config")
+                        "`ascbench list --recipes`): its settings fill every field not given by a flag or --config; its own "
+                        "options are --set recipe.FIELD=VALUE (every built-in: recipe.budget=0.1 runs a tenth of its epochs)")
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="FIELD=VALUE",
                    help="set any config field or plugin option (e.g. --set val_fraction=0.2 --set strategy.lr_scale=0.1 "
                         "--set semi.rounds=3); repeatable; `ascbench list` shows each plugin's options")

@@ -32,8 +32,9 @@ the others go on; the exit status is 1 if any cell failed."""
 def command(args) -> int:
     from tabulate import tabulate
 
+    from ascbench.registry import get_registry
     from ascbench.results import runs_dir
-    from ascbench.sweep import SweepSpec, already_made, describe, parse_assignment, plan, run_sweep
+    from ascbench.sweep import SweepSpec, already_made, check_names, describe, parse_assignment, plan, run_sweep
 
     spec = SweepSpec.load(args.spec) if args.spec else SweepSpec()
     spec = spec.with_overrides(dict(parse_assignment(a, multi=True) for a in args.grid),
@@ -42,6 +43,7 @@ def command(args) -> int:
         raise AscbenchError("nothing to sweep: give a spec file or --grid KEY=V1,V2 (see ascbench sweep --help)")
     cells = spec.cells()
     if args.dry_run:
+        check_names(cells, get_registry())  # a cell listed as "run" must be one that can start
         cells = plan(cells, args.jobs or 1)
         made = already_made(cells, runs_dir(args.runs_dir), args.published)
         rows = [(describe(c), f"skip ({made[i][0]})" if i in made else "run") for i, c in enumerate(cells)]
