@@ -9,7 +9,7 @@ import platform
 import tempfile
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from ascbench._version import __version__
 from ascbench import callbacks, distributed, pipeline, provenance
 from ascbench.config import RunConfig
 from ascbench.checkpoint import Checkpointer, checkpointing
+from ascbench.data.dataset import ClipDataset
 from ascbench.device import Compute
 from ascbench.errors import ConfigError, DataError, RunInterrupted
 from ascbench.pretraining import pretrained_state
@@ -29,6 +30,7 @@ from ascbench.registry import Registry
 from ascbench.results import RunRecord, RunSlot, commit_run, open_run, runs_dir
 from ascbench.job import TrainingJob
 from ascbench.options import frontend_name, resolve_for
+from ascbench.split_plan import SplitPlan
 from ascbench.training import DataBundle
 
 log = logging.getLogger("ascbench")
@@ -64,104 +66,26 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     continued from its last epoch checkpoint; ``resume`` names one explicitly.
     """
     plan = pipeline.resolve(config, registry)  # every name, option and file, before any data is read
-    registry = plan.registry
     compute = Compute.from_names(config.device, config.precision)  # an absent GPU fails here, in a second
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    _seed_everything(config.seed)
-    distributed.setup("nccl" if compute.device.type == "cuda" else "gloo")
-    world = distributed.world_size()
-    if world > 1 and (config.semi == "mean-teacher" or resume):
-        raise ConfigError("data-parallel runs support neither --semi mean-teacher nor --resume")
+    world = _prepare_process(config, compute, resume)
     root = runs_dir(runs_root) if resume is None else Path(resume).parent
-    if distributed.is_main():
-        # A data-parallel run starts afresh: its ranks could not all pick up one checkpoint in step.
-        slot = open_run(root, config.to_dict(), config.digest(), make_run_id(config), Path(resume) if resume else None,
-                        adopt_unfinished=world == 1)
-    else:  # other ranks write nothing to the results store
-        slot = RunSlot(make_run_id(config), Path(tempfile.mkdtemp(prefix=f"ascbench-rank{distributed.rank()}-")), False)
-    run_id, staging = slot.run_id, slot.path
-    checkpointer = Checkpointer(staging, config.digest()) if world == 1 else None
-    timings: dict[str, float] = {}
+    slot = _open_slot(root, config, resume, world)
+    checkpointer = Checkpointer(slot.path, config.digest()) if world == 1 else None
     started = time.perf_counter()
     history = callbacks.EpochHistory()
-    loggers = [history] + (_start_loggers(plan.loggers, config, run_id, root) if distributed.is_main() else [])
+    loggers = [history] + (_start_loggers(plan.loggers, config, slot.run_id, root) if distributed.is_main() else [])
     try:
-        with _log_to(staging / "log.txt"), (checkpointing(checkpointer) if checkpointer else nullcontext()), \
+        with _log_to(slot.path / "log.txt"), (checkpointing(checkpointer) if checkpointer else nullcontext()), \
                 callbacks.logging_to(loggers):
-            if world > 1:
-                log.info("data-parallel over %d processes (rank %d)", world, distributed.rank())
-            if checkpointer and checkpointer.resumed_from:
-                log.info("run %s: resuming from its checkpoint (%s)", run_id, checkpointer.resumed_from)
-            # One readable line; every field is in the run's config.json.
-            log.info("run %s: %s / %s / semi %s on %s, %s, seed %d", run_id, config.model, config.strategy, config.semi,
-                     config.dataset, config.protocol, config.seed)
-            t = time.perf_counter()
-            dataset = pipeline.load(plan)
-            timings["data_s"] = time.perf_counter() - t
-
-            t = time.perf_counter()
-            run_features = pipeline.features(plan, dataset, progress)
-            checked, feature_cfg = run_features.checked, plan.feature_config
-            timings["features_s"] = time.perf_counter() - t
-            log.info("features: %s (%s)", checked.features.shape, "cache hit" if checked.cached else "extracted")
-
-            t = time.perf_counter()
-            split_plan = pipeline.split(plan, dataset)
-            split, part, ceiling = split_plan.split, split_plan.partition, split_plan.ceiling
-            timings["data_s"] += time.perf_counter() - t
-            log.info("split by %s: %d labeled, %d unlabeled, %d validation, %d test clips%s",
-                     split.info["group_by"], len(part.labeled), len(part.unlabeled), len(part.val), len(part.test),
-                     f"; not scored (no labeled training clip): {', '.join(split.excluded_classes)}" if split.excluded_classes else "")
-            log.info("metadata ceiling: %s", describe_ceiling(ceiling))
-            data = DataBundle.build(dataset, checked.features, split.train, run_features.kept_rows, config.normalization,
-                                    feature_cfg.sample_rate / feature_cfg.hop_length)
-
-            notes: dict = {}
-            job = TrainingJob(
-                config=config, model_spec=plan.model, data=data, partition=part, progress=progress, notes=notes,
-                options=plan.options["strategy"], semi_method=plan.semi, semi_options=plan.options["semi"],
-                pretrained_state=lambda: pretrained_state(plan, progress, notes),
-            )
-            t = time.perf_counter()
-            model = pipeline.train(plan, job)
-            # Training compute and batch assembly apart, so the leaderboard's training cost is the model's.
-            timings["loading_s"] = data.loading_s
-            timings["train_s"] = time.perf_counter() - t - data.loading_s
-
-            t = time.perf_counter()
-            metrics = pipeline.evaluate(plan, model, data, part.test, dataset.groups(split.info["group_by"]))
-            timings["eval_s"] = time.perf_counter() - t
-            complexity = pipeline.profile(plan, model, checked.features.shape[2], data.time.shape[1],
-                                          dataset.clip_seconds, str(compute.device))
-            model = model.cpu()  # weights are stored from the CPU
-            timings["total_s"] = time.perf_counter() - started
+            _log_start(config, slot.run_id, world, checkpointer)
+            outcome = _run_stages(plan, compute, progress)
+            outcome.timings["total_s"] = time.perf_counter() - started
             if checkpointer and checkpointer.earlier_s:  # a resumed run reports its whole wall time
-                timings["before_resume_s"] = checkpointer.earlier_s
-                timings["total_s"] += checkpointer.earlier_s
-
-            metrics.update({
-                "complexity": complexity,
-                "split": {**split.info, "labeled": len(part.labeled), "unlabeled": len(part.unlabeled),
-                          "val": len(part.val)},
-                "metadata_ceiling": ceiling,
-                "strategy_notes": job.notes,
-                "timings": {k: round(v, 3) for k, v in timings.items()},
-                "dataset_fingerprint": dataset.fingerprint(),
-                "skipped_files": run_features.skipped,
-                "resumed_from": checkpointer.resumed_from if checkpointer else None,
-                "data_parallel_processes": world,
-                "split_fingerprint": split_plan.fingerprint(),
-                "features": {"preset": plan.front_end, **asdict(feature_cfg)},
-                "provenance": {**provenance.collect(), "plugins": _plugin_provenance(config, registry)},
-                "compute": compute.describe(),
-                "recipe": _recipe_record(config, registry),
-                "history": history.stages,
-            })
+                outcome.timings["before_resume_s"] = checkpointer.earlier_s
+                outcome.timings["total_s"] += checkpointer.earlier_s
+            metrics = _run_metrics(plan, outcome, compute, checkpointer, world, history)
             callbacks.run_end({k: metrics[k] for k in ("macro_accuracy", "accuracy", "macro_f1", "log_loss")})
-            _write_split(staging / "split.csv", dataset.meta, part)
-            torch.save({"model": model.state_dict(), "mean": data.mean, "std": data.std, "cities": data.cities,
-                        "classes": dataset.classes, "config": config.to_dict()}, staging / "model.pt")
+            _write_artifacts(slot.path, config, outcome)
             if metrics["accuracy"] is not None:
                 log.info("macro accuracy %.4f, accuracy %.4f, macro-F1 %.4f, log loss %.4f", metrics["macro_accuracy"],
                          metrics["accuracy"], metrics["macro_f1"], metrics["log_loss"])
@@ -169,13 +93,146 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
         slot.release()  # the checkpoint stays for a resume
         where = checkpointer.last_position if checkpointer else None
         raise RunInterrupted(
-            f"run {run_id} interrupted; " + (f"its last checkpoint is at {where}" if where else "no epoch had finished")
-            + f". Resume with `ascbench run --resume {staging}` or by running the same command again") from None
+            f"run {slot.run_id} interrupted; " + (f"its last checkpoint is at {where}" if where else "no epoch had finished")
+            + f". Resume with `ascbench run --resume {slot.path}` or by running the same command again") from None
     except BaseException:
         slot.discard()  # a failed run leaves nothing half-written behind
         raise
+    record = RunRecord(run_id=slot.run_id, config=config.to_dict(), metrics=metrics,
+                       row=_result_row(slot.run_id, config, metrics, compute, world))
+    return _store(root, slot, record)
 
-    row = {
+
+@dataclass
+class _StagesOutcome:
+    """What the pipeline's stages produced for one run, before it is scored into a record."""
+
+    dataset: ClipDataset
+    features: pipeline.RunFeatures
+    split_plan: SplitPlan
+    data: DataBundle
+    job: TrainingJob
+    model: torch.nn.Module
+    metrics: dict
+    complexity: dict
+    timings: dict[str, float]
+
+
+def _prepare_process(config: RunConfig, compute: Compute, resume: str | os.PathLike | None) -> int:
+    """Threads, seeds and the process group; returns the number of data-parallel processes."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    _seed_everything(config.seed)
+    distributed.setup("nccl" if compute.device.type == "cuda" else "gloo")
+    world = distributed.world_size()
+    if world > 1 and (config.semi == "mean-teacher" or resume):
+        raise ConfigError("data-parallel runs support neither --semi mean-teacher nor --resume")
+    return world
+
+
+def _open_slot(root: Path, config: RunConfig, resume: str | os.PathLike | None, world: int) -> RunSlot:
+    """The run's staging directory: in the results store on the main process, a scratch one on other ranks."""
+    if distributed.is_main():
+        # A data-parallel run starts afresh: its ranks could not all pick up one checkpoint in step.
+        return open_run(root, config.to_dict(), config.digest(), make_run_id(config), Path(resume) if resume else None,
+                        adopt_unfinished=world == 1)
+    # other ranks write nothing to the results store
+    return RunSlot(make_run_id(config), Path(tempfile.mkdtemp(prefix=f"ascbench-rank{distributed.rank()}-")), False)
+
+
+def _log_start(config: RunConfig, run_id: str, world: int, checkpointer: Checkpointer | None) -> None:
+    if world > 1:
+        log.info("data-parallel over %d processes (rank %d)", world, distributed.rank())
+    if checkpointer and checkpointer.resumed_from:
+        log.info("run %s: resuming from its checkpoint (%s)", run_id, checkpointer.resumed_from)
+    # One readable line; every field is in the run's config.json.
+    log.info("run %s: %s / %s / semi %s on %s, %s, seed %d", run_id, config.model, config.strategy, config.semi,
+             config.dataset, config.protocol, config.seed)
+
+
+def _run_stages(plan: pipeline.Plan, compute: Compute, progress: bool) -> _StagesOutcome:
+    """load, features, split, train, evaluate and profile, each timed."""
+    config = plan.config
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    dataset = pipeline.load(plan)
+    timings["data_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    run_features = pipeline.features(plan, dataset, progress)
+    checked, feature_cfg = run_features.checked, plan.feature_config
+    timings["features_s"] = time.perf_counter() - t
+    log.info("features: %s (%s)", checked.features.shape, "cache hit" if checked.cached else "extracted")
+
+    t = time.perf_counter()
+    split_plan = pipeline.split(plan, dataset)
+    split, part = split_plan.split, split_plan.partition
+    timings["data_s"] += time.perf_counter() - t
+    log.info("split by %s: %d labeled, %d unlabeled, %d validation, %d test clips%s",
+             split.info["group_by"], len(part.labeled), len(part.unlabeled), len(part.val), len(part.test),
+             f"; not scored (no labeled training clip): {', '.join(split.excluded_classes)}" if split.excluded_classes else "")
+    log.info("metadata ceiling: %s", describe_ceiling(split_plan.ceiling))
+    data = DataBundle.build(dataset, checked.features, split.train, run_features.kept_rows, config.normalization,
+                            feature_cfg.sample_rate / feature_cfg.hop_length)
+
+    notes: dict = {}
+    job = TrainingJob(
+        config=config, model_spec=plan.model, data=data, partition=part, progress=progress, notes=notes,
+        options=plan.options["strategy"], semi_method=plan.semi, semi_options=plan.options["semi"],
+        pretrained_state=lambda: pretrained_state(plan, progress, notes),
+    )
+    t = time.perf_counter()
+    model = pipeline.train(plan, job)
+    # Training compute and batch assembly apart, so the leaderboard's training cost is the model's.
+    timings["loading_s"] = data.loading_s
+    timings["train_s"] = time.perf_counter() - t - data.loading_s
+
+    t = time.perf_counter()
+    metrics = pipeline.evaluate(plan, model, data, part.test, dataset.groups(split.info["group_by"]))
+    timings["eval_s"] = time.perf_counter() - t
+    complexity = pipeline.profile(plan, model, checked.features.shape[2], data.time.shape[1],
+                                  dataset.clip_seconds, str(compute.device))
+    model = model.cpu()  # weights are stored from the CPU
+    return _StagesOutcome(dataset, run_features, split_plan, data, job, model, metrics, complexity, timings)
+
+
+def _run_metrics(plan: pipeline.Plan, outcome: _StagesOutcome, compute: Compute, checkpointer: Checkpointer | None,
+                 world: int, history: callbacks.EpochHistory) -> dict:
+    """The run's metrics.json: the scores and everything needed to read, trust and repeat them."""
+    config, split_plan = plan.config, outcome.split_plan
+    split, part = split_plan.split, split_plan.partition
+    return {
+        **outcome.metrics,
+        "complexity": outcome.complexity,
+        "split": {**split.info, "labeled": len(part.labeled), "unlabeled": len(part.unlabeled), "val": len(part.val)},
+        "metadata_ceiling": split_plan.ceiling,
+        "strategy_notes": outcome.job.notes,
+        "timings": {k: round(v, 3) for k, v in outcome.timings.items()},
+        "dataset_fingerprint": outcome.dataset.fingerprint(),
+        "skipped_files": outcome.features.skipped,
+        "resumed_from": checkpointer.resumed_from if checkpointer else None,
+        "data_parallel_processes": world,
+        "split_fingerprint": split_plan.fingerprint(),
+        "features": {"preset": plan.front_end, **asdict(plan.feature_config)},
+        "provenance": {**provenance.collect(), "plugins": _plugin_provenance(config, plan.registry)},
+        "compute": compute.describe(),
+        "recipe": _recipe_record(config, plan.registry),
+        "history": history.stages,
+    }
+
+
+def _write_artifacts(staging: Path, config: RunConfig, outcome: _StagesOutcome) -> None:
+    """The run's split (who was used how) and its weights, with what is needed to predict from them."""
+    _write_split(staging / "split.csv", outcome.dataset.meta, outcome.split_plan.partition)
+    data = outcome.data
+    torch.save({"model": outcome.model.state_dict(), "mean": data.mean, "std": data.std, "cities": data.cities,
+                "classes": outcome.dataset.classes, "config": config.to_dict()}, staging / "model.pt")
+
+
+def _result_row(run_id: str, config: RunConfig, metrics: dict, compute: Compute, world: int) -> dict:
+    """The run's line in results.jsonl: what the leaderboard and ``load_results`` read."""
+    complexity = metrics["complexity"]
+    return {
         "run_id": run_id,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": config.model, "strategy": config.strategy, "semi": config.semi, "dataset": config.dataset,
@@ -184,12 +241,13 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
         "experiment_digest": config.experiment_digest(), "threads": torch.get_num_threads(), "processes": world,
         "fold": f"{config.fold + 1}/{config.folds}" if config.folds else None,
         "accuracy": metrics["accuracy"], "macro_accuracy": metrics["macro_accuracy"], "macro_f1": metrics["macro_f1"],
-        "log_loss": metrics["log_loss"], "metadata_ceiling": ceiling["best"], "group_by": split.info["group_by"],
+        "log_loss": metrics["log_loss"], "metadata_ceiling": metrics["metadata_ceiling"]["best"],
+        "group_by": metrics["split"]["group_by"],
         "worst_city_accuracy": metrics.get("worst_city_accuracy"),
         "worst_period_accuracy": metrics.get("worst_period_accuracy"),
-        "params": metrics["complexity"]["params"], "macs": metrics["complexity"]["macs"],
-        "macs_per_second": metrics["complexity"]["macs_per_second"], "param_kb": metrics["complexity"]["param_kb"],
-        "latency_ms": metrics["complexity"]["latency_ms"],
+        "params": complexity["params"], "macs": complexity["macs"],
+        "macs_per_second": complexity["macs_per_second"], "param_kb": complexity["param_kb"],
+        "latency_ms": complexity["latency_ms"],
         # From the stored (3-decimal) timings, so the row and the record always agree on the rounding.
         "wall_s": round(metrics["timings"]["total_s"], 2), "train_s": round(metrics["timings"]["train_s"], 2),
         "device": str(compute.device), "precision": compute.precision,
@@ -197,7 +255,10 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
         "git_commit": metrics["provenance"]["git_commit"], "cpu": metrics["provenance"]["cpu"],
         "dataset_fingerprint": metrics["dataset_fingerprint"], "split_fingerprint": metrics["split_fingerprint"],
     }
-    record = RunRecord(run_id=run_id, config=config.to_dict(), metrics=metrics, row=row)
+
+
+def _store(root: Path, slot: RunSlot, record: RunRecord) -> RunRecord:
+    """Commit the run to the results store (main process only); a failure here leaves earlier results whole."""
     if not distributed.is_main():
         slot.discard()
         return record
@@ -205,7 +266,8 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
         commit_run(root, slot, record)
     except OSError as exc:
         slot.discard()
-        raise DataError(f"cannot store run {run_id} in {root}: {exc.strerror or exc}; earlier results are untouched") from exc
+        raise DataError(f"cannot store run {record.run_id} in {root}: {exc.strerror or exc}; "
+                        "earlier results are untouched") from exc
     return record
 
 
