@@ -1,4 +1,5 @@
-"""One plugin manager, one registry of models, strategies, datasets and protocols.
+"""One plugin manager, one registry of every plugin kind (models, strategies, semi methods, datasets, protocols,
+front-ends, recipes, loggers, metrics and CLI commands).
 
 Plugins (built-in and third-party alike) are modules listed in the ``ascbench`` entry-point group.
 Each registered name remembers the plugin that provided it, so that clashes and failures name both sides.
@@ -21,11 +22,11 @@ from ascbench.specs import (CommandSpec, DatasetSpec, FrontEndSpec, LoggerSpec, 
 
 ENTRY_POINT_GROUP = "ascbench"
 
-# kind -> (hook name, spec class)
 class PluginWarning(UserWarning):
     """A plugin was skipped; the message says which and why."""
 
 
+# kind -> (hook name, spec class)
 _KINDS: dict[str, tuple[str, type]] = {
     "model": ("ascbench_models", ModelSpec),
     "model family": ("ascbench_model_families", ModelFamily),
@@ -190,15 +191,38 @@ def build_registry(
     """
     strict = os.environ.get(STRICT_ENV, "") not in ("", "0") if strict is None else strict
     registry = Registry()
+    skip = _Skipper(strict)
+    candidates = _entry_point_plugins(skip) if entry_points else []
+    candidates += [(PluginStatus(name, type(obj).__name__), obj) for name, obj in extra_plugins]
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for status, plugin in candidates:
+        registry.status[status.name] = status
+        if plugin is not None:
+            _admit(pm, registry, status, plugin, skip)
+    registry.plugins = [name for name, st in registry.status.items() if st.ok]
+    if strict:
+        pm.check_pending()  # pluggy's own check: every @hookimpl left has a hookspec
+    return registry
 
-    def fail(status: PluginStatus, message: str, exc: BaseException | None = None) -> None:
+
+@dataclass
+class _Skipper:
+    """Marks a plugin as skipped: a warning naming it and the rule it broke, or under strict mode an error."""
+
+    strict: bool
+
+    def __call__(self, status: PluginStatus, message: str, exc: BaseException | None = None) -> None:
         status.ok, status.error = False, message
-        if strict:
+        if self.strict:
             raise PluginError(message) from exc
-        warnings.warn(f"ascbench: skipping plugin {status.name!r}: {message}", PluginWarning, stacklevel=3)
+        warnings.warn(f"ascbench: skipping plugin {status.name!r}: {message}", PluginWarning, stacklevel=4)
 
+
+def _entry_point_plugins(skip: _Skipper) -> list[tuple[PluginStatus, object | None]]:
+    """Every installed plugin module with its status; one that cannot be imported comes back as None."""
     candidates: list[tuple[PluginStatus, object | None]] = []
-    for ep in _entry_points() if entry_points else []:
+    for ep in _entry_points():
         dist = getattr(ep, "dist", None)
         status = PluginStatus(ep.name, ep.value, distribution=getattr(dist, "name", None),
                               version=getattr(dist, "version", None))
@@ -207,67 +231,70 @@ def build_registry(
             status.source_sha256 = source_digest(module)
             candidates.append((status, module))
         except (Exception, SystemExit) as exc:  # a broken plugin must be named, not surface as a bare traceback
-            fail(status, f"plugin {ep.name!r} ({ep.value}) failed to import: {type(exc).__name__}: {exc}", exc)
+            skip(status, f"plugin {ep.name!r} ({ep.value}) failed to import: {type(exc).__name__}: {exc}", exc)
             candidates.append((status, None))
-    candidates += [(PluginStatus(name, type(obj).__name__), obj) for name, obj in extra_plugins]
+    return candidates
 
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    for status, plugin in candidates:
-        registry.status[status.name] = status
-        if plugin is None:
-            continue
-        if pm.has_plugin(status.name):
-            fail(status, f"two plugins are named {status.name!r}; rename one of them")
-            continue
-        try:
-            pm.register(plugin, name=status.name)
-        except Exception as exc:
-            fail(status, f"plugin {status.name!r} could not be registered: {exc}", exc)
-            continue
-        misspelled = _unknown_hooks(pm, plugin, status.name)
-        if misspelled:  # registers nothing through that hook: an error under strict mode, a warning otherwise
-            message = (f"plugin {status.name!r} defines {', '.join(misspelled)}, which is no ascbench hook; "
-                       f"the hooks are {', '.join(sorted(HOOK_NAMES))} (marked with @ascbench.hookimpl)")
-            if strict:
-                pm.unregister(name=status.name)
-                fail(status, message)
-                continue
-            warnings.warn(f"ascbench: {message}", PluginWarning, stacklevel=2)
-        # Collect everything the plugin offers before registering any of it, so a plugin is in or out as a whole.
-        offered: list[tuple[str, object]] = []
-        try:
-            for kind, (hook_name, spec_cls) in _KINDS.items():
-                for impl in getattr(pm.hook, hook_name).get_hookimpls():
-                    if impl.plugin_name != status.name:
-                        continue
-                    try:
-                        specs = impl.function()
-                    except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() must not end the command
-                        raise PluginError(f"plugin {status.name!r} raised in {hook_name}: {type(exc).__name__}: {exc}") from exc
-                    if specs is not None and not isinstance(specs, (list, tuple)):
-                        raise PluginError(f"plugin {status.name!r}: {hook_name} must return a list of {spec_cls.__name__}, "
-                                          f"got {type(specs).__name__} {specs!r:.60}")
-                    for spec in specs or []:
-                        if not isinstance(spec, spec_cls):
-                            raise PluginError(f"plugin {status.name!r}: {hook_name} must return {spec_cls.__name__} "
-                                              f"objects, got {type(spec).__name__}")
-                        key = spec.prefix if isinstance(spec, ModelFamily) else spec.name
-                        if key in registry.entries[kind]:
-                            raise PluginError(f"{kind} {key!r} is registered twice: by plugin "
-                                              f"{registry.owners[kind][key]!r} and by plugin {status.name!r}")
-                        offered.append((kind, spec))
-        except PluginError as exc:
+
+def _admit(pm: pluggy.PluginManager, registry: Registry, status: PluginStatus, plugin: object, skip: _Skipper) -> None:
+    """Register one plugin with pluggy and add what its hooks offer; on any broken rule it is skipped whole."""
+    if pm.has_plugin(status.name):
+        skip(status, f"two plugins are named {status.name!r}; rename one of them")
+        return
+    try:
+        pm.register(plugin, name=status.name)
+    except Exception as exc:
+        skip(status, f"plugin {status.name!r} could not be registered: {exc}", exc)
+        return
+    misspelled = _unknown_hooks(pm, plugin, status.name)
+    if misspelled:  # registers nothing through that hook: an error under strict mode, a warning otherwise
+        message = (f"plugin {status.name!r} defines {', '.join(misspelled)}, which is no ascbench hook; "
+                   f"the hooks are {', '.join(sorted(HOOK_NAMES))} (marked with @ascbench.hookimpl)")
+        if skip.strict:
             pm.unregister(name=status.name)
-            fail(status, str(exc), exc)
-            continue
-        for kind, spec in offered:
-            registry.add(kind, spec, status.name)
-            status.registered.append(f"{kind}:{spec.prefix if isinstance(spec, ModelFamily) else spec.name}")
-    registry.plugins = [name for name, st in registry.status.items() if st.ok]
-    if strict:
-        pm.check_pending()  # pluggy's own check: every @hookimpl left has a hookspec
-    return registry
+            skip(status, message)
+            return
+        warnings.warn(f"ascbench: {message}", PluginWarning, stacklevel=3)
+    try:
+        offered = _offered_specs(pm, registry, status.name)
+    except PluginError as exc:
+        pm.unregister(name=status.name)
+        skip(status, str(exc), exc)
+        return
+    for kind, spec in offered:
+        registry.add(kind, spec, status.name)
+        status.registered.append(f"{kind}:{_spec_key(spec)}")
+
+
+def _offered_specs(pm: pluggy.PluginManager, registry: Registry, plugin_name: str) -> list[tuple[str, object]]:
+    """Everything one plugin's hooks return, checked, before any of it is registered (a plugin is in or out as a
+    whole). Each hook is called for this plugin alone, so a failure is attributed to it and to nobody else."""
+    offered: list[tuple[str, object]] = []
+    for kind, (hook_name, spec_cls) in _KINDS.items():
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            if impl.plugin_name != plugin_name:
+                continue
+            try:
+                specs = impl.function()
+            except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() must not end the command
+                raise PluginError(f"plugin {plugin_name!r} raised in {hook_name}: {type(exc).__name__}: {exc}") from exc
+            if specs is not None and not isinstance(specs, (list, tuple)):
+                raise PluginError(f"plugin {plugin_name!r}: {hook_name} must return a list of {spec_cls.__name__}, "
+                                  f"got {type(specs).__name__} {specs!r:.60}")
+            for spec in specs or []:
+                if not isinstance(spec, spec_cls):
+                    raise PluginError(f"plugin {plugin_name!r}: {hook_name} must return {spec_cls.__name__} "
+                                      f"objects, got {type(spec).__name__}")
+                key = _spec_key(spec)
+                if key in registry.entries[kind]:
+                    raise PluginError(f"{kind} {key!r} is registered twice: by plugin "
+                                      f"{registry.owners[kind][key]!r} and by plugin {plugin_name!r}")
+                offered.append((kind, spec))
+    return offered
+
+
+def _spec_key(spec: object) -> str:
+    return spec.prefix if isinstance(spec, ModelFamily) else spec.name
 
 
 HOOK_NAMES = frozenset(hook for hook, _ in _KINDS.values())
