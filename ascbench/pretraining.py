@@ -45,25 +45,51 @@ def pretrained_state(plan: pipeline.Plan, progress: bool = True, notes: dict | N
 
     What was used is recorded in ``notes["pretraining"]`` when ``notes`` is given.
     """
-    config, registry, feature_cfg = plan.config, plan.registry, plan.feature_config
-    target_dataset = config.dataset
+    config, registry = plan.config, plan.registry
     notes = notes if notes is not None else {}
     if config.pretrained:
-        log.info("starting from checkpoint %s", config.pretrained)
-        checkpoint = to_checkpoint(read_checkpoint(config.pretrained), registry.model(config.model), config.pretrained)
-        notes["pretraining"] = {"checkpoint": str(config.pretrained), "format": checkpoint.source,
-                                "classes": checkpoint.classes}
-        return checkpoint
-    source_name = config.pretrain_on or registry.dataset(target_dataset).pretrain_source
+        return _given_checkpoint(plan, notes)
+    source_name = config.pretrain_on or registry.dataset(config.dataset).pretrain_source
     if not source_name:
         raise ConfigError(
-            f"dataset {target_dataset!r} declares no pretraining source; pass --pretrain-on DATASET or --pretrained CHECKPOINT"
+            f"dataset {config.dataset!r} declares no pretraining source; pass --pretrain-on DATASET or --pretrained CHECKPOINT"
         )
     source = pretraining_source(plan, source_name)
-    model_spec = registry.model(config.model)
-    probe = probe_model(model_spec, config, source.dataset, feature_cfg.n_mels,
+    recipe = _stage_recipe(plan, source, source_name)
+    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+    path = pretrained_dir() / f"{config.model}-{source_name}-{key}.pt"
+    classes = source.dataset.classes
+    notes["pretraining"] = {"source": source_name, "stage": path.name, "cached": path.exists(), "classes": classes}
+    if source.mapped:
+        notes["pretraining"]["clips_per_source"] = source.counts
+    stage = f"pretrain {source_name}"
+    if path.exists():
+        log.info("reusing cached pretraining stage %s", path.name)
+        stored = read_checkpoint(path)
+        # The stage's learning curve travels with its weights, so a run that reuses it still records it.
+        callbacks.stage_end(stage, stored.get("history", []) if isinstance(stored, dict) else [])
+        return Checkpoint(unwrap(stored)[0], source="pretraining stage", classes=classes)
+    log.info("pretraining %s on %s for up to %d epochs (cached as %s)", config.model, source_name, config.pretrain_epochs, path.name)
+    state = _train_stage(plan, source, stage, progress, notes["pretraining"], path, recipe)
+    return Checkpoint(state, source="pretraining stage", classes=classes)
+
+
+def _given_checkpoint(plan: pipeline.Plan, notes: dict) -> Checkpoint:
+    """``--pretrained FILE``: read in whatever supported format it is, converted to the run's model."""
+    config = plan.config
+    log.info("starting from checkpoint %s", config.pretrained)
+    checkpoint = to_checkpoint(read_checkpoint(config.pretrained), plan.registry.model(config.model), config.pretrained)
+    notes["pretraining"] = {"checkpoint": str(config.pretrained), "format": checkpoint.source,
+                            "classes": checkpoint.classes}
+    return checkpoint
+
+
+def _stage_recipe(plan: pipeline.Plan, source: PretrainingSource, source_name: str) -> dict:
+    """Everything a pretraining stage's weights depend on: its cache key, and stored with the weights."""
+    config, feature_cfg = plan.config, plan.feature_config
+    probe = probe_model(plan.registry.model(config.model), config, source.dataset, feature_cfg.n_mels,
                         feature_cfg.n_frames(source.dataset.clip_seconds))
-    recipe = {
+    return {
         "model": config.model, "model_kwargs": config.model_kwargs, "context": config.context, "source": source_name,
         # The layer structure (kinds, widths, strides): a model whose code changes under the same name
         # must not pick up a stage trained for its old architecture.
@@ -81,37 +107,27 @@ def pretrained_state(plan: pipeline.Plan, progress: bool = True, notes: dict | N
             "optimizer", "scheduler", "step_epochs", "step_gamma", "warmup_epochs", "select_on", "min_epochs",
             "normalization", "roll_seconds", "mask_value", "pretrain_classes")},
     }
-    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
-    path = pretrained_dir() / f"{config.model}-{source_name}-{key}.pt"
-    classes = source.dataset.classes
-    notes["pretraining"] = {"source": source_name, "stage": path.name, "cached": path.exists(), "classes": classes}
-    if source.mapped:
-        notes["pretraining"]["clips_per_source"] = source.counts
-    stage = f"pretrain {source_name}"
-    if path.exists():
-        log.info("reusing cached pretraining stage %s", path.name)
-        stored = read_checkpoint(path)
-        # The stage's learning curve travels with its weights, so a run that reuses it still records it.
-        callbacks.stage_end(stage, stored.get("history", []) if isinstance(stored, dict) else [])
-        return Checkpoint(unwrap(stored)[0], source="pretraining stage", classes=classes)
 
-    log.info("pretraining %s on %s for up to %d epochs (cached as %s)", config.model, source_name, config.pretrain_epochs, path.name)
+
+def _train_stage(plan: pipeline.Plan, source: PretrainingSource, stage: str, progress: bool, note: dict, path: Path,
+                 recipe: dict) -> dict:
+    """Pretrain on the whole source (a held-out validation part for model selection) and cache the weights."""
+    config, feature_cfg = plan.config, plan.feature_config
     features = source.features(plan, progress)
-    source = source.dataset
-    part = pipeline.split_whole(plan, source)
-    data = DataBundle.build(source, features, np.arange(len(source.meta)), normalization=config.normalization,
-                           frame_rate=feature_cfg.sample_rate / feature_cfg.hop_length)
-    model = create_model(model_spec, data.model_context(), config)
+    dataset = source.dataset
+    part = pipeline.split_whole(plan, dataset)
+    data = DataBundle.build(dataset, features, np.arange(len(dataset.meta)), normalization=config.normalization,
+                            frame_rate=feature_cfg.sample_rate / feature_cfg.hop_length)
+    model = create_model(plan.registry.model(config.model), data.model_context(), config)
     result = fit(model, data, part.labeled, part.val, epochs=config.pretrain_epochs, lr=config.lr, config=config,
                  seed=config.seed, desc=stage, progress=progress)
-    notes["pretraining"].update(best_epoch=result.best_epoch, best_val_accuracy=result.best_val_accuracy,
-                                epochs_run=len(result.history))
+    note.update(best_epoch=result.best_epoch, best_val_accuracy=result.best_val_accuracy, epochs_run=len(result.history))
     if distributed.is_main():  # data-parallel ranks hold the same weights; one writes them
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         torch.save({"model": model.state_dict(), "recipe": recipe, "history": result.history}, tmp)
         os.replace(tmp, path)
-    return Checkpoint(model.state_dict(), source="pretraining stage", classes=classes)
+    return model.state_dict()
 
 
 @dataclass
