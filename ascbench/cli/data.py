@@ -11,35 +11,48 @@ from ascbench.cli.common import add_split_options, load_dataset, split_fields
 
 
 def command(args) -> int:
+    return {"check": _check, "info": _info}.get(args.data_command, _split)(args)
+
+
+def _check(args) -> int:
+    """`data check`: every audio file decoded and checked; unusable ones named by path."""
+    from ascbench.data.validate import validate_audio
+
+    ds = load_dataset(args.dataset, args.data_root, require_audio=True)
+    reports = validate_audio(ds, progress=sys.stderr.isatty())
+    bad = [r for r in reports if r.problem]
+    for r in bad:
+        print(f"{ds.root / r.filename}: {r.problem}")
+    notes: dict[str, int] = {}
+    for r in reports:
+        for n in r.notes:
+            notes[n] = notes.get(n, 0) + 1
+    for note, count in sorted(notes.items()):
+        print(f"note: {count} file(s): {note}")
+    print(f"{len(bad)} unusable of {len(reports)} files in {ds.name}")
+    return 1 if bad else 0
+
+
+def _info(args) -> int:
+    """`data info`: the dataset's description and its tables by class, city and time."""
     from tabulate import tabulate
 
-    from ascbench.data.summary import dataset_tables, split_table
+    from ascbench.data.summary import dataset_tables
 
-    if args.data_command == "check":
-        from ascbench.data.validate import validate_audio
+    ds = load_dataset(args.dataset, args.data_root, require_audio=False)
+    print(f"{ds.name}: {ds.description}")
+    for title, table in dataset_tables(ds).items():
+        print(f"\n{title}:")
+        print(tabulate(table, headers="keys", tablefmt="simple", showindex=False))
+    return 0
 
-        ds = load_dataset(args.dataset, args.data_root, require_audio=True)
-        reports = validate_audio(ds, progress=sys.stderr.isatty())
-        bad = [r for r in reports if r.problem]
-        for r in bad:
-            print(f"{ds.root / r.filename}: {r.problem}")
-        notes: dict[str, int] = {}
-        for r in reports:
-            for n in r.notes:
-                notes[n] = notes.get(n, 0) + 1
-        for note, count in sorted(notes.items()):
-            print(f"note: {count} file(s): {note}")
-        print(f"{len(bad)} unusable of {len(reports)} files in {ds.name}")
-        return 1 if bad else 0
-    if args.data_command == "info":
-        ds = load_dataset(args.dataset, args.data_root, require_audio=False)
-        print(f"{ds.name}: {ds.description}")
-        for title, table in dataset_tables(ds).items():
-            print(f"\n{title}:")
-            print(tabulate(table, headers="keys", tablefmt="simple", showindex=False))
-        return 0
+
+def _split(args) -> int:
+    """`data split`: the protocol's split through the pipeline's own stages (the one a run would use)."""
+    from tabulate import tabulate
 
     from ascbench import pipeline
+    from ascbench.data.summary import split_table
     from ascbench.metadata_ceiling import describe as describe_ceiling
 
     config = RunConfig(dataset=args.dataset, protocol=args.protocol, seed=args.seed, labeled=args.labeled,
@@ -48,18 +61,11 @@ def command(args) -> int:
         raise AscbenchError("--folds applies to --protocol unseen-city")
     plan = pipeline.resolve(config)
     ds = pipeline.load(plan, require_audio=False)
-    folds = range(config.folds) if config.folds else [None]
-    plans = [pipeline.split(plan, ds, fold=k, val_fraction=0.0) for k in folds]
     if config.folds:
-        print(f"{ds.name} under {args.protocol}, {config.folds} folds (seed {args.seed}); every fold can run:")
-        rows = [(f"{k + 1}/{config.folds}", ", ".join(p.split.info["test_cities_held_out"]), p.split.info["train_clips"],
-                 p.split.info["test_clips"], ", ".join(p.split.excluded_classes) or "-", f"{100 * p.ceiling['best']:.1f}")
-                for k, p in enumerate(plans)]
-        print(tabulate(rows, headers=["fold", "test cities", "train clips", "scored test clips", "not scored",
-                                      "metadata ceiling %"], tablefmt="simple"))
+        _print_folds(args, ds, [pipeline.split(plan, ds, fold=k, val_fraction=0.0) for k in range(config.folds)])
         return 0
-    (plan,) = plans
-    split, part = plan.split, plan.partition
+    split_plan = pipeline.split(plan, ds, fold=None, val_fraction=0.0)
+    split, part = split_plan.split, split_plan.partition
     print(f"{ds.name} under {args.protocol} (seed {args.seed}), whole {split.info['group_by']}s on one side:")
     print(tabulate(split_table(ds, split, part.labeled), headers="keys", tablefmt="simple", showindex=False))
     if split.excluded_classes:
@@ -67,22 +73,39 @@ def command(args) -> int:
     if split.info.get("purged_clips"):
         print(f"left out of training: {split.info['purged_clips']} clips of {split.info['group_by']}s that reach into the "
               "held-out times")
-    print(f"\nmetadata ceiling (no audio; learns from the labeled training clips): {describe_ceiling(plan.ceiling)}")
+    print(f"\nmetadata ceiling (no audio; learns from the labeled training clips): {describe_ceiling(split_plan.ceiling)}")
     if args.output:
-        import numpy as np
-        import pandas as pd
-
-        from ascbench.fileio import atomic_write_text
-
-        role = np.full(len(ds.meta), "unused", dtype=object)
-        role[part.labeled], role[part.unlabeled], role[split.test] = "train-labeled", "train-unlabeled", "test"
-        frame = pd.DataFrame({"filename": ds.meta["filename"], "city": ds.meta["city"], "timestamp": ds.meta["timestamp"],
-                              "group": ds.meta["group"], split.info["group_by"]: ds.groups(split.info["group_by"]),
-                              "scene_label": ds.meta["scene_label"], "role": role})
-        frame = frame.loc[:, ~frame.columns.duplicated()]
-        atomic_write_text(Path(args.output), frame.to_csv(index=False))
+        _write_roles(Path(args.output), ds, split_plan)
         print(f"wrote {args.output}")
     return 0
+
+
+def _print_folds(args, ds, plans: list) -> None:
+    from tabulate import tabulate
+
+    print(f"{ds.name} under {args.protocol}, {len(plans)} folds (seed {args.seed}); every fold can run:")
+    rows = [(f"{k + 1}/{len(plans)}", ", ".join(p.split.info["test_cities_held_out"]), p.split.info["train_clips"],
+             p.split.info["test_clips"], ", ".join(p.split.excluded_classes) or "-", f"{100 * p.ceiling['best']:.1f}")
+            for k, p in enumerate(plans)]
+    print(tabulate(rows, headers=["fold", "test cities", "train clips", "scored test clips", "not scored",
+                                  "metadata ceiling %"], tablefmt="simple"))
+
+
+def _write_roles(path: Path, ds, split_plan) -> None:
+    """One row per clip with its city, time, group and role in the split (train-labeled/-unlabeled, test, unused)."""
+    import numpy as np
+    import pandas as pd
+
+    from ascbench.fileio import atomic_write_text
+
+    split, part = split_plan.split, split_plan.partition
+    role = np.full(len(ds.meta), "unused", dtype=object)
+    role[part.labeled], role[part.unlabeled], role[split.test] = "train-labeled", "train-unlabeled", "test"
+    frame = pd.DataFrame({"filename": ds.meta["filename"], "city": ds.meta["city"], "timestamp": ds.meta["timestamp"],
+                          "group": ds.meta["group"], split.info["group_by"]: ds.groups(split.info["group_by"]),
+                          "scene_label": ds.meta["scene_label"], "role": role})
+    frame = frame.loc[:, ~frame.columns.duplicated()]
+    atomic_write_text(path, frame.to_csv(index=False))
 
 
 def add_parser(sub) -> None:
