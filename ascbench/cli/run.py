@@ -40,97 +40,130 @@ def add_parser(sub) -> None:
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="FIELD=VALUE",
                    help="set any config field or plugin option (e.g. --set val_fraction=0.2 --set strategy.lr_scale=0.1 "
                         "--set semi.rounds=3); repeatable; `ascbench list` shows each plugin's options")
-    p.add_argument("--model", default=d.model, help=f"registered model name (default: {d.model})")
-    p.add_argument("--strategy", default=d.strategy, help=f"training strategy (default: {d.strategy})")
-    p.add_argument("--dataset", default=d.dataset, help=f"dataset (default: {d.dataset}, built in, no download)")
-    p.add_argument("--protocol", default=d.protocol, help="official | unseen-city | unseen-time | any registered protocol")
-    p.add_argument("--labeled", type=float, default=d.labeled, metavar="F",
+    _add_experiment_options(p, d)
+    _add_data_options(p, d)
+    _add_semi_options(p, d)
+    _add_augmentation_options(p, d)
+    _add_training_options(p, d)
+    _add_machine_options(p, d)
+
+
+def _add_experiment_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
+    """What is run: the model, the strategy and where its weights start."""
+    g = p.add_argument_group("what to run")
+    g.add_argument("--model", default=d.model, help=f"registered model name (default: {d.model})")
+    g.add_argument("--strategy", default=d.strategy, help=f"training strategy (default: {d.strategy})")
+    g.add_argument("--dataset", default=d.dataset, help=f"dataset (default: {d.dataset}, built in, no download)")
+    g.add_argument("--protocol", default=d.protocol, help="official | unseen-city | unseen-time | any registered protocol")
+    g.add_argument("--seed", type=int, default=d.seed, help="seed for splits, initialisation and batching")
+    g.add_argument("--model-arg", action="append", default=[], metavar="KEY=JSON",
+                   help="model constructor argument, e.g. --model-arg gru_hidden=96 (repeatable)")
+    g.add_argument("--context", default=None, metavar="city,time",
+                   help="fuse city and/or time embeddings into a backbone that has none (e.g. cp-mobile, timm:...)")
+    g.add_argument("--pretrain-on", default=None, metavar="DATASET", help="pretraining source (default: the dataset's own)")
+    g.add_argument("--pretrained", default=None, metavar="CHECKPOINT", help="start from these weights instead of pretraining")
+    g.add_argument("--pretrain-data-root", default=None, metavar="DIR", help="directory of the pretraining source dataset")
+
+
+def _add_data_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
+    """The dataset, its split and its features."""
+    g = p.add_argument_group("data, split and features")
+    g.add_argument("--labeled", type=float, default=d.labeled, metavar="F",
                    help="fraction of training clips that keep their label (default: the dataset's own labels)")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed for splits, initialisation and batching")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="maximum training epochs (early stopping may end sooner)")
-    p.add_argument("--pretrain-epochs", type=int, default=d.pretrain_epochs, help="maximum epochs of a pretraining stage")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (one-cycle schedule)")
-    p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs; 0 disables")
-    p.add_argument("--pretrain-on", default=None, metavar="DATASET", help="pretraining source (default: the dataset's own)")
-    p.add_argument("--pretrained", default=None, metavar="CHECKPOINT", help="start from these weights instead of pretraining")
-    p.add_argument("--pretrain-data-root", default=None, metavar="DIR", help="directory of the pretraining source dataset")
-    p.add_argument("--front-end", "--feature-preset", dest="feature_preset", default=None, metavar="NAME",
+    g.add_argument("--front-end", "--feature-preset", dest="feature_preset", default=None, metavar="NAME",
                    help="feature front-end: embedded | apsipa2025 | dcase2024 | any registered (default: the dataset's; `ascbench list --front-ends`)")
-    p.add_argument("--data-root", default=None, help="directory of the dataset's audio and metadata")
-    p.add_argument("--skip-bad", action="store_true", help="leave unusable audio files out (listed in the run record)")
-    p.add_argument("--other-rate", choices=("resample", "refuse"), default=d.other_rate,
+    g.add_argument("--data-root", default=None, help="directory of the dataset's audio and metadata")
+    g.add_argument("--skip-bad", action="store_true", help="leave unusable audio files out (listed in the run record)")
+    g.add_argument("--other-rate", choices=("resample", "refuse"), default=d.other_rate,
                    help="audio at another sample rate than the dataset declares: resample it (said once; default) "
                         "or count it as unusable (refused, or left out with --skip-bad)")
     add_split_options(p)
-    p.add_argument("--folds", type=int, default=0, metavar="K",
+    g.add_argument("--folds", type=int, default=0, metavar="K",
                    help="unseen-city: run K cross-city folds (each city tested once) and report mean and worst fold; "
                         "all folds are checked before the first runs (preview: ascbench data split --folds K)")
-    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=JSON",
-                   help="model constructor argument, e.g. --model-arg gru_hidden=96 (repeatable)")
-    p.add_argument("--context", default=None, metavar="city,time",
-                   help="fuse city and/or time embeddings into a backbone that has none (e.g. cp-mobile, timm:...)")
-    semi = p.add_argument_group("semi-supervision (with any strategy)")
-    semi.add_argument("--semi", default=d.semi, metavar="NAME",
-                      help="how unlabeled training clips are used: none (default), pseudo-label, mean-teacher or a "
-                           "plugin's (ascbench list --semi-methods)")
+
+
+def _add_semi_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
+    """Semi-supervision and the built-in methods' shortcuts."""
+    g = p.add_argument_group("semi-supervision (with any strategy)")
+    g.add_argument("--semi", default=d.semi, metavar="NAME",
+                   help="how unlabeled training clips are used: none (default), pseudo-label, mean-teacher or a "
+                        "plugin's (ascbench list --semi-methods)")
     # Shortcuts for the built-in methods' own options (any option: --set semi.FIELD=VALUE; ascbench list --semi-methods).
-    semi.add_argument("--pl-rounds", type=int, default=None, help="pseudo-label rounds (semi.rounds; default 2)")
-    semi.add_argument("--pl-threshold", type=float, default=None,
-                      help="minimum confidence of a pseudo-label (semi.threshold; default 0.5)")
-    semi.add_argument("--pl-unbalanced", action="store_true",
-                      help="select pseudo-labels by confidence alone, not per class (semi.class_balanced=false)")
-    semi.add_argument("--pl-no-vote", action="store_true",
-                      help="pseudo-label clip by clip instead of by recording (semi.group_vote=false; the official "
-                           "recipe: --recipe apsipa2025-baseline)")
-    semi.add_argument("--mt-ema", type=float, default=None, help="mean-teacher EMA decay (semi.ema; default 0.99)")
-    semi.add_argument("--mt-weight", type=float, default=None,
-                      help="mean-teacher maximum consistency weight (semi.weight; default 10)")
-    aug = p.add_argument_group("augmentation")
-    aug.add_argument("--freq-mask", type=int, default=d.freq_mask, help="SpecAugment widest mel band masked (0: off)")
-    aug.add_argument("--time-mask", type=int, default=d.time_mask, help="SpecAugment widest frame span masked (0: off)")
-    aug.add_argument("--mixstyle-p", type=float, default=d.mixstyle_p, help="frequency-wise MixStyle probability (0: off)")
-    aug.add_argument("--mixstyle-alpha", type=float, default=d.mixstyle_alpha)
-    aug.add_argument("--mixup-alpha", type=float, default=d.mixup_alpha, help="mixup Beta parameter (0: off)")
-    aug.add_argument("--city-dropout", type=float, default=d.city_dropout,
-                     help="rate at which a training clip's city becomes 'unknown', so that index is learned")
-    aug.add_argument("--roll-seconds", type=float, default=d.roll_seconds, help="roll clips in time by up to this much (0: off)")
-    aug.add_argument("--mask-value", default=d.mask_value, choices=("mean", "floor"),
-                     help="what SpecAugment masks write: the mean, or the clip's floor (as the DCASE baseline)")
-    train = p.add_argument_group("training")
-    train.add_argument("--optimizer", default=d.optimizer, choices=("adamw", "adam", "sgd"))
-    train.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    train.add_argument("--scheduler", default=d.scheduler, choices=("one-cycle", "step", "cosine", "constant"),
-                       help="one-cycle (peak --lr) | step (x step_gamma every step_epochs) | cosine (after warmup_epochs) | constant")
-    train.add_argument("--select-on", default=d.select_on, choices=("accuracy", "macro-accuracy", "loss", "last"),
-                       help="validation metric that picks the kept epoch and drives early stopping")
-    train.add_argument("--min-epochs", type=int, default=d.min_epochs,
-                       help="earliest epoch early stopping may end training (default: a third of --epochs)")
-    train.add_argument("--val-fraction", type=float, default=d.val_fraction,
-                       help="labeled training recordings held out, per class, for model selection")
-    train.add_argument("--finetune-lr-scale", type=float, default=None,
-                       help="finetune: learning rate = --lr x this (strategy.lr_scale; default 0.3)")
-    train.add_argument("--normalization", default=d.normalization, choices=("per-bin", "none", "input-bn"),
-                       help="per-bin standardisation from training clips | none | input-bn (a learned BatchNorm in front "
-                            "of the model, as SE-Trans's bn0; needed for official SE-Trans weights)")
-    train.add_argument("--pretrain-classes", default=d.pretrain_classes, choices=("source", "target"),
-                       help="pretrain on the source's own classes, or on the target's through the dataset's class map")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    p.add_argument("--device", default=d.device, metavar="DEV",
+    g.add_argument("--pl-rounds", type=int, default=None, help="pseudo-label rounds (semi.rounds; default 2)")
+    g.add_argument("--pl-threshold", type=float, default=None,
+                   help="minimum confidence of a pseudo-label (semi.threshold; default 0.5)")
+    g.add_argument("--pl-unbalanced", action="store_true",
+                   help="select pseudo-labels by confidence alone, not per class (semi.class_balanced=false)")
+    g.add_argument("--pl-no-vote", action="store_true",
+                   help="pseudo-label clip by clip instead of by recording (semi.group_vote=false; the official "
+                        "recipe: --recipe apsipa2025-baseline)")
+    g.add_argument("--mt-ema", type=float, default=None, help="mean-teacher EMA decay (semi.ema; default 0.99)")
+    g.add_argument("--mt-weight", type=float, default=None,
+                   help="mean-teacher maximum consistency weight (semi.weight; default 10)")
+
+
+def _add_augmentation_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
+    """Augmentations of the training batches."""
+    g = p.add_argument_group("augmentation")
+    g.add_argument("--freq-mask", type=int, default=d.freq_mask, help="SpecAugment widest mel band masked (0: off)")
+    g.add_argument("--time-mask", type=int, default=d.time_mask, help="SpecAugment widest frame span masked (0: off)")
+    g.add_argument("--mixstyle-p", type=float, default=d.mixstyle_p, help="frequency-wise MixStyle probability (0: off)")
+    g.add_argument("--mixstyle-alpha", type=float, default=d.mixstyle_alpha)
+    g.add_argument("--mixup-alpha", type=float, default=d.mixup_alpha, help="mixup Beta parameter (0: off)")
+    g.add_argument("--city-dropout", type=float, default=d.city_dropout,
+                   help="rate at which a training clip's city becomes 'unknown', so that index is learned")
+    g.add_argument("--roll-seconds", type=float, default=d.roll_seconds, help="roll clips in time by up to this much (0: off)")
+    g.add_argument("--mask-value", default=d.mask_value, choices=("mean", "floor"),
+                   help="what SpecAugment masks write: the mean, or the clip's floor (as the DCASE baseline)")
+
+
+def _add_training_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
+    """The optimisation: epochs, optimiser, schedule and model selection."""
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=d.epochs, help="maximum training epochs (early stopping may end sooner)")
+    g.add_argument("--pretrain-epochs", type=int, default=d.pretrain_epochs, help="maximum epochs of a pretraining stage")
+    g.add_argument("--batch-size", type=int, default=d.batch_size)
+    g.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (one-cycle schedule)")
+    g.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs; 0 disables")
+    g.add_argument("--optimizer", default=d.optimizer, choices=("adamw", "adam", "sgd"))
+    g.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    g.add_argument("--scheduler", default=d.scheduler, choices=("one-cycle", "step", "cosine", "constant"),
+                   help="one-cycle (peak --lr) | step (x step_gamma every step_epochs) | cosine (after warmup_epochs) | constant")
+    g.add_argument("--select-on", default=d.select_on, choices=("accuracy", "macro-accuracy", "loss", "last"),
+                   help="validation metric that picks the kept epoch and drives early stopping")
+    g.add_argument("--min-epochs", type=int, default=d.min_epochs,
+                   help="earliest epoch early stopping may end training (default: a third of --epochs)")
+    g.add_argument("--val-fraction", type=float, default=d.val_fraction,
+                   help="labeled training recordings held out, per class, for model selection")
+    g.add_argument("--finetune-lr-scale", type=float, default=None,
+                   help="finetune: learning rate = --lr x this (strategy.lr_scale; default 0.3)")
+    g.add_argument("--normalization", default=d.normalization, choices=("per-bin", "none", "input-bn"),
+                   help="per-bin standardisation from training clips | none | input-bn (a learned BatchNorm in front "
+                        "of the model, as SE-Trans's bn0; needed for official SE-Trans weights)")
+    g.add_argument("--pretrain-classes", default=d.pretrain_classes, choices=("source", "target"),
+                   help="pretrain on the source's own classes, or on the target's through the dataset's class map")
+
+
+def _add_machine_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
+    """Where and how it runs, and where its results go (no effect on the numbers but --precision)."""
+    g = p.add_argument_group("machine and output")
+    g.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    g.add_argument("--device", default=d.device, metavar="DEV",
                    help="auto | cpu | cuda | cuda:N | mps (default: auto, CUDA when present); recorded with the run")
-    p.add_argument("--precision", default=d.precision, choices=("fp32", "bf16", "fp16"),
+    g.add_argument("--precision", default=d.precision, choices=("fp32", "bf16", "fp16"),
                    help="training precision: autocast to bf16 or fp16 (fp16 with a gradient scaler, CUDA only)")
-    p.add_argument("--compile", default=d.compile, choices=("off", "default", "reduce-overhead", "max-autotune"),
+    g.add_argument("--compile", default=d.compile, choices=("off", "default", "reduce-overhead", "max-autotune"),
                    help="torch.compile the training forward in this mode (default off; helps on CUDA for larger "
                         "models, costs a compile per training stage; see README, Devices)")
-    p.add_argument("--logger", dest="loggers", action="append", default=None, metavar="NAME",
+    g.add_argument("--logger", dest="loggers", action="append", default=None, metavar="NAME",
                    help="also send every epoch to this run logger (repeatable): csv, tensorboard or a plugin's "
                         "(ascbench list --loggers); the run record keeps the history either way")
-    p.add_argument("--log-dir", default=None, metavar="DIR", help="where loggers write (default: <runs dir>/logs)")
-    p.add_argument("--runs-dir", default=None, help="where runs are stored (default: $ASCBENCH_RUNS_DIR or ./runs)")
-    add_cache_dir(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--resume", default=None, metavar="DIR",
+    g.add_argument("--log-dir", default=None, metavar="DIR", help="where loggers write (default: <runs dir>/logs)")
+    g.add_argument("--runs-dir", default=None, help="where runs are stored (default: $ASCBENCH_RUNS_DIR or ./runs)")
+    add_cache_dir(g)
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--resume", default=None, metavar="DIR",
                    help="continue an interrupted run from its staging directory (runs/.<run_id>.partial); "
                         "its stored config is used and the other run options are ignored")
 
