@@ -345,6 +345,50 @@ def _ray(todo: list[RunConfig], root: Path, jobs: int, address: str | None,
         ray.shutdown()
 
 
+def _check_executor_args(executor: str, jobs: int, gpus_per_cell: float) -> None:
+    """Refuse executor settings that cannot work, before any cell is planned."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
+    if gpus_per_cell < 0:
+        raise ConfigError(f"--gpus-per-cell must be 0 or more, not {gpus_per_cell:g}")
+    if gpus_per_cell and executor != "ray":
+        raise ConfigError("--gpus-per-cell needs --executor ray (Ray shares the GPUs out among cells); the local "
+                          "executor runs each cell on the device its --device names")
+    if jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
+
+
+class _Progress:
+    """Collects each cell's outcome as its executor reports it, and shows it: a bar and a line per cell, or
+    log lines with ``progress=False`` (a sweep under nohup should not fill its log with bar redraws)."""
+
+    def __init__(self, cells: list[RunConfig], skipped: dict[int, CellOutcome], progress: bool):
+        self.outcomes = dict(skipped)
+        self._position = {id(c): i for i, c in enumerate(cells)}
+        self._cells = cells
+        self._progress = progress
+        self._counts = {"done": 0, "failed": 0, "interrupted": 0, "skipped": len(skipped)}
+        self._bar = tqdm(total=len(cells), initial=len(skipped), desc="sweep", unit="cell", disable=not progress)
+
+    def report(self, cell: RunConfig, outcome: dict) -> None:
+        result = CellOutcome(cell, outcome["status"], outcome.get("run_id"), outcome.get("accuracy"),
+                             outcome.get("reason"), outcome.get("seconds", 0.0), outcome.get("gpus", ()))
+        self.outcomes[self._position[id(cell)]] = result
+        self._counts[result.status] += 1
+        self._bar.update(1)
+        self._bar.set_postfix(self._counts)
+        line = (f"{describe(cell)}: accuracy {100 * result.accuracy:.2f} % ({result.seconds:.0f} s, {result.run_id})"
+                if result.status == "done" else f"{describe(cell)}: {result.status.upper()}: {result.reason}")
+        self._bar.write(line) if self._progress else log.info("%s", line)
+
+    def close(self) -> list[CellOutcome]:
+        """One outcome per cell in the grid's order; a cell an interruption left unstarted is ``interrupted``."""
+        self._bar.close()
+        for i, cell in enumerate(self._cells):
+            self.outcomes.setdefault(i, CellOutcome(cell, "interrupted", reason="not started"))
+        return [self.outcomes[i] for i in range(len(self._cells))]
+
+
 def run_sweep(cells: list[RunConfig], *, executor: str = "local", jobs: int | None = None, address: str | None = None,
               runs_root: str | os.PathLike | None = None, registry: Registry | None = None,
               progress: bool = True, published: str | os.PathLike | None = None,
@@ -355,60 +399,36 @@ def run_sweep(cells: list[RunConfig], *, executor: str = "local", jobs: int | No
     ``gpus_per_cell`` (Ray only) is each cell's share of a GPU; Ray runs as many cells at once as the
     GPUs allow and shows each only its own.
     """
-    if executor not in EXECUTORS:
-        raise ConfigError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
-    if gpus_per_cell < 0:
-        raise ConfigError(f"--gpus-per-cell must be 0 or more, not {gpus_per_cell:g}")
-    if gpus_per_cell and executor != "ray":
-        raise ConfigError("--gpus-per-cell needs --executor ray (Ray shares the GPUs out among cells); the local "
-                          "executor runs each cell on the device its --device names")
     jobs = jobs or default_jobs()
-    if jobs < 1:
-        raise ConfigError("--jobs must be at least 1")
+    _check_executor_args(executor, jobs, gpus_per_cell)
     check_names(cells, registry or get_registry())
     root = runs_dir(runs_root)
     root.mkdir(parents=True, exist_ok=True)
     cells = plan(cells, jobs)
     made = already_made(cells, root, published)
-    outcomes = {i: CellOutcome(cells[i], "skipped", row["run_id"], row["accuracy"],
-                               f"already in {'the results store' if where == 'stored' else published}")
-                for i, (where, row) in made.items()}
+    skipped = {i: CellOutcome(cells[i], "skipped", row["run_id"], row["accuracy"],
+                              f"already in {'the results store' if where == 'stored' else published}")
+               for i, (where, row) in made.items()}
     todo = [cell for i, cell in enumerate(cells) if i not in made]
-    position = {id(c): i for i, c in enumerate(cells)}
-    bar = tqdm(total=len(cells), initial=len(outcomes), desc="sweep", unit="cell", disable=not progress)
-    counts = {"done": 0, "failed": 0, "interrupted": 0, "skipped": len(outcomes)}
-
-    def report(cell: RunConfig, outcome: dict) -> None:
-        result = CellOutcome(cell, outcome["status"], outcome.get("run_id"), outcome.get("accuracy"),
-                             outcome.get("reason"), outcome.get("seconds", 0.0), outcome.get("gpus", ()))
-        outcomes[position[id(cell)]] = result
-        counts[result.status] += 1
-        bar.update(1)
-        bar.set_postfix(counts)
-        line = (f"{describe(cell)}: accuracy {100 * result.accuracy:.2f} % ({result.seconds:.0f} s, {result.run_id})"
-                if result.status == "done" else f"{describe(cell)}: {result.status.upper()}: {result.reason}")
-        bar.write(line) if progress else log.info("%s", line)
-
     stored = sum(where == "stored" for where, _ in made.values())
-    skipped = f"{stored} already in {root}" + (f", {len(made) - stored} published in {published}" if published else "")
-    log.info("sweep: %d cells, %s, %d to run with the %s executor (%d at a time)",
-             len(cells), skipped, len(todo), executor, jobs)
+    log.info("sweep: %d cells, %s, %d to run with the %s executor (%d at a time)", len(cells),
+             f"{stored} already in {root}" + (f", {len(made) - stored} published in {published}" if published else ""),
+             len(todo), executor, jobs)
+    tracker = _Progress(cells, skipped, progress)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         if todo and executor == "local":
-            _local(todo, root, jobs, report)
+            _local(todo, root, jobs, tracker.report)
         elif todo:
-            _ray(todo, root, jobs, address, report, gpus_per_cell)
+            _ray(todo, root, jobs, address, tracker.report, gpus_per_cell)
     except KeyboardInterrupt:
         log.warning("sweep interrupted: finished cells are stored; run the same sweep again to continue")
     finally:
-        bar.close()
+        outcomes = tracker.close()
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
-    for i, cell in enumerate(cells):  # cells an interruption left unstarted
-        outcomes.setdefault(i, CellOutcome(cell, "interrupted", reason="not started"))
-    return [outcomes[i] for i in range(len(cells))]
+    return outcomes
 
 
 def describe(cell: RunConfig) -> str:
