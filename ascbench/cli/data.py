@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 from ascbench.config import RunConfig
@@ -23,10 +24,7 @@ def _check(args) -> int:
     bad = [r for r in reports if r.problem]
     for r in bad:
         print(f"{ds.root / r.filename}: {r.problem}")
-    notes: dict[str, int] = {}
-    for r in reports:
-        for n in r.notes:
-            notes[n] = notes.get(n, 0) + 1
+    notes = Counter(note for r in reports for note in r.notes)
     for note, count in sorted(notes.items()):
         print(f"note: {count} file(s): {note}")
     print(f"{len(bad)} unusable of {len(reports)} files in {ds.name}")
