@@ -1,10 +1,25 @@
-"""File writes that never leave a half-written file behind, and the cache location."""
+"""Every file ascbench writes goes through here: atomic, umask-respecting, and guarded.
+
+Two kinds of write:
+
+* **Owned writes** (:func:`atomic_write_bytes` / :func:`atomic_write_text`): the runner assembling a run,
+  the publisher regenerating a board, a cache filling an entry. Each owner writes only inside what it owns.
+* **Outputs a user points somewhere** (:func:`write_output`: ``--output`` of predict, export, leaderboard,
+  data split, plot, new-plugin): refused inside anything ascbench keeps (the results store, a run
+  directory finished or in progress, a published board's records and tables, the cache), and refused over an
+  existing file unless the user asked for it (``--force``). A typo in ``--output`` can therefore never
+  replace a result.
+
+New files get the mode the user's umask gives (0644 under the usual 022), so a shared web directory can
+serve a published page; an existing file keeps its mode when it is replaced.
+"""
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +37,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp creates 0600; a result, a table or a page must be readable as any other file the user makes.
+        os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -35,6 +52,132 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it (``os.umask`` can only be read by setting it, which races
+    with other threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def _mode_for(path: Path) -> int:
+    """An existing file keeps its permission bits; a new one gets 0666 less the umask, as open() would give it."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
+def guarded_area(path: Path, allow: tuple[str, ...] = ()) -> str | None:
+    """What ascbench keeps at ``path`` or above it, in words, or None if a user output may go there.
+
+    Kinds (``allow`` exempts those the caller owns): ``store`` (a runs directory: it holds results.jsonl),
+    ``run`` (a finished or unfinished run's directory), ``board`` (a published board: results/ and its
+    tables), ``cache``. Checked on the path as given and with links resolved, so a link into a run is caught.
+    """
+    given = Path(os.path.abspath(path))
+    candidates = [given]
+    real = Path(os.path.realpath(given))
+    if real != given:
+        candidates.append(real)
+    cache = Path(os.path.realpath(cache_root()))
+    for candidate in candidates:
+        if candidate.name == "results.jsonl" and "store" not in allow:
+            return f"the results store {candidate}"
+        if "cache" not in allow and (candidate == cache or cache in candidate.parents):
+            return f"ascbench's cache {cache}"
+        for folder in candidate.parents:
+            kind, words = _kept_folder(folder)
+            if kind and kind not in allow:
+                return words
+    return None
+
+
+# A folder holding results/ and one of these is a published board (``leaderboard --publish`` writes them).
+BOARD_TABLES = ("leaderboard.md", "leaderboard.csv", "leaderboard.tex", "index.html")
+
+
+def _kept_folder(folder: Path) -> tuple[str | None, str]:
+    if folder.name.startswith(".") and folder.name.endswith(".partial"):
+        return "run", f"the unfinished run {folder}"
+    if (folder / "metrics.json").is_file() and (folder / "config.json").is_file():
+        return "run", f"the finished run {folder}"
+    if (folder / "results.jsonl").exists():
+        return "store", f"the results store {folder}"
+    if (folder / "results").is_dir() and any((folder / name).is_file() for name in BOARD_TABLES):
+        return "board", f"the published board {folder}"
+    return None, ""
+
+
+def write_output(path: str | os.PathLike, data: bytes | str, *, force: bool = False, flag: str = "--output") -> Path:
+    """Write a file the user asked for at ``path``: atomically, never inside what ascbench keeps, and never
+    over an existing file unless ``force`` (the command's ``--force``).
+
+    Raises ConfigError (one line: what is there, what to do) before anything is written.
+    """
+    from ascbench.errors import ConfigError
+
+    target = Path(path)
+    refuse = _output_refusal(target, force, flag)
+    if refuse:
+        raise ConfigError(refuse)
+    atomic_write_bytes(target, data.encode("utf-8") if isinstance(data, str) else data)
+    return target
+
+
+def check_output(path: str | os.PathLike, *, force: bool = False, flag: str = "--output") -> None:
+    """The checks of :func:`write_output`, alone: commands that compute for minutes call it first, so a bad
+    ``--output`` is refused before the work, not after."""
+    from ascbench.errors import ConfigError
+
+    refuse = _output_refusal(Path(path), force, flag)
+    if refuse:
+        raise ConfigError(refuse)
+
+
+def check_output_folder(folder: str | os.PathLike, *, flag: str = "--output", allow: tuple[str, ...] = ()) -> None:
+    """A folder a command will fill (plots, a scaffold, a board) is not inside anything ascbench keeps, other
+    than the kinds in ``allow`` (the publisher owns its board: ``allow=("board",)``)."""
+    from ascbench.errors import ConfigError
+
+    folder = Path(folder)
+    area = guarded_area(folder / "_", allow)
+    if area:
+        raise ConfigError(f"{flag} {folder} would write into {area}, which no command may change but the one that "
+                          f"owns it; pass {flag} a folder outside it")
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{flag} {folder} is a file, not a folder; pass a folder")
+
+
+def _output_refusal(target: Path, force: bool, flag: str) -> str | None:
+    area = guarded_area(target)
+    if area:
+        return (f"{flag} {target} would write into {area}, which no command may change but the one that owns it; "
+                f"pass {flag} a path outside it")
+    if os.path.lexists(target):
+        try:
+            mode = os.stat(target).st_mode
+        except OSError:
+            return f"{flag} {target} is a broken link; remove it or pass another path"
+        if stat.S_ISDIR(mode):
+            return f"{flag} {target} is a folder; pass a file name (e.g. {target / 'out'})"
+        if not stat.S_ISREG(mode):
+            return f"{flag} {target} is not a regular file (a device, pipe or socket); pass a file name"
+        if not force:
+            return f"{flag} {target} already exists; pass --force to replace it, or another path"
+    parent = target.parent if str(target.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        return f"{flag} {target}: {parent} is a file, not a folder"
+    return None
 
 
 def append_line(path: Path, line: str) -> None:

@@ -37,7 +37,7 @@ from ascbench.protocols import Partition, Split, partition
 from ascbench.registry import Registry, get_registry
 from ascbench.specs import DatasetSpec, LoggerSpec, ModelSpec, SemiSpec, StrategySpec
 from ascbench.split_plan import SplitPlan, check_protocol_options, plan_split
-from ascbench.training import DataBundle, predict, probe_model
+from ascbench.training import DataBundle, predict, probe_model, require_finite
 
 log = logging.getLogger("ascbench")
 
@@ -174,6 +174,7 @@ def evaluate(plan: Plan, model: nn.Module, data: DataBundle, test_rows: np.ndarr
     if not len(test_rows):
         return dict(UNSCORED)
     probs = predict(model, data, test_rows)
+    require_finite(probs, plan.config.model, plan.registry.owner("model", plan.config.model), "at evaluation")
     meta = data.dataset.meta.iloc[test_rows]
     truth = data.labels[test_rows]
     metrics = score_predictions(truth, probs, data.dataset.classes, cities=meta["city"].tolist(),

@@ -33,10 +33,10 @@ from ascbench.device import Compute
 from ascbench.errors import ConfigError, DataError
 from ascbench.features import load_checked_features, unusable_files_error
 from ascbench.options import resolve_frontend
-from ascbench.fileio import atomic_write_text
+from ascbench.fileio import write_output
 from ascbench.registry import Registry
 from ascbench.specs import ModelContext
-from ascbench.training import DataBundle, create_model, predict
+from ascbench.training import DataBundle, create_model, predict, require_finite
 
 FORMATS = ("challenge", "dcase")
 
@@ -98,6 +98,7 @@ def predict_run(run_dir: str | os.PathLike, dataset_name: str, registry: Registr
     model = create_model(registry.model(config.model), context, config)
     model.load_state_dict(saved["model"])
     probs = predict(model.to(compute.device), data, np.arange(len(target.meta)))
+    require_finite(probs, config.model, registry.owner("model", config.model), f"of {dataset_name}")
     unseen = sorted(set(target.meta["city"]) - set(cities))
     return Predictions(target, classes, probs, unseen, run_dir.name)
 
@@ -128,8 +129,8 @@ def _check_submission(frame: pd.DataFrame, pred: Predictions) -> None:
         raise DataError(f"submission labels {unknown} are not classes of the run; nothing was written")
 
 
-def write_submission(frame: pd.DataFrame, path: str | os.PathLike, fmt: str) -> Path:
-    path = Path(path)
+def write_submission(frame: pd.DataFrame, path: str | os.PathLike, fmt: str, force: bool = False) -> Path:
+    """Write the checked submission through the guarded writer: never into a run or the results store, never
+    over an existing file unless ``force``."""
     text = frame.to_csv(index=False, sep="\t" if fmt == "dcase" else ",")
-    atomic_write_text(path, text)
-    return path
+    return write_output(path, text, force=force)

@@ -50,6 +50,9 @@ class Split:
     test: np.ndarray  # row positions scored at the end (clips with a known label only)
     info: dict = field(default_factory=dict)
     excluded_classes: tuple[str, ...] = ()  # tested classes left out of scoring (their test clips removed)
+    # Test-side clips that are not scored (no known label, or a class left out of scoring): split files mark
+    # them apart from clips that no side uses.
+    unscored: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 # --- the core's checks, applied to every protocol's split ---------------------------------------------
@@ -85,6 +88,7 @@ def finalize_split(dataset: ClipDataset, split: Split, options: ProtocolOptions,
     labels = dataset.label_indices()
     train = np.unique(np.asarray(split.train, dtype=np.int64))
     test = np.unique(np.asarray(split.test, dtype=np.int64))
+    proposed_test = test
     test = test[labels[test] >= 0]
     overlap = np.intersect1d(train, test)
     if len(overlap):
@@ -121,7 +125,8 @@ def finalize_split(dataset: ClipDataset, split: Split, options: ProtocolOptions,
         info[f"{side}_groups"] = int(len(set(groups[rows])))
         info[f"{side}_cities"] = sorted(meta["city"].iloc[rows].unique())
         info[f"{side}_periods"] = sorted(meta["period"].iloc[rows].unique())
-    return Split(train=train, test=test, info=info, excluded_classes=tuple(sorted(excluded)))
+    return Split(train=train, test=test, info=info, excluded_classes=tuple(sorted(excluded)),
+                 unscored=np.setdiff1d(proposed_test, test))
 
 
 def run_protocol(spec: "ProtocolSpec", dataset: ClipDataset, options: ProtocolOptions, plugin: str = "?") -> Split:

@@ -223,7 +223,7 @@ def _run_metrics(plan: pipeline.Plan, outcome: _StagesOutcome, compute: Compute,
 
 def _write_artifacts(staging: Path, config: RunConfig, outcome: _StagesOutcome) -> None:
     """The run's split (who was used how) and its weights, with what is needed to predict from them."""
-    _write_split(staging / "split.csv", outcome.dataset.meta, outcome.split_plan.partition)
+    _write_split(staging / "split.csv", outcome.dataset.meta, outcome.split_plan)
     data = outcome.data
     torch.save({"model": outcome.model.state_dict(), "mean": data.mean, "std": data.std, "cities": data.cities,
                 "classes": outcome.dataset.classes, "config": config.to_dict()}, staging / "model.pt")
@@ -288,11 +288,8 @@ def _recipe_record(config: RunConfig, registry: Registry) -> dict | None:
             "overridden": {k: used(k) for k, v in settings.items() if used(k) != (list(v) if isinstance(v, tuple) else v)}}
 
 
-def _write_split(path: Path, meta: pd.DataFrame, part) -> None:
-    role = np.full(len(meta), "unused", dtype=object)
-    for name in ("labeled", "unlabeled", "val", "test"):
-        role[getattr(part, name)] = name
-    pd.DataFrame({"filename": meta["filename"], "role": role}).to_csv(path, index=False)
+def _write_split(path: Path, meta: pd.DataFrame, split_plan: SplitPlan) -> None:
+    pd.DataFrame({"filename": meta["filename"], "role": split_plan.roles(len(meta))}).to_csv(path, index=False)
 
 
 def _plugin_provenance(config: RunConfig, registry: Registry) -> list[dict]:

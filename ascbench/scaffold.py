@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from ascbench.errors import ConfigError
-from ascbench.fileio import atomic_write_text
+from ascbench.fileio import atomic_write_text, check_output_folder
 
 # One template per kind (and its test) in ascbench/templates/, formatted with name, module, cls, kind.
 KINDS = ("model", "strategy", "semi", "metric", "protocol", "dataset", "frontend", "recipe", "logger")
@@ -28,6 +28,7 @@ def new_plugin(name: str, kind: str, parent: Path) -> Path:
     module = "ascbench_" + name.replace("-", "_")
     cls = "".join(part.capitalize() for part in name.split("-"))
     root = parent / f"ascbench-{name}"
+    check_output_folder(root, flag="--dir")
     if root.exists():
         raise ConfigError(f"{root} already exists; choose another name or directory")
     fields = {"name": name, "module": module, "cls": cls, "kind": kind, "module_suffix": module[len("ascbench_"):]}

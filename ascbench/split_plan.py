@@ -27,6 +27,17 @@ class SplitPlan:
     partition: Partition
     ceiling: dict[str, float]  # metadata-only rules on the scored test clips (see ascbench.metadata_ceiling)
 
+    def roles(self, n_clips: int) -> np.ndarray:
+        """Each clip's role, as written to split files: ``labeled``, ``unlabeled`` (training clips whose label the
+        strategy may use or not), ``val``, ``test`` (scored), ``test-unscored`` (on the test side but not scored:
+        no known label, or a class that no labeled training clip teaches) and ``unused`` (on no side, e.g.
+        clips of sessions that reach into held-out times)."""
+        role = np.full(n_clips, "unused", dtype=object)
+        role[self.split.unscored] = "test-unscored"
+        for name in ("labeled", "unlabeled", "val", "test"):
+            role[getattr(self.partition, name)] = name
+        return role
+
     def fingerprint(self) -> str:
         """A short hash of the clips in each role: equal fingerprints, equal splits."""
         h = hashlib.sha256()

@@ -207,6 +207,18 @@ def predict(model: nn.Module, data: DataBundle, rows: np.ndarray, batch_size: in
     return out
 
 
+def require_finite(probs: np.ndarray, model: str, plugin: str, where: str) -> None:
+    """Refuse class probabilities that are not all finite: a model whose outputs are NaN would otherwise argmax
+    to class 0 everywhere and be stored as an ordinary chance-level number."""
+    bad = ~np.isfinite(probs).all(axis=1)
+    if bad.any():
+        from ascbench.errors import PluginError
+
+        raise PluginError(f"model {model!r} (plugin {plugin!r}) gave non-finite outputs (NaN or inf) for {int(bad.sum())} "
+                          f"of {len(bad)} clips {where}; nothing was stored. Check the model's forward pass, or train "
+                          "with a lower --lr / --precision fp32")
+
+
 class TrainingHook:
     """Extra behaviour inside the training loop (used by semi-supervised methods).
 

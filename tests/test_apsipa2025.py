@@ -55,7 +55,7 @@ def test_data_split_command_prints_the_ceiling_and_writes_roles(capsys, tmp_path
     out = capsys.readouterr().out
     assert "metadata ceiling" in out and "classes lacking" in out
     roles = pd.read_csv(out_csv)["role"].value_counts()
-    assert roles["test"] > 0 and roles["train-labeled"] > 0
+    assert roles["test"] > 0 and roles["labeled"] > 0
 
 
 def test_data_info_command(capsys):

@@ -57,10 +57,18 @@ def _split(args) -> int:
                        folds=args.folds, data_root=args.data_root, **split_fields(args))
     if config.folds and config.protocol != "unseen-city":
         raise AscbenchError("--folds applies to --protocol unseen-city")
+    if args.output:
+        from ascbench.fileio import check_output
+
+        check_output(args.output, force=args.force)
     plan = pipeline.resolve(config)
     ds = pipeline.load(plan, require_audio=False)
     if config.folds:
-        _print_folds(args, ds, [pipeline.split(plan, ds, fold=k, val_fraction=0.0) for k in range(config.folds)])
+        plans = [pipeline.split(plan, ds, fold=k, val_fraction=0.0) for k in range(config.folds)]
+        _print_folds(args, ds, plans)
+        if args.output:
+            _write_roles(args.output, ds, plans, folds=True, force=args.force)
+            print(f"wrote {args.output} (one row per clip and fold)")
         return 0
     split_plan = pipeline.split(plan, ds, fold=None, val_fraction=0.0)
     split, part = split_plan.split, split_plan.partition
@@ -73,7 +81,7 @@ def _split(args) -> int:
               "held-out times")
     print(f"\nmetadata ceiling (no audio; learns from the labeled training clips): {describe_ceiling(split_plan.ceiling)}")
     if args.output:
-        _write_roles(Path(args.output), ds, split_plan)
+        _write_roles(args.output, ds, [split_plan], folds=False, force=args.force)
         print(f"wrote {args.output}")
     return 0
 
@@ -89,21 +97,29 @@ def _print_folds(args, ds, plans: list) -> None:
                                   "metadata ceiling %"], tablefmt="simple"))
 
 
-def _write_roles(path: Path, ds, split_plan) -> None:
-    """One row per clip with its city, time, group and role in the split (train-labeled/-unlabeled, test, unused)."""
-    import numpy as np
+def _roles_frame(ds, split_plan, fold: int | None = None):
+    """One row per clip with its city, time, group and role in the split (see ``SplitPlan.roles``)."""
     import pandas as pd
 
-    from ascbench.fileio import atomic_write_text
-
-    split, part = split_plan.split, split_plan.partition
-    role = np.full(len(ds.meta), "unused", dtype=object)
-    role[part.labeled], role[part.unlabeled], role[split.test] = "train-labeled", "train-unlabeled", "test"
+    level = split_plan.split.info["group_by"]
     frame = pd.DataFrame({"filename": ds.meta["filename"], "city": ds.meta["city"], "timestamp": ds.meta["timestamp"],
-                          "group": ds.meta["group"], split.info["group_by"]: ds.groups(split.info["group_by"]),
-                          "scene_label": ds.meta["scene_label"], "role": role})
+                          "group": ds.meta["group"], level: ds.groups(level), "scene_label": ds.meta["scene_label"]})
     frame = frame.loc[:, ~frame.columns.duplicated()]
-    atomic_write_text(path, frame.to_csv(index=False))
+    if fold is not None:
+        frame.insert(0, "fold", fold)
+    frame["role"] = split_plan.roles(len(ds.meta))
+    return frame
+
+
+def _write_roles(path: str, ds, plans: list, folds: bool, force: bool) -> None:
+    """The split file: one row per clip, or with ``--folds`` one row per clip and fold (a ``fold`` column, 1-based
+    as in the fold table)."""
+    import pandas as pd
+
+    from ascbench.fileio import write_output
+
+    frames = [_roles_frame(ds, p, k + 1 if folds else None) for k, p in enumerate(plans)]
+    write_output(path, pd.concat(frames, ignore_index=True).to_csv(index=False), force=force)
 
 
 def add_parser(sub) -> None:
@@ -124,4 +140,6 @@ def add_parser(sub) -> None:
     q.add_argument("--folds", type=int, default=0, metavar="K",
                    help="unseen-city: preview K cross-city folds (test cities, sizes, classes not scored, ceiling)")
     q.add_argument("--data-root", default=None)
-    q.add_argument("--output", help="write the split (one row per clip with its role) to this CSV")
+    q.add_argument("--output", help="write the split to this CSV: one row per clip (per clip and fold with --folds) "
+                   "with its role: labeled, unlabeled, test, test-unscored (test side, not scored), unused")
+    q.add_argument("--force", action="store_true", help="replace --output if it exists")

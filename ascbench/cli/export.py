@@ -11,6 +11,10 @@ from ascbench.cli.common import add_record_arguments, find_record
 def command(args) -> int:
     import yaml
 
+    if args.output:
+        from ascbench.fileio import check_output
+
+        check_output(args.output, force=args.force)
     row, config, metrics = find_record(args.run_id, args.runs_dir, args.source)
     if metrics.get("accuracy") is None:
         raise AscbenchError(f"run {args.run_id} was not scored (protocol {config.get('protocol')!r}); the meta file reports "
@@ -37,9 +41,9 @@ def command(args) -> int:
     }
     text = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
     if args.output:
-        from ascbench.fileio import atomic_write_text
+        from ascbench.fileio import write_output
 
-        atomic_write_text(Path(args.output), text)
+        write_output(args.output, text, force=args.force)
         print(f"wrote {args.output}")
     else:
         print(text, end="")
@@ -50,4 +54,6 @@ def add_parser(sub) -> None:
     p = sub.add_parser("export", help="export a run in the DCASE Task 1 submission meta format (YAML)")
     add_record_arguments(p)
     p.add_argument("--format", choices=("dcase",), default="dcase")
-    p.add_argument("--output", help="write to this file")
+    p.add_argument("--output", help="write to this file (never inside a run, the results store, a published board or "
+                   "the cache)")
+    p.add_argument("--force", action="store_true", help="replace --output if it exists")

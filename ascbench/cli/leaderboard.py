@@ -21,6 +21,14 @@ def command(args) -> int:
             raise AscbenchError(f"published tables in {args.check} do not match their results (diff above)")
         print(f"{args.check}: every published table matches its results")
         return 0
+    if args.output:
+        from ascbench.fileio import check_output
+
+        check_output(args.output, force=args.force)
+    if args.publish:
+        from ascbench.fileio import check_output_folder
+
+        check_output_folder(args.publish, flag="--publish", allow=("board",))
     root = runs_dir(args.runs_dir)
     rows = _with_configs(root, load_rows(root))
     if args.protocol:
@@ -44,9 +52,9 @@ def command(args) -> int:
         table = sort_table(table, args.sort)
     text = render(table, args.format)
     if args.output:
-        from ascbench.fileio import atomic_write_text
+        from ascbench.fileio import write_output
 
-        atomic_write_text(Path(args.output), text if text.endswith("\n") else text + "\n")
+        write_output(args.output, text if text.endswith("\n") else text + "\n", force=args.force)
         print(f"wrote {args.output}")
     else:
         print(text)
@@ -74,7 +82,9 @@ def _with_configs(root: Path, rows: list[dict]) -> list[dict]:
 def add_parser(sub) -> None:
     p = sub.add_parser("leaderboard", help="summarise stored results (mean ± std over seeds)")
     p.add_argument("--format", choices=("table", "markdown", "csv"), default="table")
-    p.add_argument("--output", help="write to this file instead of the terminal")
+    p.add_argument("--output", help="write to this file instead of the terminal (never inside a run, the results "
+                   "store, a published board or the cache)")
+    p.add_argument("--force", action="store_true", help="replace --output if it exists")
     p.add_argument("--protocol", help="only this protocol")
     p.add_argument("--model", help="only this model")
     # Spelled out rather than imported so that --help does not load pandas; test_cli keeps it in step.

@@ -16,12 +16,15 @@ def command(args) -> int:
     from ascbench.registry import get_registry
     from ascbench.results import runs_dir
 
+    from ascbench.fileio import check_output
+
+    check_output(args.output, force=args.force)  # before minutes of extraction, not after
     run_dir = Path(args.run_id) if Path(args.run_id).is_dir() else runs_dir(args.runs_dir) / args.run_id
     registry = get_registry()
     pred = predict_run(run_dir, args.dataset, registry, data_root=args.data_root,
                        progress=not args.no_progress and sys.stderr.isatty(), threads=args.threads, device=args.device)
     frame = submission_frame(pred, args.format, registry)
-    path = write_submission(frame, args.output, args.format)
+    path = write_submission(frame, args.output, args.format, force=args.force)
     counts = Counter(pred.labels)
     print(f"run {pred.run_id} on {pred.dataset.name}: {len(frame)} clips predicted, every file once, known labels")
     if pred.unseen_cities:
@@ -44,7 +47,9 @@ before it is written; cities the run never trained on get the unknown-city index
     p.add_argument("run_id", help="a run id in the runs directory, or a run directory")
     p.add_argument("--dataset", required=True, help="dataset to predict, e.g. apsipa2025-eval")
     p.add_argument("--data-root", default=None, help="directory of its audio")
-    p.add_argument("--output", required=True, help="submission file to write")
+    p.add_argument("--output", required=True, help="submission file to write (never inside a run, the results store, "
+                   "a published board or the cache)")
+    p.add_argument("--force", action="store_true", help="replace --output if it exists")
     p.add_argument("--format", choices=("challenge", "dcase"), default="challenge")
     p.add_argument("--runs-dir", default=None)
     p.add_argument("--threads", type=int, default=None)
