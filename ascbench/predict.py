@@ -18,7 +18,6 @@ Formats:
 from __future__ import annotations
 
 import io
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from ascbench.features import load_checked_features, unusable_files_error
 from ascbench.options import resolve_frontend
 from ascbench.fileio import write_output
 from ascbench.registry import Registry
+from ascbench.results import read_record_file
 from ascbench.specs import ModelContext
 from ascbench.training import DataBundle, create_model, predict, require_finite
 
@@ -74,10 +74,9 @@ def predict_run(run_dir: str | os.PathLike, dataset_name: str, registry: Registr
     """Class probabilities of the run stored in ``run_dir`` for every clip of ``dataset_name``, computed
     on ``device`` (``auto``: CUDA when present; weights trained anywhere load on any device)."""
     run_dir = Path(run_dir)
-    try:
-        config = RunConfig.from_stored(json.loads((run_dir / "config.json").read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise DataError(f"{run_dir} is not a run directory (no config.json)") from None
+    if not (run_dir / "config.json").exists():
+        raise DataError(f"{run_dir} is not a run directory (no config.json)")
+    config = RunConfig.from_stored(read_record_file(run_dir / "config.json", "run config"))
     compute = Compute.from_names(device, "fp32")  # an absent GPU fails here, before any audio is read
     saved = load_run_weights(run_dir)
     classes, cities = list(saved["classes"]), list(saved["cities"])

@@ -193,6 +193,24 @@ def load_rows(root: Path) -> list[dict]:
     return rows
 
 
+def read_record_file(path: Path, what: str = "run record") -> dict:
+    """A stored JSON file (a run's config.json or metrics.json, a published record) as a dict, or one DataError
+    naming the file: missing, unreadable, not JSON (hand-edited, truncated) or not a JSON object."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{what} {path} is missing; the run's directory is incomplete (was it moved or edited?)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{what} {path} is damaged: not JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); "
+                        "restore it from a copy, or set the run aside") from None
+    if not isinstance(value, dict):
+        raise DataError(f"{what} {path} is damaged: it holds a JSON {type(value).__name__}, not an object")
+    return value
+
+
 def store_packed_run(root: Path, run_id: str, files: dict[str, bytes], row: dict) -> Path:
     """Store a run that finished elsewhere (a Ray worker) from its files and row, as :func:`commit_run` would."""
     root.mkdir(parents=True, exist_ok=True)

@@ -218,3 +218,22 @@ def test_unwritten_guards_do_not_cost_the_work(kept, tmp_path, monkeypatch, caps
                  "--output", str(existing), "--no-progress"]) == 2
     assert "already exists" in capsys.readouterr().err
     np.testing.assert_equal(existing.read_text(), "x\n")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not an object", "missing"])
+@pytest.mark.parametrize("name", ["metrics.json", "config.json"])
+@pytest.mark.parametrize("command", ["export", "plot", "rerun"])
+def test_a_damaged_run_file_is_named(kept, tmp_path, damage, name, command, capsys):
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(kept.runs, runs)
+    path = runs / kept.run_id / name
+    {"truncated": lambda: path.write_text(path.read_text()[:40]), "not an object": lambda: path.write_text("[1, 2]"),
+     "missing": path.unlink}[damage]()
+    argv = {"export": ["export", kept.run_id, "--runs-dir", str(runs)],
+            "plot": ["plot", kept.run_id, "--runs-dir", str(runs), "--output", str(tmp_path / "plots")],
+            "rerun": ["rerun", kept.run_id, "--runs-dir", str(runs)]}[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and len(err.strip().splitlines()) == 1 and "--debug" not in err

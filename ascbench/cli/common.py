@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
@@ -52,20 +51,23 @@ def add_cache_dir(parser) -> None:
 
 def find_record(run_id: str, runs_root: str | None, published: str | None) -> tuple[dict, dict, dict]:
     """(row, config, metrics) of a run, from a published directory or the runs store."""
-    from ascbench.results import load_rows, runs_dir
+    from ascbench.results import load_rows, read_record_file, runs_dir
 
     if published:
         path = Path(published) / "results" / f"{run_id}.json"
         if not path.exists():
             raise AscbenchError(f"no published record {path}")
-        record = json.loads(path.read_text())
+        record = read_record_file(path, "published record")
+        missing = [k for k in ("row", "config", "metrics") if not isinstance(record.get(k), dict)]
+        if missing:
+            raise AscbenchError(f"published record {path} is damaged: no {', '.join(missing)}")
         return record["row"], record["config"], record["metrics"]
     root = runs_dir(runs_root)
     rows = [r for r in load_rows(root) if r["run_id"] == run_id]
     if not rows:
         raise AscbenchError(f"run {run_id!r} is not in {root / 'results.jsonl'} (use --from DIR for a published leaderboard)")
-    return (rows[0], json.loads((root / run_id / "config.json").read_text()),
-            json.loads((root / run_id / "metrics.json").read_text()))
+    return (rows[0], read_record_file(root / run_id / "config.json", "run config"),
+            read_record_file(root / run_id / "metrics.json", "run metrics"))
 
 
 def load_dataset(name: str, data_root: str | None, require_audio: bool):

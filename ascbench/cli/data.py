@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from pathlib import Path
 
 from ascbench.config import RunConfig
 from ascbench.errors import AscbenchError

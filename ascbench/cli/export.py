@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from ascbench.errors import AscbenchError
 from ascbench.cli.common import add_record_arguments, find_record

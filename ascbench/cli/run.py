@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -275,7 +274,9 @@ def _resume_config(path: Path) -> RunConfig:
     from ascbench.results import check_unfinished
 
     check_unfinished(path)  # a finished run is never resumed, so never rewritten or deleted
-    return RunConfig.from_stored(json.loads((path / "config.json").read_text(encoding="utf-8")))
+    from ascbench.results import read_record_file
+
+    return RunConfig.from_stored(read_record_file(path / "config.json", "run config"))
 
 
 def _print_summary(config: RunConfig, record) -> None:
