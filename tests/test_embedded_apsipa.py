@@ -43,14 +43,19 @@ def _ceiling(dataset, protocol: str = "official", **fields) -> tuple[float, obje
     return split_plan.ceiling["nearest_in_time"], split_plan.split
 
 
-def _band_db(wav: np.ndarray, bands: int = 32) -> np.ndarray:
-    """Mean log energy in log-spaced bands from 150 Hz to 8 kHz over 64-ms frames: a cheap mean log-mel."""
+def _frame_db(wav: np.ndarray, bands: int = 32) -> np.ndarray:
+    """Log energy per 64-ms frame in log-spaced bands from 150 Hz to 8 kHz: a cheap log-mel."""
     frames = np.lib.stride_tricks.sliding_window_view(wav, 1024)[::512] * np.hanning(1024)
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
     freqs = np.fft.rfftfreq(1024, 1 / embedded.SAMPLE_RATE)
     edges = np.geomspace(150, 8000, bands + 1)  # from 150 Hz: at least two FFT bins a band
     energy = np.stack([power[:, (freqs >= lo) & (freqs < hi)].sum(1) for lo, hi in zip(edges, edges[1:])], 1)
-    return (10 * np.log10(energy + 1e-12)).mean(0)
+    return 10 * np.log10(energy + 1e-12)
+
+
+def _band_db(wav: np.ndarray) -> np.ndarray:
+    """The clip's mean log-mel stand-in."""
+    return _frame_db(wav).mean(0)
 
 
 def _clips(city: str, stamp: str, scene: str = "Bus", clips: int = 4, session: str | None = None) -> np.ndarray:
@@ -269,7 +274,8 @@ def test_audio_evidence_beats_the_metadata_ceiling_on_session_holdout(registry):
     from ascbench.metrics import macro_accuracy
 
     ds = registry.dataset("embedded-apsipa").load(DatasetOptions())
-    features = np.stack([_band_db(sf.read(str(path))[0]) for path in ds.audio_paths()])
+    frames = [_frame_db(sf.read(str(path))[0]) for path in ds.audio_paths()]
+    features = np.stack([np.concatenate([f.mean(0), f.std(0)]) for f in frames])  # spectrum and its fluctuation
     labels, scores = ds.label_indices(), {}
     for level in ("recording", "session"):
         plan = pipeline.resolve(RunConfig(dataset=ds.name, group_by=level))
