@@ -218,10 +218,9 @@ def generate(name: str, spec: EmbeddedSpec, directory: Path) -> pd.DataFrame:
     rng = np.random.default_rng([GENERATOR_SEED, spec.seed])
     n = int(round(spec.clip_seconds * SAMPLE_RATE))
     days = pd.date_range("2023-04-21", "2023-08-28", freq="D")
-    audio_dir = directory / "audio"
-    audio_dir.mkdir(parents=True, exist_ok=True)
     rows: list[tuple] = []
     with all_or_nothing(name, directory) as written:
+        (directory / "audio").mkdir(parents=True, exist_ok=True)
         _write_clips(spec, directory, profiles, rng, n, days, rows, written)
     meta = pd.DataFrame(rows, columns=["filename", "scene_label", "city", "timestamp", "group"])
 
@@ -256,11 +255,16 @@ def ensure_generated(directory: Path, manifest: dict, build: Callable[[], object
         return current == manifest and (directory / "metadata.csv").exists()
 
     if not up_to_date():
-        with exclusive_lock(directory.parent / f".{directory.name}.lock"):
-            if not up_to_date():  # another process may have generated it while we waited
-                build()
-                # The manifest goes last: an interrupted generation is redone, never half-used.
-                atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
+        try:
+            with exclusive_lock(directory.parent / f".{directory.name}.lock"):
+                if not up_to_date():  # another process may have generated it while we waited
+                    build()
+                    # The manifest goes last: an interrupted generation is redone, never half-used.
+                    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
+        except OSError as exc:  # a data root under a file, or read-only: the folder and the fix, not a traceback
+            reason = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+            raise DataError(f"cannot generate the dataset in {directory}: {reason}; point --data-root "
+                            "(or ASCBENCH_DATA_DIR) at a writable folder") from None
 
 
 def load_embedded(name: str, options: DatasetOptions) -> ClipDataset:

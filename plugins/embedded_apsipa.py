@@ -237,8 +237,8 @@ def synth_recording(rows: pd.DataFrame, clip_seconds: float, seed: int, profiles
 def generate(name: str, meta: pd.DataFrame, clip_seconds: float, seed: int, directory: Path) -> None:
     """Write the WAV file of every row of ``meta``, then ``metadata.csv``, into ``directory``."""
     profiles = class_profiles()
-    (directory / "audio").mkdir(parents=True, exist_ok=True)
     with embedded.all_or_nothing(name, directory) as written:
+        (directory / "audio").mkdir(parents=True, exist_ok=True)
         for _, rows in meta.groupby("group", sort=False):
             for filename, wav in zip(rows["filename"], synth_recording(rows, clip_seconds, seed, profiles)):
                 written.append(directory / filename)

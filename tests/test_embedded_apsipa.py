@@ -239,6 +239,14 @@ def test_a_full_disk_during_generation_leaves_nothing_behind(tmp_path, monkeypat
     assert list((tmp_path / "t" / "audio").iterdir()) == [] and not (tmp_path / "t" / "metadata.csv").exists()
 
 
+@pytest.mark.parametrize("name", ["embedded-apsipa", "embedded-tiny"])
+def test_a_data_root_that_cannot_hold_a_dataset_is_one_line(tmp_path, registry, name):
+    (tmp_path / "a-file").write_text("")
+    root = tmp_path / "a-file" / "data"
+    with pytest.raises(DataError, match=rf"cannot generate the dataset in {root}: .*writable folder"):
+        registry.dataset(name).load(DatasetOptions(data_root=root))
+
+
 # --- embedded itself is untouched ------------------------------------------------------------------------
 
 def _digest(directory) -> str:
@@ -263,6 +271,15 @@ def test_embedded_datasets_are_bit_identical(registry, name, digest):
 
 
 # --- the whole dataset (slow: about 15 s of generation) --------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["embedded-apsipa", "embedded-apsipa-source"])
+def test_generated_datasets_conform(name):
+    """The conformance kit on the whole generated data (audio readable at its rate and length, groups nest)."""
+    from ascbench.testing import check_dataset
+
+    check_dataset(name)
+
 
 @pytest.mark.slow
 def test_audio_evidence_beats_the_metadata_ceiling_on_session_holdout(registry):
