@@ -28,6 +28,11 @@ META_ONLY = DatasetOptions(require_audio=False)
 
 
 @pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    return ea.build_metadata()
+
+
+@pytest.fixture(scope="module")
 def synthetic(registry):
     return registry.dataset("embedded-apsipa").load(META_ONLY)
 
@@ -124,9 +129,9 @@ def test_source_has_other_cities_all_labeled_every_class_everywhere(registry, sy
     assert len(cells) == source["city"].nunique() * len(embedded.CLASSES) * 4
 
 
-def test_metadata_is_pinned():
+def test_metadata_is_pinned(table):
     """Same table on every machine and run; a change to the schedule must change this hash on purpose."""
-    digest = hashlib.sha256(ea.build_metadata().to_csv(index=False).encode()).hexdigest()
+    digest = hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()
     assert digest == "6ad9bcbc703886a33290a9c3a71d57bde207f621e93fb9c106c4c992db21a691"
     digest = hashlib.sha256(ea.source_metadata().to_csv(index=False).encode()).hexdigest()
     assert digest == "120b0418439051cf9ed7ad16c36218339cf37e29cc3cc959159ff564f07e013f"
@@ -195,9 +200,9 @@ def test_time_of_day_changes_the_content():
     assert afternoon.mean() - night.mean() > 6.0  # dB: busier and louder in the afternoon
 
 
-def test_a_recording_sounds_the_same_alone_or_in_the_dataset(tmp_path):
+def test_a_recording_sounds_the_same_alone_or_in_the_dataset(tmp_path, table):
     """Each recording's generator is seeded by the recording alone: same bytes however the table is cut."""
-    meta = ea.build_metadata()
+    meta = table
     groups = list(meta["group"].unique()[:2])
     in_order = [meta[meta["group"] == g] for g in groups]
     ea.generate("t", pd.concat(in_order), 0.25, ea.SPEC.seed, tmp_path / "a")
@@ -223,7 +228,7 @@ def test_generated_on_first_use_and_reused(tmp_path, monkeypatch):
     assert ea._load("t", small, table, options).fingerprint() == ds.fingerprint()
 
 
-def test_a_full_disk_during_generation_leaves_nothing_behind(tmp_path, monkeypatch):
+def test_a_full_disk_during_generation_leaves_nothing_behind(tmp_path, monkeypatch, table):
     real_write, calls = sf.write, []
 
     def write_until_full(path, *args, **kwargs):
@@ -233,9 +238,8 @@ def test_a_full_disk_during_generation_leaves_nothing_behind(tmp_path, monkeypat
         return real_write(path, *args, **kwargs)
 
     monkeypatch.setattr(sf, "write", write_until_full)
-    table = ea.build_metadata().head(8)
     with pytest.raises(DataError, match=r"cannot write the t dataset to .*No space left on device.*nothing was left"):
-        ea.generate("t", table, 0.1, ea.SPEC.seed, tmp_path / "t")
+        ea.generate("t", table.head(8), 0.1, ea.SPEC.seed, tmp_path / "t")
     assert list((tmp_path / "t" / "audio").iterdir()) == [] and not (tmp_path / "t" / "metadata.csv").exists()
 
 
