@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -195,24 +197,31 @@ def _write_clips(spec: EmbeddedSpec, directory: Path, profiles: list[dict], rng:
                         rows.append((filename, label, city, stamp.strftime("%Y-%m-%d %H:%M:%S"), group))
 
 
-def generate(name: str, spec: EmbeddedSpec, directory: Path) -> pd.DataFrame:
-    """Write the WAV files and ``metadata.csv`` of one embedded dataset into ``directory``."""
-    profiles = _class_profiles(np.random.default_rng(GENERATOR_SEED))
-    rng = np.random.default_rng([GENERATOR_SEED, spec.seed])
-    n = int(round(spec.clip_seconds * SAMPLE_RATE))
-    days = pd.date_range("2023-04-21", "2023-08-28", freq="D")
-    audio_dir = directory / "audio"
-    audio_dir.mkdir(parents=True, exist_ok=True)
-    rows: list[tuple] = []
+@contextmanager
+def all_or_nothing(name: str, directory: Path) -> Iterator[list[Path]]:
+    """A list for the block to append each file it writes to; if a write fails, those files are removed and
+    the failure becomes one DataError naming the dataset, the folder and the reason."""
     written: list[Path] = []
     try:
-        _write_clips(spec, directory, profiles, rng, n, days, rows, written)
+        yield written
     except (OSError, sf.LibsndfileError) as exc:
         for path in written:  # a full disk must not stay full of half a dataset
             path.unlink(missing_ok=True)
         reason = getattr(exc, "strerror", None) or str(exc)
         raise DataError(f"cannot write the {name} dataset to {directory}: {reason}; free some space there, or "
                         "point ASCBENCH_DATA_DIR (or --cache-dir) at a writable folder; nothing was left behind") from None
+
+
+def generate(name: str, spec: EmbeddedSpec, directory: Path) -> pd.DataFrame:
+    """Write the WAV files and ``metadata.csv`` of one embedded dataset into ``directory``."""
+    profiles = _class_profiles(np.random.default_rng(GENERATOR_SEED))
+    rng = np.random.default_rng([GENERATOR_SEED, spec.seed])
+    n = int(round(spec.clip_seconds * SAMPLE_RATE))
+    days = pd.date_range("2023-04-21", "2023-08-28", freq="D")
+    rows: list[tuple] = []
+    with all_or_nothing(name, directory) as written:
+        (directory / "audio").mkdir(parents=True, exist_ok=True)
+        _write_clips(spec, directory, profiles, rng, n, days, rows, written)
     meta = pd.DataFrame(rows, columns=["filename", "scene_label", "city", "timestamp", "group"])
 
     # The dataset's own split is by recording, so that no recording straddles train and test.
@@ -234,11 +243,11 @@ def data_dir() -> Path:
     return Path(os.environ.get("ASCBENCH_DATA_DIR") or cache_root() / "data")
 
 
-def load_embedded(name: str, options: DatasetOptions) -> ClipDataset:
-    spec = SPECS[name]
-    directory = Path(options.data_root) if options.data_root else data_dir() / name
+def ensure_generated(directory: Path, manifest: dict, build: Callable[[], object]) -> None:
+    """Run ``build`` (which writes ``directory``'s files and ``metadata.csv``) unless the manifest stored there
+    equals ``manifest``; under a lock, so that concurrent runs generate once and never read half a dataset."""
     # Round-trip through JSON so the comparison with the stored manifest is like for like.
-    manifest = json.loads(json.dumps({"generator_version": GENERATOR_VERSION, "seed": GENERATOR_SEED, "spec": asdict(spec)}))
+    manifest = json.loads(json.dumps(manifest))
     manifest_path = directory / "manifest.json"
 
     def up_to_date() -> bool:
@@ -246,11 +255,23 @@ def load_embedded(name: str, options: DatasetOptions) -> ClipDataset:
         return current == manifest and (directory / "metadata.csv").exists()
 
     if not up_to_date():
-        with exclusive_lock(directory.parent / f".{directory.name}.lock"):
-            if not up_to_date():  # another process may have generated it while we waited
-                generate(name, spec, directory)
-                # The manifest goes last: an interrupted generation is redone, never half-used.
-                atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
+        try:
+            with exclusive_lock(directory.parent / f".{directory.name}.lock"):
+                if not up_to_date():  # another process may have generated it while we waited
+                    build()
+                    # The manifest goes last: an interrupted generation is redone, never half-used.
+                    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
+        except OSError as exc:  # a data root under a file, or read-only: the folder and the fix, not a traceback
+            reason = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+            raise DataError(f"cannot generate the dataset in {directory}: {reason}; point --data-root "
+                            "(or ASCBENCH_DATA_DIR) at a writable folder") from None
+
+
+def load_embedded(name: str, options: DatasetOptions) -> ClipDataset:
+    spec = SPECS[name]
+    directory = Path(options.data_root) if options.data_root else data_dir() / name
+    manifest = {"generator_version": GENERATOR_VERSION, "seed": GENERATOR_SEED, "spec": asdict(spec)}
+    ensure_generated(directory, manifest, lambda: generate(name, spec, directory))
     meta = pd.read_csv(directory / "metadata.csv", keep_default_na=False)
     return ClipDataset(
         name=name,
