@@ -47,9 +47,8 @@ def _info(args) -> int:
 
 def _split(args) -> int:
     """`data split`: the protocol's split through the pipeline's own stages (the one a run would use)."""
-    from tabulate import tabulate
-
     from ascbench import pipeline
+    from ascbench.formatting import render_table
     from ascbench.data.summary import split_table
     from ascbench.metadata_ceiling import describe as describe_ceiling
 
@@ -60,12 +59,14 @@ def _split(args) -> int:
     plan = pipeline.resolve(config)
     ds = pipeline.load(plan, require_audio=False)
     if config.folds:
-        _print_folds(args, ds, [pipeline.split(plan, ds, fold=k, val_fraction=0.0) for k in range(config.folds)])
+        plans = [pipeline.split(plan, ds, fold=k, val_fraction=0.0) for k in range(config.folds)]
+        _print_folds(args, ds, plans, _seed_note(config, ds, plans[0], fold=0))
         return 0
     split_plan = pipeline.split(plan, ds, fold=None, val_fraction=0.0)
     split, part = split_plan.split, split_plan.partition
-    print(f"{ds.name} under {args.protocol} (seed {args.seed}), whole {split.info['group_by']}s on one side:")
-    print(tabulate(split_table(ds, split, part.labeled), headers="keys", tablefmt="simple", showindex=False))
+    print(f"{ds.name} under {args.protocol}{_seed_note(config, ds, split_plan, fold=None)}, "
+          f"whole {split.info['group_by']}s on one side:")
+    print(render_table(split_table(ds, split, part.labeled), wide=args.wide))
     if split.excluded_classes:
         print(f"\nnot scored (no labeled training clip teaches them): {', '.join(split.excluded_classes)}")
     if split.info.get("purged_clips"):
@@ -78,15 +79,29 @@ def _split(args) -> int:
     return 0
 
 
-def _print_folds(args, ds, plans: list) -> None:
-    from tabulate import tabulate
+def _seed_note(config: RunConfig, ds, split_plan, fold: int | None) -> str:
+    """" (seed N)" when the seed shapes this split, "" when it does not (a dataset's fixed official hold-out, given
+    test cities): found by splitting again with another seed, so it holds for any protocol plugin."""
+    import numpy as np
 
-    print(f"{ds.name} under {args.protocol}, {len(plans)} folds (seed {args.seed}); every fold can run:")
+    from ascbench import pipeline
+
+    other_config = config.replace(seed=config.seed + 1)
+    other = pipeline.split(pipeline.resolve(other_config), ds, fold=fold, val_fraction=0.0)
+    same = (np.array_equal(np.sort(other.split.test), np.sort(split_plan.split.test))
+            and np.array_equal(np.sort(other.partition.labeled), np.sort(split_plan.partition.labeled)))
+    return "" if same else f" (seed {config.seed})"
+
+
+def _print_folds(args, ds, plans: list, seed_note: str) -> None:
+    from ascbench.formatting import format_percent, render_table
+
+    print(f"{ds.name} under {args.protocol}, {len(plans)} folds{seed_note}; every fold can run:")
     rows = [(f"{k + 1}/{len(plans)}", ", ".join(p.split.info["test_cities_held_out"]), p.split.info["train_clips"],
-             p.split.info["test_clips"], ", ".join(p.split.excluded_classes) or "-", f"{100 * p.ceiling['best']:.1f}")
+             p.split.info["test_clips"], ", ".join(p.split.excluded_classes) or "-", format_percent(p.ceiling["best"], 1))
             for k, p in enumerate(plans)]
-    print(tabulate(rows, headers=["fold", "test cities", "train clips", "scored test clips", "not scored",
-                                  "metadata ceiling %"], tablefmt="simple"))
+    print(render_table(rows, ["fold", "test cities", "train clips", "scored test clips", "not scored",
+                              "metadata ceiling"], wide=args.wide))
 
 
 def _write_roles(path: Path, ds, split_plan) -> None:
@@ -125,3 +140,4 @@ def add_parser(sub) -> None:
                    help="unseen-city: preview K cross-city folds (test cities, sizes, classes not scored, ceiling)")
     q.add_argument("--data-root", default=None)
     q.add_argument("--output", help="write the split (one row per clip with its role) to this CSV")
+    q.add_argument("--wide", action="store_true", help="every cell whole on one line, however wide the table gets")
