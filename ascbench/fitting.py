@@ -29,8 +29,8 @@ log = logging.getLogger("ascbench")
 
 # --quick (config.quick): every epoch of every stage trains on at most this many clips (a fresh random draw each
 # epoch) and validates on at most QUICK_VAL_CLIPS, so a quick run checks the whole pipeline in seconds per stage.
-QUICK_EPOCH_CLIPS = 96
-QUICK_VAL_CLIPS = 96
+QUICK_EPOCH_CLIPS = 64
+QUICK_VAL_CLIPS = 64
 
 
 def _mean_loss(losses: list[torch.Tensor], sizes: list[int]) -> float:

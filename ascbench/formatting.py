@@ -46,9 +46,11 @@ def format_float(value: float | None, digits: int = 4) -> str:
     """A float with ``digits`` significant digits (0.07608695652173914 -> "0.07609"); None or NaN as "n/a"."""
     if value is None or _is_nan(value):
         return "n/a"
-    if value != 0 and (abs(value) >= 10 ** digits or abs(value) < 1e-4):
+    if abs(value) >= 10 ** digits:
+        return f"{value:,.0f}"
+    if value != 0 and abs(value) < 1e-4:
         return f"{value:.{digits - 1}e}"
-    return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{max(0, digits - len(str(int(abs(value)))))}f}"
+    return f"{value:.{digits}g}"
 
 
 def format_int(value: int) -> str:
@@ -120,10 +122,12 @@ def render_table(frame_or_rows: Any, headers: Sequence[str] | None = None, *, wi
     if wide:
         return _render(header, rows, natural)
     total = terminal_width(width)
-    floors = [_floor(column, bool(header)) for column in columns]
-    blocks = _column_blocks(floors, total, min(key_columns, ncols - 1))
+    floors = [_floor(column) for column in columns]
+    blocks = _column_blocks(natural, floors, total, min(key_columns, ncols - 1))
     if len(blocks) == 1:
-        return _render(header, rows, _fit(natural, floors, total))
+        # Prose wraps at spaces first; only then are long words (identifiers, paths) broken.
+        words = [max(_longest_word(column), f) for column, f in zip(columns, floors)]
+        return _render(header, rows, _fit(_fit(natural, words, total), floors, total))
     return "\n\n".join(render_table([[r[i] for i in block] for r in rows], [header[i] for i in block] if header else None,
                                       width=total, key_columns=0) for block in blocks)
 
@@ -138,6 +142,11 @@ def _render(header: list[str], rows: list[list[str]], widths: list[int]) -> str:
     for row in rows:
         lines += _render_row(row, widths, numeric)
     return "\n".join(lines)
+
+
+def wrap_text(text: str, width: int | None = None) -> str:
+    """A paragraph of prose wrapped to ``terminal_width(width)``."""
+    return "\n".join(textwrap.wrap(text, terminal_width(width), break_on_hyphens=False))
 
 
 def render_pairs(pairs: Iterable[tuple[str, Any]], *, wide: bool = False, width: int | None = None) -> str:
@@ -169,12 +178,15 @@ def _longest_line(text: str) -> int:
     return max((len(line) for line in text.split("\n")), default=0)
 
 
-def _floor(column: list[str], has_header: bool) -> int:
+def _longest_word(column: list[str]) -> int:
+    return max((len(w) for c in column for w in c.split()), default=0)
+
+
+def _floor(column: list[str]) -> int:
     """The narrowest a column gets: its longest word (names are not broken), at least MIN_COLUMN, at most
-    MAX_WORD (a longer word, such as a path, is broken), never wider than the column itself."""
+    MAX_WORD (a longer word, such as a run id or a path, is broken), never wider than the column itself."""
     natural = max(_longest_line(c) for c in column)
-    longest_word = max((len(w) for c in column for w in c.split()), default=0)
-    return min(natural, max(MIN_COLUMN, min(longest_word, MAX_WORD)))
+    return min(natural, max(MIN_COLUMN, min(_longest_word(column), MAX_WORD)))
 
 
 def _fit(natural: list[int], floors: list[int], total: int) -> list[int]:
@@ -191,8 +203,10 @@ def _fit(natural: list[int], floors: list[int], total: int) -> list[int]:
     return widths
 
 
-def _column_blocks(floors: list[int], total: int, keys: int) -> list[list[int]]:
-    """Columns in blocks that each fit ``total`` at their floors, every block led by the ``keys`` first columns."""
+def _column_blocks(natural: list[int], floors: list[int], total: int, keys: int) -> list[list[int]]:
+    """Columns in blocks that each fit ``total``, every block led by the ``keys`` first columns: packed at their
+    natural widths, a wide (prose) column counted at a third of the width at most, never below its floor."""
+    floors = [max(f, min(n, total // 3)) for n, f in zip(natural, floors)]
     key_width = sum(floors[:keys]) + len(GAP) * keys
     blocks: list[list[int]] = []
     current: list[int] = []

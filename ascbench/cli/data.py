@@ -33,15 +33,14 @@ def _check(args) -> int:
 
 def _info(args) -> int:
     """`data info`: the dataset's description and its tables by class, city and time."""
-    from tabulate import tabulate
-
     from ascbench.data.summary import dataset_tables
+    from ascbench.formatting import render_table
 
     ds = load_dataset(args.dataset, args.data_root, require_audio=False)
     print(f"{ds.name}: {ds.description}")
     for title, table in dataset_tables(ds).items():
         print(f"\n{title}:")
-        print(tabulate(table, headers="keys", tablefmt="simple", showindex=False))
+        print(render_table(table, wide=args.wide))
     return 0
 
 
@@ -127,6 +126,7 @@ def add_parser(sub) -> None:
     q = data_sub.add_parser("info", help="clips, labeled fraction, per-city and per-period counts, class balance")
     q.add_argument("dataset")
     q.add_argument("--data-root", default=None)
+    q.add_argument("--wide", action="store_true", help="every cell whole on one line, however wide the table gets")
     q = data_sub.add_parser("check", help="read every audio file; list each unusable one with its reason")
     q.add_argument("dataset")
     q.add_argument("--data-root", default=None)

@@ -31,7 +31,7 @@ def command(args) -> int:
         options = _option_rows(kind, reg)
         if options:
             prefix = OPTION_PREFIX.get(kind, kind)
-            print(f"\n{kind} options (--set {prefix}.FIELD=VALUE; in a config file [options.{prefix}]):")
+            print(f"\n{kind} options (--set {prefix}.FIELD=VALUE):")
             print(render_table(options, ["option", "of", "type", "default", "help"], wide=args.wide))
         print()
     return 0

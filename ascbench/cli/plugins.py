@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def command(args) -> int:
-    from ascbench.formatting import render_table
+    from ascbench.formatting import render_table, wrap_text
     from ascbench.registry import get_registry
 
     rows = []
@@ -12,7 +12,8 @@ def command(args) -> int:
         registered = ", ".join(st.registered)
         rows.append((st.name, st.source, "ok" if st.ok else "FAILED", registered if st.ok else st.error))
     print(render_table(rows, ["plugin", "module", "status", "registered / error"], wide=args.wide))
-    print("\n$ASCBENCH_STRICT_PLUGINS=1 makes plugin failures fatal; $ASCBENCH_PLUGINS=a,b loads only those plugins.")
+    print("\n" + wrap_text("$ASCBENCH_STRICT_PLUGINS=1 makes plugin failures fatal; $ASCBENCH_PLUGINS=a,b loads only "
+                           "those plugins."))
     return 0
 
 
