@@ -11,8 +11,9 @@ Deliberately light (standard library only): ``ascbench --help`` and ``ascbench l
 from __future__ import annotations
 
 import math
+import os
 import re
-import shutil
+import sys
 import textwrap
 from typing import Any, Iterable, Sequence
 
@@ -27,10 +28,19 @@ _NUMBER = re.compile(r"^[-+]?[\d,]*\.?\d+(e[-+]?\d+)?( ?%| [kMG]| s| ms| kB)?$",
 
 
 def terminal_width(width: int | None = None) -> int:
-    """The width to fit: ``width`` if given, else ``$COLUMNS``, else the terminal's, else ``DEFAULT_WIDTH``."""
+    """The width to fit: ``width`` if given, else ``$COLUMNS``, else that of the terminal standard output is,
+    else (a file, a pipe, CI, captured output) ``DEFAULT_WIDTH``."""
     if width is not None:
         return max(20, int(width))
-    return max(20, shutil.get_terminal_size(fallback=(DEFAULT_WIDTH, 24)).columns)
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return max(20, int(columns))
+    try:  # sys.stdout, not the process's first stdout (shutil's choice): output redirected in-process is no terminal
+        if sys.stdout.isatty():
+            return max(20, os.get_terminal_size(sys.stdout.fileno()).columns)
+    except (AttributeError, OSError, ValueError):
+        pass
+    return DEFAULT_WIDTH
 
 
 # ---- numbers ---------------------------------------------------------------------------------------------------

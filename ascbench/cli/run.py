@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import ContextManager
 
 from ascbench.config import TUPLE_FIELDS, RunConfig
 from ascbench.errors import AscbenchError
@@ -226,21 +227,23 @@ def config_from_args(args) -> RunConfig:
 
 
 def command(args) -> int:
-    from ascbench.runner import execute
-
     progress = not args.no_progress and sys.stderr.isatty()
     if args.resume:
+        from ascbench.runner import execute
+
         config = _resume_config(Path(args.resume))
-        with _console_progress(progress):
+        with console_progress(progress):
             record = execute(config, progress=progress, resume=args.resume)
         _print_summary(config, record, args.wide)
         return 0
-    config = config_from_args(args)
+    config = config_from_args(args)  # a config error is told before torch is imported: in a fraction of a second
+    from ascbench.runner import execute
+
     if config.folds:
         if config.protocol != "unseen-city":
             raise AscbenchError("--folds applies to --protocol unseen-city")
         _check_all_folds(config)  # a fold that cannot run must stop us before fold 1 is stored
-        with _console_progress(progress):
+        with console_progress(progress):
             records = [execute(config.replace(fold=k), runs_root=args.runs_dir, progress=progress)
                        for k in range(config.folds)]
         _print_folds(config, records, args.wide)
@@ -248,7 +251,7 @@ def command(args) -> int:
     from ascbench import distributed
 
     try:
-        with _console_progress(progress):
+        with console_progress(progress):
             record = execute(config, runs_root=args.runs_dir, progress=progress)
         main_rank = distributed.is_main()
     finally:
@@ -258,7 +261,7 @@ def command(args) -> int:
     return 0
 
 
-def _console_progress(bars: bool):
+def console_progress(bars: bool) -> ContextManager[None]:
     """Where a run's one line per epoch goes besides its log.txt: standard output, unless a progress bar is drawn
     on the terminal that standard output also is (a log file, a pipe or CI gets every line)."""
     from ascbench.callbacks import epoch_lines_to
