@@ -12,12 +12,15 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ascbench.data.timefeatures import PERIOD_NAMES
 from ascbench.errors import ConfigError
 from ascbench.options import KINDS as OPTION_KINDS, fold_dotted
-from ascbench.protocols import DEFAULT_TEST_PERIODS, TIME_HOLDOUTS, UNTAUGHT_POLICIES, ProtocolOptions
+# From the import-free vocabulary, not ascbench.protocols (numpy, pandas): `ascbench --help` imports this module.
+from ascbench.vocabulary import DEFAULT_TEST_PERIODS, PERIOD_NAMES, TIME_HOLDOUTS, UNTAUGHT_POLICIES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ascbench.protocols import ProtocolOptions
 
 
 PRECISION_NAMES = ("fp32", "bf16", "fp16")
@@ -93,6 +96,9 @@ class RunConfig:
     options: dict[str, Any] = field(default_factory=dict)
     loggers: tuple[str, ...] = ()  # run loggers (plugins) receiving every epoch, e.g. ("csv", "tensorboard")
     log_dir: str | None = None  # where loggers write (<log_dir>/<run id>/); default <runs dir>/logs
+    # --quick: QUICK_SETTINGS fill every field not given (as a recipe's do, over it), so every stage, pretraining
+    # included, is short; the run's row is marked quick and the leaderboard leaves it out unless asked.
+    quick: bool = False
 
     def __post_init__(self) -> None:
         # Types first, for every field: a sweep spec's `epochs = 1.5` or `test_cities = "Arden"` must fail
@@ -144,6 +150,8 @@ class RunConfig:
 
     def protocol_options(self, fold: int | None = None, plugin: Any = None) -> ProtocolOptions:
         """What the protocol plugin is told: the split-related fields of this config, and its own options."""
+        from ascbench.protocols import ProtocolOptions
+
         return ProtocolOptions(seed=self.seed, test_cities=self.test_cities, time_holdout=self.time_holdout,
                                test_periods=self.test_periods, test_dates=self.test_dates, folds=self.folds,
                                fold=self.fold if fold is None else fold, group_by=self.group_by, untaught=self.untaught,
@@ -170,6 +178,8 @@ class RunConfig:
                      if difflib.get_close_matches(u, known, 2) else repr(u) for u in unknown]
             raise ConfigError(f"unknown config field(s) {', '.join(hints)}; `ascbench run --help` lists every field "
                               f"(each is also --set NAME=VALUE)")
+        if data.get("quick") is True:  # before the recipe, so the quick settings win over its epochs
+            data = _under(QUICK_SETTINGS, data)
         if data.get("recipe"):
             given = (data.get("options") or {}).get("recipe") if isinstance(data.get("options"), dict) else None
             data = _under(fold_dotted(_renamed(recipe_settings(data["recipe"], data.get("dataset", "embedded"), given))),
@@ -216,6 +226,9 @@ class RunConfig:
         d = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
+
+# What --quick sets unless given explicitly: a couple of epochs per stage, each one pass over its clips.
+QUICK_SETTINGS: dict[str, Any] = {"epochs": 2, "pretrain_epochs": 2, "min_epoch_clips": 0, "patience": 0}
 
 OTHER_RATE_POLICIES = ("resample", "refuse")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")  # torch.compile's modes

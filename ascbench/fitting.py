@@ -27,6 +27,11 @@ from ascbench.training import (DataBundle, FitResult, TrainingHook, _freeze_froz
 
 log = logging.getLogger("ascbench")
 
+# --quick (config.quick): every epoch of every stage trains on at most this many clips (a fresh random draw each
+# epoch) and validates on at most QUICK_VAL_CLIPS, so a quick run checks the whole pipeline in seconds per stage.
+QUICK_EPOCH_CLIPS = 64
+QUICK_VAL_CLIPS = 64
+
 
 def _mean_loss(losses: list[torch.Tensor], sizes: list[int]) -> float:
     """The epoch's mean training loss, clip-weighted, summed on the host in step order (one transfer)."""
@@ -116,6 +121,8 @@ def _train_epoch(stage: _Stage, train_model: nn.Module, data: DataBundle, train_
     num_classes, world = len(data.dataset.classes), distributed.world_size()
     order = np.arange(len(train_rows))
     perm = np.concatenate([rng.permutation(order) for _ in range(passes)])
+    if config.quick:
+        perm = perm[:QUICK_EPOCH_CLIPS]
     step_losses: list[torch.Tensor] = []
     step_sizes: list[int] = []
     finite = torch.ones((), dtype=torch.bool, device=compute.device)
@@ -205,6 +212,8 @@ def fit(
     targets = data.labels[train_rows] if targets is None else np.asarray(targets)
     if len(targets) != len(train_rows) or (targets < 0).any():
         raise ValueError("fit() needs a known class for every training row")
+    if config.quick and len(val_rows) > QUICK_VAL_CLIPS:  # evenly spread, so every class still tends to show
+        val_rows = np.asarray(val_rows)[np.linspace(0, len(val_rows) - 1, QUICK_VAL_CLIPS).round().astype(np.int64)]
     # Started (seeding torch) even when the stage is replayed, so the random state after it is what it always was.
     stage, passes, min_epochs = _start_stage(model, train_rows, parameters, hook, config, lr, epochs, seed)
     checkpointer = checkpoint.active()
@@ -220,6 +229,7 @@ def fit(
         stage.restore(saved)
         first_epoch = saved["epoch"] + 1
         log.info("%s: resuming after epoch %d from the checkpoint", name, saved["epoch"])
+    callbacks.stage_start(name, epochs, first_epoch)
     bar = tqdm(range(first_epoch, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False,
                initial=first_epoch - 1, total=epochs)
     train_model = compiled(distributed.wrap(model), config.compile)  # the data-parallel wrapper, compiled if asked
@@ -235,7 +245,9 @@ def fit(
         if checkpointer:
             checkpointer.save_epoch(name, epoch, stage.state(epoch, stop))
         if stop:
-            log.info("%s: early stop at epoch %d (best epoch %d)", desc, epoch, stage.selection.best_epoch)
+            if epoch < epochs:  # patience running out at the last epoch stops nothing early
+                log.info("%s: early stop at epoch %d of %d (no better validation score for %d epochs; best epoch %d)",
+                         desc, epoch, epochs, stage.selection.stale, stage.selection.best_epoch)
             break
     bar.close()
     return _finish_stage(stage, name, checkpointer)
@@ -255,7 +267,8 @@ def _start_stage(model: nn.Module, train_rows: np.ndarray, parameters: Iterable[
     # With few labeled clips an epoch is only a handful of steps; repeating the clips (in fresh
     # orders) up to min_epoch_clips gives the schedule and early stopping enough steps to work with.
     passes = max(1, int(np.ceil(config.min_epoch_clips / len(train_rows))))
-    steps_per_epoch = max(1, int(np.ceil(passes * len(train_rows) / config.batch_size)))
+    clips_per_epoch = min(passes * len(train_rows), QUICK_EPOCH_CLIPS) if config.quick else passes * len(train_rows)
+    steps_per_epoch = max(1, int(np.ceil(clips_per_epoch / config.batch_size)))
     scheduler = make_scheduler(optimizer, config, lr, epochs, steps_per_epoch)
     rng = np.random.default_rng([seed, 11])
     # Dropout and augmentation draw from torch's generators; reseeding here makes a stage independent

@@ -57,10 +57,7 @@ class TrainingJob:
             log.info("starting weights were trained on other classes; the classifier starts fresh")
         report = load_with_report(model, checkpoint, target_cities=self.data.cities, skip=skip,
                                   what=f"starting weights for model {self.config.model!r}")
-        log.info("starting weights: %s", report.summary())
-        if report.missing:
-            log.info("not taken from the starting weights (shape differs, e.g. the city vocabulary): %s",
-                     ", ".join(report.missing))
+        log.info("starting weights: %s", report.summary())  # names what was left out, and why: said once
         self.notes["reinitialised_after_pretraining"] = report.missing
         self.notes["weights_loaded"] = report.as_dict()
         return model

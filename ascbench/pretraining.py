@@ -106,6 +106,8 @@ def _stage_recipe(plan: pipeline.Plan, source: PretrainingSource, source_name: s
         "training": {k: getattr(config, k) for k in (
             "optimizer", "scheduler", "step_epochs", "step_gamma", "warmup_epochs", "select_on", "min_epochs",
             "normalization", "roll_seconds", "mask_value", "pretrain_classes")},
+        # A --quick stage trains on a few clips per epoch: never the stage a full run reuses (keys unchanged otherwise).
+        **({"quick": True} if config.quick else {}),
     }
 
 

@@ -17,16 +17,14 @@ import numpy as np
 import pandas as pd
 
 from ascbench.data.dataset import ClipDataset
-from ascbench.data.timefeatures import PERIOD_NAMES as PERIOD_CHOICES
 from ascbench.errors import AscbenchError, ConfigError, PluginError
+from ascbench.vocabulary import DEFAULT_TEST_PERIODS, TIME_HOLDOUTS, UNTAUGHT_POLICIES  # noqa: F401 - re-exported
+from ascbench.vocabulary import PERIOD_NAMES as PERIOD_CHOICES
 
 if TYPE_CHECKING:  # pragma: no cover
     from ascbench.specs import ProtocolSpec
 
 T = TypeVar("T")
-TIME_HOLDOUTS = ("time-of-day", "date")
-UNTAUGHT_POLICIES = ("exclude", "refuse")
-DEFAULT_TEST_PERIODS = ("evening", "night")
 
 
 @dataclass(frozen=True)

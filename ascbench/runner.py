@@ -240,6 +240,7 @@ def _result_row(run_id: str, config: RunConfig, metrics: dict, compute: Compute,
         "labeled": config.labeled, "seed": config.seed, "config_digest": config.digest(),
         "experiment_digest": config.experiment_digest(), "threads": torch.get_num_threads(), "processes": world,
         "fold": f"{config.fold + 1}/{config.folds}" if config.folds else None,
+        "quick": config.quick,  # a --quick run: shortened stages, never published or ranked by default
         "accuracy": metrics["accuracy"], "macro_accuracy": metrics["macro_accuracy"], "macro_f1": metrics["macro_f1"],
         "log_loss": metrics["log_loss"], "metadata_ceiling": metrics["metadata_ceiling"]["best"],
         "group_by": metrics["split"]["group_by"],

@@ -32,23 +32,21 @@ def _check(args) -> int:
 
 def _info(args) -> int:
     """`data info`: the dataset's description and its tables by class, city and time."""
-    from tabulate import tabulate
-
     from ascbench.data.summary import dataset_tables
+    from ascbench.formatting import render_table
 
     ds = load_dataset(args.dataset, args.data_root, require_audio=False)
     print(f"{ds.name}: {ds.description}")
     for title, table in dataset_tables(ds).items():
         print(f"\n{title}:")
-        print(tabulate(table, headers="keys", tablefmt="simple", showindex=False))
+        print(render_table(table, wide=args.wide))
     return 0
 
 
 def _split(args) -> int:
     """`data split`: the protocol's split through the pipeline's own stages (the one a run would use)."""
-    from tabulate import tabulate
-
     from ascbench import pipeline
+    from ascbench.formatting import render_table
     from ascbench.data.summary import split_table
     from ascbench.metadata_ceiling import describe as describe_ceiling
 
@@ -64,15 +62,16 @@ def _split(args) -> int:
     ds = pipeline.load(plan, require_audio=False)
     if config.folds:
         plans = [pipeline.split(plan, ds, fold=k, val_fraction=0.0) for k in range(config.folds)]
-        _print_folds(args, ds, plans)
+        _print_folds(args, ds, plans, _seed_note(config, ds, plans[0], fold=0))
         if args.output:
             _write_roles(args.output, ds, plans, folds=True, force=args.force)
             print(f"wrote {args.output} (one row per clip and fold)")
         return 0
     split_plan = pipeline.split(plan, ds, fold=None, val_fraction=0.0)
     split, part = split_plan.split, split_plan.partition
-    print(f"{ds.name} under {args.protocol} (seed {args.seed}), whole {split.info['group_by']}s on one side:")
-    print(tabulate(split_table(ds, split, part.labeled), headers="keys", tablefmt="simple", showindex=False))
+    print(f"{ds.name} under {args.protocol}{_seed_note(config, ds, split_plan, fold=None)}, "
+          f"whole {split.info['group_by']}s on one side:")
+    print(render_table(split_table(ds, split, part.labeled), wide=args.wide))
     if split.excluded_classes:
         print(f"\nnot scored (no labeled training clip teaches them): {', '.join(split.excluded_classes)}")
     if split.info.get("purged_clips"):
@@ -85,15 +84,29 @@ def _split(args) -> int:
     return 0
 
 
-def _print_folds(args, ds, plans: list) -> None:
-    from tabulate import tabulate
+def _seed_note(config: RunConfig, ds, split_plan, fold: int | None) -> str:
+    """" (seed N)" when the seed shapes this split, "" when it does not (a dataset's fixed official hold-out, given
+    test cities): found by splitting again with another seed, so it holds for any protocol plugin."""
+    import numpy as np
 
-    print(f"{ds.name} under {args.protocol}, {len(plans)} folds (seed {args.seed}); every fold can run:")
+    from ascbench import pipeline
+
+    other_config = config.replace(seed=config.seed + 1)
+    other = pipeline.split(pipeline.resolve(other_config), ds, fold=fold, val_fraction=0.0)
+    same = (np.array_equal(np.sort(other.split.test), np.sort(split_plan.split.test))
+            and np.array_equal(np.sort(other.partition.labeled), np.sort(split_plan.partition.labeled)))
+    return "" if same else f" (seed {config.seed})"
+
+
+def _print_folds(args, ds, plans: list, seed_note: str) -> None:
+    from ascbench.formatting import format_percent, render_table
+
+    print(f"{ds.name} under {args.protocol}, {len(plans)} folds{seed_note}; every fold can run:")
     rows = [(f"{k + 1}/{len(plans)}", ", ".join(p.split.info["test_cities_held_out"]), p.split.info["train_clips"],
-             p.split.info["test_clips"], ", ".join(p.split.excluded_classes) or "-", f"{100 * p.ceiling['best']:.1f}")
+             p.split.info["test_clips"], ", ".join(p.split.excluded_classes) or "-", format_percent(p.ceiling["best"], 1))
             for k, p in enumerate(plans)]
-    print(tabulate(rows, headers=["fold", "test cities", "train clips", "scored test clips", "not scored",
-                                  "metadata ceiling %"], tablefmt="simple"))
+    print(render_table(rows, ["fold", "test cities", "train clips", "scored test clips", "not scored",
+                              "metadata ceiling"], wide=args.wide))
 
 
 def _roles_frame(ds, split_plan, fold: int | None = None):
@@ -127,6 +140,7 @@ def add_parser(sub) -> None:
     q = data_sub.add_parser("info", help="clips, labeled fraction, per-city and per-period counts, class balance")
     q.add_argument("dataset")
     q.add_argument("--data-root", default=None)
+    q.add_argument("--wide", action="store_true", help="every cell whole on one line, however wide the table gets")
     q = data_sub.add_parser("check", help="read every audio file; list each unusable one with its reason")
     q.add_argument("dataset")
     q.add_argument("--data-root", default=None)
@@ -142,3 +156,4 @@ def add_parser(sub) -> None:
     q.add_argument("--output", help="write the split to this CSV: one row per clip (per clip and fold with --folds) "
                    "with its role: labeled, unlabeled, test, test-unscored (test side, not scored), unused")
     q.add_argument("--force", action="store_true", help="replace --output if it exists")
+    q.add_argument("--wide", action="store_true", help="every cell whole on one line, however wide the table gets")

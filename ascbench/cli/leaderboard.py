@@ -35,6 +35,8 @@ def command(args) -> int:
         rows = [r for r in rows if r["protocol"] == args.protocol]
     if args.model:
         rows = [r for r in rows if r["model"] == args.model]
+    if not args.include_quick:  # --quick runs check that things run; their numbers rank nothing
+        rows = [r for r in rows if not r.get("quick")]
     if not rows:
         raise AscbenchError(f"no results in {root / 'results.jsonl'}; run `ascbench run` first")
     if args.publish:
@@ -50,7 +52,7 @@ def command(args) -> int:
         from ascbench.leaderboard import sort_table
 
         table = sort_table(table, args.sort)
-    text = render(table, args.format)
+    text = _fitted(table, args.wide) if args.format == "table" and not args.output else render(table, args.format)
     if args.output:
         from ascbench.fileio import write_output
 
@@ -59,6 +61,18 @@ def command(args) -> int:
     else:
         print(text)
     return 0
+
+
+def _fitted(table, wide: bool) -> str:
+    """The leaderboard as a terminal table that fits the terminal (``--wide``: every cell whole), through the one
+    formatting layer. ``leaderboard.render`` lays the columns out; its plain table is read back column by column
+    (the dashes under the headers give each column's extent), so what is shown stays the leaderboard's own."""
+    from ascbench.formatting import columns_of_plain_table, render_table
+    from ascbench.leaderboard import render
+
+    headers, rows = columns_of_plain_table(render(table, "table"))
+    # Numbered, so that a row split over blocks of columns (a narrow terminal) is found in each block.
+    return render_table([[k + 1, *row] for k, row in enumerate(rows)], ["#", *headers], wide=wide)
 
 
 def _with_configs(root: Path, rows: list[dict]) -> list[dict]:
@@ -93,6 +107,9 @@ def add_parser(sub) -> None:
     p.add_argument("--runs-dir", default=None, help="results store (default: $ASCBENCH_RUNS_DIR or ./runs)")
     p.add_argument("--publish", metavar="DIR", help="copy the (filtered) run records to DIR/results and regenerate DIR's tables")
     p.add_argument("--check", metavar="DIR", help="fail if DIR's published tables differ from what DIR/results regenerates")
+    p.add_argument("--include-quick", action="store_true",
+                   help="also show (and publish) runs made with --quick, which are left out by default")
+    p.add_argument("--wide", action="store_true", help="every cell whole on one line, however wide the table gets")
     p.add_argument("--allow-nonstandard", action="store_true",
                    help="with --publish: also publish runs whose settings differ from the defaults or their recipe "
                         "(smoke runs, model arguments); their setting column says how")

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 
 def command(args) -> int:
-    from tabulate import tabulate
-
     from ascbench import pipeline
     from ascbench.complexity import BYTES_PER_PARAM, DCASE_MEMORY_LIMIT_BYTES
     from ascbench.config import RunConfig
     from ascbench.data.timefeatures import TIME_FEATURE_DIM
     from ascbench.cli.common import parse_model_args
+    from ascbench.formatting import render_pairs
     from ascbench.specs import ModelContext
     from ascbench.training import create_model
 
@@ -28,7 +27,7 @@ def command(args) -> int:
     memory = figures["param_bytes"]
     fits = next((p for p in BYTES_PER_PARAM if memory[p] <= DCASE_MEMORY_LIMIT_BYTES), None)
     info = figures["torchinfo_macs_per_second"]
-    print(tabulate([
+    print(render_pairs([
         ("model", args.model + "".join(f" {k}={v!r}" for k, v in kwargs.items())),
         ("input", f"{cfg.n_mels} mel x {frames} frames ({args.seconds:g} s, preset {args.preset}); front-end excluded"),
         ("params", f"{figures['params']:,}"),
@@ -38,7 +37,7 @@ def command(args) -> int:
         ("param memory", ", ".join(f"{memory[p]:,} B {p}" for p in ("float32", "float16", "int8"))),
         (f"fits {DCASE_MEMORY_LIMIT_BYTES:,} B", f"at {fits}" if fits else "at no precision"),
         ("CPU latency per clip", f"{figures['latency_ms']:.2f} ms (median, batch 1)"),
-    ], tablefmt="simple"))
+    ]))
     return 0
 
 

@@ -33,9 +33,15 @@ def command(args) -> int:
 
     row, config, metrics = find_record(args.run_id, args.runs_dir, args.source)
     _check_plugins_installed(config, metrics)
-    record = execute(RunConfig.from_dict(config), runs_root=args.runs_dir, progress=not args.no_progress and sys.stderr.isatty())
-    print(f"original  {args.run_id}: accuracy {100 * row['accuracy']:.2f} %  macro-F1 {100 * row['macro_f1']:.2f} %")
-    print(f"re-run    {record.run_id}: accuracy {100 * record.row['accuracy']:.2f} %  macro-F1 {100 * record.row['macro_f1']:.2f} %")
+    from ascbench.cli.run import console_progress
+    from ascbench.formatting import format_percent
+
+    bars = not args.no_progress and sys.stderr.isatty()
+    with console_progress(bars):
+        record = execute(RunConfig.from_dict(config), runs_root=args.runs_dir, progress=bars)
+    print(f"original  {args.run_id}: accuracy {format_percent(row['accuracy'])}  macro-F1 {format_percent(row['macro_f1'])}")
+    print(f"re-run    {record.run_id}: accuracy {format_percent(record.row['accuracy'])}  "
+          f"macro-F1 {format_percent(record.row['macro_f1'])}")
     if f"{row['accuracy']:.4f}" != f"{record.row['accuracy']:.4f}":
         print("the re-run differs; compare provenance (versions, machine, threads) in both records")
         return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import ContextManager
 
 from ascbench.config import TUPLE_FIELDS, RunConfig
 from ascbench.errors import AscbenchError
@@ -120,6 +121,9 @@ def _add_augmentation_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
 def _add_training_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
     """The optimisation: epochs, optimiser, schedule and model selection."""
     g = p.add_argument_group("training")
+    g.add_argument("--quick", action="store_true",
+                   help="a quick check that everything runs: every stage (pretraining too) a couple of one-pass epochs "
+                        "unless given; the record is marked quick, and the leaderboard leaves it out unless asked")
     g.add_argument("--epochs", type=int, default=d.epochs, help="maximum training epochs (early stopping may end sooner)")
     g.add_argument("--pretrain-epochs", type=int, default=d.pretrain_epochs, help="maximum epochs of a pretraining stage")
     g.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -161,7 +165,9 @@ def _add_machine_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
     g.add_argument("--log-dir", default=None, metavar="DIR", help="where loggers write (default: <runs dir>/logs)")
     g.add_argument("--runs-dir", default=None, help="where runs are stored (default: $ASCBENCH_RUNS_DIR or ./runs)")
     add_cache_dir(g)
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--no-progress", action="store_true",
+                   help="no progress bars: one line per epoch instead (as always in log.txt and when not on a terminal)")
+    g.add_argument("--wide", action="store_true", help="summary tables with every cell whole on one line")
     g.add_argument("--resume", default=None, metavar="DIR",
                    help="continue an interrupted run from its staging directory (runs/.<run_id>.partial); "
                         "its stored config is used and the other run options are ignored")
@@ -220,42 +226,59 @@ def config_from_args(args) -> RunConfig:
 
 
 def command(args) -> int:
-    from tabulate import tabulate
-
-    from ascbench.runner import execute
-
     progress = not args.no_progress and sys.stderr.isatty()
     if args.resume:
+        from ascbench.runner import execute
+
         config = _resume_config(Path(args.resume))
-        record = execute(config, progress=progress, resume=args.resume)
-        _print_summary(config, record)
+        with console_progress(progress):
+            record = execute(config, progress=progress, resume=args.resume)
+        _print_summary(config, record, args.wide)
         return 0
-    config = config_from_args(args)
+    config = config_from_args(args)  # a config error is told before torch is imported: in a fraction of a second
+    from ascbench.runner import execute
+
     if config.folds:
         if config.protocol != "unseen-city":
             raise AscbenchError("--folds applies to --protocol unseen-city")
         _check_all_folds(config)  # a fold that cannot run must stop us before fold 1 is stored
-        records = [execute(config.replace(fold=k), runs_root=args.runs_dir, progress=progress) for k in range(config.folds)]
-        rows = [(f"{k + 1}/{config.folds}", ", ".join(r.metrics["split"]["test_cities_held_out"]),
-                 f"{100 * r.metrics['macro_accuracy']:.2f}", f"{100 * r.metrics['accuracy']:.2f}",
-                 ", ".join(r.metrics["split"].get("excluded_classes", [])) or "-", r.run_id)
-                for k, r in enumerate(records)]
-        accs = [r.metrics["macro_accuracy"] for r in records]
-        print(tabulate(rows, headers=["fold", "test cities", "macro acc %", "accuracy %", "not scored", "run"],
-                       tablefmt="simple"))
-        print(f"\nmacro accuracy, mean over {config.folds} folds: {100 * sum(accs) / len(accs):.2f} %   "
-              f"worst fold: {100 * min(accs):.2f} %")
+        with console_progress(progress):
+            records = [execute(config.replace(fold=k), runs_root=args.runs_dir, progress=progress)
+                       for k in range(config.folds)]
+        _print_folds(config, records, args.wide)
         return 0
     from ascbench import distributed
 
     try:
-        record = execute(config, runs_root=args.runs_dir, progress=progress)
+        with console_progress(progress):
+            record = execute(config, runs_root=args.runs_dir, progress=progress)
         main_rank = distributed.is_main()
     finally:
         distributed.teardown()
     if main_rank:  # under torchrun one summary, from rank 0
-        _print_summary(config, record)
+        _print_summary(config, record, args.wide)
     return 0
+
+
+def console_progress(bars: bool) -> ContextManager[None]:
+    """Where a run's one line per epoch goes besides its log.txt: standard output, unless a progress bar is drawn
+    on the terminal that standard output also is (a log file, a pipe or CI gets every line)."""
+    from ascbench.callbacks import epoch_lines_to
+
+    return epoch_lines_to(None if bars and sys.stdout.isatty() else sys.stdout)
+
+
+def _print_folds(config: RunConfig, records: list, wide: bool) -> None:
+    from ascbench.formatting import format_percent, render_table
+
+    rows = [(f"{k + 1}/{config.folds}", ", ".join(r.metrics["split"]["test_cities_held_out"]),
+             format_percent(r.metrics["macro_accuracy"]), format_percent(r.metrics["accuracy"]),
+             ", ".join(r.metrics["split"].get("excluded_classes", [])) or "-", r.run_id)
+            for k, r in enumerate(records)]
+    accs = [r.metrics["macro_accuracy"] for r in records]
+    print(render_table(rows, ["fold", "test cities", "macro accuracy", "accuracy", "not scored", "run"], wide=wide))
+    print(f"\nmacro accuracy, mean over {config.folds} folds: {format_percent(sum(accs) / len(accs))}   "
+          f"worst fold: {format_percent(min(accs))}")
 
 
 def _check_all_folds(config: RunConfig) -> None:
@@ -279,49 +302,50 @@ def _resume_config(path: Path) -> RunConfig:
     return RunConfig.from_stored(read_record_file(path / "config.json", "run config"))
 
 
-def _print_summary(config: RunConfig, record) -> None:
-    from tabulate import tabulate
+def _print_summary(config: RunConfig, record, wide: bool = False) -> None:
+    from ascbench.formatting import format_int, format_percent, format_seconds, render_pairs, render_table
 
     m, c = record.metrics, record.metrics["complexity"]
+    head = [("run", record.run_id), ("model / strategy / semi", f"{config.model} / {config.strategy} / {config.semi}"),
+            ("dataset / protocol", f"{config.dataset} / {config.protocol}")]
+    if config.quick:
+        head.append(("quick", "a quick run (--quick): every stage shortened; not for publishing"))
     if m.get("accuracy") is None:
-        print(tabulate([("run", record.run_id), ("model / strategy / semi", f"{config.model} / {config.strategy} / {config.semi}"),
-                        ("dataset / protocol", f"{config.dataset} / {config.protocol}"),
-                        ("trained on", f"{m['split']['train_clips']} clips ({m['split']['labeled']} labeled, "
-                                       f"{m['split']['val']} of them for validation)"),
-                        ("score", "none: this protocol has no test side"),
-                        ("next", f"ascbench predict {record.run_id} --dataset DATASET --data-root DIR --output FILE"),
-                        ("params", f"{c['params']:,}"), ("wall time", f"{m['timings']['total_s']:.1f} s")],
-                       tablefmt="simple"))
+        print(render_pairs([*head,
+                            ("trained on", f"{m['split']['train_clips']} clips ({m['split']['labeled']} labeled, "
+                                           f"{m['split']['val']} of them for validation)"),
+                            ("score", "none: this protocol has no test side"),
+                            ("next", f"ascbench predict {record.run_id} --dataset DATASET --data-root DIR --output FILE"),
+                            ("params", format_int(c["params"])), ("wall time", format_seconds(m["timings"]["total_s"]))],
+                           wide=wide))
         return
     summary = [
-        ("run", record.run_id),
-        ("model / strategy / semi", f"{config.model} / {config.strategy} / {config.semi}"),
-        ("dataset / protocol", f"{config.dataset} / {config.protocol}"),
+        *head,
         ("test clips", m["num_clips"]),
         *([("skipped audio", f"{len(m['skipped_files'])} unusable file(s) left out (--skip-bad; named in metrics.json)")]
           if m.get("skipped_files") else []),
         ("split", _split_line(m)),
-        ("macro accuracy", f"{100 * m['macro_accuracy']:.2f} %  (chance {100 / len(m['class_accuracy']):.0f} %; "
+        ("macro accuracy", f"{format_percent(m['macro_accuracy'])}  (chance {format_percent(1 / len(m['class_accuracy']), 0)}; "
                            f"metadata ceiling {_ceiling_text(m)})"),
-        ("accuracy", f"{100 * m['accuracy']:.2f} %  (micro: share of test clips right)"),
-        ("macro-F1", f"{100 * m['macro_f1']:.2f} %"),
+        ("accuracy", f"{format_percent(m['accuracy'])}  (micro: share of test clips right)"),
+        ("macro-F1", format_percent(m["macro_f1"])),
         ("log loss", f"{m['log_loss']:.4f}"),
-        ("worst city", f"{100 * m['worst_city_accuracy']:.1f} %"),
-        ("worst period", f"{100 * m['worst_period_accuracy']:.1f} %"),
-        ("params", f"{c['params']:,}"),
-        ("MACs per clip", f"{c['macs']:,}  ({c['clip_seconds']:g} s)"),
-        ("MACs per second", f"{c['macs_per_second']:,}"),
+        ("worst city", format_percent(m["worst_city_accuracy"], 1)),
+        ("worst period", format_percent(m["worst_period_accuracy"], 1)),
+        ("params", format_int(c["params"])),
+        ("MACs per clip", f"{format_int(c['macs'])}  ({c['clip_seconds']:g} s)"),
+        ("MACs per second", format_int(c["macs_per_second"])),
         ("param memory", f"{c['param_kb']:.1f} kB (float32)"),
-        ("wall time", f"{m['timings']['total_s']:.1f} s" + (f"  (resumed from {m['resumed_from']})" if m.get("resumed_from") else "")),
+        ("wall time", format_seconds(m["timings"]["total_s"])
+         + (f"  (resumed from {m['resumed_from']})" if m.get("resumed_from") else "")),
         ("time split", _time_split(m["timings"])),
     ]
-    print(tabulate(summary, tablefmt="simple"))
-    per_city = [(k, f"{100 * v:.1f}") for k, v in m["city_accuracy"].items()]
-    per_period = [(k, f"{100 * v:.1f}") for k, v in m["period_accuracy"].items()]
+    print(render_pairs(summary, wide=wide))
     print()
-    print(tabulate(per_city, headers=["city", "acc %"], tablefmt="simple"))
+    print(render_table([(k, format_percent(v, 1)) for k, v in m["city_accuracy"].items()], ["city", "accuracy"], wide=wide))
     print()
-    print(tabulate(per_period, headers=["period", "acc %"], tablefmt="simple"))
+    print(render_table([(k, format_percent(v, 1)) for k, v in m["period_accuracy"].items()], ["period", "accuracy"],
+                       wide=wide))
 
 
 def _split_line(metrics: dict) -> str:
@@ -336,12 +360,16 @@ def _ceiling_text(metrics: dict) -> str:
     ceiling = metrics.get("metadata_ceiling")
     if not ceiling:
         return "not recorded"
-    return f"{100 * ceiling['best']:.1f} %: what city and time alone score, no audio"
+    from ascbench.formatting import format_percent
+
+    return f"{format_percent(ceiling['best'], 1)}: what city and time alone score, no audio"
 
 
 def _time_split(timings: dict[str, float]) -> str:
     parts = (("data", "data_s"), ("features", "features_s"), ("loading", "loading_s"), ("training", "train_s"),
              ("evaluation", "eval_s"))
+    from ascbench.formatting import format_percent, format_seconds
+
     total = timings["total_s"] or 1.0
-    return " · ".join(f"{label} {timings[key]:.1f} s ({100 * timings[key] / total:.0f} %)"
+    return " · ".join(f"{label} {format_seconds(timings[key])} ({format_percent(timings[key] / total, 0)})"
                       for label, key in parts if key in timings)

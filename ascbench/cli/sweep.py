@@ -30,8 +30,7 @@ the others go on; the exit status is 1 if any cell failed."""
 
 
 def command(args) -> int:
-    from tabulate import tabulate
-
+    from ascbench.formatting import format_percent, render_table
     from ascbench.registry import get_registry
     from ascbench.results import runs_dir
     from ascbench.sweep import SweepSpec, already_made, check_names, describe, parse_assignment, plan, run_sweep
@@ -47,13 +46,13 @@ def command(args) -> int:
         cells = plan(cells, args.jobs or 1)
         made = already_made(cells, runs_dir(args.runs_dir), args.published)
         rows = [(describe(c), f"skip ({made[i][0]})" if i in made else "run") for i, c in enumerate(cells)]
-        print(tabulate(rows, headers=["cell", "action"], tablefmt="simple"))
+        print(render_table(rows, ["cell", "action"]))
         return 0
     outcomes = run_sweep(cells, executor=args.executor, jobs=args.jobs, address=args.address, runs_root=args.runs_dir,
                          gpus_per_cell=args.gpus_per_cell, progress=not args.no_progress and sys.stderr.isatty(), published=args.published)
-    rows = [(describe(o.config), o.status, f"{100 * o.accuracy:.2f}" if o.accuracy is not None else "",
+    rows = [(describe(o.config), o.status, format_percent(o.accuracy) if o.accuracy is not None else "",
              o.run_id if o.status in ("done", "skipped") else o.reason) for o in outcomes]
-    print(tabulate(rows, headers=["cell", "status", "accuracy %", "run / reason"], tablefmt="simple"))
+    print(render_table(rows, ["cell", "status", "accuracy", "run / reason"]))
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed", "interrupted")}
     print(f"\n{len(outcomes)} cells: {counts['done']} done, {counts['skipped']} skipped (already stored or published), "
           f"{counts['failed']} failed" + (f", {counts['interrupted']} interrupted or not started" if counts["interrupted"] else ""))

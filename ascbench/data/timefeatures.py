@@ -5,14 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-# Period boundaries in hours; each period is [start, end).
-PERIODS: tuple[tuple[str, int, int], ...] = (
-    ("night", 0, 6),
-    ("morning", 6, 12),
-    ("afternoon", 12, 18),
-    ("evening", 18, 24),
-)
-PERIOD_NAMES: tuple[str, ...] = tuple(p[0] for p in PERIODS)
+from ascbench.vocabulary import PERIOD_NAMES, PERIODS  # noqa: F401 - re-exported
+
 TIME_FEATURE_DIM = 8
 
 
