@@ -28,6 +28,7 @@ import pandas as pd
 import soundfile as sf
 
 from ascbench import hookimpl
+from ascbench.data.checks import MetadataSource, readable_file
 from ascbench.data.dataset import ClipDataset, DatasetOptions
 from ascbench.data.timefeatures import PERIODS
 from ascbench.fileio import atomic_write_text, cache_root, exclusive_lock
@@ -251,7 +252,7 @@ def load_embedded(name: str, options: DatasetOptions) -> ClipDataset:
                 generate(name, spec, directory)
                 # The manifest goes last: an interrupted generation is redone, never half-used.
                 atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
-    meta = pd.read_csv(directory / "metadata.csv", keep_default_na=False)
+    meta = pd.read_csv(readable_file(directory / "metadata.csv"), keep_default_na=False)
     return ClipDataset(
         name=name,
         root=directory,
@@ -261,6 +262,7 @@ def load_embedded(name: str, options: DatasetOptions) -> ClipDataset:
         clip_seconds=spec.clip_seconds,
         feature_preset="embedded",
         description=f"synthetic scenes, {len(spec.cities)} cities",
+        source=MetadataSource(directory / "metadata.csv"),
     )
 
 
