@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ascbench import hookimpl
-from ascbench.data.checks import MetadataSource, check_spellings, parse_timestamps, present, readable_file
+from ascbench.data.checks import MetadataSource, check_spellings, parse_timestamps, anything_at, readable_file
 from ascbench.data.dataset import ClipDataset, DatasetOptions, leaves_root
 from ascbench.errors import DataError
 from ascbench.specs import DatasetSpec
@@ -106,7 +106,7 @@ def read_metadata(path: Path) -> pd.DataFrame:
 def metadata_path(part: str, root: Path | None) -> Path:
     """The data root's metadata file if there is anything of that name there, else the shipped one. Anything
     there must be usable: a dangling link or a directory is an error naming it, never the shipped file."""
-    if root is not None and present(root / META_FILES[part]):
+    if root is not None and anything_at(root / META_FILES[part]):
         return readable_file(root / META_FILES[part], "metadata file",
                              f"; fix it, or remove it from {root} to use the official metadata shipped with ascbench")
     return SHIPPED / META_FILES[part]

@@ -28,7 +28,7 @@ import pandas as pd
 import soundfile as sf
 
 from ascbench import hookimpl
-from ascbench.data.checks import MetadataSource, readable_file
+from ascbench.data.checks import MetadataSource, anything_at, readable_file
 from ascbench.data.dataset import ClipDataset, DatasetOptions
 from ascbench.data.timefeatures import PERIODS
 from ascbench.fileio import atomic_write_text, cache_root, exclusive_lock
@@ -246,13 +246,18 @@ def load_embedded(name: str, options: DatasetOptions) -> ClipDataset:
         current = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
         return current == manifest and (directory / "metadata.csv").exists()
 
+    for path in (directory / "metadata.csv", manifest_path):
+        if anything_at(path):
+            # A dangling link, a directory or a FIFO there is the user's to fix: regenerating would silently
+            # replace it, and reading a FIFO would block.
+            readable_file(path, "metadata file" if path.suffix == ".csv" else "manifest")
     if not up_to_date():
         with exclusive_lock(directory.parent / f".{directory.name}.lock"):
             if not up_to_date():  # another process may have generated it while we waited
                 generate(name, spec, directory)
                 # The manifest goes last: an interrupted generation is redone, never half-used.
                 atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
-    meta = pd.read_csv(readable_file(directory / "metadata.csv"), keep_default_na=False)
+    meta = pd.read_csv(directory / "metadata.csv", keep_default_na=False)
     return ClipDataset(
         name=name,
         root=directory,

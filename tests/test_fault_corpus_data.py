@@ -232,3 +232,15 @@ def test_a_run_refuses_a_copy_before_the_split_then_skip_bad_keeps_the_first(poi
         _drop_bad_audio(ds, checked, RunConfig())
     _, skipped = _drop_bad_audio(ds, checked, RunConfig(skip_bad=True))
     assert [s["filename"] for s in skipped] == files[1:5] and files[0] in set(ds.meta["filename"])
+
+
+@pytest.mark.parametrize("make", [_dangling, _fifo], ids=["dangling link", "fifo"])
+def test_an_embedded_data_roots_unusable_metadata_is_named_not_regenerated(make, tiny, tmp_path):
+    from ascbench.registry import get_registry
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny.root, root)
+    (root / "metadata.csv").unlink()
+    make(root / "metadata.csv")
+    with deadline(20), pytest.raises(DataError, match="metadata file .*metadata.csv (is a link|is a FIFO)"):
+        get_registry().dataset("embedded-tiny").load(DatasetOptions(data_root=root))

@@ -40,7 +40,7 @@ _OFFSET = re.compile(r"(?:[zZ]|[+-]\d\d(?::?\d\d)?)\s*$")
 # Characters that people (and spreadsheets) swap for one another in names.
 _UNIFY = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201b": "'", "\u2032": "'", "`": "'", "\u00b4": "'",
                         "\u02bc": "'", "\u201c": '"', "\u201d": '"', "\u2010": "-", "\u2011": "-", "\u2012": "-",
-                        "\u2013": "-", "\u2014": "-", "\u2212": "-", "_": "-"})
+                        "\u2013": "-", "\u2014": "-", "\u2212": "-"})
 _SPACE = re.compile(r"[\s\u200b\u200c\u200d\ufeff]+")
 
 
@@ -268,6 +268,6 @@ def readable_file(path: Path, what: str = "metadata file", hint: str = "") -> Pa
     return path
 
 
-def present(path: Path) -> bool:
+def anything_at(path: Path) -> bool:
     """Whether anything, even a dangling link, is at ``path``: a loader that finds one must use it or say why not."""
     return os.path.lexists(path)
