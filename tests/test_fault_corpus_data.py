@@ -62,7 +62,11 @@ TABLE_CASES = [
     ({"city": ["Xi'an", "Xi'an ", "Hefei"]}, "one name written two ways"),
     ({"city": ["Xi'an", "\uff38\uff49'an", "Hefei"]}, "one name written two ways"),  # full-width letters (NFKC)
     ({"city": ["New York", "New  York", "Hefei"]}, "one name written two ways"),
+    ({"city": ["Xi'an", "Xian", "Hefei"]}, "one name written two ways"),  # punctuation, for typed names
+    ({"city": ["Xi'an", "Xi'\u00e1n", "Hefei"]}, "one name written two ways"),  # an accent
+    ({"city": ["Xi'an", "Xi\u200b'an", "Hefei"]}, "one name written two ways"),  # a zero-width space
     ({"group": ["g1", "G1", "g3"]}, "column 'group'.*one name written two ways"),
+    ({"scene_label": ["Bus", "Bus", "M\u00e9tro"]}, "'Métro' is 'Metro' written another way"),
     ({"scene_label": ["bus", "bus", "Metro"]}, r"rows 2, 3, column 'scene_label': 'bus' is 'Bus' written another way"),
     ({"labeled": ["yes", "maybe", "no"]}, "row 3, column 'labeled': 'maybe' is not a yes/no value"),
     ({"labeled": ["true", "", "false"]}, "row 3, column 'labeled': '' is not a yes/no value"),
@@ -95,6 +99,8 @@ def test_clear_flags_read_as_meant_and_names_padded_alike_are_one_name():
     assert list(ds.meta["city"]) == ["Xi'an", "Xi'an", "Hefei"]
     assert ds.meta["timestamp"].isna().tolist() == [False, True, False]
     assert name_key("  Xi\u2019AN ") == name_key("xi'an")
+    # recording ids keep their punctuation: a_1 and a1 may be two recordings
+    assert list(_table(group=["a_1", "a1", "a-1"]).meta["group"]) == ["a_1", "a1", "a-1"]
 
 
 def test_a_declared_time_range_is_the_datasets_own():

@@ -3,9 +3,11 @@ the dataset plugins' own readers: every value that would quietly contaminate a s
 file, row and column it came from.
 
 * **Names** (cities, scene labels, recording ids): two spellings that are equal once Unicode-normalised
-  (NFKC), case-folded, with white space collapsed and quotes, apostrophes and dashes unified (``xi'an``,
-  ``Xi’an``, ``Xi'an ``) are one name written two ways; keeping both would make one city two (and put a
-  held-out city on the training side), so they are refused until the file writes it one way.
+  (NFKC), case-folded, with white space collapsed, zero-width characters dropped and quotes, apostrophes
+  and dashes unified (``xi'an``, ``Xi’an``, ``Xi'an ``) are one name written two ways; for cities and
+  labels accents and punctuation do not count either (``Xian``, ``Xī'ān``). Keeping both would make one
+  city two (and put a held-out city on the training side), so they are refused until the file writes
+  it one way. A name padded the same way in every row is one spelling, and is stripped.
 * **Flags** (``labeled``): only ``true/false``, ``yes/no`` and ``1/0`` (any case, surrounding spaces
   ignored), so that ``no`` reads as false and a typo is an error rather than "labeled".
 * **Timestamps**: local wall-clock times in the dataset's one declared format (default
@@ -41,7 +43,8 @@ _OFFSET = re.compile(r"(?:[zZ]|[+-]\d\d(?::?\d\d)?)\s*$")
 _UNIFY = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201b": "'", "\u2032": "'", "`": "'", "\u00b4": "'",
                         "\u02bc": "'", "\u201c": '"', "\u201d": '"', "\u2010": "-", "\u2011": "-", "\u2012": "-",
                         "\u2013": "-", "\u2014": "-", "\u2212": "-"})
-_SPACE = re.compile(r"[\s\u200b\u200c\u200d\ufeff]+")
+_SPACE = re.compile(r"\s+")
+_INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")  # soft hyphen, zero-width characters
 
 
 @dataclass(frozen=True)
@@ -88,31 +91,37 @@ class Where:
 
 # --- names ----------------------------------------------------------------------------------------------
 
-def name_key(name: str) -> str:
-    """The form two spellings of one name share: NFKC, case-folded, quotes and dashes unified, white space
-    (including zero-width) collapsed to one space and stripped."""
-    text = unicodedata.normalize("NFKC", str(name)).translate(_UNIFY).casefold()
+def name_key(name: str, loose: bool = False) -> str:
+    """The form two spellings of one name share: NFKC, case-folded, quotes and dashes unified, zero-width
+    characters dropped, white space collapsed to one space and stripped. ``loose`` (for names people
+    type: cities, scenes) also drops accents and everything but letters and digits, so that ``Xi'an``,
+    ``Xian``, ``Xi-an`` and ``Xī'ān`` meet; recording ids keep their punctuation (``a_1`` and ``a1`` may
+    well be two recordings)."""
+    text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", str(name))).translate(_UNIFY).casefold()
+    if loose:
+        text = "".join(c for c in unicodedata.normalize("NFKD", text) if c.isalnum())
     return _SPACE.sub(" ", text).strip()
 
 
-def check_spellings(values: pd.Series, where: Where, column: str, known: Sequence[str] = ()) -> None:
+def check_spellings(values: pd.Series, where: Where, column: str, known: Sequence[str] = (), loose: bool = True) -> None:
     """Refuse a column in which one name is written two ways, or a known name (a class) another way.
 
     ``values``: the column as read, one entry per table row; empty cells ("unknown") are ignored.
+    ``loose``: compare as :func:`name_key` does for typed names (False: for ids).
     """
     text = values.fillna("").astype(str).reset_index(drop=True)
     rows_of = pd.Series(np.arange(len(text))).groupby(text.to_numpy(), sort=False).agg(list)
-    known_by_key = {name_key(k): k for k in known}
+    known_by_key = {name_key(k, loose): k for k in known}
     seen: dict[str, str] = {}
     for spelling, rows in rows_of.items():
         if spelling.strip() == "":
             continue
-        key = name_key(spelling)
+        key = name_key(spelling, loose)
         other = seen.setdefault(key, spelling)
         if other != spelling:
             raise DataError(f"{where.at(column)}: {other!r} ({where.rows(rows_of[other])}) and {spelling!r} "
-                            f"({where.rows(rows)}) are one name written two ways (case, spaces, accents or quotes "
-                            "differ); write it the same way in every row")
+                            f"({where.rows(rows)}) are one name written two ways (case, spaces, accents or "
+                            "punctuation differ); write it the same way in every row")
         exact = known_by_key.get(key)
         if exact is not None and spelling.strip() != exact:  # e.g. the class 'Bus' written 'bus'
             raise DataError(f"{where.at(column, rows)}: {spelling!r} is {exact!r} written another way; "

@@ -151,12 +151,13 @@ class ClipDataset:
 
 def _check_names(meta: pd.DataFrame, classes: list[str], groupings: dict[str, str], where: Where) -> None:
     """Cities, labels and group ids: one spelling per name, then surrounding white space dropped (a name
-    padded the same way in every row is still one name). Empty means unknown."""
-    for column, known in (("city", ()), ("scene_label", classes), *((col, ()) for col in groupings.values())):
+    padded the same way in every row is still one name). Empty means unknown. Cities and labels are
+    compared loosely (accents and punctuation too), recording ids strictly (see ``name_key``)."""
+    names = [("city", (), True), ("scene_label", classes, True), *((col, (), False) for col in groupings.values())]
+    for column, known, loose in names:
         values = meta[column].fillna("").astype(str)
-        check_spellings(values, where, column, known)
-        if values.dtype == object or pd.api.types.is_string_dtype(values):
-            meta[column] = values.str.strip()
+        check_spellings(values, where, column, known, loose)
+        meta[column] = values.str.strip()
 
 
 def leaves_root(name: str) -> bool:
