@@ -27,7 +27,8 @@ import torch
 import torchaudio
 from tqdm.auto import tqdm
 
-from ascbench.data.audio import FileReport, read_checked
+from ascbench.data.audio import CHECKS_VERSION, FileReport, mark_duplicates, read_checked_digest
+from ascbench.data.checks import file_problem
 from ascbench.data.dataset import ClipDataset
 from ascbench.errors import ConfigError, DataError
 from ascbench.fileio import atomic_write_text, cache_root, exclusive_lock, files_state_digest
@@ -124,6 +125,10 @@ def content_key(dataset: ClipDataset, cfg: FeatureConfig, threads: int | None = 
     """Identifies the bytes of every audio file (in dataset order) under this preset."""
     def file_digest(path: Path) -> bytes:
         h = hashlib.sha256()
+        problem = file_problem(path)
+        if problem is not None:  # never opened: a FIFO would block, /dev/zero never end; the audio checks name it
+            h.update(f"unusable: {problem}".encode())
+            return h.digest()
         try:
             with open(path, "rb") as f:
                 while chunk := f.read(1 << 22):
@@ -176,7 +181,9 @@ def extract(dataset: ClipDataset, cfg: FeatureConfig, batch_size: int = 8, progr
 
     Returns the features and one :class:`FileReport` per clip. An unusable file (missing, truncated,
     NaN samples, ...) is not an exception here: its report says why and its row holds the features
-    of silence, so the caller decides whether to refuse the dataset or leave the file out.
+    of silence, so the caller decides whether to refuse the dataset or leave the file out. A file with
+    the same samples as an earlier one is unusable too (:func:`ascbench.data.audio.mark_duplicates`),
+    found here from the digests of the one decoding pass, before any split is made.
 
     Files are decoded by a thread pool (libsndfile releases the GIL) one batch ahead of the batched
     mel computation, which uses torch's own intra-op threads. Small batches let decoding overlap the
@@ -189,6 +196,7 @@ def extract(dataset: ClipDataset, cfg: FeatureConfig, batch_size: int = 8, progr
     n_frames = cfg.n_frames(dataset.clip_seconds)
     out = np.empty((len(paths), cfg.n_mels, n_frames), dtype=np.float32)
     reports: list[FileReport] = []
+    digests: list[str | None] = []
     silence = np.zeros(dataset.num_samples, dtype=np.float32)
     bar = tqdm(total=len(paths), desc=f"log-mel {dataset.name}", unit="clip", disable=not progress, leave=False)
 
@@ -200,8 +208,8 @@ def extract(dataset: ClipDataset, cfg: FeatureConfig, batch_size: int = 8, progr
             wave = torchaudio.functional.resample(wave, dataset.sample_rate, cfg.sample_rate)
         return front_end(wave)[..., :n_frames].numpy()
 
-    def read_batch(start: int) -> list[tuple[np.ndarray | None, str | None, tuple[str, ...]]]:
-        return list(pool.map(lambda p: read_checked(p, dataset.sample_rate, dataset.num_samples),
+    def read_batch(start: int) -> list[tuple[np.ndarray | None, str | None, tuple[str, ...], str | None]]:
+        return list(pool.map(lambda p: read_checked_digest(p, dataset.sample_rate, dataset.num_samples),
                              paths[start:start + batch_size]))
 
     starts = list(range(0, len(paths), batch_size))
@@ -212,8 +220,9 @@ def extract(dataset: ClipDataset, cfg: FeatureConfig, batch_size: int = 8, progr
             batch = pending.result()
             pending = prefetch.submit(read_batch, starts[i + 1]) if i + 1 < len(starts) else None
             reports += [FileReport(name, problem, notes)
-                        for name, (_, problem, notes) in zip(filenames[start:start + batch_size], batch)]
-            usable = [k for k, (clip, _, _) in enumerate(batch) if clip is not None]
+                        for name, (_, problem, notes, _) in zip(filenames[start:start + batch_size], batch)]
+            digests += [digest for *_, digest in batch]
+            usable = [k for k, (clip, *_) in enumerate(batch) if clip is not None]
             if len(usable) < len(batch):  # unusable files get silence's features, computed once
                 if silent_features is None:
                     silent_features = features_of(silence[None])[0]
@@ -223,7 +232,7 @@ def extract(dataset: ClipDataset, cfg: FeatureConfig, batch_size: int = 8, progr
                 out[rows] = features_of(np.stack([batch[k][0] for k in usable]))
             bar.update(len(batch))
     bar.close()
-    return out, reports
+    return out, mark_duplicates(reports, digests)
 
 
 def _array_digest(path: Path) -> str:
@@ -290,8 +299,8 @@ def _open_entry(directory: Path, dataset: ClipDataset) -> tuple[np.ndarray, list
         problem = None
         if index.get("files") != list(dataset.meta["filename"]):
             problem = "it lists other files"
-        elif "reports" not in index:
-            log.info("feature cache entry %s predates the cached audio checks; extracting again", directory)
+        elif "reports" not in index or index.get("checks") != CHECKS_VERSION:
+            log.info("feature cache entry %s predates the current audio checks; extracting again", directory)
             shutil.rmtree(directory, ignore_errors=True)
             return None
         elif array_path.stat().st_size != index["bytes"]:
@@ -321,7 +330,7 @@ def _write_entry(directory: Path, dataset: ClipDataset, cfg: FeatureConfig, feat
         # The index is written last and marks the entry complete. Only files with something to say
         # are listed, so the index of a clean dataset stays small.
         atomic_write_text(directory / "index.json", json.dumps({
-            "files": list(dataset.meta["filename"]), "config": asdict(cfg), "content_key": key,
+            "files": list(dataset.meta["filename"]), "config": asdict(cfg), "content_key": key, "checks": CHECKS_VERSION,
             "shape": list(feats.shape), "bytes": (directory / "features.npy").stat().st_size,
             "sha256": _array_digest(directory / "features.npy"),
             "reports": [asdict(r) for r in reports if r.problem or r.notes]}))

@@ -2,7 +2,10 @@
 
 Metadata: CSVs with columns ``filename,location,record_time,scene_label`` (``scene_label`` empty for
 unlabeled clips, ``record_time`` as ``YYYY-MM-DD HH:MM:SS``; the eval CSV starts with a UTF-8 byte-order
-mark). The official metadata ships with ascbench; a CSV of the same name in the data root overrides it.
+mark). The official metadata ships with ascbench; a CSV of the same name in the data root overrides it (one
+that is there but unusable, a dangling link or a directory say, is an error, never replaced by the
+shipped file). Recording dates must lie within those of the official metadata (``TIME_RANGE``); a city or
+label written two ways (``xi'an`` beside ``Xi'an``) is refused (see :mod:`ascbench.data.checks`).
 Audio: ``<root>/<filename>.wav``, 44.1 kHz, 10 s, under ``--data-root`` or ``$ASCBENCH_APSIPA2025_ROOT``.
 
 Each ``(location, record_time)`` pair is one long recording cut into clips with a single label (the
@@ -27,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ascbench import hookimpl
+from ascbench.data.checks import MetadataSource, check_spellings, parse_timestamps, anything_at, readable_file
 from ascbench.data.dataset import ClipDataset, DatasetOptions, leaves_root
 from ascbench.errors import DataError
 from ascbench.specs import DatasetSpec
@@ -41,6 +45,11 @@ META_FILES = {"dev": "APSIPA2025_GC_ASC_dev_metadata.csv", "eval": "APSIPA2025_G
 SHIPPED = Path(__file__).parent / "data" / "apsipa2025"
 ROOT_ENV = "ASCBENCH_APSIPA2025_ROOT"
 SPLIT_SEED = 2025
+# The recording dates of the official dev and eval metadata (2023-04-21 12:12 to 2023-08-28 10:07), whole days:
+# a clip dated outside them is a typing or clock error, and would become the test side of a date hold-out.
+TIME_RANGE = ("2023-04-21 00:00:00", "2023-08-28 23:59:59")
+SOURCE_COLUMNS = {"city": "location", "timestamp": "record_time", "group": "location + record_time",
+                  "session": "location + record_time"}
 
 
 def read_metadata(path: Path) -> pd.DataFrame:
@@ -59,6 +68,7 @@ def read_metadata(path: Path) -> pd.DataFrame:
     if meta.empty:
         raise DataError(f"{path} has a header but no rows; expected one row per clip ({', '.join(COLUMNS)})")
     row = lambda i: i + 2  # noqa: E731 - CSV line number: the header is line 1
+    where = MetadataSource(path).locate("apsipa2025")
     # Stripped before any check: 'a' and 'a ' name one WAV and must count as duplicates.
     meta["filename"] = meta["filename"].str.strip()
     outside = np.flatnonzero(meta["filename"].map(leaves_root).to_numpy())
@@ -69,11 +79,10 @@ def read_metadata(path: Path) -> pd.DataFrame:
         empty = np.flatnonzero(meta[col].str.strip() == "")
         if len(empty):
             raise DataError(f"{path}, row {row(empty[0])}, column {col!r}: empty value")
-    stamps = pd.to_datetime(meta["record_time"], format=TIME_FORMAT, errors="coerce")
-    bad = np.flatnonzero(stamps.isna().to_numpy())
-    if len(bad):
-        raise DataError(f"{path}, row {row(bad[0])}, column 'record_time': {meta['record_time'].iloc[bad[0]]!r} "
-                        f"is not a timestamp of the form YYYY-MM-DD HH:MM:SS")
+    stamps = parse_timestamps(meta["record_time"], where, "record_time", TIME_FORMAT)
+    # Before anything strips or matches them: 'xi'an' beside 'Xi'an' is one city written two ways.
+    check_spellings(meta["location"], where, "location")
+    check_spellings(meta["scene_label"], where, "scene_label", CLASSES)
     labels = meta["scene_label"].str.strip()
     unknown = np.flatnonzero((labels != "") & ~labels.isin(CLASSES))
     if len(unknown):
@@ -88,14 +97,18 @@ def read_metadata(path: Path) -> pd.DataFrame:
         "labeled": labels != "",
         "city": meta["location"].str.strip(),
         "timestamp": stamps,
-        "group": meta["location"].str.strip() + " " + meta["record_time"].str.strip(),
+        # From the parsed time: '2023-6-18 8:44:34' and '2023-06-18 08:44:34' are one recording.
+        "group": meta["location"].str.strip() + " " + stamps.dt.strftime(TIME_FORMAT),
         "session": meta["location"].str.strip() + " " + stamps.dt.strftime("%Y-%m-%d"),
     })
 
 
 def metadata_path(part: str, root: Path | None) -> Path:
-    if root is not None and (root / META_FILES[part]).exists():
-        return root / META_FILES[part]
+    """The data root's metadata file if there is anything of that name there, else the shipped one. Anything
+    there must be usable: a dangling link or a directory is an error naming it, never the shipped file."""
+    if root is not None and anything_at(root / META_FILES[part]):
+        return readable_file(root / META_FILES[part], "metadata file",
+                             f"; fix it, or remove it from {root} to use the official metadata shipped with ascbench")
     return SHIPPED / META_FILES[part]
 
 
@@ -107,7 +120,8 @@ def audio_root(options: DatasetOptions) -> Path | None:
 
 def load(part: str, options: DatasetOptions) -> ClipDataset:
     root = audio_root(options)
-    meta = read_metadata(metadata_path(part, root))
+    source = metadata_path(part, root)
+    meta = read_metadata(source)
     # dev has no official test side: the official protocol draws one with SPLIT_SEED at the chosen level.
     meta["split"] = "" if part == "dev" else "test"
     if options.require_audio:
@@ -126,7 +140,8 @@ def load(part: str, options: DatasetOptions) -> ClipDataset:
     return ClipDataset(name="apsipa2025" if part == "dev" else "apsipa2025-eval", root=root or SHIPPED, meta=meta,
                        classes=list(CLASSES), sample_rate=SAMPLE_RATE, clip_seconds=CLIP_SECONDS,
                        feature_preset="apsipa2025", description=f"APSIPA ASC 2025 {part}",
-                       groupings={"recording": "group", "session": "session"}, split_seed=SPLIT_SEED)
+                       groupings={"recording": "group", "session": "session"}, split_seed=SPLIT_SEED,
+                       source=MetadataSource(source, SOURCE_COLUMNS), time_range=TIME_RANGE, time_format=TIME_FORMAT)
 
 
 def submission(dataset: ClipDataset, labels: list[str]) -> pd.DataFrame:

@@ -25,6 +25,7 @@ import pandas as pd
 import soundfile as sf
 
 from ascbench import hookimpl
+from ascbench.data.checks import file_problem
 from ascbench.data.dataset import ClipDataset, DatasetOptions
 from ascbench.errors import DataError
 from ascbench.specs import DatasetSpec
@@ -54,7 +55,12 @@ def load(options: DatasetOptions) -> ClipDataset:
                              "timestamp": pd.NaT, "group": re.sub(r"_\d+$", "", wav.stem), "split": role})
     if not rows:
         raise DataError(f"cochlscene: no Train/<Scene>/*.wav, Val/ or Test/ files under {root}")
-    info = sf.info(str(root / rows[0]["filename"]))
+    # The rate and length come from the first regular file: a FIFO named *.wav would block sf.info (the audio
+    # checks name it later).
+    first = next((r["filename"] for r in rows if file_problem(root / r["filename"]) is None), None)
+    if first is None:
+        raise DataError(f"cochlscene: none of the {len(rows)} .wav files under {root} is a readable regular file")
+    info = sf.info(str(root / first))
     return ClipDataset(name="cochlscene", root=root, meta=pd.DataFrame(rows), classes=list(CLASSES),
                        sample_rate=info.samplerate, clip_seconds=round(info.frames / info.samplerate, 3),
                        feature_preset="apsipa2025", description="CochlScene (13 scenes, crowd-sourced)")

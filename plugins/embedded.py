@@ -30,6 +30,7 @@ import pandas as pd
 import soundfile as sf
 
 from ascbench import hookimpl
+from ascbench.data.checks import MetadataSource, anything_at, readable_file
 from ascbench.data.dataset import ClipDataset, DatasetOptions
 from ascbench.data.timefeatures import PERIODS
 from ascbench.fileio import atomic_write_text, cache_root, exclusive_lock
@@ -254,6 +255,11 @@ def ensure_generated(directory: Path, manifest: dict, build: Callable[[], object
         current = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
         return current == manifest and (directory / "metadata.csv").exists()
 
+    for path in (directory / "metadata.csv", manifest_path):
+        if anything_at(path):
+            # A dangling link, a directory or a FIFO there is the user's to fix: regenerating would silently
+            # replace it, and reading a FIFO would block.
+            readable_file(path, "metadata file" if path.suffix == ".csv" else "manifest")
     if not up_to_date():
         try:
             with exclusive_lock(directory.parent / f".{directory.name}.lock"):
@@ -282,6 +288,7 @@ def load_embedded(name: str, options: DatasetOptions) -> ClipDataset:
         clip_seconds=spec.clip_seconds,
         feature_preset="embedded",
         description=f"synthetic scenes, {len(spec.cities)} cities",
+        source=MetadataSource(directory / "metadata.csv"),
     )
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 import soundfile as sf
 
 from ascbench import hookimpl
+from ascbench.data.checks import MetadataSource, file_problem, anything_at
 from ascbench.data.dataset import ClipDataset, DatasetOptions
 from ascbench.errors import DataError
 from ascbench.specs import DatasetSpec
@@ -34,6 +35,9 @@ ROOT_ENV = "ASCBENCH_TAU_ROOT"
 
 
 def _read_tsv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    problem = file_problem(path)
+    if problem is not None and anything_at(path):  # a dangling link, a directory, a FIFO: named, never waited on
+        raise DataError(f"tau-urban: {path} {problem}; fix or remove it")
     try:
         frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     except FileNotFoundError:
@@ -60,7 +64,7 @@ def load(options: DatasetOptions) -> ClipDataset:
     split = pd.Series("", index=meta.index)
     setup = root / "evaluation_setup"
     for name, role in (("fold1_train.csv", "train"), ("fold1_evaluate.csv", "test")):
-        if (setup / name).exists():
+        if anything_at(setup / name):  # a dangling link is an error (in _read_tsv), not "no fold file"
             fold = set(_read_tsv(setup / name, ("filename",))["filename"])
             split[meta["filename"].isin(fold)] = role
     table = pd.DataFrame({
@@ -79,6 +83,7 @@ def load(options: DatasetOptions) -> ClipDataset:
         sample_rate=info.samplerate if info else 44_100,
         clip_seconds=round(info.frames / info.samplerate, 3) if info else 10.0,
         feature_preset="dcase2024", description="TAU Urban Acoustic Scenes Mobile development set",
+        source=MetadataSource(root / "meta.csv", {"city": "identifier", "group": "identifier"}),
     )
 
 

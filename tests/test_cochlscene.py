@@ -42,9 +42,10 @@ def tau_root(tmp_path_factory):
     lines = ["filename\tscene_label\tidentifier\tsource_label"]
     for c, scene in enumerate(["airport", "bus", "tram"]):
         for rec in range(2):
-            name = f"audio/{scene}-lisbon-{rec}-0-a.wav"
+            # As in TAU, a location id is one place, so one scene: airport-lisbon-0, bus-lisbon-2, ...
+            name = f"audio/{scene}-lisbon-{2 * c + rec}-0-a.wav"
             sf.write(str(root / name), _tone(500 + 100 * c, rng), RATE)
-            lines.append(f"{name}\t{scene}\tlisbon-{rec}\ta")
+            lines.append(f"{name}\t{scene}\tlisbon-{2 * c + rec}\ta")
     (root / "meta.csv").write_text("\n".join(lines) + "\n")
     return root
 

@@ -22,6 +22,12 @@ coarser level, e.g. APSIPA 2025's ``session``; protocols keep whole groups of th
 
 **Filenames** are checked here for every dataset: they must be relative paths that stay inside the
 audio root, and must be unique once surrounding white space is removed.
+
+**Meaning** is checked here too (:mod:`ascbench.data.checks`), for every plugin: one city, label or
+recording id written two ways (``xi'an`` beside ``Xi'an``), a ``labeled`` cell that is not a clear
+true/false, a timestamp in another format, with a UTC offset or outside the dataset's recording dates
+(``time_range``; by default 1990 to today), and a recording with two scene labels are refused, naming
+the metadata file (``source``), row and column.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ascbench.data.checks import (TIME_FORMAT, MetadataSource, Where, check_one_label_per_recording, check_spellings,
+                                  check_time_range, parse_flags, parse_timestamps)
 from ascbench.data.timefeatures import cyclic_time_features, period_of
 from ascbench.errors import ConfigError, DataError
 
@@ -68,6 +76,11 @@ class ClipDataset:
     # A dataset without its own train/test split may fix the seed of the official hold-out, so that
     # "official" means one split for every run; None draws it with the run's seed.
     split_seed: int | None = None
+    # Where the table came from (metadata file, its column names), so that errors name the file and row.
+    source: MetadataSource = field(default_factory=MetadataSource)
+    # The first and last recording times the dataset can have; None: 1990 to today.
+    time_range: tuple[str, str] | None = None
+    time_format: str = TIME_FORMAT  # of timestamps given as text
 
     def __post_init__(self) -> None:
         missing = [c for c in STANDARD_COLUMNS if c not in self.meta.columns]
@@ -79,16 +92,21 @@ class ClipDataset:
         if absent or "recording" not in self.groupings:
             raise DataError(f"dataset {self.name!r}: groupings {self.groupings} need a 'recording' level and "
                             f"columns that exist (missing: {', '.join(absent) or '-'})")
-        meta["timestamp"] = pd.to_datetime(meta["timestamp"])
-        meta["labeled"] = meta["labeled"].astype(bool)
+        where = self.source.locate(self.name)
+        meta["timestamp"] = parse_timestamps(meta["timestamp"], where, "timestamp", self.time_format)
+        check_time_range(meta["timestamp"], where, "timestamp", self.time_range, f"dataset {self.name!r}")
+        meta["labeled"] = parse_flags(meta["labeled"], where, "labeled")
         meta["period"] = period_of(meta["timestamp"].dt.hour.to_numpy())
-        known = meta["scene_label"].notna() & (meta["scene_label"] != "")
+        _check_names(meta, self.classes, self.groupings, where)
+        known = meta["scene_label"] != ""
         unknown = sorted(set(meta.loc[known, "scene_label"]) - set(self.classes))
         if unknown:
             raise DataError(f"dataset {self.name!r}: unknown scene label(s) {unknown}; classes are {self.classes}")
         if (meta["labeled"] & ~known).any():
             row = int(np.flatnonzero(meta["labeled"] & ~known)[0])
-            raise DataError(f"dataset {self.name!r}: row {row} is marked labeled but has no scene_label")
+            raise DataError(f"{where.at('labeled', [row])}: marked labeled but has no scene_label")
+        check_one_label_per_recording(meta["scene_label"], meta[self.groupings["recording"]], where,
+                                      self.groupings["recording"])
         self.meta = meta
 
     @property
@@ -129,6 +147,17 @@ class ClipDataset:
         cols = list(STANDARD_COLUMNS)
         payload = self.meta[cols].astype(str).to_csv(index=False).encode()
         return hashlib.sha256(payload).hexdigest()[:16]
+
+
+def _check_names(meta: pd.DataFrame, classes: list[str], groupings: dict[str, str], where: Where) -> None:
+    """Cities, labels and group ids: one spelling per name, then surrounding white space dropped (a name
+    padded the same way in every row is still one name). Empty means unknown. Cities and labels are
+    compared loosely (accents and punctuation too), recording ids strictly (see ``name_key``)."""
+    names = [("city", (), True), ("scene_label", classes, True), *((col, (), False) for col in groupings.values())]
+    for column, known, loose in names:
+        values = meta[column].fillna("").astype(str)
+        check_spellings(values, where, column, known, loose)
+        meta[column] = values.str.strip()
 
 
 def leaves_root(name: str) -> bool:

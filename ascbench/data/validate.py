@@ -11,13 +11,13 @@ from dataclasses import asdict
 
 from tqdm.auto import tqdm
 
-from ascbench.data.audio import FileReport, inspect_file
+from ascbench.data.audio import CHECKS_VERSION, FileReport, inspect_file, inspect_file_digest, mark_duplicates  # noqa: F401 - inspect_file: re-exported
 from ascbench.data.dataset import ClipDataset
 from ascbench.fileio import atomic_write_text, cache_root, files_state_digest
 
 
 def _key(dataset: ClipDataset) -> str:
-    return files_state_digest(dataset.audio_paths(), f"validate|{dataset.sample_rate}|{dataset.num_samples}")
+    return files_state_digest(dataset.audio_paths(), f"validate|{CHECKS_VERSION}|{dataset.sample_rate}|{dataset.num_samples}")
 
 
 def validate_audio(dataset: ClipDataset, progress: bool = True) -> list[FileReport]:
@@ -28,11 +28,13 @@ def validate_audio(dataset: ClipDataset, progress: bool = True) -> list[FileRepo
             return [FileReport(r["filename"], r["problem"], tuple(r["notes"])) for r in json.loads(cache.read_text())]
         except (ValueError, KeyError):
             pass  # a damaged cache entry is simply recomputed
-    reports = []
+    reports, digests = [], []
     for filename, path in tqdm(list(zip(dataset.meta["filename"], dataset.audio_paths())), desc=f"checking {dataset.name}",
                                unit="file", disable=not progress, leave=False):
-        problem, notes = inspect_file(path, dataset.sample_rate, dataset.num_samples)
+        problem, notes, digest = inspect_file_digest(path, dataset.sample_rate, dataset.num_samples)
         reports.append(FileReport(filename, problem, notes))
+        digests.append(digest)
+    reports = mark_duplicates(reports, digests)
     try:
         atomic_write_text(cache, json.dumps([asdict(r) for r in reports]))
     except OSError:
