@@ -28,7 +28,7 @@ def command(args) -> int:
     if args.model:
         rows = [r for r in rows if r["model"] == args.model]
     if not rows:
-        raise AscbenchError(f"no results in {root / 'results.jsonl'}; run `ascbench run` first")
+        raise AscbenchError(f"no results in {root / 'results.jsonl'} that its run records back; run `ascbench run` first")
     if args.publish:
         from ascbench.publish import import_runs, publish
 
@@ -55,20 +55,30 @@ def command(args) -> int:
 
 def _with_configs(root: Path, rows: list[dict]) -> list[dict]:
     """Rows with their experiment's setting (leaderboard rows are exact experiments), from each run's config, and
-    their per-clip predictions (for intervals and paired tests), from its metrics."""
-    from ascbench.leaderboard import with_settings
+    their per-clip predictions (for intervals and paired tests) and code/data provenance, from its metrics.
+
+    A row is ranked only when its run's record backs it: a missing or damaged config.json or metrics.json, or
+    a row whose numbers disagree with its metrics (or they with the per-clip predictions), is reported on
+    stderr with the file and metric, and left out (ascbench.records)."""
+    import sys
+
+    from ascbench.leaderboard import setting_of
+    from ascbench.records import provenance_key, read_json, verify
     from ascbench.stats import RunPredictions
 
-    configs, predictions = {}, {}
+    kept = []
     for row in rows:
-        path = root / row["run_id"] / "config.json"
-        if path.exists():
-            configs[row["run_id"]] = json.loads(path.read_text(encoding="utf-8"))
-        metrics = root / row["run_id"] / "metrics.json"
-        if metrics.exists():
-            predictions[row["run_id"]] = RunPredictions.from_metrics(
-                row["seed"], json.loads(metrics.read_text(encoding="utf-8")))
-    return [{**row, "_predictions": predictions.get(row["run_id"])} for row in with_settings(rows, configs)]
+        run_dir = root / row["run_id"]
+        config, bad_config = read_json(run_dir / "config.json", f"the config of run {row['run_id']}")
+        metrics, bad_metrics = read_json(run_dir / "metrics.json", f"the metrics of run {row['run_id']}")
+        problems = [p for p in (bad_config, bad_metrics) if p] or verify(row, metrics, str(run_dir / "metrics.json"))
+        if problems:
+            for problem in problems:
+                print(f"warning: {problem}; left off the leaderboard", file=sys.stderr)
+            continue
+        kept.append({**row, **setting_of(config), "_predictions": RunPredictions.from_metrics(row["seed"], metrics),
+                     "_code": provenance_key(row, metrics)})
+    return kept
 
 
 def add_parser(sub) -> None:

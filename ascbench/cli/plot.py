@@ -1,37 +1,97 @@
-"""``ascbench plot``: a run's learning curves, confusion matrix and per-city / per-period accuracy."""
+"""``ascbench plot``: a run's learning curves, confusion matrix and per-city / per-period accuracy.
+
+A finished run is never modified, so plots go to an output folder (``--output DIR``, default
+``plots/<run_id>/``), never into the run's directory, the results store or a published board."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from ascbench.errors import AscbenchError
+from ascbench.errors import AscbenchError, ConfigError
 from ascbench.cli.common import add_record_arguments, find_record
 
 
 def command(args) -> int:
-    from ascbench.fileio import atomic_write_text
-    from ascbench.plots import confusion_matrix_plot, grouped_accuracy_bars, learning_curves
+    from ascbench.plots import confusion_matrix_plot, grouped_accuracy_bars, in_day_order, learning_curves
 
+    out = Path(args.output) if args.output else Path("plots") / args.run_id
+    _check_folder(out)  # before any work: a wrong folder is refused at once
     row, config, metrics = find_record(args.run_id, args.runs_dir, args.source)
     history = metrics.get("history") or []
     if metrics.get("accuracy") is None and not history:
         raise AscbenchError(f"run {args.run_id} was not scored (protocol {config.get('protocol')!r} has no test side) "
                             "and its record holds no epoch history (made before ascbench stored it); nothing to plot")
-    out = Path(args.output) if args.output else Path(args.runs_dir or "runs") / args.run_id
     files = {"learning_curves.svg": learning_curves(history)} if history else {}
     if metrics.get("accuracy") is not None:
         classes = list(metrics["class_accuracy"]) if len(metrics["class_accuracy"]) == len(metrics["confusion_matrix"]) \
             else [str(i) for i in range(len(metrics["confusion_matrix"]))]
-        files.update({"confusion_matrix.svg": confusion_matrix_plot(metrics["confusion_matrix"], classes),
-                      "city_accuracy.svg": grouped_accuracy_bars(metrics["city_accuracy"], "city"),
-                      "period_accuracy.svg": grouped_accuracy_bars(metrics["period_accuracy"], "time period")})
-    for name, svg in files.items():
-        atomic_write_text(out / name, svg)
+        chance = 1.0 / len(classes) if classes else None
+        counts = _test_counts(config, metrics)
+        files.update({
+            "confusion_matrix.svg": confusion_matrix_plot(metrics["confusion_matrix"], classes),
+            "city_accuracy.svg": grouped_accuracy_bars(metrics["city_accuracy"], "city", counts.get("city"), chance),
+            "period_accuracy.svg": grouped_accuracy_bars(metrics["period_accuracy"], "time period", counts.get("period"),
+                                                         chance, order=in_day_order(metrics["period_accuracy"]))})
+    _write_outputs(out, files, force=args.force)
     print(f"wrote {', '.join(str(out / n) for n in files)}")
     return 0
+
+
+def _test_counts(config: dict, metrics: dict) -> dict[str, dict[str, int]]:
+    """Test clips per city and per period, from the record's per-clip predictions and the dataset's metadata;
+    empty (bars drawn without counts, said on stderr) when either is not at hand."""
+    rows = (metrics.get("test_predictions") or {}).get("row")
+    if not rows:
+        return {}
+    try:
+        from ascbench.cli.common import load_dataset
+
+        meta = load_dataset(config["dataset"], config.get("data_root"), require_audio=False).meta
+        test = meta.iloc[rows]
+        return {col: test[col].astype(str).value_counts().to_dict() for col in ("city", "period") if col in test}
+    except (AscbenchError, KeyError, IndexError, OSError) as exc:
+        print(f"note: bars drawn without clip counts: dataset {config.get('dataset')!r} is not at hand ({exc})",
+              file=sys.stderr)
+        return {}
+
+
+def _kept(folder: Path) -> str | None:
+    """What ascbench keeps at ``folder`` (a finished or unfinished run, the results store, a published board)."""
+    if (folder / "metrics.json").is_file() and (folder / "config.json").is_file():
+        return f"the finished run {folder}"
+    if folder.name.startswith(".") and folder.name.endswith(".partial"):
+        return f"the unfinished run {folder}"
+    if (folder / "results.jsonl").exists():
+        return f"the results store {folder}"
+    if (folder / "results").is_dir() and (folder / "leaderboard.md").is_file():
+        return f"the published board {folder}"
+    return None
+
+
+def _check_folder(out: Path) -> None:
+    resolved = out.resolve()
+    for folder in (resolved, *resolved.parents):
+        kept = _kept(folder)
+        if kept:
+            raise ConfigError(f"--output {out} is inside {kept}, which ascbench never modifies; "
+                              "pass --output to another folder (default: plots/<run_id>/)")
+
+
+def _write_outputs(out: Path, files: dict[str, str], force: bool) -> None:
+    """Atomic writes that never replace an existing file unless ``--force`` (all checked before any is written).
+    A stand-in for the guarded ``ascbench.fileio.write_output`` the lead is adding; switch to it once it lands."""
+    from ascbench.fileio import atomic_write_text
+
+    existing = [str(out / name) for name in files if (out / name).exists()]
+    if existing and not force:
+        raise ConfigError(f"{existing[0]} already exists; pass --force to replace the plots, or --output to another folder")
+    for name, text in files.items():
+        atomic_write_text(out / name, text)
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("plot", help="learning curves, confusion matrix and per-city / per-period accuracy of a run (SVG)")
     add_record_arguments(p)
-    p.add_argument("--output", help="directory for the SVG files (default: the run's directory)")
+    p.add_argument("--output", help="folder for the SVG files (default: plots/<run_id>/; never the run's own folder)")
+    p.add_argument("--force", action="store_true", help="replace SVG files already in the output folder")

@@ -53,7 +53,7 @@ def command(args) -> int:
                          gpus_per_cell=args.gpus_per_cell, progress=not args.no_progress and sys.stderr.isatty(), published=args.published)
     rows = [(describe(o.config), o.status, f"{100 * o.accuracy:.2f}" if o.accuracy is not None else "",
              o.run_id if o.status in ("done", "skipped") else o.reason) for o in outcomes]
-    print(tabulate(rows, headers=["cell", "status", "accuracy %", "run / reason"], tablefmt="simple"))
+    print(tabulate(rows, headers=["cell", "status", "macro acc %", "run / reason"], tablefmt="simple"))
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed", "interrupted")}
     print(f"\n{len(outcomes)} cells: {counts['done']} done, {counts['skipped']} skipped (already stored or published), "
           f"{counts['failed']} failed" + (f", {counts['interrupted']} interrupted or not started" if counts["interrupted"] else ""))
