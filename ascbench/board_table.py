@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from ascbench.leaderboard import _human_macs, _interval, _mean_std, _versus_best
+from ascbench.leaderboard import _human_macs, _interval, _mean_std, versus_best_labels
 
 MD_WIDTH = 100
 # Columns that describe a row rather than score it: said once in the header when equal on every row.
@@ -72,7 +72,7 @@ def display_frame(part: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     """A section's table as shown (strings), and the descriptive columns equal on every row (moved out of the
     table into the header). Dataset, protocol and metadata ceiling are the section's own and never shown."""
     stats = {col: part[col] if col in part else pd.Series(np.nan, index=part.index)
-             for col in ("ci_low", "ci_high", "vs_best", "p_vs_best", "untested_why", "paired_on")}
+             for col in ("ci_low", "ci_high", "vs_best")}
     folds = part["folds"] if "folds" in part else pd.Series(0, index=part.index)
     shown = pd.DataFrame({
         "#": range(1, len(part) + 1),
@@ -84,9 +84,7 @@ def display_frame(part: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
                                                               part["seeds"])],
         "worst fold %": [f"{100 * w:.1f}" if f else "" for w, f in zip(part.get("worst_fold", folds * np.nan), folds)],
         "95 % CI": [_interval(lo, hi) for lo, hi in zip(stats["ci_low"], stats["ci_high"])],
-        "vs best": [_versus_best(v, p, w if isinstance(w, str) else "", o if isinstance(o, str) else "")
-                    for v, p, w, o in zip(stats["vs_best"].fillna(""), stats["p_vs_best"], stats["untested_why"],
-                                          stats["paired_on"])],
+        "vs best": versus_best_labels(part),
         "acc %": [_mean_std(m, s, n) for m, s, n in zip(part["accuracy"], part["accuracy_std"], part["seeds"])],
         "macro-F1 %": [f"{100 * v:.1f}" for v in part["macro_f1"]],
         "log loss": [f"{v:.3f}" for v in part["log_loss"]],

@@ -93,7 +93,8 @@ def sort_table(table: pd.DataFrame, key: str, registry: Any = None) -> pd.DataFr
         ascending = not registry.metric(metric).higher_is_better
     else:
         ascending = key in COSTS
-    return table.sort_values(["dataset", "protocol", key], ascending=[True, True, ascending],
+    sections = [col for col in ("dataset", "protocol") if col in table]
+    return table.sort_values([*sections, key], ascending=[True] * len(sections) + [ascending],
                              kind="stable").reset_index(drop=True)
 
 
@@ -248,11 +249,24 @@ def _versus_best(label: str, p: float, why: str = "", paired_on: str = "") -> st
     return f"{label} (p < 0.001{other})" if p < 0.001 else f"{label} (p {p:.2g}{other})"  # 10,000 draws resolve no finer
 
 
+def versus_best_labels(table: pd.DataFrame) -> list[str]:
+    """Each row's "vs best" cell (see ``_versus_best``); blank where the table has no statistics."""
+    def column(name: str) -> list:
+        return [v if isinstance(v, str) else "" for v in table[name]] if name in table else [""] * len(table)
+
+    p_values = table["p_vs_best"] if "p_vs_best" in table else [np.nan] * len(table)
+    return [_versus_best(v, p, w, o) for v, p, w, o in zip(column("vs_best"), p_values, column("untested_why"),
+                                                           column("paired_on"))]
+
+
 def render(table: pd.DataFrame, fmt: str = "table") -> str:
     if fmt == "csv":
-        return table.drop(columns=["run_ids", "_runs"], errors="ignore").to_csv(index=False, float_format="%.4f")
+        plain = table.drop(columns=["run_ids", "_runs"], errors="ignore")
+        if "commits" in plain:
+            plain = plain.assign(commits=[" ".join(c) for c in plain["commits"]])
+        return plain.to_csv(index=False, float_format="%.4f")
     blank = pd.Series(np.nan, index=table.index)
-    stats = {col: table[col] if col in table else blank for col in ("ci_low", "ci_high", "vs_best", "p_vs_best")}
+    stats = {col: table[col] if col in table else blank for col in ("ci_low", "ci_high")}
     shown = pd.DataFrame({
         "dataset": table["dataset"], "protocol": table["protocol"], "model": table["model"],
         "strategy": table["strategy"], "semi": table["semi"], "labeled": table["labeled"],
@@ -260,7 +274,7 @@ def render(table: pd.DataFrame, fmt: str = "table") -> str:
         "failed runs": table["failed"].astype(int),
         "macro acc %": [_mean_std(m, s, n) for m, s, n in zip(table["macro_accuracy"], table["macro_accuracy_std"], table["seeds"])],
         "95 % CI": [_interval(lo, hi) for lo, hi in zip(stats["ci_low"], stats["ci_high"])],
-        "vs best": [_versus_best(v, p) for v, p in zip(stats["vs_best"], stats["p_vs_best"])],
+        "vs best": versus_best_labels(table),
         "accuracy %": [_mean_std(m, s, n) for m, s, n in zip(table["accuracy"], table["accuracy_std"], table["seeds"])],
         "macro-F1 %": (100 * table["macro_f1"]).round(1),
         "log loss": table["log_loss"].round(3),

@@ -177,6 +177,8 @@ def grouped_accuracy_bars(values: dict[str, float], what: str, counts: dict[str,
     ax.set_title(f"accuracy per {what}" + (" (n: test clips)" if counts else ""))
     ax.set_ylim(0, 115)
     ax.tick_params(axis="x", rotation=45)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")  # rotated names end under their bar
     return _svg(fig)
 
 

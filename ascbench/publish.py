@@ -36,7 +36,7 @@ HEADER = "# ascbench leaderboard\n\n" + wrap(
     'MACs are per clip. Wide tables are split in parts, matched by the row number `#`.') + "\n"
 
 
-def _refused(problems: list[str], what: str) -> AscbenchError:
+def refused(problems: list[str], what: str) -> AscbenchError:
     listed = "\n".join(f"  {p}" for p in problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
     return AscbenchError(f"{len(problems)} problem(s) with {what}:\n{listed}\nnothing was published; fix or remove "
                          "those records (a record whose numbers disagree with its predictions is never ranked)")
@@ -65,7 +65,7 @@ def import_runs(runs_root: Path, publish_dir: Path, rows: list[dict], allow_nons
         records.append({"row": {k: v for k, v in row.items() if not k.startswith("_")}, "config": config,
                         "metrics": metrics})
     if problems:
-        raise _refused(problems, f"the runs in {runs_root}")
+        raise refused(problems, f"the runs in {runs_root}")
     odd = [(r["row"]["run_id"], setting_of(r["config"])["setting_label"]) for r in records
            if setting_of(r["config"])["nonstandard"]]
     if odd and not allow_nonstandard:
@@ -92,8 +92,9 @@ def read_published(publish_dir: Path) -> tuple[list[dict], list[str]]:
     rows, problems = [], []
     for path in files:
         record, bad = read_json(path, "published record")
-        if bad is None and not (isinstance(record, dict) and {"row", "config", "metrics"} <= set(record)):
-            bad = f"{path}: not a run record (needs row, config and metrics); restore it or remove it"
+        if bad is None and not (isinstance(record, dict) and all(isinstance(record.get(k), dict)
+                                                                 for k in ("row", "config", "metrics"))):
+            bad = f"{path}: not a run record (needs row, config and metrics objects); restore it or remove it"
         found = [bad] if bad else verify(record["row"], record["metrics"], str(path))
         if found:
             problems += found
@@ -180,7 +181,7 @@ def publish(publish_dir: Path) -> list[str]:
 
     rows, problems = read_published(publish_dir)
     if problems:
-        raise _refused(problems, f"the published records in {publish_dir / 'results'}")
+        raise refused(problems, f"the published records in {publish_dir / 'results'}")
     files = render_all(rows, claims=read_claims(publish_dir / "claims.toml"))
     for name, text in files.items():
         atomic_write_text(publish_dir / name, text)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
 
 from ascbench.errors import AscbenchError
@@ -18,15 +18,21 @@ def command(args) -> int:
         problems = check(Path(args.check))
         if problems:
             print("\n\n".join(problems))
-            raise AscbenchError(f"published tables in {args.check} do not match their results (diff above)")
+            raise AscbenchError(f"the board in {args.check} does not check out: a record disagrees with itself or is "
+                                "damaged, or a table differs from what its records regenerate (listed above)")
         print(f"{args.check}: every published table matches its results")
         return 0
     root = runs_dir(args.runs_dir)
-    rows = _with_configs(root, load_rows(root))
-    if args.protocol:
-        rows = [r for r in rows if r["protocol"] == args.protocol]
-    if args.model:
-        rows = [r for r in rows if r["model"] == args.model]
+    # Filtered first: a damaged run the filters leave out does not stop a publish of the others.
+    rows = [r for r in load_rows(root) if (not args.protocol or r.get("protocol") == args.protocol)
+            and (not args.model or r.get("model") == args.model)]
+    rows, problems = _with_configs(root, rows)
+    if problems and args.publish:
+        from ascbench.publish import refused
+
+        raise refused(problems, f"the runs in {root}")
+    for problem in problems:
+        print(f"warning: {problem}; left off the leaderboard", file=sys.stderr)
     if not rows:
         raise AscbenchError(f"no results in {root / 'results.jsonl'} that its run records back; run `ascbench run` first")
     if args.publish:
@@ -53,32 +59,29 @@ def command(args) -> int:
     return 0
 
 
-def _with_configs(root: Path, rows: list[dict]) -> list[dict]:
+def _with_configs(root: Path, rows: list[dict]) -> tuple[list[dict], list[str]]:
     """Rows with their experiment's setting (leaderboard rows are exact experiments), from each run's config, and
     their per-clip predictions (for intervals and paired tests) and code/data provenance, from its metrics.
 
     A row is ranked only when its run's record backs it: a missing or damaged config.json or metrics.json, or
-    a row whose numbers disagree with its metrics (or they with the per-clip predictions), is reported on
-    stderr with the file and metric, and left out (ascbench.records)."""
-    import sys
-
+    a row whose numbers disagree with its metrics (or they with the per-clip predictions), is left out and
+    returned as a problem naming the file and metric (ascbench.records)."""
     from ascbench.leaderboard import setting_of
     from ascbench.records import provenance_key, read_json, verify
     from ascbench.stats import RunPredictions
 
-    kept = []
+    kept, problems = [], []
     for row in rows:
         run_dir = root / row["run_id"]
         config, bad_config = read_json(run_dir / "config.json", f"the config of run {row['run_id']}")
         metrics, bad_metrics = read_json(run_dir / "metrics.json", f"the metrics of run {row['run_id']}")
-        problems = [p for p in (bad_config, bad_metrics) if p] or verify(row, metrics, str(run_dir / "metrics.json"))
-        if problems:
-            for problem in problems:
-                print(f"warning: {problem}; left off the leaderboard", file=sys.stderr)
+        found = [p for p in (bad_config, bad_metrics) if p] or verify(row, metrics, str(run_dir / "metrics.json"))
+        if found:
+            problems += found
             continue
         kept.append({**row, **setting_of(config), "_predictions": RunPredictions.from_metrics(row["seed"], metrics),
                      "_code": provenance_key(row, metrics)})
-    return kept
+    return kept, problems
 
 
 def add_parser(sub) -> None:
