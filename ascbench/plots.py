@@ -206,7 +206,9 @@ def learning_curves(history: list[dict]) -> str:
     """Training and validation loss (left) and validation macro accuracy (right), one colour per training stage
     (pretraining, fine-tuning, each pseudo-label round...), from a run record's history. Stages follow each
     other on one axis of epochs counted across stages (a stage's epoch 1 is not the previous stage's), split
-    by dotted lines and named at the top; every epoch has a marker, so a one-epoch stage shows."""
+    by dotted lines and named in the legend; every epoch has a marker, so a one-epoch stage shows."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     colours = plt.get_cmap("tab10")
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -231,6 +233,7 @@ def learning_curves(history: list[dict]) -> str:
     acc_ax.set(xlabel=axis, ylabel="macro accuracy %", title="validation macro accuracy")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="best")
     fig.tight_layout()

@@ -296,3 +296,31 @@ def test_the_page_fits_1280_pixels_without_sideways_scrolling(tmp_path):
     scroll, inner = map(int, re.search(r'id="probe">(\d+)/(\d+)<', dom).groups())
     assert scroll <= inner, f"page is {scroll} px wide in a {inner} px window"
     assert page.count("<th>dataset</th>") == 0 and page.count("<th>semi</th>") == 0  # constants in the header
+
+
+def test_publish_refuses_a_run_whose_row_disagrees_with_its_record(tmp_path, capsys):
+    good, edited = _record("good", 0, 0.5, "2026-01-01T00:00:00"), _record("edited", 0, 0.4, "2026-01-01T00:01:00")
+    edited["row"]["accuracy"] = 0.95
+    runs = _store(tmp_path, [good, edited])
+    target = tmp_path / "board"
+    assert main(["leaderboard", "--runs-dir", str(runs), "--publish", str(target), "--allow-nonstandard"]) == 2
+    err = capsys.readouterr().err
+    assert str(runs / edited["row"]["run_id"] / "metrics.json") in err and "accuracy is 0.950000" in err
+    assert not (target / "results").exists()  # nothing published
+    assert main(["leaderboard", "--runs-dir", str(runs), "--publish", str(target), "--model", "good"]) == 0
+
+
+def test_chance_and_ceiling_are_one_line_when_equal_and_labels_never_overlap():
+    from ascbench.plots import _label_offsets, _pyplot, _reference_lines
+
+    plt = _pyplot()
+    fig, ax = plt.subplots()
+    _reference_lines(ax, 0.1, 0.1)
+    assert [line.get_label() for line in ax.get_lines()] == ["chance = metadata ceiling (10.0 %)"]
+    x, y = np.full(6, 1e6), np.array([40.0, 40.1, 40.2, 40.3, 55.0, 40.4])  # one crowded spot
+    ax.set_xscale("log")
+    ax.plot(x, y, "o")
+    offsets = _label_offsets(x, y, ax, 6.5)
+    heights = sorted(ax.transData.transform((xi, yi))[1] * 72 / fig.dpi + dy for (_, dy), xi, yi in zip(offsets, x, y))
+    assert min(np.diff(heights)) >= 1.2 * 6.5 - 1e-6  # a line of text apart
+    plt.close(fig)
