@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tabulate import tabulate
 
 from ascbench.config import read_table
 from ascbench.errors import ConfigError
@@ -72,30 +71,34 @@ def compare(table: pd.DataFrame, claim: Claim) -> pd.DataFrame:
                 "p": ("< 0.001" if test.p_value < 0.001 else f"{test.p_value:.2g}") if test else "untested",
                 "seeds paired": test.seeds if test else 0,
                 "seeds needed": ("-" if needed is None else f"> {needed - 1}" if needed > 200 else str(needed)),
-                "verdict": _verdict(test),
+                "verdict": _verdict(test, claim),
             })
     return pd.DataFrame(lines)
 
 
-def _verdict(test) -> str:
+def _verdict(test, claim: Claim) -> str:
+    """"unresolved", or which of the compared values did better (by its name: every rendering shows this)."""
     if test is None:
-        return "untested (no per-clip predictions)"
+        return "untested (no runs on the same test clips)"
     if test.p_value >= TIE_LEVEL:
         return "unresolved"
-    return "a better" if test.difference > 0 else "b better"
+    return f"{claim.a if test.difference > 0 else claim.b} better"
 
 
 def render_claims(table: pd.DataFrame, claims: list[Claim]) -> str:
     """The claims section of leaderboard.md: per claim, its comparisons as a table."""
     if not claims:
         return ""
-    parts = ["\n## Claims\n\nEach line pairs two rows that differ only in the named column, on the same seeds and test "
-             "clips: the mean difference in macro accuracy, the paired randomisation test's p-value, and how many seeds "
-             "a paired t-test over seeds would need to resolve a difference of that size with 80 % power (from the "
-             "seed-to-seed spread seen here, on this test side).\n"]
+    from ascbench.board_table import narrow_tables, wrap
+
+    parts = ["\n## Claims\n\n" + wrap(
+        "Each line pairs two rows that differ only in the named column, on the same seeds and test "
+        "clips: the mean difference in macro accuracy, the paired randomisation test's p-value, and how many seeds "
+        "a paired t-test over seeds would need to resolve a difference of that size with 80 % power (from the "
+        "seed-to-seed spread seen here, on this test side).") + "\n"]
     for claim in claims:
         lines = compare(table, claim)
-        body = (tabulate(lines.replace({"verdict": {"a better": f"{claim.a} better", "b better": f"{claim.b} better"}}),
-                         headers="keys", tablefmt="github", showindex=False) if len(lines) else "no pair of rows to compare")
+        body = ("\n\n".join(narrow_tables(lines.assign(**{"#": range(1, len(lines) + 1)})[["#", *lines.columns]]))
+                if len(lines) else "no pair of rows to compare")
         parts.append(f"\n### {claim.name}: {claim.key} {claim.a} vs {claim.b}\n\n{body}\n")
     return "".join(parts)

@@ -21,25 +21,51 @@ from tabulate import tabulate
 from ascbench.config import EXECUTION_FIELDS, RunConfig
 
 GROUP_KEYS = ["dataset", "protocol", "model", "strategy", "semi", "labeled"]
+ROW_KEY = [*GROUP_KEYS, "setting"]  # one leaderboard row: the shown columns and the exact experiment
 # Where the data lives is not what was run: a row made on two machines stays one row.
-_NOT_THE_EXPERIMENT = {"seed", "data_root", "pretrain_data_root", *EXECUTION_FIELDS}
+# A run of `--folds K` is one fold of an experiment, as a seed is one sample of it: its row covers all K.
+_NOT_THE_EXPERIMENT = {"seed", "fold", "data_root", "pretrain_data_root", *EXECUTION_FIELDS}
 
 
 def setting_of(config: dict[str, Any]) -> dict[str, str]:
     """``setting`` (a short id of everything that defines the experiment except the columns a row shows
-    and the seed) and ``setting_label`` (the recipe or ``default``, plus each field that differs)."""
+    and the seed) and ``setting_label`` (the recipe or ``default``, plus each field that differs, written as
+    the ``--set`` assignments that would make it: ``epochs=2, model.width=48, strategy.lr_scale=0.5``)."""
     cfg = RunConfig.from_stored(config)
     full = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_THE_EXPERIMENT}
     digest = hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:8]
     baseline = RunConfig.from_dict({"recipe": cfg.recipe, "dataset": cfg.dataset} if cfg.recipe else {}).to_dict()
     shown = set(GROUP_KEYS) | {"recipe"}
-    differs = [f"{k}={_short(v)}" for k, v in sorted(full.items()) if k not in shown and v != baseline.get(k)]
+    mine = _assignments({k: v for k, v in full.items() if k not in shown})
+    theirs = _assignments({k: v for k, v in baseline.items() if k not in shown})
+    differs = [f"{k}={_short(v)}" for k, v in sorted(mine.items()) if k not in theirs or theirs[k] != v]
     label = (cfg.recipe or "default") + (" + " + ", ".join(differs) if differs else "")
     return {"setting": digest, "setting_label": label, "nonstandard": bool(differs)}
 
 
+# Config fields whose dict values are per-plugin settings, named as their `--set` prefixes are.
+_PREFIXES = {"model_kwargs": "model.", "options": ""}
+
+
+def _assignments(fields: dict[str, Any]) -> dict[str, Any]:
+    """Config fields as flat ``name=value`` assignments: a dict field becomes one assignment per key (with
+    its ``--set`` prefix: ``model.width``, ``strategy.lr_scale``), so no label holds JSON."""
+    flat = {}
+    for key, value in fields.items():
+        if isinstance(value, dict):
+            prefix = _PREFIXES.get(key, f"{key}.")
+            for name, inner in _assignments(value).items():
+                flat[f"{prefix}{name}"] = inner
+        else:
+            flat[key] = value
+    return flat
+
+
 def _short(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":")) if isinstance(value, (dict, list)) else str(value)
+    """A value as a label shows it: lists as ``[8,8,8]``, everything else as str()."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_short(v) for v in value) + "]"
+    return str(value)
 
 
 def with_settings(rows: list[dict], configs: dict[str, dict]) -> list[dict]:
@@ -55,8 +81,9 @@ COSTS = ("params", "macs", "latency_ms", "train_s")  # lower is cheaper
 
 
 def sort_table(table: pd.DataFrame, key: str, registry: Any = None) -> pd.DataFrame:
-    """Sort by one column, best first: a metric's direction comes from its plugin (``higher_is_better``),
-    costs go lowest first, other scores (worst city, worst period) highest first."""
+    """Sort by one column, best first, within each dataset x protocol section (scores under different
+    protocols are not comparable, so sections never mix): a metric's direction comes from its plugin
+    (``higher_is_better``), costs go lowest first, other scores (worst city, worst period) highest first."""
     if registry is None:
         from ascbench.registry import get_registry
 
@@ -66,13 +93,27 @@ def sort_table(table: pd.DataFrame, key: str, registry: Any = None) -> pd.DataFr
         ascending = not registry.metric(metric).higher_is_better
     else:
         ascending = key in COSTS
-    return table.sort_values(key, ascending=ascending, kind="stable").reset_index(drop=True)
+    sections = [col for col in ("dataset", "protocol") if col in table]
+    return table.sort_values([*sections, key], ascending=[True] * len(sections) + [ascending],
+                             kind="stable").reset_index(drop=True)
 
 
-def aggregate(rows: list[dict]) -> pd.DataFrame:
-    """Mean and standard deviation over seeds for each group; complexity is per model so it is taken as is.
+def current_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """The runs a row is made of: of each experiment, only those made with the code and data of its newest run
+    (``_code``: plugin sources and dataset fingerprint, see ascbench.records) — a plugin fixed and re-run is
+    never hidden behind its older records, nor averaged with them — and of each seed (and fold) run more than
+    once, the newest. ``superseded`` counts what was left out."""
+    order = df["finished"].fillna("") if "finished" in df else pd.Series(range(len(df)), index=df.index)
+    df = df.assign(_order=order.to_numpy()).sort_values("_order", kind="stable")
+    newest = df.groupby(ROW_KEY, sort=False, dropna=False)["_code"].transform("last")
+    current = df[df["_code"] == newest]
+    kept = current.drop_duplicates([*ROW_KEY, "seed", "fold"], keep="last")
+    superseded = (df.groupby(ROW_KEY, dropna=False).size() - kept.groupby(ROW_KEY, dropna=False).size()).rename("superseded")
+    return kept.join(superseded, on=ROW_KEY)
 
-    Runs without a score (a protocol with no test side, such as all-labeled) are left out."""
+
+def _prepared(rows: list[dict]) -> pd.DataFrame:
+    """The scored runs as a frame, every column aggregate() reads present."""
     df = pd.DataFrame([r for r in rows if r.get("accuracy") is not None])
     if "semi" not in df:
         df["semi"] = "none"
@@ -81,22 +122,40 @@ def aggregate(rows: list[dict]) -> pd.DataFrame:
         df["setting"], df["setting_label"] = "", "?"
     df["setting"] = df["setting"].fillna("")
     df["setting_label"] = df["setting_label"].fillna("?")
-    # A seed run again (ascbench rerun) is a check of the row, not another sample of it: the first run counts.
-    order = df["finished"] if "finished" in df else pd.Series(range(len(df)))
-    df = df.assign(_order=order.to_numpy()).sort_values("_order", kind="stable")
-    df = df.drop_duplicates([*GROUP_KEYS, "setting", "seed"], keep="first")
-    df["failed"] = df["macro_accuracy"].isna() if "macro_accuracy" in df else False
+    for col, empty in (("_code", ""), ("fold", "")):
+        df[col] = df[col].fillna(empty) if col in df else empty
     df["labeled"] = df["labeled"].map(lambda v: "dataset" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:g}")
     for col in ("macro_accuracy", "worst_city_accuracy", "worst_period_accuracy", "latency_ms", "train_s", "metadata_ceiling"):
         if col not in df:
             df[col] = np.nan
-    grouped = df.groupby([*GROUP_KEYS, "setting"], sort=False, dropna=False)
+    return df
+
+
+def _over_seeds_and_folds(part: pd.DataFrame) -> dict[str, float]:
+    """One row's spread over seeds (a seed's folds averaged into one score first), how many cross-city folds
+    its runs cover and its worst fold (lowest macro accuracy, averaged over seeds); 0 folds: not a folded row."""
+    per_seed = part.groupby("seed")[["macro_accuracy", "accuracy"]].mean()
+    folded = part[part["fold"] != ""]
+    per_fold = folded.groupby("fold")["macro_accuracy"].mean()
+    return {"macro_accuracy_std": per_seed["macro_accuracy"].std(), "accuracy_std": per_seed["accuracy"].std(),
+            "folds": len(per_fold), "worst_fold": per_fold.min() if len(per_fold) else np.nan}
+
+
+def aggregate(rows: list[dict]) -> pd.DataFrame:
+    """Mean and standard deviation over seeds for each group; complexity is per model so it is taken as is.
+    A run of ``--folds K`` is one fold of its row: the row is the mean over folds and seeds, with its worst fold.
+
+    Runs without a score (a protocol with no test side, such as all-labeled) are left out."""
+    df = current_runs(_prepared(rows))
+    df["failed"] = df["macro_accuracy"].isna()
+    df["_scored_seed"] = df["seed"].where(~df["failed"])
+    grouped = df.groupby(ROW_KEY, sort=False, dropna=False)
     runs_of = {key: part for key, part in grouped}
     out = grouped.agg(
         setting_label=("setting_label", "first"),
-        seeds=("macro_accuracy", "count"), runs=("seed", "size"), failed=("failed", "sum"),
-        macro_accuracy=("macro_accuracy", "mean"), macro_accuracy_std=("macro_accuracy", "std"),
-        accuracy=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
+        seeds=("_scored_seed", "nunique"), runs=("seed", "size"),
+        failed=("failed", "sum"), superseded=("superseded", "first"),
+        macro_accuracy=("macro_accuracy", "mean"), accuracy=("accuracy", "mean"),
         macro_f1=("macro_f1", "mean"), log_loss=("log_loss", "mean"),
         metadata_ceiling=("metadata_ceiling", "mean"),
         worst_city=("worst_city_accuracy", "mean"), worst_period=("worst_period_accuracy", "mean"),
@@ -104,7 +163,14 @@ def aggregate(rows: list[dict]) -> pd.DataFrame:
         latency_ms=("latency_ms", "median"), train_s=("train_s", "median"),
         run_ids=("run_id", list) if "run_id" in df else ("seed", lambda s: []),
         classes=("_classes", "max") if "_classes" in df else ("seed", lambda s: np.nan),
-    ).reset_index()
+        # What the row's runs were made with and when, for the tables' headers.
+        commits=("git_commit", lambda s: sorted(set(s.dropna()))) if "git_commit" in df else ("seed", lambda s: []),
+        first_made=("finished", "min") if "finished" in df else ("seed", lambda s: ""),
+        last_made=("finished", "max") if "finished" in df else ("seed", lambda s: ""),
+    )
+    extra = pd.DataFrame.from_dict({key: _over_seeds_and_folds(part) for key, part in runs_of.items()}, orient="index")
+    extra.index = out.index  # runs_of follows the groups' order, as out does
+    out = out.join(extra).reset_index()
     out = out.sort_values(["dataset", "protocol", "macro_accuracy"], ascending=[True, True, False]).reset_index(drop=True)
     if "_predictions" in df:
         out = with_statistics(out, {key: [p for p in part["_predictions"] if p is not None]
@@ -112,26 +178,29 @@ def aggregate(rows: list[dict]) -> pd.DataFrame:
     return out
 
 
-ROW_KEY = [*GROUP_KEYS, "setting"]
 TIE_LEVEL = 0.05  # a row whose paired test against the best gives p >= this is marked as indistinguishable from it
 
 
 def with_statistics(table: pd.DataFrame, predictions: dict[tuple, list]) -> pd.DataFrame:
     """Each row's 95 % bootstrap interval of macro accuracy, and its paired test against the best row of its
     dataset x protocol (see ascbench.stats); rows without per-clip predictions get an interval over clips
-    rebuilt from their confusion matrices and no test."""
-    from ascbench.stats import bootstrap_interval, paired_test
+    rebuilt from their confusion matrices and no test. A row left untested says why (``untested_why``); a
+    test of rows that share no seed pairs their runs on the test clips alone (``paired_on``)."""
+    from ascbench.stats import bootstrap_interval, paired_test, why_untested
 
     table = table.copy()
     keys = [tuple(row) for row in table[ROW_KEY].itertuples(index=False)]
-    runs = [predictions.get(key, []) for key in keys]
+    folded = table["folds"].to_numpy() > 0 if "folds" in table else np.zeros(len(table), dtype=bool)
+    # A folded row's runs test different clips each (one fold each): its interval and test would need the
+    # folds pooled, which is not its score (the mean over folds); it gets neither.
+    runs = [[] if fold else predictions.get(key, []) for key, fold in zip(keys, folded)]
     classes = [1 + max((int(max(r.true.max(), r.predicted.max())) for r in rs), default=0) for rs in runs]
     intervals = [bootstrap_interval(rs, c) if rs else (np.nan, np.nan) for rs, c in zip(runs, classes)]
     table["_runs"] = runs  # for comparisons beyond the best row (the claims of a published leaderboard)
     table["ci_low"], table["ci_high"] = [i[0] for i in intervals], [i[1] for i in intervals]
     table["ci_over"] = ["recordings" if rs and all(r.per_clip for r in rs) else "clips" if rs else ""
                         for rs in runs]
-    table["p_vs_best"], table["vs_best"] = np.nan, ""
+    table["p_vs_best"], table["vs_best"], table["untested_why"], table["paired_on"] = np.nan, "", "", ""
     for _, part in table.groupby(["dataset", "protocol"], sort=False):
         scored = part[part["seeds"] > 0]
         if scored.empty:
@@ -139,11 +208,14 @@ def with_statistics(table: pd.DataFrame, predictions: dict[tuple, list]) -> pd.D
         best = scored["macro_accuracy"].idxmax()
         table.loc[best, "vs_best"] = "best"
         for i in scored.index.drop(best):
-            test = paired_test(runs[i], runs[best], max(classes[i], classes[best]))
+            test = None if folded[i] or folded[best] else paired_test(runs[i], runs[best], max(classes[i], classes[best]))
             if test is None:
                 table.loc[i, "vs_best"] = "untested"
+                table.loc[i, "untested_why"] = ("cross-city folds" if folded[i] or folded[best]
+                                                else why_untested(runs[i], runs[best]))
                 continue
             table.loc[i, "p_vs_best"] = test.p_value
+            table.loc[i, "paired_on"] = test.paired_on
             table.loc[i, "vs_best"] = "tied" if test.p_value >= TIE_LEVEL else "worse"
     return table
 
@@ -166,19 +238,35 @@ def _interval(low: float, high: float) -> str:
     return "n/a" if np.isnan(low) else f"{100 * low:.1f}–{100 * high:.1f}"
 
 
-def _versus_best(label: str, p: float) -> str:
-    """"best", "tied (p 0.41)": indistinguishable from the best, "worse (p 0.003)", or "untested" (no per-clip
-    predictions in its records to pair)."""
+def _versus_best(label: str, p: float, why: str = "", paired_on: str = "") -> str:
+    """"best", "tied (p 0.41)": indistinguishable from the best, "worse (p 0.003)" ("..., other seeds" when
+    the rows share no seed and were paired on their test clips alone), or "untested: " and why."""
+    if label == "untested":
+        return f"untested: {why}" if why else label
     if label not in ("tied", "worse"):
         return label
-    return f"{label} (p < 0.001)" if p < 0.001 else f"{label} (p {p:.2g})"  # 10,000 draws resolve no finer
+    other = ", other seeds" if paired_on == "clips" else ""
+    return f"{label} (p < 0.001{other})" if p < 0.001 else f"{label} (p {p:.2g}{other})"  # 10,000 draws resolve no finer
+
+
+def versus_best_labels(table: pd.DataFrame) -> list[str]:
+    """Each row's "vs best" cell (see ``_versus_best``); blank where the table has no statistics."""
+    def column(name: str) -> list:
+        return [v if isinstance(v, str) else "" for v in table[name]] if name in table else [""] * len(table)
+
+    p_values = table["p_vs_best"] if "p_vs_best" in table else [np.nan] * len(table)
+    return [_versus_best(v, p, w, o) for v, p, w, o in zip(column("vs_best"), p_values, column("untested_why"),
+                                                           column("paired_on"))]
 
 
 def render(table: pd.DataFrame, fmt: str = "table") -> str:
     if fmt == "csv":
-        return table.drop(columns=["run_ids", "_runs"], errors="ignore").to_csv(index=False, float_format="%.4f")
+        plain = table.drop(columns=["run_ids", "_runs"], errors="ignore")
+        if "commits" in plain:
+            plain = plain.assign(commits=[" ".join(c) for c in plain["commits"]])
+        return plain.to_csv(index=False, float_format="%.4f")
     blank = pd.Series(np.nan, index=table.index)
-    stats = {col: table[col] if col in table else blank for col in ("ci_low", "ci_high", "vs_best", "p_vs_best")}
+    stats = {col: table[col] if col in table else blank for col in ("ci_low", "ci_high")}
     shown = pd.DataFrame({
         "dataset": table["dataset"], "protocol": table["protocol"], "model": table["model"],
         "strategy": table["strategy"], "semi": table["semi"], "labeled": table["labeled"],
@@ -186,7 +274,7 @@ def render(table: pd.DataFrame, fmt: str = "table") -> str:
         "failed runs": table["failed"].astype(int),
         "macro acc %": [_mean_std(m, s, n) for m, s, n in zip(table["macro_accuracy"], table["macro_accuracy_std"], table["seeds"])],
         "95 % CI": [_interval(lo, hi) for lo, hi in zip(stats["ci_low"], stats["ci_high"])],
-        "vs best": [_versus_best(v, p) for v, p in zip(stats["vs_best"], stats["p_vs_best"])],
+        "vs best": versus_best_labels(table),
         "accuracy %": [_mean_std(m, s, n) for m, s, n in zip(table["accuracy"], table["accuracy_std"], table["seeds"])],
         "macro-F1 %": (100 * table["macro_f1"]).round(1),
         "log loss": table["log_loss"].round(3),

@@ -9,12 +9,15 @@ import re
 
 import pandas as pd
 
+from ascbench.board_table import constants_note, display_frame, section_notes
 from ascbench.claims import Claim, compare
-from ascbench.leaderboard import render
-from ascbench.plots import accuracy_vs_macs
+from ascbench.plots import accuracy_vs_macs, model_colours
 
-STYLE = """body{font-family:sans-serif;margin:2em;max-width:1600px}table{border-collapse:collapse;margin:.5em 0}
-td,th{border:1px solid #ccc;padding:3px 6px;font-size:12.5px}th{cursor:pointer;background:#eee}
+# The page fits a 1,280 px window without sideways scrolling: the body is capped below it and table cells
+# wrap (tests/test_board_output.py measures it in a headless browser).
+STYLE = """body{font-family:sans-serif;margin:1.5em;max-width:1200px}table{border-collapse:collapse;margin:.5em 0}
+td,th{border:1px solid #ccc;padding:2px 4px;font-size:12px}th{cursor:pointer;background:#eee}
+td:nth-child(n+3){white-space:nowrap}td.wrap{white-space:normal}
 nav{position:sticky;top:0;background:#fff;padding:.4em 0;border-bottom:1px solid #ccc}nav a{margin-right:1em}
 section{margin-top:2em}.note{color:#555;font-size:13px}svg{max-width:100%;height:auto}"""
 
@@ -55,33 +58,45 @@ def section_id(dataset: str, protocol: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", f"{dataset}-{protocol}".lower()).strip("-")
 
 
-def _table(part: pd.DataFrame) -> str:
-    """The section's markdown table as HTML, with a row number (the figure's labels) and links to each seed's
-    record."""
-    lines = [line for line in render(part, "markdown").splitlines() if line.strip()]
-    head = ["#"] + [c.strip() for c in lines[0].strip("|").split("|")] + ["records"]
+# Cells whose text may wrap inside the table (names and labels); numbers stay on one line.
+_WRAPPING = {"model", "strategy", "semi", "setting", "vs best"}
+
+
+def _table(part: pd.DataFrame) -> tuple[str, str]:
+    """The section's table as HTML, rows numbered (the figure's labels) and linked to each seed's record, and
+    the header note naming the columns that hold one value on every row (left out of the table)."""
+    shown, constants = display_frame(part)
+    head = [*shown.columns, "records"]
     rows = []
-    for number, (line, run_ids) in enumerate(zip(lines[2:], part["run_ids"]), start=1):
-        cells = [str(number)] + [c.strip() for c in line.strip("|").split("|")]
+    for cells, run_ids in zip(shown.itertuples(index=False), part["run_ids"]):
         links = " ".join(f'<a href="results/{html.escape(r)}.json">{k + 1}</a>' for k, r in enumerate(run_ids))
-        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + f"<td>{links}</td></tr>")
+        tds = "".join(f'<td class="wrap">{html.escape(str(c))}</td>' if col in _WRAPPING else f"<td>{html.escape(str(c))}</td>"
+                      for col, c in zip(shown.columns, cells))
+        rows.append(f"<tr>{tds}<td>{links}</td></tr>")
     heads = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    return f'<table class="sortable"><thead><tr>{heads}</tr></thead><tbody>\n' + "\n".join(rows) + "\n</tbody></table>"
+    table = f'<table class="sortable"><thead><tr>{heads}</tr></thead><tbody>\n' + "\n".join(rows) + "\n</tbody></table>"
+    return table, constants_note(constants)
 
 
 def leaderboard_page(table: pd.DataFrame, claims: list[Claim], intro: str = "") -> str:
     sections, links = [], []
+    colours = model_colours(table["model"])  # one colour per model in every figure of the page
     for (dataset, protocol), part in table.groupby(["dataset", "protocol"], sort=True):
         part = part.reset_index(drop=True)
         sid = section_id(dataset, protocol)
         chance, ceiling = chance_and_ceiling(part)
         note = section_note(part)
-        figure = accuracy_vs_macs(part, chance, ceiling, title=f"{dataset} / {protocol}")
+        figure = accuracy_vs_macs(part, chance, ceiling, title=f"{dataset} / {protocol}", colours=colours)
         links.append(f'<a href="#{sid}">{html.escape(dataset)} / {html.escape(protocol)}</a>')
+        body, constants = _table(part)
+        about = "".join(f"<p class=\"about\">{html.escape(line)}</p>" for line in section_notes(part))
         sections.append(f'<section class="board" id="{sid}"><h2>{html.escape(dataset)} — {html.escape(protocol)}</h2>\n'
-                        f'<p class="note">{html.escape(note)}; {len(part)} rows, ranked by macro accuracy</p>\n'
-                        f"{_table(part)}\n<figure>{figure}<figcaption class=\"note\">Macro accuracy against MACs per "
-                        "clip; numbers are the table's rows.</figcaption></figure></section>")
+                        f"{about}\n"
+                        f'<p class="note">{html.escape(note + "; " if note else "")}{len(part)} rows, ranked by macro accuracy. '
+                        f"{html.escape(constants)}</p>\n"
+                        f"{body}\n<figure>{figure}<figcaption class=\"note\">Macro accuracy against MACs per "
+                        "clip; numbers are the table's rows, colours its models, marker shapes its strategies."
+                        "</figcaption></figure></section>")
     options = "".join(f'<option value="{section_id(d, p)}">{html.escape(d)} / {html.escape(p)}</option>'
                       for d, p in table.groupby(["dataset", "protocol"], sort=True).groups)
     claim_html = []

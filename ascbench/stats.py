@@ -102,20 +102,49 @@ def bootstrap_interval(runs: Sequence[RunPredictions], num_classes: int, draws: 
 class PairedTest:
     difference: float  # mean over paired seeds of macro accuracy A - B
     p_value: float
-    seeds: int  # seeds present in both rows with the same test clips
-    per_seed: tuple[float, ...]  # the difference of each paired seed
+    seeds: int  # pairs of runs compared: seeds present in both rows with the same test clips
+    per_seed: tuple[float, ...]  # the difference of each pair
+    paired_on: str = "seeds and clips"  # or "clips": the rows share no seed, their runs are paired on clips alone
+
+
+def _same_clips(a: RunPredictions, b: RunPredictions) -> bool:
+    return np.array_equal(np.sort(a.rows), np.sort(b.rows))
+
+
+def run_pairs(a: Sequence[RunPredictions], b: Sequence[RunPredictions]) -> tuple[list[tuple[RunPredictions, RunPredictions]], str]:
+    """The runs of rows ``a`` and ``b`` to compare, and what they are paired on: the same seed on the same test
+    clips where the rows share seeds; else (seeds 3-5 against seeds 0-2, on a split that does not depend on the
+    seed) runs on the same clips, in seed order, each used once. Only runs with per-clip predictions pair."""
+    mine = sorted((r for r in a if r.per_clip), key=lambda r: r.seed)
+    theirs = sorted((r for r in b if r.per_clip), key=lambda r: r.seed)
+    by_seed = {run.seed: run for run in theirs}
+    pairs = [(r, by_seed[r.seed]) for r in mine if r.seed in by_seed and _same_clips(r, by_seed[r.seed])]
+    if pairs or any(r.seed in by_seed for r in mine):
+        return pairs, "seeds and clips"
+    unused = list(theirs)
+    for run in mine:
+        match = next((other for other in unused if _same_clips(run, other)), None)
+        if match is not None:
+            unused.remove(match)
+            pairs.append((run, match))
+    return pairs, "clips"
+
+
+def why_untested(a: Sequence[RunPredictions], b: Sequence[RunPredictions]) -> str:
+    """Why two rows have no paired test: which of them lacks per-clip predictions, or that their runs were
+    tested on different clips."""
+    if not any(r.per_clip for r in a) or not any(r.per_clip for r in b):
+        return "no per-clip predictions"
+    return "no runs on the same test clips"
 
 
 def paired_test(a: Sequence[RunPredictions], b: Sequence[RunPredictions], num_classes: int, draws: int = 10_000,
                 seed: int = 0, statistic: str = "macro") -> PairedTest | None:
-    """Randomisation test of rows ``a`` and ``b`` paired on seed and clip (see the module docstring); None when
-    no seed of one row has per-clip predictions on the same clips in the other."""
-    by_seed = {run.seed: run for run in b if run.per_clip}
+    """Randomisation test of rows ``a`` and ``b`` paired on seed and clip (see the module docstring), or on clips
+    alone where the rows share no seed (``run_pairs``); None when no runs of the two can be paired."""
+    pairs, paired_on = run_pairs(a, b)
     terms, per_seed = [], []
-    for run_a in sorted((r for r in a if r.per_clip), key=lambda r: r.seed):
-        run_b = by_seed.get(run_a.seed)
-        if run_b is None or not np.array_equal(np.sort(run_a.rows), np.sort(run_b.rows)):
-            continue
+    for run_a, run_b in pairs:
         order_a, order_b = np.argsort(run_a.rows), np.argsort(run_b.rows)
         true, groups = run_a.true[order_a], run_a.groups[order_a]
         right = (run_a.predicted[order_a] == true).astype(float) - (run_b.predicted[order_b] == true).astype(float)
@@ -137,7 +166,7 @@ def paired_test(a: Sequence[RunPredictions], b: Sequence[RunPredictions], num_cl
     signs = rng.integers(0, 2, size=(draws, len(flat)), dtype=np.int8) * 2 - 1
     null = signs @ flat
     extreme = int(np.sum(np.abs(null) >= abs(observed) - 1e-12))
-    return PairedTest(observed, (extreme + 1) / (draws + 1), count, tuple(per_seed))
+    return PairedTest(observed, (extreme + 1) / (draws + 1), count, tuple(per_seed), paired_on)
 
 
 def seeds_needed(per_seed: Sequence[float], alpha: float = 0.05, power: float = 0.8, most: int = 200) -> int | None:

@@ -113,56 +113,76 @@ class CellOutcome:
     config: RunConfig
     status: str  # done | skipped | failed | interrupted (stopped or not started; a re-run continues it)
     run_id: str | None = None
-    accuracy: float | None = None
+    accuracy: float | None = None  # macro accuracy, the leaderboard's metric
     reason: str | None = None
     seconds: float = 0.0
     gpus: tuple[str, ...] = ()  # the GPUs Ray gave the cell (--gpus-per-cell); empty elsewhere
 
 
+def _identity(config: dict, metrics: dict | None) -> str:
+    """A stored run's experiment identity, as the leaderboard de-duplicates by (ascbench.records): its config
+    without execution details, and the source of every plugin that computed it. A plugin edited since is a
+    new identity: its cells run again instead of showing the old number as "stored"."""
+    from ascbench.records import code_digest
+
+    plugins = ((metrics or {}).get("provenance") or {}).get("plugins") or []
+    return f"{RunConfig.from_stored(config).experiment_digest()}/{code_digest(plugins)}"
+
+
+def cell_identity(cell: RunConfig, registry: Registry) -> str:
+    """A cell's identity under the plugins installed now (see ``_identity``)."""
+    from ascbench.records import code_digest
+    from ascbench.runner import _plugin_provenance
+
+    return f"{cell.experiment_digest()}/{code_digest(_plugin_provenance(cell, registry))}"
+
+
 def finished_experiments(root: Path) -> dict[str, dict]:
-    """Rows of the results store by experiment digest (the config without execution details).
+    """Rows of the results store by experiment identity (``_identity``).
 
     The digest is recomputed from each run's stored config rather than taken from its row: a config
     field added since the run was made then takes its default (which reproduces the old behaviour),
-    so an upgrade does not make every stored cell look new.
+    so an upgrade does not make every stored cell look new. A run whose config or metrics cannot be read
+    has no identity to match and never makes a cell look stored.
     """
     found = {}
     for row in load_rows(root):
         try:
             config = json.loads((root / row["run_id"] / "config.json").read_text(encoding="utf-8"))
-            digest = RunConfig.from_stored(config).experiment_digest()
+            metrics = json.loads((root / row["run_id"] / "metrics.json").read_text(encoding="utf-8"))
+            found[_identity(config, metrics)] = row
         except (OSError, ValueError, AscbenchError):
-            digest = row.get("experiment_digest")  # a run without its config (a bare imported row)
-        if digest:
-            found[digest] = row
+            continue
     return found
 
 
 def published_experiments(publish_dir: Path) -> dict[str, dict]:
-    """Rows of a published leaderboard (``DIR/results/*.json``) by experiment digest, so a sweep can skip
+    """Rows of a published leaderboard (``DIR/results/*.json``) by experiment identity, so a sweep can skip
     cells already published even where the runs directory that made them is gone."""
     found = {}
     for path in sorted(Path(publish_dir, "results").glob("*.json")):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
-            found[RunConfig.from_stored(record["config"]).experiment_digest()] = record["row"]
-        except (OSError, ValueError, KeyError, AscbenchError):
+            found[_identity(record["config"], record["metrics"])] = record["row"]
+        except (OSError, ValueError, KeyError, TypeError, AscbenchError):
             log.warning("skipping unreadable published record %s", path)
     return found
 
 
-def already_made(cells: list[RunConfig], root: Path, published: str | os.PathLike | None = None) -> dict[int, tuple[str, dict]]:
-    """The cells a sweep skips, by position: ("stored", row) when the results store holds the experiment,
-    ("published", row) when only the published leaderboard ``published`` does."""
+def already_made(cells: list[RunConfig], root: Path, published: str | os.PathLike | None = None,
+                 registry: Registry | None = None) -> dict[int, tuple[str, dict]]:
+    """The cells a sweep skips, by position: ("stored", row) when the results store holds the experiment made
+    with the plugins installed now, ("published", row) when only the published leaderboard ``published`` does."""
+    registry = registry or get_registry()
     stored = finished_experiments(root)
     elsewhere = published_experiments(Path(published)) if published else {}
     found = {}
     for i, cell in enumerate(cells):
-        digest = cell.experiment_digest()
-        if digest in stored:
-            found[i] = ("stored", stored[digest])
-        elif digest in elsewhere:
-            found[i] = ("published", elsewhere[digest])
+        identity = cell_identity(cell, registry)
+        if identity in stored:
+            found[i] = ("stored", stored[identity])
+        elif identity in elsewhere:
+            found[i] = ("published", elsewhere[identity])
     return found
 
 
@@ -203,7 +223,7 @@ def _run_cell(config: dict, runs_root: str) -> dict:
                 "seconds": time.perf_counter() - started}
     except Exception as exc:  # noqa: BLE001 - reported per cell
         return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - started}
-    return {"status": "done", "run_id": record.run_id, "accuracy": record.metrics["accuracy"],
+    return {"status": "done", "run_id": record.run_id, "accuracy": record.metrics["macro_accuracy"],
             "seconds": time.perf_counter() - started}
 
 
@@ -377,7 +397,7 @@ class _Progress:
         self._counts[result.status] += 1
         self._bar.update(1)
         self._bar.set_postfix(self._counts)
-        line = (f"{describe(cell)}: accuracy {100 * result.accuracy:.2f} % ({result.seconds:.0f} s, {result.run_id})"
+        line = (f"{describe(cell)}: macro accuracy {100 * result.accuracy:.2f} % ({result.seconds:.0f} s, {result.run_id})"
                 if result.status == "done" else f"{describe(cell)}: {result.status.upper()}: {result.reason}")
         self._bar.write(line) if self._progress else log.info("%s", line)
 
@@ -405,8 +425,8 @@ def run_sweep(cells: list[RunConfig], *, executor: str = "local", jobs: int | No
     root = runs_dir(runs_root)
     root.mkdir(parents=True, exist_ok=True)
     cells = plan(cells, jobs)
-    made = already_made(cells, root, published)
-    skipped = {i: CellOutcome(cells[i], "skipped", row["run_id"], row["accuracy"],
+    made = already_made(cells, root, published, registry)
+    skipped = {i: CellOutcome(cells[i], "skipped", row["run_id"], row.get("macro_accuracy"),
                               f"already in {'the results store' if where == 'stored' else published}")
                for i, (where, row) in made.items()}
     todo = [cell for i, cell in enumerate(cells) if i not in made]

@@ -300,11 +300,12 @@ def ascbench_datasets() -> list[DatasetSpec]:
     return [
         DatasetSpec("embedded", loader("embedded"),
                     "synthetic city/time-shifted scenes, 8 cities, 20 % labeled (default; no download)",
-                    pretrain_source="embedded-source"),
+                    pretrain_source="embedded-source", synthetic=True),
         DatasetSpec("embedded-source", loader("embedded-source"),
-                    "synthetic scenes from 4 other cities, fully labeled: the pretraining source"),
+                    "synthetic scenes from 4 other cities, fully labeled: the pretraining source", synthetic=True),
         DatasetSpec("embedded-tiny", loader("embedded-tiny"),
-                    "a very small embedded dataset for smoke tests", pretrain_source="embedded-tiny-source"),
+                    "a very small embedded dataset for smoke tests", pretrain_source="embedded-tiny-source",
+                    synthetic=True),
         DatasetSpec("embedded-tiny-source", loader("embedded-tiny-source"),
-                    "pretraining source for embedded-tiny"),
+                    "pretraining source for embedded-tiny", synthetic=True),
     ]

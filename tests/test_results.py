@@ -111,19 +111,19 @@ def test_rows_with_different_settings_stay_apart_and_say_how():
             _configured("a", 0, 0.2, "r2", epochs=2), _configured("a", 0, 0.3, "r3", model_kwargs={"width": 48}),
             _configured("a", 2, 0.6, "r4", device="cuda", threads=4)]  # execution details: the same experiment
     table = aggregate(rows)
-    assert sorted(table["setting_label"]) == ["default", "default + epochs=2", 'default + model_kwargs={"width":48}']
+    assert sorted(table["setting_label"]) == ["default", "default + epochs=2", "default + model.width=48"]
     default = table[table["setting_label"] == "default"].iloc[0]
     assert default["seeds"] == 3 and default["macro_accuracy"] == pytest.approx(0.6)
     text = render(table)
     assert "20.0 " in text and "20.0 ±" not in text  # one seed: no spread to show
 
 
-def test_a_rerun_checks_its_row_instead_of_joining_it():
+def test_a_rerun_replaces_its_seed_instead_of_joining_it():
     first = [_configured("a", 0, 0.5, "r0", "2026-01-01T00:00:00"), _configured("a", 1, 0.7, "r1", "2026-01-01T00:01:00")]
     rerun = _configured("a", 0, 0.52, "r9", "2026-02-01T00:00:00")  # the same seed again, later
     before, after = aggregate(first), aggregate(first + [rerun])
-    assert len(after) == len(before) == 1 and after.iloc[0]["runs"] == 2
-    assert after.iloc[0]["macro_accuracy"] == before.iloc[0]["macro_accuracy"]
+    assert len(after) == len(before) == 1 and after.iloc[0]["runs"] == 2 and after.iloc[0]["superseded"] == 1
+    assert after.iloc[0]["macro_accuracy"] == pytest.approx((0.52 + 0.7) / 2)  # the newest record of seed 0 counts
 
 
 def test_a_nan_run_is_reported_not_averaged():

@@ -142,7 +142,7 @@ def test_a_claim_pairs_rows_that_differ_only_in_its_column(tmp_path):
             for s in range(3)]
     lines = compare(aggregate(rows), Claim("context", "model", "ctx", "plain")).set_index("strategy")
     assert len(lines) == 2  # one pair per strategy; rows of different strategies are never paired
-    assert lines.loc["scratch", "verdict"] == "a better" and lines.loc["scratch", "p"] == "< 0.001"
+    assert lines.loc["scratch", "verdict"] == "ctx better" and lines.loc["scratch", "p"] == "< 0.001"
     assert lines.loc["finetune", "verdict"] == "unresolved" and int(lines.loc["finetune", "seeds paired"]) == 3
     assert lines.loc["scratch", "difference (points)"] > 30
     bad = tmp_path / "claims.toml"

@@ -196,8 +196,13 @@ def test_cells_already_published_are_skipped_without_their_runs_directory(tmp_pa
     board = tmp_path / "board" / "results"
     board.mkdir(parents=True)
     row = {"run_id": "published-s0", "accuracy": 0.25}
+    from ascbench.registry import get_registry
+    from ascbench.runner import _plugin_provenance
+
+    # Made with the plugins installed now: a record of other (or unknown) plugin sources would run again.
+    metrics = {"provenance": {"plugins": _plugin_provenance(published, get_registry())}}
     (board / "published-s0.json").write_text(json.dumps({"row": row, "config": published.replace(threads=3).to_dict(),
-                                                          "metrics": {}}))
+                                                          "metrics": metrics}))
     caplog.set_level("INFO", logger="ascbench")
     outcomes = run_sweep([published, other], jobs=1, runs_root=tmp_path / "runs", progress=False,
                          published=tmp_path / "board")

@@ -25,14 +25,16 @@ def command(args) -> int:
         "system": {
             "description": {"input_sampling_rate": metrics.get("features", {}).get("sample_rate"),
                             "acoustic_features": "log-mel energies", "machine_learning_method": row["model"],
-                            "semi_supervised": row.get("semi", "none"), "ascbench_config": config},
+                            "semi_supervised": row.get("semi", "none"), "ascbench_config": _applicable(config)},
             "complexity": {"total_parameters": c["params"], "total_parameters_non_zero": c["params"],
                            "memory_use": c["param_bytes"]["float32"], "memory_use_fp16": c["param_bytes"]["float16"],
                            "macs": c["macs_per_second"], "macs_per_clip": c["macs"],
                            "macs_torchinfo": c.get("torchinfo_macs_per_second")},
         },
         "results": {"development_dataset": {
-            "overall": {"accuracy": round(100 * metrics["accuracy"], 2), "logloss": round(metrics["log_loss"], 4)},
+            # DCASE Task 1 and APSIPA rank by macro accuracy (the mean of class-wise accuracies), as the
+            # leaderboard does; the share of clips right (micro accuracy) is not the overall accuracy.
+            "overall": {"accuracy": round(100 * metrics["macro_accuracy"], 2), "logloss": round(metrics["log_loss"], 4)},
             "class_wise": {k: {"accuracy": round(100 * v, 2), "logloss": round(metrics["class_log_loss"][k], 4)}
                            for k, v in metrics["class_accuracy"].items()},
             "city_wise": {k: {"accuracy": round(100 * v, 2)} for k, v in metrics.get("city_accuracy", {}).items()},
@@ -47,6 +49,26 @@ def command(args) -> int:
     else:
         print(text, end="")
     return 0
+
+
+def _applicable(config: dict) -> dict:
+    """The run's config without the protocol settings its protocol does not read (``--test-cities`` under
+    ``official``...): they were not used, so the meta file must not suggest they were."""
+    from dataclasses import fields
+
+    from ascbench.errors import AscbenchError
+    from ascbench.protocols import ProtocolOptions
+    from ascbench.registry import get_registry
+
+    try:
+        reads = get_registry().protocol(config.get("protocol", "")).options
+    except AscbenchError:
+        return config  # a protocol from a plugin not installed here: what it reads is unknown, keep everything
+    if reads is None:
+        return config  # the protocol did not declare what it reads
+    always = {"seed", "group_by", "untaught", "plugin"}
+    unused = {f.name for f in fields(ProtocolOptions)} - always - set(reads)
+    return {k: v for k, v in config.items() if k not in unused}
 
 
 def add_parser(sub) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
 
 from ascbench.errors import AscbenchError
@@ -18,7 +18,8 @@ def command(args) -> int:
         problems = check(Path(args.check))
         if problems:
             print("\n\n".join(problems))
-            raise AscbenchError(f"published tables in {args.check} do not match their results (diff above)")
+            raise AscbenchError(f"the board in {args.check} does not check out: a record disagrees with itself or is "
+                                "damaged, or a table differs from what its records regenerate (listed above)")
         print(f"{args.check}: every published table matches its results")
         return 0
     if args.output:
@@ -30,15 +31,19 @@ def command(args) -> int:
 
         check_output_folder(args.publish, flag="--publish", allow=("board",))
     root = runs_dir(args.runs_dir)
-    rows = _with_configs(root, load_rows(root))
-    if args.protocol:
-        rows = [r for r in rows if r["protocol"] == args.protocol]
-    if args.model:
-        rows = [r for r in rows if r["model"] == args.model]
-    if not args.include_quick:  # --quick runs check that things run; their numbers rank nothing
-        rows = [r for r in rows if not r.get("quick")]
+    # Filtered first: a damaged run the filters leave out does not stop a publish of the others.
+    rows = [r for r in load_rows(root) if (not args.protocol or r.get("protocol") == args.protocol)
+            and (not args.model or r.get("model") == args.model)
+            and (args.include_quick or not r.get("quick"))]  # --quick runs check that things run; they rank nothing
+    rows, problems = _with_configs(root, rows)
+    if problems and args.publish:
+        from ascbench.publish import refused
+
+        raise refused(problems, f"the runs in {root}")
+    for problem in problems:
+        print(f"warning: {problem}; left off the leaderboard", file=sys.stderr)
     if not rows:
-        raise AscbenchError(f"no results in {root / 'results.jsonl'}; run `ascbench run` first")
+        raise AscbenchError(f"no results in {root / 'results.jsonl'} that its run records back; run `ascbench run` first")
     if args.publish:
         from ascbench.publish import import_runs, publish
 
@@ -75,22 +80,29 @@ def _fitted(table, wide: bool) -> str:
     return render_table([[k + 1, *row] for k, row in enumerate(rows)], ["#", *headers], wide=wide)
 
 
-def _with_configs(root: Path, rows: list[dict]) -> list[dict]:
+def _with_configs(root: Path, rows: list[dict]) -> tuple[list[dict], list[str]]:
     """Rows with their experiment's setting (leaderboard rows are exact experiments), from each run's config, and
-    their per-clip predictions (for intervals and paired tests), from its metrics."""
-    from ascbench.leaderboard import with_settings
+    their per-clip predictions (for intervals and paired tests) and code/data provenance, from its metrics.
+
+    A row is ranked only when its run's record backs it: a missing or damaged config.json or metrics.json, or
+    a row whose numbers disagree with its metrics (or they with the per-clip predictions), is left out and
+    returned as a problem naming the file and metric (ascbench.records)."""
+    from ascbench.leaderboard import setting_of
+    from ascbench.records import provenance_key, read_json, verify
     from ascbench.stats import RunPredictions
 
-    configs, predictions = {}, {}
+    kept, problems = [], []
     for row in rows:
-        path = root / row["run_id"] / "config.json"
-        if path.exists():
-            configs[row["run_id"]] = json.loads(path.read_text(encoding="utf-8"))
-        metrics = root / row["run_id"] / "metrics.json"
-        if metrics.exists():
-            predictions[row["run_id"]] = RunPredictions.from_metrics(
-                row["seed"], json.loads(metrics.read_text(encoding="utf-8")))
-    return [{**row, "_predictions": predictions.get(row["run_id"])} for row in with_settings(rows, configs)]
+        run_dir = root / row["run_id"]
+        config, bad_config = read_json(run_dir / "config.json", f"the config of run {row['run_id']}")
+        metrics, bad_metrics = read_json(run_dir / "metrics.json", f"the metrics of run {row['run_id']}")
+        found = [p for p in (bad_config, bad_metrics) if p] or verify(row, metrics, str(run_dir / "metrics.json"))
+        if found:
+            problems += found
+            continue
+        kept.append({**row, **setting_of(config), "_predictions": RunPredictions.from_metrics(row["seed"], metrics),
+                     "_code": provenance_key(row, metrics)})
+    return kept, problems
 
 
 def add_parser(sub) -> None:

@@ -52,7 +52,7 @@ def command(args) -> int:
                          gpus_per_cell=args.gpus_per_cell, progress=not args.no_progress and sys.stderr.isatty(), published=args.published)
     rows = [(describe(o.config), o.status, format_percent(o.accuracy) if o.accuracy is not None else "",
              o.run_id if o.status in ("done", "skipped") else o.reason) for o in outcomes]
-    print(render_table(rows, ["cell", "status", "accuracy", "run / reason"]))
+    print(render_table(rows, ["cell", "status", "macro accuracy", "run / reason"]))
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed", "interrupted")}
     print(f"\n{len(outcomes)} cells: {counts['done']} done, {counts['skipped']} skipped (already stored or published), "
           f"{counts['failed']} failed" + (f", {counts['interrupted']} interrupted or not started" if counts["interrupted"] else ""))
