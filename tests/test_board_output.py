@@ -130,7 +130,7 @@ def test_a_damaged_record_is_named_not_a_traceback(tmp_path, capsys):
     board = _board(tmp_path, [_record("a", 0, 0.6, "2026-01-01T00:00:00"), _record("b", 0, 0.5, "2026-01-01T00:01:00")])
     damaged = sorted((board / "results").glob("*.json"))[0]
     damaged.write_text('{"row": {')
-    assert any(str(damaged) in p and "not valid JSON" in p for p in check(board))
+    assert any(str(damaged) in p and "is damaged: not JSON" in p for p in check(board))
     assert main(["leaderboard", "--check", str(board)]) == 2
     assert "JSONDecodeError" not in capsys.readouterr().err
 
@@ -146,7 +146,7 @@ def test_local_board_leaves_out_an_edited_row_and_a_damaged_record(tmp_path, mon
     out, err = capsys.readouterr()
     assert "honest" in out and "edited" not in out and "damaged" not in out
     assert "macro_accuracy is 0.990000 in the results row" in err
-    assert f"{runs / damaged['row']['run_id'] / 'metrics.json'}: the metrics of run" in err and "not valid JSON" in err
+    assert f"{runs / damaged['row']['run_id'] / 'metrics.json'} is damaged: not JSON" in err
 
 
 # --- 3, 4. the page names its data, claims name their winner ------------------------------------------------
@@ -247,7 +247,7 @@ def test_plot_never_writes_into_a_run_folder(tmp_path, monkeypatch, capsys):
     run_id = record["row"]["run_id"]
     monkeypatch.chdir(tmp_path)
     assert main(["plot", run_id, "--runs-dir", str(runs), "--output", str(runs / run_id)]) == 2
-    assert "never modifies" in capsys.readouterr().err
+    assert "would write into the finished run" in capsys.readouterr().err
     assert sorted(p.name for p in (runs / run_id).iterdir()) == ["config.json", "metrics.json"]
     assert main(["plot", run_id, "--runs-dir", str(runs)]) == 0
     out = tmp_path / "plots" / run_id
