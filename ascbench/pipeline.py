@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch.nn as nn
 
+from ascbench.applicability import check_applicable
 from ascbench.complexity import latency_ms, profile as count_complexity, torchinfo_macs
 from ascbench.config import RunConfig
 from ascbench.data.audio import FileReport
@@ -36,7 +37,7 @@ from ascbench.options import frontend_name, resolve_all
 from ascbench.protocols import Partition, Split, partition
 from ascbench.registry import Registry, get_registry
 from ascbench.specs import DatasetSpec, LoggerSpec, ModelSpec, SemiSpec, StrategySpec
-from ascbench.split_plan import SplitPlan, check_protocol_options, plan_split
+from ascbench.split_plan import SplitPlan, plan_split
 from ascbench.training import DataBundle, predict, probe_model
 
 log = logging.getLogger("ascbench")
@@ -76,14 +77,14 @@ def resolve(config: RunConfig, registry: Registry | None = None) -> Plan:
     registry = registry or get_registry()
     model, strategy, semi = registry.model(config.model), registry.strategy(config.strategy), registry.semi(config.semi)
     dataset = registry.dataset(config.dataset)
-    check_protocol_options(config, registry.protocol(config.protocol), registry.owner("protocol", config.protocol))
-    _check_strategy_options(config, strategy, registry)
+    registry.protocol(config.protocol)
+    if config.recipe:
+        registry.recipe(config.recipe)  # an unknown recipe in a stored config fails here, naming the valid ones
     options = resolve_all(config, registry)
+    check_applicable(config, registry)  # a setting the run would not read is refused, not stored
     if config.pretrained and not Path(config.pretrained).is_file():
         raise ConfigError(f"--pretrained {config.pretrained}: no such file; pass the path of a torch.save checkpoint "
                           "(an ascbench run's model.pt or an official checkpoint)")
-    if config.recipe:
-        registry.recipe(config.recipe)  # an unknown recipe in a stored config fails here, naming the valid ones
     loggers = [_logger_spec(registry, name) for name in config.loggers]
     return Plan(config, registry, model, strategy, semi, dataset, options, loggers)
 
@@ -197,18 +198,6 @@ def profile(plan: Plan, model: nn.Module, n_frames: int, time_dim: int, clip_sec
             "torchinfo_macs_per_second": torchinfo_macs(model, cfg.n_mels, one_second, time_dim),
             "latency_ms": round(latency, 3), "latency_device": device, "clip_seconds": clip_seconds,
             "precision": "float32", "model_kwargs": {**plan.model.default_kwargs, **plan.config.model_kwargs}}
-
-
-def _check_strategy_options(config: RunConfig, spec: StrategySpec, registry: Registry) -> None:
-    """Pretraining options under a strategy that does not pretrain are refused, not ignored."""
-    if spec.pretrains is not False:
-        return
-    given = [flag for flag, value in (("--pretrained", config.pretrained), ("--pretrain-on", config.pretrain_on),
-                                      ("--pretrain-data-root", config.pretrain_data_root)) if value]
-    if given:
-        raise ConfigError(f"{', '.join(given)}: strategy {config.strategy!r} (plugin "
-                          f"{registry.owner('strategy', config.strategy)!r}) trains from random weights and would ignore it; "
-                          f"use --strategy finetune, freeze or linear-probe")
 
 
 def _check_model_builds(plan: Plan, dataset: ClipDataset) -> None:
