@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from ascbench.config import TUPLE_FIELDS, RunConfig
 from ascbench.errors import AscbenchError
@@ -23,7 +24,16 @@ registered model, strategy, dataset and protocol.
 
 A run saves a checkpoint at every epoch end. If it is killed or stopped with Ctrl-C, running the
 same command again continues from the last checkpoint (as does `ascbench run --resume DIR` with
-the runs/.<run_id>.partial directory it names) and ends with the same numbers."""
+the runs/.<run_id>.partial directory it names) and ends with the same numbers.
+
+Where settings come from, each source over the ones before it:
+  recipe < --config file < typed flags < --set (a later --set over an earlier one).
+A field two sources give different values is named in one warning line on stderr. A setting the run
+would not read (e.g. --pretrain-epochs under --strategy scratch) is refused, not stored."""
+
+
+# How the sources of a run's settings stack up, each over the ones before it (stated in `ascbench run --help`).
+PRECEDENCE = "recipe < --config file < typed flags < --set, a later --set over an earlier one"
 
 
 def add_parser(sub) -> None:
@@ -32,14 +42,16 @@ def add_parser(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(run_parser=p)
     p.add_argument("--config", default=None, metavar="FILE",
-                   help="a TOML or YAML file of run settings (the field names of config.json); flags given here win")
+                   help="a TOML or YAML file of run settings (the field names of config.json); typed flags and --set win "
+                        "over it (see the end of this help)")
     p.add_argument("--recipe", default=None, metavar="NAME",
                    help="a registered training recipe (apsipa2025-baseline, dcase2024-baseline, li2026, ...; "
                         "`ascbench list --recipes`): its settings fill every field not given by a flag or --config; its own "
                         "options are --set recipe.FIELD=VALUE (every built-in: recipe.budget=0.1 runs a tenth of its epochs)")
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="FIELD=VALUE",
                    help="set any config field or plugin option (e.g. --set val_fraction=0.2 --set strategy.lr_scale=0.1 "
-                        "--set semi.rounds=3); repeatable; `ascbench list` shows each plugin's options")
+                        "--set semi.rounds=3); repeatable; wins over typed flags and --config, a later --set over an earlier "
+                        "one; `ascbench list` shows each plugin's options")
     _add_experiment_options(p, d)
     _add_data_options(p, d)
     _add_semi_options(p, d)
@@ -215,9 +227,106 @@ def _explicit_fields(args) -> dict:
 
 
 def config_from_args(args) -> RunConfig:
-    """The run's config: a recipe's settings, under a --config file's, under the flags and --set typed."""
+    """The run's config: the sources in the order of PRECEDENCE, each over the one before; a field two sources
+    give different values is said once, on stderr."""
     given = _explicit_fields(args)
+    warn_conflicts(_sources(args))
     return RunConfig.from_file(args.config, given) if args.config else RunConfig.from_dict(given)
+
+
+def _sources(args) -> list[tuple[str, Any, str]]:
+    """(key, value, how it was given) for every setting of the run, lowest precedence first; keys as ``--set``
+    names them (``seed``, ``strategy.lr_scale``, ``model.width``)."""
+    from ascbench.config import read_table
+    from ascbench.sweep import parse_assignment
+
+    found: list[tuple[str, Any, str]] = []
+    if args.config:
+        found += [(key, value, f"{args.config}: {key} = {value!r}") for key, value in _flat(read_table(args.config, "config file"))]
+    found += _repeated_flags(args)
+    found += [(key, value, _typed_label(args, key, value)) for key, value in _flat(_explicit_fields(_without_assignments(args)))]
+    for text in args.assignments:
+        key, value = parse_assignment(text, multi=False)
+        found.append((key, value, f"--set {text}"))
+    return found
+
+
+def _without_assignments(args):
+    copy = argparse.Namespace(**vars(args))
+    copy.assignments = []
+    return copy
+
+
+def _flat(table: dict) -> list[tuple[str, Any]]:
+    """A table of config fields as ``--set`` keys: ``options.strategy.lr_scale`` and ``model_kwargs.width``
+    become ``strategy.lr_scale`` and ``model.width``."""
+    out = []
+    for key, value in table.items():
+        if key == "options" and isinstance(value, dict):
+            out += [(f"{kind}.{k}", v) for kind, values in value.items() if isinstance(values, dict) for k, v in values.items()]
+        elif key == "model_kwargs" and isinstance(value, dict):
+            out += [(f"model.{k}", v) for k, v in value.items()]
+        else:
+            out.append((key, list(value) if isinstance(value, tuple) else value))
+    return out
+
+
+def _typed_label(args, key: str, value: Any) -> str:
+    """How ``key`` was typed: ``--seed 2``, ``--finetune-lr-scale 0.1``, ``--model-arg width=3``."""
+    if key.startswith("model."):
+        return f"--model-arg {key.split('.', 1)[1]}={json.dumps(value)}"
+    dest = next((d for d, (k, _) in _OPTION_FLAGS.items() if k == key), key)
+    for action in args.run_parser._actions:
+        if action.dest == dest and action.option_strings:  # a switch (--skip-bad, --pl-unbalanced) shows no value
+            return action.option_strings[0] + ("" if action.nargs == 0 else f" {_shown(value)}")
+    return f"--{key.replace('_', '-')} {_shown(value)}"
+
+
+def _repeated_flags(args) -> list[tuple[str, Any, str]]:
+    """Earlier occurrences of a flag typed more than once (``--seed 1 ... --seed 2``): argparse keeps the
+    last, so the earlier ones are sources it overrode."""
+    by_option = {o: a for a in args.run_parser._actions for o in a.option_strings
+                 if a.nargs is None and not isinstance(a, argparse._AppendAction)}
+    seen: list[tuple[str, str, str]] = []
+    argv = list(args.run_argv)
+    for i, token in enumerate(argv):
+        option, eq, text = token.partition("=")
+        action = by_option.get(option)
+        if action is None or action.dest in ("assignments", "config") or not (eq or i + 1 < len(argv)):
+            continue
+        seen.append((action.dest, text if eq else argv[i + 1], option))
+    last = {dest: n for n, (dest, _, _) in enumerate(seen)}
+    return [(_DEST_FIELDS.get(dest, dest), text, f"{option} {text}") for n, (dest, text, option) in enumerate(seen)
+            if last[dest] != n]
+
+
+def _shown(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def warn_conflicts(sources: list[tuple[str, Any, str]]) -> None:
+    """One stderr line for each setting given different values by two or more sources, naming the one that
+    applies (the last: ``sources`` are in the order of PRECEDENCE)."""
+    by_key: dict[str, list[tuple[Any, str]]] = {}
+    for key, value, label in sources:
+        by_key.setdefault(key.replace("-", "_"), []).append((value, label))
+    for key, given in by_key.items():
+        if len({json.dumps(_comparable(v), sort_keys=True, default=str) for v, _ in given}) > 1:
+            print(f"ascbench: warning: {key} is given different values ({'; '.join(label for _, label in given)}); "
+                  f"{given[-1][1]} applies (precedence: {PRECEDENCE})", file=sys.stderr)
+
+
+def _comparable(value: Any) -> Any:
+    """A value as typed (``"2"``) and as parsed (``2``), or a list and a comma-separated text, compare equal."""
+    if isinstance(value, (list, tuple)):
+        return [_comparable(v) for v in value]
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            return [v.strip() for v in value.split(",")] if "," in value else value
+        return parsed
+    return value
 
 
 def command(args) -> int:
