@@ -236,9 +236,9 @@ COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")  # torch.c
 
 SEED_LIMIT = 2**32  # numpy's and torch's seeds are unsigned 32-bit: ascbench owns the bound, not numpy
 
-# Allowed values of numeric fields, as intervals ("[1, inf)": at least 1); None values skip the check.
+# Allowed values of numeric fields, as intervals (a batch of one clip is skipped: batch norm cannot train on it) ("[1, inf)": at least 1); None values skip the check.
 BOUNDS = {
-    "seed": f"[0, {SEED_LIMIT})", "epochs": "[1, inf)", "pretrain_epochs": "[1, inf)", "batch_size": "[1, inf)",
+    "seed": f"[0, {SEED_LIMIT})", "epochs": "[1, inf)", "pretrain_epochs": "[1, inf)", "batch_size": "[2, inf)",
     "min_epoch_clips": "[0, inf)", "patience": "[0, inf)", "threads": "[1, inf)", "folds": "[0, inf)", "fold": "[0, inf)",
     "lr": "(0, inf)", "weight_decay": "[0, inf)", "labeled": "(0, 1]",
     "val_fraction": "[0, 1)", "city_dropout": "[0, 1)", "freq_mask": "[0, inf)", "time_mask": "[0, inf)",

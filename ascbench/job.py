@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch.nn as nn
 
 from ascbench.config import RunConfig
-from ascbench.errors import ConfigError
+from ascbench.errors import ConfigError, check_returned
 from ascbench.protocols import Partition
 from ascbench.semi import supervised
 from ascbench.specs import ModelSpec, SemiSpec
@@ -95,11 +95,25 @@ class TrainingJob:
 
         Freeze parameters (``requires_grad_(False)``) before calling to keep them fixed.
         """
-        method = self.semi_method.fit if self.semi_method is not None else supervised
-        results = method(self, model, lr or self.config.lr, epochs or self.config.epochs, desc)
+        if self.semi_method is None:
+            results = supervised(self, model, lr or self.config.lr, epochs or self.config.epochs, desc)
+        else:  # what it returns is its own fault, not the strategy's that called fit (what it raises: pipeline.train)
+            results = check_returned(f"semi-supervised method {self.config.semi!r}{_owned_by('semi', self.config.semi)}",
+                                     self.semi_method.fit(self, model, lr or self.config.lr, epochs or self.config.epochs,
+                                                          desc), list, "a list of FitResult")
         for result in results:
             self.notes.setdefault("stages", []).append(
                 {"stage": desc, "semi": self.config.semi, "best_epoch": result.best_epoch,
                  "best_val_accuracy": result.best_val_accuracy, "epochs_run": len(result.history)}
             )
         return model
+
+
+def _owned_by(kind: str, name: str) -> str:
+    """`` (plugin 'x')`` for a registered name, or nothing where a test's own registry holds it."""
+    from ascbench.registry import get_registry
+
+    try:
+        return f" (plugin {get_registry().owner(kind, name)!r})"
+    except Exception:  # noqa: BLE001 - only decoration of a message
+        return ""

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset
 from ascbench.device import Compute, model_compute
-from ascbench.errors import ConfigError
+from ascbench.errors import ConfigError, PluginError
 from ascbench.features import read_rows
 from ascbench.augment import freq_mixstyle, spec_augment, time_roll
 from ascbench.layers import ContextFusion, InputBatchNorm
@@ -33,6 +33,9 @@ def create_model(spec: ModelSpec, ctx: ModelContext, config: RunConfig) -> nn.Mo
     """Build ``spec`` for ``ctx`` with the run's model arguments and seed, wrapped with context fusion if asked."""
     torch.manual_seed(config.seed)
     model = spec.build(ctx, **config.model_kwargs)
+    if not isinstance(model, nn.Module):  # else a strategy would be blamed for the model's fault
+        raise PluginError(f"model {spec.name!r}: its build returned {'None' if model is None else type(model).__name__}, "
+                          "not a torch nn.Module")
     if config.context:
         if spec.uses_city or spec.uses_time:
             raise ConfigError(f"model {spec.name!r} already fuses city/time context; --context is for backbones without it")
