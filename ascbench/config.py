@@ -173,8 +173,8 @@ class RunConfig:
                               f"(each is also --set NAME=VALUE)")
         if data.get("recipe"):
             given = (data.get("options") or {}).get("recipe") if isinstance(data.get("options"), dict) else None
-            data = _under(fold_dotted(_renamed(recipe_settings(data["recipe"], data.get("dataset", "embedded"), given))),
-                          data)
+            recipe = fold_dotted(_renamed(recipe_settings(data["recipe"], data.get("dataset", "embedded"), given)))
+            data = _under(_for_chosen_plugins(recipe, data), data)
         data = _options_of_chosen_plugins(data)
         for name in TUPLE_FIELDS:
             if isinstance(data.get(name), list):
@@ -281,6 +281,18 @@ def _under(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     if options:
         merged["options"] = options
     return merged
+
+
+def _for_chosen_plugins(recipe: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """A recipe's settings without its options for a plugin kind where the run chose another plugin than the
+    recipe's (li2026's ``strategy.lr_scale`` is finetune's; under ``--strategy scratch`` it is not the user's
+    mistake, and it would mean nothing)."""
+    options = recipe.get("options") or {}
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    other = {kind for kind in options if kind in given and given[kind] != recipe.get(kind, defaults.get(kind))}
+    if not other:
+        return recipe
+    return {**recipe, "options": {kind: values for kind, values in options.items() if kind not in other}}
 
 
 def _options_of_chosen_plugins(data: dict[str, Any]) -> dict[str, Any]:

@@ -31,11 +31,12 @@ from ascbench.config import RunConfig
 from ascbench.data.audio import FileReport
 from ascbench.data.dataset import ClipDataset, DatasetOptions
 from ascbench.errors import AscbenchError, ConfigError, DataError, PluginError, call_plugin, check_returned
-from ascbench.features import CheckedFeatures, FeatureConfig, load_checked_features, load_features, unusable_files_error
+from ascbench.features import (CheckedFeatures, FeatureConfig, data_check_command, load_checked_features, load_features,
+                               unusable_files_error)
 from ascbench.metrics import evaluate as score_predictions
 from ascbench.options import frontend_name, resolve_all
 from ascbench.protocols import Partition, Split, partition
-from ascbench.registry import Registry, get_registry
+from ascbench.registry import Registry, get_registry, plugin_label
 from ascbench.specs import DatasetSpec, LoggerSpec, ModelSpec, SemiSpec, StrategySpec
 from ascbench.split_plan import SplitPlan, plan_split
 from ascbench.training import DataBundle, predict, probe_model
@@ -100,6 +101,7 @@ def load(plan: Plan, require_audio: bool = True, check_model: bool = True) -> Cl
     check_against_data(config, plan.feature_config, dataset)
     if check_model:
         _check_model_builds(plan, dataset)
+        split(plan, dataset)  # the split and partition checks on the table alone, before any audio is decoded
     return dataset
 
 
@@ -169,6 +171,7 @@ def split(plan: Plan, dataset: ClipDataset, fold: int | None = None, val_fractio
 def train(plan: Plan, job: Any) -> nn.Module:
     """Stage ``train``: the strategy on a ``TrainingJob``. A failure inside a plugin names that plugin (found
     from where the error was raised); a disk that cannot be written is the disk's fault, not theirs."""
+    job.names = {kind: _named(plan, kind) for kind in ("model", "strategy", "semi")}
     try:
         model = plan.strategy.train(job)
     except AscbenchError:
@@ -184,8 +187,7 @@ def train(plan: Plan, job: Any) -> nn.Module:
 
 
 def _named(plan: Plan, kind: str) -> str:
-    name = getattr(plan.config, kind)
-    return f"{'semi-supervised method' if kind == 'semi' else kind} {name!r} (plugin {plan.owner(kind)!r})"
+    return plugin_label(kind, getattr(plan.config, kind), plan.registry)
 
 
 def _culprit(plan: Plan, exc: BaseException) -> str:
@@ -261,7 +263,7 @@ def _check_model_builds(plan: Plan, dataset: ClipDataset) -> None:
     """Build the model once before feature extraction, so a bad ``--model-arg`` fails in seconds."""
     config, cfg = plan.config, plan.feature_config
     try:
-        probe_model(plan.model, config, dataset, cfg.n_mels, cfg.n_frames(dataset.clip_seconds))
+        probe_model(plan.model, config, dataset, cfg.n_mels, cfg.n_frames(dataset.clip_seconds), _named(plan, "model"))
     except AscbenchError:
         raise
     except Exception as exc:
@@ -288,7 +290,7 @@ def _drop_bad_audio(dataset: ClipDataset, checked: CheckedFeatures, config: RunC
     bad = [r for r in reports if r.problem]
     noted = sorted({n.split(" (")[0] if "channels" in n or "sample rate" in n else "length differs" for r in reports for n in r.notes})
     if noted:
-        log.info("audio notes for %s: %s (see `ascbench data check %s`)", dataset.name, "; ".join(noted), dataset.name)
+        log.info("audio notes for %s: %s (see `%s`)", dataset.name, "; ".join(noted), data_check_command(dataset))
     if not bad:
         return None, []
     if not config.skip_bad:

@@ -243,7 +243,6 @@ def _sources(args) -> list[tuple[str, Any, str]]:
     found: list[tuple[str, Any, str]] = []
     if args.config:
         found += [(key, value, f"{args.config}: {key} = {value!r}") for key, value in _flat(read_table(args.config, "config file"))]
-    found += _repeated_flags(args)
     found += [(key, value, _typed_label(args, key, value)) for key, value in _flat(_explicit_fields(_without_assignments(args)))]
     for text in args.assignments:
         key, value = parse_assignment(text, multi=False)
@@ -282,38 +281,26 @@ def _typed_label(args, key: str, value: Any) -> str:
     return f"--{key.replace('_', '-')} {_shown(value)}"
 
 
-def _repeated_flags(args) -> list[tuple[str, Any, str]]:
-    """Earlier occurrences of a flag typed more than once (``--seed 1 ... --seed 2``): argparse keeps the
-    last, so the earlier ones are sources it overrode."""
-    by_option = {o: a for a in args.run_parser._actions for o in a.option_strings
-                 if a.nargs is None and not isinstance(a, argparse._AppendAction)}
-    seen: list[tuple[str, str, str]] = []
-    argv = list(args.run_argv)
-    for i, token in enumerate(argv):
-        option, eq, text = token.partition("=")
-        action = by_option.get(option)
-        if action is None or action.dest in ("assignments", "config") or not (eq or i + 1 < len(argv)):
-            continue
-        seen.append((action.dest, text if eq else argv[i + 1], option))
-    last = {dest: n for n, (dest, _, _) in enumerate(seen)}
-    return [(_DEST_FIELDS.get(dest, dest), text, f"{option} {text}") for n, (dest, text, option) in enumerate(seen)
-            if last[dest] != n]
-
-
 def _shown(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def warn_conflicts(sources: list[tuple[str, Any, str]]) -> None:
-    """One stderr line for each setting given different values by two or more sources, naming the one that
-    applies (the last: ``sources`` are in the order of PRECEDENCE)."""
-    by_key: dict[str, list[tuple[Any, str]]] = {}
+    """One stderr line for each setting that two sources (the config file, the typed flags, --set) give
+    different values, naming the one that applies (the last: ``sources`` are in the order of PRECEDENCE).
+    Within one source the last occurrence wins without a word, as on any command line."""
+    by_key: dict[str, dict[str, tuple[Any, str]]] = {}
     for key, value, label in sources:
-        by_key.setdefault(key.replace("-", "_"), []).append((value, label))
+        by_key.setdefault(key.replace("-", "_"), {})[_source_of(label)] = (value, label)
     for key, given in by_key.items():
-        if len({json.dumps(_comparable(v), sort_keys=True, default=str) for v, _ in given}) > 1:
-            print(f"ascbench: warning: {key} is given different values ({'; '.join(label for _, label in given)}); "
-                  f"{given[-1][1]} applies (precedence: {PRECEDENCE})", file=sys.stderr)
+        if len({json.dumps(_comparable(v), sort_keys=True, default=str) for v, _ in given.values()}) > 1:
+            labels = [label for _, label in given.values()]
+            print(f"ascbench: warning: {key} is given different values ({'; '.join(labels)}); {labels[-1]} applies "
+                  f"(precedence: {PRECEDENCE})", file=sys.stderr)
+
+
+def _source_of(label: str) -> str:
+    return "set" if label.startswith("--set ") else "flag" if label.startswith("--") else "config"
 
 
 def _comparable(value: Any) -> Any:
