@@ -89,7 +89,7 @@ def when(test: Callable[[RunConfig], Any], reason: str) -> Rule:
 
 
 _PRETRAINING = (strategy_pretrains, pretrains_itself)
-_VALIDATING = when(lambda k: k.val_fraction > 0, "--val-fraction 0 holds out no validation clips")
+_NO_VALIDATION = "--val-fraction 0 holds out no validation clips"
 
 # Each conditional field and what makes a run read it; a field not listed here is read by every run.
 READ_WHEN: dict[str, tuple[Rule, ...]] = {
@@ -116,9 +116,12 @@ READ_WHEN: dict[str, tuple[Rule, ...]] = {
                            "--scheduler {c.scheduler} has no warm-up (only --scheduler cosine does)"),),
     "mixstyle_alpha": (when(lambda k: k.mixstyle_p > 0, "--mixstyle-p 0 applies no MixStyle"),),
     "mask_value": (when(lambda k: k.freq_mask or k.time_mask, "no mask is drawn (--freq-mask and --time-mask are 0)"),),
-    "patience": (_VALIDATING,),
-    "select_on": (_VALIDATING,),
-    "min_epochs": (_VALIDATING, when(lambda k: k.patience, "--patience 0 never stops early")),
+    # Without validation no early stopping happens and the last epoch is kept: saying so (patience 0,
+    # select_on last) states what the run does, and is accepted.
+    "patience": (when(lambda k: k.val_fraction > 0 or k.patience == 0, _NO_VALIDATION),),
+    "select_on": (when(lambda k: k.val_fraction > 0 or k.select_on == "last", _NO_VALIDATION),),
+    "min_epochs": (when(lambda k: k.val_fraction > 0, _NO_VALIDATION),
+                   when(lambda k: k.patience, "--patience 0 never stops early")),
     "city_dropout": (model_uses_city,),
     "log_dir": (when(lambda k: k.loggers, "no --logger is given"),),
 }
