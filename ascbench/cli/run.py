@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ascbench.config import TUPLE_FIELDS, RunConfig
-from ascbench.errors import AscbenchError
+from ascbench.errors import AscbenchError, ConfigError
 from ascbench.cli.common import add_cache_dir, add_split_options, parse_model_args, split_fields
 
 
@@ -331,6 +331,9 @@ def command(args) -> int:
     if config.folds:
         if config.protocol != "unseen-city":
             raise AscbenchError("--folds applies to --protocol unseen-city")
+        if config.fold:  # the loop below sets it: a value given here would be ignored
+            raise ConfigError(f"fold = {config.fold}: `ascbench run --folds {config.folds}` runs every fold in turn; "
+                              "drop fold (a sweep cell with folds and fold runs a single fold)")
         _check_all_folds(config)  # a fold that cannot run must stop us before fold 1 is stored
         records = [execute(config.replace(fold=k), runs_root=args.runs_dir, progress=progress) for k in range(config.folds)]
         rows = [(f"{k + 1}/{config.folds}", ", ".join(r.metrics["split"]["test_cities_held_out"]),
@@ -371,7 +374,16 @@ def _resume_config(path: Path) -> RunConfig:
     from ascbench.results import check_unfinished
 
     check_unfinished(path)  # a finished run is never resumed, so never rewritten or deleted
-    return RunConfig.from_stored(json.loads((path / "config.json").read_text(encoding="utf-8")))
+    try:
+        stored = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        if not isinstance(stored, dict):
+            raise ValueError(f"it holds {type(stored).__name__}, not a table of fields")
+        return RunConfig.from_stored(stored)
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ConfigError(f"--resume {path}: its config.json cannot be read ({exc}); the staging directory is "
+                          "damaged: delete it and run the command again (it starts from the first epoch)") from None
+    except ConfigError as exc:
+        raise ConfigError(f"--resume {path}: its config.json is not a valid run config ({exc})") from None
 
 
 def _print_summary(config: RunConfig, record) -> None:
