@@ -270,3 +270,23 @@ def test_a_record_stores_every_plugin_option_and_old_records_compare_equal():
     assert setting_of(record) == setting_of(old)
     changed = RunConfig.from_stored({**record, "options": {"strategy": {"lr_scale": 0.1}}})
     assert changed.options == {"strategy": {"lr_scale": 0.1}} and changed.experiment_digest() != new.experiment_digest()
+
+
+# --- the run command's own modes ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("content,extra,words", [
+    ("{not json", [], "its config.json cannot be read"),
+    (json.dumps(RunConfig().to_record()), ["--seed", "3"], "so seed would be ignored"),
+])
+def test_resume_refuses_a_damaged_stage_and_settings_it_would_ignore(content, extra, words, tmp_path, capsys):
+    stage = tmp_path / ".20260101-x.partial"
+    stage.mkdir()
+    (stage / "config.json").write_text(content)
+    assert main(["run", "--resume", str(stage), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1 and "--debug" not in err
+
+
+def test_folds_with_a_fold_given_refuses_the_fold(runs, capsys):
+    err = _one_line_error(["--protocol", "unseen-city", "--folds", "3", "--set", "fold=1"], capsys)
+    assert "runs every fold in turn" in err

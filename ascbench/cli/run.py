@@ -177,7 +177,7 @@ def _add_machine_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.add_argument("--resume", default=None, metavar="DIR",
                    help="continue an interrupted run from its staging directory (runs/.<run_id>.partial); "
-                        "its stored config is used and the other run options are ignored")
+                        "its stored config is used, and a run setting given beside it is refused")
 
 
 # Run options whose destination is not the config field of the same name.
@@ -324,6 +324,7 @@ def command(args) -> int:
     progress = not args.no_progress and sys.stderr.isatty()
     if args.resume:
         config = _resume_config(Path(args.resume))
+        _check_nothing_but_resume(args)
         record = execute(config, progress=progress, resume=args.resume)
         _print_summary(config, record)
         return 0
@@ -368,6 +369,14 @@ def _check_all_folds(config: RunConfig) -> None:
             pipeline.split(plan, ds, fold=k)
         except AscbenchError as exc:
             raise AscbenchError(f"fold {k + 1} of {config.folds} cannot run, so no fold was started: {exc}") from None
+
+
+def _check_nothing_but_resume(args) -> None:
+    """--resume continues a run with its stored config: a run setting given beside it would be ignored."""
+    given = sorted(_explicit_fields(args)) + (["--config"] if args.config else [])
+    if given:
+        raise ConfigError(f"--resume {args.resume} continues the run with its stored config, so "
+                          f"{', '.join(given)} would be ignored; drop them (or start a new run without --resume)")
 
 
 def _resume_config(path: Path) -> RunConfig:
