@@ -395,16 +395,19 @@ def _partition(dataset: ClipDataset, split: Split, labeled_fraction: float | Non
 
 def _check_training_side(dataset: ClipDataset, split: Split, part: Partition, val_fraction: float,
                          group_by: str | None) -> None:
-    """Every class with labeled clips keeps at least one training recording after validation is held out."""
+    """No class has every one of its labeled recordings drawn for validation by ``val_fraction`` itself
+    (``max(1, round(val_fraction * recordings))`` of them), which leaves it nothing to train on. (Recordings
+    drawn for another class that hold clips of this one are a matter of the data's grouping, not of the
+    fraction, and are not refused here.)"""
     labels, groups = dataset.label_indices(), dataset.groups(group_by)
-    taught = set(labels[np.concatenate([part.labeled, part.val])].tolist())
-    emptied = sorted(taught - set(labels[part.labeled].tolist()))
+    labeled = np.concatenate([part.labeled, part.val])
+    counts = {int(c): len(set(groups[labeled[labels[labeled] == c]].tolist())) for c in np.unique(labels[labeled])}
+    eligible = {c: g for c, g in counts.items() if g >= MIN_GROUPS_FOR_VALIDATION}
+    emptied = [c for c, g in eligible.items() if val_fraction > 0 and max(1, int(round(val_fraction * g))) >= g]
     if not emptied:
         return
-    counts = [len(set(groups[part.val[labels[part.val] == c]].tolist()) | set(groups[part.labeled[labels[part.labeled] == c]].tolist()))
-              for c in taught]
-    limit = min((g - 0.5) / g for g in counts if g >= MIN_GROUPS_FOR_VALIDATION)
-    names = ", ".join(dataset.classes[c] for c in emptied)
+    limit = min((g - 0.5) / g for g in eligible.values())
+    names = ", ".join(dataset.classes[c] for c in sorted(emptied))
     raise ConfigError(f"--val-fraction {val_fraction:g} (val_fraction) holds out every labeled recording of class(es) "
                       f"{names}, leaving none to train on; for {dataset.name} under this split it must be in "
                       f"[0, {math.floor(limit * 1000) / 1000:g}]")
