@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ascbench.errors import ConfigError
+from ascbench.errors import AscbenchError, ConfigError
 from ascbench.options import KINDS as OPTION_KINDS, fold_dotted
 # From the import-free vocabulary, not ascbench.protocols (numpy, pandas): `ascbench --help` imports this module.
 from ascbench.vocabulary import DEFAULT_TEST_PERIODS, PERIOD_NAMES, TIME_HOLDOUTS, UNTAUGHT_POLICIES
@@ -162,6 +162,7 @@ class RunConfig:
         return tuple(p.strip() for p in (self.context or "").split(",") if p.strip())
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field as given (plugin options: those set); what digests and comparisons read."""
         d = dataclasses.asdict(self)
         for name in TUPLE_FIELDS:
             d[name] = list(d[name])
@@ -182,8 +183,8 @@ class RunConfig:
             data = _under(QUICK_SETTINGS, data)
         if data.get("recipe"):
             given = (data.get("options") or {}).get("recipe") if isinstance(data.get("options"), dict) else None
-            data = _under(fold_dotted(_renamed(recipe_settings(data["recipe"], data.get("dataset", "embedded"), given))),
-                          data)
+            recipe = fold_dotted(_renamed(recipe_settings(data["recipe"], data.get("dataset", "embedded"), given)))
+            data = _under(_for_chosen_plugins(recipe, data), data)
         data = _options_of_chosen_plugins(data)
         for name in TUPLE_FIELDS:
             if isinstance(data.get(name), list):
@@ -204,7 +205,8 @@ class RunConfig:
     def from_stored(cls, data: dict[str, Any]) -> "RunConfig":
         """A config as a run directory or a published record stores it: bookkeeping keys (``_digest``)
         are dropped; fields added since take their defaults."""
-        return cls.from_dict({k: v for k, v in data.items() if not k.startswith("_")})
+        config = cls.from_dict({k: v for k, v in data.items() if not k.startswith("_")})
+        return config.replace(options=set_options(config))
 
     def value(self, key: str) -> Any:
         """A field (``epochs``), a plugin option (``semi.rounds``: None when unset, the plugin's default
@@ -214,16 +216,28 @@ class RunConfig:
             return getattr(self, key)
         return (self.model_kwargs if kind == "model" else self.options.get(kind, {})).get(name)
 
+    def to_record(self) -> dict[str, Any]:
+        """The config as a run's record stores it: every option of each chosen plugin with the value the run
+        used, defaults included, so that a later change of a plugin's default cannot change what a stored row
+        means. :meth:`from_stored` reads it back with the options at today's defaults left out, so a record
+        written before options were stored in full compares equal to one written after."""
+        return {**self.to_dict(), "options": resolved_options(self)}
+
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)
 
+    def _comparable(self) -> dict[str, Any]:
+        """:meth:`to_dict` with the options at their plugin's default left out: an option given at its default,
+        a record storing every option and one storing only those set all compare equal."""
+        return {**self.to_dict(), "options": set_options(self)}
+
     def digest(self) -> str:
         """A stable hash of the whole config: runs with equal digests were run exactly alike."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        return hashlib.sha256(json.dumps(self._comparable(), sort_keys=True).encode()).hexdigest()[:12]
 
     def experiment_digest(self) -> str:
         """The digest without execution details (thread count): what a sweep compares to skip a finished cell."""
-        d = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
+        d = {k: v for k, v in self._comparable().items() if k not in EXECUTION_FIELDS}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -233,9 +247,11 @@ QUICK_SETTINGS: dict[str, Any] = {"epochs": 2, "pretrain_epochs": 2, "min_epoch_
 OTHER_RATE_POLICIES = ("resample", "refuse")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")  # torch.compile's modes
 
-# Allowed values of numeric fields, as intervals ("[1, inf)": at least 1); None values skip the check.
+SEED_LIMIT = 2**32  # numpy's and torch's seeds are unsigned 32-bit: ascbench owns the bound, not numpy
+
+# Allowed values of numeric fields, as intervals (a batch of one clip is skipped: batch norm cannot train on it) ("[1, inf)": at least 1); None values skip the check.
 BOUNDS = {
-    "seed": "[0, inf)", "epochs": "[1, inf)", "pretrain_epochs": "[1, inf)", "batch_size": "[1, inf)",
+    "seed": f"[0, {SEED_LIMIT})", "epochs": "[1, inf)", "pretrain_epochs": "[1, inf)", "batch_size": "[2, inf)",
     "min_epoch_clips": "[0, inf)", "patience": "[0, inf)", "threads": "[1, inf)", "folds": "[0, inf)", "fold": "[0, inf)",
     "lr": "(0, inf)", "weight_decay": "[0, inf)", "labeled": "(0, 1]",
     "val_fraction": "[0, 1)", "city_dropout": "[0, 1)", "freq_mask": "[0, inf)", "time_mask": "[0, inf)",
@@ -278,6 +294,18 @@ def _under(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     if options:
         merged["options"] = options
     return merged
+
+
+def _for_chosen_plugins(recipe: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """A recipe's settings without its options for a plugin kind where the run chose another plugin than the
+    recipe's (li2026's ``strategy.lr_scale`` is finetune's; under ``--strategy scratch`` it is not the user's
+    mistake, and it would mean nothing)."""
+    options = recipe.get("options") or {}
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    other = {kind for kind in options if kind in given and given[kind] != recipe.get(kind, defaults.get(kind))}
+    if not other:
+        return recipe
+    return {**recipe, "options": {kind: values for kind, values in options.items() if kind not in other}}
 
 
 def _options_of_chosen_plugins(data: dict[str, Any]) -> dict[str, Any]:
@@ -336,8 +364,44 @@ def read_table(path: str | os.PathLike, what: str) -> dict[str, Any]:
     return data
 
 
-def _flag(name: str) -> str:
+def flag_name(name: str) -> str:
+    """``--val-fraction (val_fraction)``: a config field as a message names it, flag and field."""
     return f"--{name.replace('_', '-')} ({name})"
+
+
+_flag = flag_name
+
+
+def set_options(config: RunConfig) -> dict[str, dict[str, Any]]:
+    """The options of ``config`` that differ from their plugin's default today (a stored record holds every
+    option, :meth:`RunConfig.to_record`; in memory, and in every digest, only those set count)."""
+    full = resolved_options(config)
+    defaults = resolved_options(config.replace(options={}))
+    out = {kind: {k: v for k, v in values.items() if k not in defaults.get(kind, {}) or defaults[kind][k] != v}
+           for kind, values in full.items()}
+    return {kind: values for kind, values in out.items() if values}
+
+
+def resolved_options(config: RunConfig) -> dict[str, dict[str, Any]]:
+    """Every option of each chosen plugin that declares options, with its value (the given one, else the
+    plugin's default); kinds without an options class, and front-ends (whose settings the run's metrics
+    record in full), keep what was given. A config that cannot be resolved (an unknown plugin in an old
+    record) keeps its options as given: its record is still readable."""
+    from ascbench.options import resolve_for
+    from ascbench.registry import get_registry
+
+    out = {kind: dict(values) for kind, values in config.options.items()}
+    try:
+        registry = get_registry()
+        for kind in OPTION_KINDS:
+            if kind == "frontend" or getattr(config, kind) is None:
+                continue
+            resolved = resolve_for(config, registry, kind)
+            if resolved is not None:
+                out[kind] = json.loads(json.dumps(dataclasses.asdict(resolved), default=str))
+    except AscbenchError:
+        return {kind: dict(values) for kind, values in config.options.items()}
+    return out
 
 
 def _within(value: float, interval: str) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 
 class AscbenchError(Exception):
@@ -30,3 +30,27 @@ class ConfigError(AscbenchError):
 
 class RunInterrupted(AscbenchError):
     """A run was stopped (Ctrl-C) after its last epoch checkpoint; the message says how to resume it."""
+
+
+def call_plugin(what: str, fn: Callable[..., Any], *args: Any, returns: type | tuple[type, ...] | None = None,
+                expected: str | None = None, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, a plugin's code, with its faults pinned on it: anything it raises but an
+    ascbench error (already a message for the user) or an interrupt, and a result that is not a ``returns``
+    (``None`` included), become one ``PluginError`` naming ``what`` (``strategy 'x' (plugin 'y')``) and only it.
+    ``expected`` says in words what it should return (default: the type's name)."""
+    try:
+        result = fn(*args, **kwargs)
+    except (AscbenchError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise PluginError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
+    return check_returned(what, result, returns, expected) if returns is not None else result
+
+
+def check_returned(what: str, result: Any, returns: type | tuple[type, ...], expected: str | None = None) -> Any:
+    """``result`` if it is a ``returns``; else a ``PluginError`` naming ``what``, the plugin that returned it."""
+    if not isinstance(result, returns):
+        wanted = expected or (returns.__name__ if isinstance(returns, type) else " or ".join(t.__name__ for t in returns))
+        raise PluginError(f"{what} returned {'None' if result is None else type(result).__name__}, not {wanted}; "
+                          "the plugin must be fixed (`ascbench plugins` shows where it comes from)")
+    return result

@@ -374,7 +374,14 @@ def unusable_files_error(dataset: ClipDataset, bad: list[FileReport], hint: str)
     """One line naming the first few unusable files of ``dataset``, how many there are, and what to do."""
     listing = "; ".join(f"{r.filename}: {r.problem}" for r in bad[:3])
     return DataError(f"{len(bad)} unusable audio file(s) in {dataset.name} ({listing}{'; ...' if len(bad) > 3 else ''}); "
-                     f"`ascbench data check {dataset.name}` lists them all{hint}")
+                     f"`{data_check_command(dataset)}` lists them all{hint}")
+
+
+def data_check_command(dataset: ClipDataset) -> str:
+    """The ``ascbench data check`` command line for ``dataset`` where it was read from, ready to paste."""
+    import shlex
+
+    return f"ascbench data check {dataset.name} --data-root {shlex.quote(str(dataset.root))}"
 
 
 def load_features(dataset: ClipDataset, cfg: FeatureConfig, progress: bool = True,

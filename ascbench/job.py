@@ -12,7 +12,8 @@ from typing import Any, Callable
 import torch.nn as nn
 
 from ascbench.config import RunConfig
-from ascbench.errors import ConfigError
+from ascbench.errors import ConfigError, check_returned
+from ascbench.registry import plugin_label
 from ascbench.protocols import Partition
 from ascbench.semi import supervised
 from ascbench.specs import ModelSpec, SemiSpec
@@ -36,10 +37,12 @@ class TrainingJob:
     options: Any = None  # the strategy's own options (StrategySpec.options_class), set as strategy.FIELD
     semi_method: SemiSpec | None = None  # --semi: how fitting uses the unlabeled clips (None: labeled clips only)
     semi_options: Any = None  # its own options (SemiSpec.options_class), set as semi.FIELD
+    # How errors name the chosen plugins by kind ("model 'x' (plugin 'p')"); set by ascbench.pipeline.train.
+    names: dict[str, str] = field(default_factory=dict)
 
     def build_model(self) -> nn.Module:
         """A fresh model for this run's data, initialised from the run's seed."""
-        return create_model(self.model_spec, self.data.model_context(), self.config)
+        return create_model(self.model_spec, self.data.model_context(), self.config, self.names.get("model"))
 
     def load_pretrained(self, model: nn.Module) -> nn.Module:
         """Load the starting weights (``--pretrained`` or the pretraining stage) into ``model``, with a report.
@@ -92,11 +95,16 @@ class TrainingJob:
 
         Freeze parameters (``requires_grad_(False)``) before calling to keep them fixed.
         """
-        method = self.semi_method.fit if self.semi_method is not None else supervised
-        results = method(self, model, lr or self.config.lr, epochs or self.config.epochs, desc)
+        if self.semi_method is None:
+            results = supervised(self, model, lr or self.config.lr, epochs or self.config.epochs, desc)
+        else:  # what it returns is its own fault, not the strategy's that called fit (what it raises: pipeline.train)
+            results = check_returned(self.names.get("semi") or plugin_label("semi", self.config.semi),
+                                     self.semi_method.fit(self, model, lr or self.config.lr, epochs or self.config.epochs,
+                                                          desc), list, "a list of FitResult")
         for result in results:
             self.notes.setdefault("stages", []).append(
                 {"stage": desc, "semi": self.config.semi, "best_epoch": result.best_epoch,
                  "best_val_accuracy": result.best_val_accuracy, "epochs_run": len(result.history)}
             )
         return model
+

@@ -111,7 +111,33 @@ def resolve_frontend(config: Any, registry: Any) -> Any:
     given = config.options.get("frontend") or {}
     if not given:
         return spec.config
-    return resolve("frontend", name, registry.owner("front-end", name), type(spec.config), given, base=spec.config)
+    resolved = resolve("frontend", name, registry.owner("front-end", name), type(spec.config), given, base=spec.config)
+    check_frontend_ranges(resolved, name, given)
+    return resolved
+
+
+def check_frontend_ranges(cfg: Any, name: str, given: dict[str, Any]) -> None:
+    """A front-end's settings with ``frontend.FIELD`` options applied, against the ranges an STFT and a mel
+    filterbank accept (a hop of 0 divides by zero, more mel bands than FFT bins leave empty filters); the
+    first one out of range is refused naming the option and its valid range under the other settings."""
+    nyquist = cfg.sample_rate / 2
+    ranges = (
+        ("sample_rate", cfg.sample_rate >= 1, "[1, inf)"),
+        ("n_fft", cfg.n_fft >= 2, "[2, inf)"),
+        ("win_length", 1 <= cfg.win_length <= cfg.n_fft, f"[1, n_fft = {cfg.n_fft}]"),
+        ("hop_length", cfg.hop_length >= 1, "[1, inf)"),
+        ("n_mels", 1 <= cfg.n_mels <= cfg.n_fft // 2 + 1, f"[1, n_fft // 2 + 1 = {cfg.n_fft // 2 + 1}]"),
+        ("f_min", 0 <= cfg.f_min < (cfg.f_max or nyquist), f"[0, {cfg.f_max or nyquist:g})"),
+        ("f_max", cfg.f_max is None or cfg.f_min < cfg.f_max <= nyquist, f"({cfg.f_min:g}, sample_rate / 2 = {nyquist:g}]"),
+        ("max_frames", cfg.max_frames is None or cfg.max_frames >= 1, "[1, inf) or null"),
+        ("power", cfg.power > 0, "(0, inf)"),
+        ("top_db", cfg.top_db is None or cfg.top_db > 0, "(0, inf) or null"),
+    )
+    for field_name, ok, valid in ranges:
+        if not ok:
+            how = "given" if field_name in given else f"front-end {name!r}'s, with the options given"
+            raise ConfigError(f"frontend.{field_name} = {getattr(cfg, field_name)!r} ({how}) is out of range: "
+                              f"it must be in {valid}")
 
 
 def resolve_all(config: Any, registry: Any) -> dict[str, Any]:

@@ -25,18 +25,20 @@ from typing import Any
 import numpy as np
 import torch.nn as nn
 
+from ascbench.applicability import check_applicable
 from ascbench.complexity import latency_ms, profile as count_complexity, torchinfo_macs
 from ascbench.config import RunConfig
 from ascbench.data.audio import FileReport
 from ascbench.data.dataset import ClipDataset, DatasetOptions
-from ascbench.errors import AscbenchError, ConfigError, DataError, PluginError
-from ascbench.features import CheckedFeatures, FeatureConfig, load_checked_features, load_features, unusable_files_error
+from ascbench.errors import AscbenchError, ConfigError, DataError, PluginError, call_plugin, check_returned
+from ascbench.features import (CheckedFeatures, FeatureConfig, data_check_command, load_checked_features, load_features,
+                               unusable_files_error)
 from ascbench.metrics import evaluate as score_predictions
 from ascbench.options import frontend_name, resolve_all
 from ascbench.protocols import Partition, Split, partition
-from ascbench.registry import Registry, get_registry
+from ascbench.registry import Registry, get_registry, plugin_label
 from ascbench.specs import DatasetSpec, LoggerSpec, ModelSpec, SemiSpec, StrategySpec
-from ascbench.split_plan import SplitPlan, check_protocol_options, plan_split
+from ascbench.split_plan import SplitPlan, plan_split
 from ascbench.training import DataBundle, predict, probe_model, require_finite
 
 log = logging.getLogger("ascbench")
@@ -76,14 +78,14 @@ def resolve(config: RunConfig, registry: Registry | None = None) -> Plan:
     registry = registry or get_registry()
     model, strategy, semi = registry.model(config.model), registry.strategy(config.strategy), registry.semi(config.semi)
     dataset = registry.dataset(config.dataset)
-    check_protocol_options(config, registry.protocol(config.protocol), registry.owner("protocol", config.protocol))
-    _check_strategy_options(config, strategy, registry)
+    registry.protocol(config.protocol)
+    if config.recipe:
+        registry.recipe(config.recipe)  # an unknown recipe in a stored config fails here, naming the valid ones
     options = resolve_all(config, registry)
+    check_applicable(config, registry)  # a setting the run would not read is refused, not stored
     if config.pretrained and not Path(config.pretrained).is_file():
         raise ConfigError(f"--pretrained {config.pretrained}: no such file; pass the path of a torch.save checkpoint "
                           "(an ascbench run's model.pt or an official checkpoint)")
-    if config.recipe:
-        registry.recipe(config.recipe)  # an unknown recipe in a stored config fails here, naming the valid ones
     loggers = [_logger_spec(registry, name) for name in config.loggers]
     return Plan(config, registry, model, strategy, semi, dataset, options, loggers)
 
@@ -92,17 +94,40 @@ def load(plan: Plan, require_audio: bool = True, check_model: bool = True) -> Cl
     """Stage ``load``: the dataset's clip table (with its own options); a model that cannot be built for it
     fails here, before any audio is decoded (``check_model=False``: the table only, e.g. for its classes)."""
     config = plan.config
-    dataset = plan.dataset.load(DatasetOptions(data_root=Path(config.data_root) if config.data_root else None,
-                                               require_audio=require_audio, plugin=plan.options["dataset"]))
+    dataset = call_plugin(f"dataset {config.dataset!r} (plugin {plan.owner('dataset')!r})", plan.dataset.load,
+                          DatasetOptions(data_root=Path(config.data_root) if config.data_root else None,
+                                         require_audio=require_audio, plugin=plan.options["dataset"]),
+                          returns=ClipDataset)
+    check_against_data(config, plan.feature_config, dataset)
     if check_model:
         _check_model_builds(plan, dataset)
+        split(plan, dataset)  # the split and partition checks on the table alone, before any audio is decoded
     return dataset
+
+
+def check_against_data(config: RunConfig, cfg: FeatureConfig, dataset: ClipDataset) -> None:
+    """The ranges that depend on the data, checked once its clip length and the front-end are known (before
+    any audio is decoded): a mask as wide as the spectrogram blanks whole clips, a roll longer than the clip
+    only wraps around. Each refusal names the flag and the range valid for this data."""
+    n_frames = cfg.n_frames(dataset.clip_seconds)
+    shape = f"{cfg.n_mels} mel bins x {n_frames} frames for {dataset.name}'s {dataset.clip_seconds:g} s clips"
+    for name, value, size in (("freq_mask", config.freq_mask, cfg.n_mels), ("time_mask", config.time_mask, n_frames)):
+        if value >= size:
+            raise ConfigError(f"--{name.replace('_', '-')} {value} ({name}) is as wide as the spectrogram ({shape}) and "
+                              f"would blank whole clips; for this data it must be in [0, {size - 1}]")
+    if config.roll_seconds > dataset.clip_seconds:
+        raise ConfigError(f"--roll-seconds {config.roll_seconds:g} (roll_seconds) is longer than {dataset.name}'s "
+                          f"{dataset.clip_seconds:g} s clips (a circular roll only wraps around); for this data it "
+                          f"must be in [0, {dataset.clip_seconds:g}]")
 
 
 def load_source(plan: Plan, name: str, data_root: Path | None = None) -> ClipDataset:
     """Stage ``load`` for a dataset the run learns from but does not score (a pretraining source): its
-    registered loader with its default options, audio required."""
-    return plan.registry.dataset(name).load(DatasetOptions(data_root=data_root))
+    registered loader with its default options, audio required (and the data-dependent ranges checked on it,
+    as its clips go through the same augmentation)."""
+    dataset = plan.registry.dataset(name).load(DatasetOptions(data_root=data_root))
+    check_against_data(plan.config, plan.feature_config, dataset)
+    return dataset
 
 
 @dataclass
@@ -144,10 +169,11 @@ def split(plan: Plan, dataset: ClipDataset, fold: int | None = None, val_fractio
 
 
 def train(plan: Plan, job: Any) -> nn.Module:
-    """Stage ``train``: the strategy on a ``TrainingJob``. A failure inside a plugin names the plugins; a disk
-    that cannot be written is the disk's fault, not theirs."""
+    """Stage ``train``: the strategy on a ``TrainingJob``. A failure inside a plugin names that plugin (found
+    from where the error was raised); a disk that cannot be written is the disk's fault, not theirs."""
+    job.names = {kind: _named(plan, kind) for kind in ("model", "strategy", "semi")}
     try:
-        return plan.strategy.train(job)
+        model = plan.strategy.train(job)
     except AscbenchError:
         raise
     except OSError as exc:  # a full or read-only disk under a checkpoint or cache write
@@ -155,10 +181,44 @@ def train(plan: Plan, job: Any) -> nn.Module:
         raise DataError(f"cannot write {where}: {exc.strerror or exc}; free some space or choose a writable "
                         "--runs-dir / --cache-dir; nothing of this run was stored") from exc
     except Exception as exc:
-        config = plan.config
-        raise PluginError(f"training failed in strategy {config.strategy!r} (plugin {plan.owner('strategy')!r}) "
-                          f"with model {config.model!r} (plugin {plan.owner('model')!r}): {type(exc).__name__}: {exc}"
-                          ) from exc
+        raise PluginError(f"training failed in {_culprit(plan, exc)}: {type(exc).__name__}: {exc}") from exc
+    return check_returned(_named(plan, "strategy"), model, nn.Module,
+                          "the trained model (a torch nn.Module); its train(job) must return the model")
+
+
+def _named(plan: Plan, kind: str) -> str:
+    return plugin_label(kind, getattr(plan.config, kind), plan.registry)
+
+
+def _culprit(plan: Plan, exc: BaseException) -> str:
+    """The chosen plugin whose code raised ``exc``: the deepest frame of its traceback in a module of the
+    strategy, the semi method or the model (its builder's or its class's). Where no frame or several tell,
+    the strategy and the model are named, as both ran."""
+    modules = {kind: {_module(fn)} - {None} for kind, fn in
+               (("strategy", plan.strategy.train), ("semi", plan.semi.fit), ("model", plan.model.build))}
+    frames = [tb.tb_frame.f_globals.get("__name__") for tb in _tracebacks(exc)]
+    for module in reversed(frames):
+        kinds = [kind for kind, names in modules.items() if module in names]
+        if len(kinds) == 1:
+            return _named(plan, kinds[0])
+        if kinds:
+            break
+    return f"{_named(plan, 'strategy')} with {_named(plan, 'model')}"
+
+
+def _module(fn: Any) -> str | None:
+    """The module of a plugin's function; None for the core's own (``ascbench.semi``'s built-in methods), whose
+    frames say nothing about which plugin failed."""
+    module = getattr(fn, "__module__", None)
+    return None if module is None or module == "ascbench" or module.startswith("ascbench.") else module
+
+
+def _tracebacks(exc: BaseException) -> list:
+    out, tb = [], exc.__traceback__
+    while tb is not None:
+        out.append(tb)
+        tb = tb.tb_next
+    return out
 
 
 # The metrics of a run whose protocol has no test side.
@@ -200,27 +260,18 @@ def profile(plan: Plan, model: nn.Module, n_frames: int, time_dim: int, clip_sec
             "precision": "float32", "model_kwargs": {**plan.model.default_kwargs, **plan.config.model_kwargs}}
 
 
-def _check_strategy_options(config: RunConfig, spec: StrategySpec, registry: Registry) -> None:
-    """Pretraining options under a strategy that does not pretrain are refused, not ignored."""
-    if spec.pretrains is not False:
-        return
-    given = [flag for flag, value in (("--pretrained", config.pretrained), ("--pretrain-on", config.pretrain_on),
-                                      ("--pretrain-data-root", config.pretrain_data_root)) if value]
-    if given:
-        raise ConfigError(f"{', '.join(given)}: strategy {config.strategy!r} (plugin "
-                          f"{registry.owner('strategy', config.strategy)!r}) trains from random weights and would ignore it; "
-                          f"use --strategy finetune, freeze or linear-probe")
-
-
 def _check_model_builds(plan: Plan, dataset: ClipDataset) -> None:
     """Build the model once before feature extraction, so a bad ``--model-arg`` fails in seconds."""
     config, cfg = plan.config, plan.feature_config
     try:
-        probe_model(plan.model, config, dataset, cfg.n_mels, cfg.n_frames(dataset.clip_seconds))
+        probe_model(plan.model, config, dataset, cfg.n_mels, cfg.n_frames(dataset.clip_seconds), _named(plan, "model"))
     except AscbenchError:
         raise
     except Exception as exc:
-        args = " ".join(f"--model-arg {k}={v!r}" for k, v in config.model_kwargs.items()) or "its defaults"
+        if not config.model_kwargs:  # nothing the user gave: the plugin's own fault
+            raise PluginError(f"model {config.model!r} (plugin {plan.owner('model')!r}) cannot be built for "
+                              f"{dataset.name}: {type(exc).__name__}: {exc}") from exc
+        args = " ".join(f"--model-arg {k}={v!r}" for k, v in config.model_kwargs.items())
         raise ConfigError(f"model {config.model!r} (plugin {plan.owner('model')!r}) cannot be "
                           f"built with {args}: {type(exc).__name__}: {exc}") from None
 
@@ -240,7 +291,7 @@ def _drop_bad_audio(dataset: ClipDataset, checked: CheckedFeatures, config: RunC
     bad = [r for r in reports if r.problem]
     noted = sorted({n.split(" (")[0] if "channels" in n or "sample rate" in n else "length differs" for r in reports for n in r.notes})
     if noted:
-        log.info("audio notes for %s: %s (see `ascbench data check %s`)", dataset.name, "; ".join(noted), dataset.name)
+        log.info("audio notes for %s: %s (see `%s`)", dataset.name, "; ".join(noted), data_check_command(dataset))
     if not bad:
         return None, []
     if not config.skip_bad:

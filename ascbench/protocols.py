@@ -10,6 +10,7 @@ pseudo-labelling or early stopping.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
@@ -342,7 +343,24 @@ class Partition:
 
 def partition(dataset: ClipDataset, split: Split, labeled_fraction: float | None, val_fraction: float, seed: int,
               group_by: str | None = None) -> Partition:
-    """Choose the labeled training clips and a validation part of them, stratified by class, by whole group."""
+    """Choose the labeled training clips and a validation part of them, stratified by class, by whole group.
+
+    A ``val_fraction`` that would hold out every labeled recording of a class, or a ``labeled_fraction`` so
+    small that no class keeps the three recordings validation needs, is refused here, where the data is
+    known, with the range of values that works for this data and split (not found after training starts)."""
+    part = _partition(dataset, split, labeled_fraction, val_fraction, seed, group_by)
+    _check_training_side(dataset, split, part, val_fraction, group_by)
+    if labeled_fraction is not None and val_fraction > 0 and not len(part.val):
+        _check_labeled_leaves_validation(dataset, split, labeled_fraction, val_fraction, seed, group_by)
+    return part
+
+
+# A class needs this many labeled recordings (groups) before any of them is held out for validation.
+MIN_GROUPS_FOR_VALIDATION = 3
+
+
+def _partition(dataset: ClipDataset, split: Split, labeled_fraction: float | None, val_fraction: float, seed: int,
+               group_by: str | None = None) -> Partition:
     labels = dataset.label_indices()
     rng = np.random.default_rng([seed, 7])
     train = split.train
@@ -369,10 +387,49 @@ def partition(dataset: ClipDataset, split: Split, labeled_fraction: float | None
     val_groups: set = set()
     for c in np.unique(labels[labeled]):
         class_groups = sorted(set(groups[labeled[labels[labeled] == c]]))
-        if len(class_groups) >= 3 and val_fraction > 0:
+        if len(class_groups) >= MIN_GROUPS_FOR_VALIDATION and val_fraction > 0:
             take = max(1, int(round(val_fraction * len(class_groups))))
             val_groups.update(rng.choice(class_groups, size=take, replace=False).tolist())
     in_val = np.isin(groups[labeled], list(val_groups))
     # Unlabeled clips of validation groups would let the model peek at them; keep them out.
     unlabeled = unlabeled[~np.isin(groups[unlabeled], list(val_groups))]
     return Partition(labeled=labeled[~in_val], unlabeled=unlabeled, val=labeled[in_val], test=split.test)
+
+
+def _check_training_side(dataset: ClipDataset, split: Split, part: Partition, val_fraction: float,
+                         group_by: str | None) -> None:
+    """No class has every one of its labeled recordings drawn for validation by ``val_fraction`` itself
+    (``max(1, round(val_fraction * recordings))`` of them), which leaves it nothing to train on. (Recordings
+    drawn for another class that hold clips of this one are a matter of the data's grouping, not of the
+    fraction, and are not refused here.)"""
+    labels, groups = dataset.label_indices(), dataset.groups(group_by)
+    labeled = np.concatenate([part.labeled, part.val])
+    counts = {int(c): len(set(groups[labeled[labels[labeled] == c]].tolist())) for c in np.unique(labels[labeled])}
+    eligible = {c: g for c, g in counts.items() if g >= MIN_GROUPS_FOR_VALIDATION}
+    emptied = [c for c, g in eligible.items() if val_fraction > 0 and max(1, int(round(val_fraction * g))) >= g]
+    if not emptied:
+        return
+    limit = min((g - 0.5) / g for g in eligible.values())
+    names = ", ".join(dataset.classes[c] for c in sorted(emptied))
+    raise ConfigError(f"--val-fraction {val_fraction:g} (val_fraction) holds out every labeled recording of class(es) "
+                      f"{names}, leaving none to train on; for {dataset.name} under this split it must be in "
+                      f"[0, {math.floor(limit * 1000) / 1000:g}]")
+
+
+def _check_labeled_leaves_validation(dataset: ClipDataset, split: Split, labeled_fraction: float,
+                                     val_fraction: float, seed: int, group_by: str | None) -> None:
+    """Refuse a labeled fraction that leaves no validation clips where more labels would (the data allows
+    validation); the smallest fraction that gives some is found by trying the fractions at which a class
+    gains a labeled clip, in increasing order."""
+    labels = dataset.label_indices()
+    sizes = sorted({int(n) for n in np.bincount(labels[split.train][labels[split.train] >= 0]) if n})
+    candidates = sorted({min(1.0, (k - 0.5) / n) for n in sizes for k in range(MIN_GROUPS_FOR_VALIDATION, n + 1)}
+                        | {1.0})
+    smallest = next((f for f in candidates if f > labeled_fraction
+                     and len(_partition(dataset, split, f, val_fraction, seed, group_by).val)), None)
+    if smallest is None:  # no fraction gives validation clips: the data, not --labeled, decides that
+        return
+    raise ConfigError(f"--labeled {labeled_fraction:g} (labeled) leaves no class the {MIN_GROUPS_FOR_VALIDATION} "
+                      f"labeled recordings a validation set needs, so nothing would select the kept epoch; for "
+                      f"{dataset.name} under this split it must be in [{math.ceil(smallest * 10000) / 10000:g}, 1], "
+                      "or set --val-fraction 0 to train without validation")

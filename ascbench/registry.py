@@ -324,3 +324,13 @@ def get_registry() -> Registry:
     if _default is None:
         _default = build_registry()
     return _default
+
+
+def plugin_label(kind: str, name: str, registry: Registry | None = None) -> str:
+    """How a message names a chosen plugin: ``model 'x' (plugin 'p')``; without the plugin where ``registry``
+    (default: the global one) does not hold the name (a test's own registry)."""
+    what = "semi-supervised method" if kind == "semi" else kind
+    try:
+        return f"{what} {name!r} (plugin {(registry or get_registry()).owner(kind, name)!r})"
+    except (KeyError, PluginError):
+        return f"{what} {name!r}"

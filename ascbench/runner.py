@@ -98,7 +98,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     except BaseException:
         slot.discard()  # a failed run leaves nothing half-written behind
         raise
-    record = RunRecord(run_id=slot.run_id, config=config.to_dict(), metrics=metrics,
+    record = RunRecord(run_id=slot.run_id, config=config.to_record(), metrics=metrics,
                        row=_result_row(slot.run_id, config, metrics, compute, world))
     return _store(root, slot, record)
 
@@ -134,7 +134,7 @@ def _open_slot(root: Path, config: RunConfig, resume: str | os.PathLike | None, 
     """The run's staging directory: in the results store on the main process, a scratch one on other ranks."""
     if distributed.is_main():
         # A data-parallel run starts afresh: its ranks could not all pick up one checkpoint in step.
-        return open_run(root, config.to_dict(), config.digest(), make_run_id(config), Path(resume) if resume else None,
+        return open_run(root, config.to_record(), config.digest(), make_run_id(config), Path(resume) if resume else None,
                         adopt_unfinished=world == 1)
     # other ranks write nothing to the results store
     return RunSlot(make_run_id(config), Path(tempfile.mkdtemp(prefix=f"ascbench-rank{distributed.rank()}-")), False)
@@ -226,7 +226,7 @@ def _write_artifacts(staging: Path, config: RunConfig, outcome: _StagesOutcome) 
     _write_split(staging / "split.csv", outcome.dataset.meta, outcome.split_plan)
     data = outcome.data
     torch.save({"model": outcome.model.state_dict(), "mean": data.mean, "std": data.std, "cities": data.cities,
-                "classes": outcome.dataset.classes, "config": config.to_dict()}, staging / "model.pt")
+                "classes": outcome.dataset.classes, "config": config.to_record()}, staging / "model.pt")
 
 
 def _result_row(run_id: str, config: RunConfig, metrics: dict, compute: Compute, world: int) -> dict:
@@ -308,7 +308,7 @@ def _start_loggers(specs: list, config: RunConfig, run_id: str, root: Path) -> l
     base = Path(config.log_dir) if config.log_dir else root / "logs"
     started = []
     for spec in specs:
-        ctx = callbacks.LoggerContext(run_id, config.to_dict(), base / run_id)
+        ctx = callbacks.LoggerContext(run_id, config.to_record(), base / run_id)
         try:
             started.append(spec.create(ctx))
         except Exception as exc:  # noqa: BLE001 - reported, not fatal

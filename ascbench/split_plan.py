@@ -11,13 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ascbench.applicability import check_applicable
 from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset
 from ascbench.metadata_ceiling import metadata_ceiling
 from ascbench.protocols import Partition, Split, partition, run_protocol
-from ascbench.errors import ConfigError
 from ascbench.registry import Registry
-from ascbench.specs import ProtocolSpec
 from ascbench.options import resolve_for
 
 
@@ -46,27 +45,11 @@ class SplitPlan:
         return h.hexdigest()[:16]
 
 
-PROTOCOL_FIELDS = ("test_cities", "time_holdout", "test_periods", "test_dates", "folds", "fold")
-
-
-def check_protocol_options(config: RunConfig, spec: ProtocolSpec, plugin: str = "?") -> None:
-    """Refuse split options the chosen protocol does not read (``--test-cities`` under ``official``
-    would otherwise be ignored without a word). Protocols that declare nothing are not checked."""
-    if spec.options is None:
-        return
-    defaults = RunConfig()
-    unread = [name for name in PROTOCOL_FIELDS if getattr(config, name) != getattr(defaults, name) and name not in spec.options]
-    if unread:
-        flags = ", ".join(f"--{n.replace('_', '-')}" for n in unread)
-        reads = ", ".join(f"--{n.replace('_', '-')}" for n in spec.options) or "none of the split options"
-        raise ConfigError(f"{flags}: protocol {spec.name!r} (plugin {plugin!r}) does not use it; it reads {reads}")
-
-
 def plan_split(dataset: ClipDataset, config: RunConfig, registry: Registry, fold: int | None = None,
                val_fraction: float | None = None) -> SplitPlan:
     """Split ``dataset`` as a run of ``config`` would (fold ``fold`` of ``config.folds`` if given)."""
     spec = registry.protocol(config.protocol)
-    check_protocol_options(config, spec, registry.owner("protocol", config.protocol))
+    check_applicable(config, registry)  # e.g. --test-cities under a protocol that picks no cities
     own = resolve_for(config, registry, "protocol")
     split = run_protocol(spec, dataset, config.protocol_options(fold, own), registry.owner("protocol", config.protocol))
     part = partition(dataset, split, config.labeled, config.val_fraction if val_fraction is None else val_fraction,

@@ -86,10 +86,25 @@ class SweepSpec:
             if any(all(values.get(k) == v for k, v in entry.items()) for entry in self.exclude):
                 continue
             try:
-                cells.append(RunConfig.from_dict(values))
-            except (TypeError, ConfigError) as exc:
+                cells.append(applicable_cell(RunConfig.from_dict(values), set(keys)))
+            except (TypeError, AscbenchError) as exc:
                 raise ConfigError(f"sweep cell {dict(zip(keys, combo))}: {exc}") from None
         return cells
+
+
+def applicable_cell(cell: RunConfig, grid_keys: set[str]) -> RunConfig:
+    """``cell`` with the [base] settings it does not read put back to what it holds without them (a shared
+    ``pretrain_epochs`` means nothing to the cells that train from scratch, and is not stored with them); a
+    grid value it does not read is refused, as the cell exists only for that value (ascbench.applicability)."""
+    from ascbench.applicability import baseline, check_applicable, unread
+
+    registry = get_registry()
+    shared = [name for name in unread(cell, registry) if name not in grid_keys]
+    if shared:
+        base = baseline(cell)
+        cell = cell.replace(**{name: base[name] for name in shared})
+    check_applicable(cell, registry)
+    return cell
 
 
 def parse_assignment(text: str, multi: bool) -> tuple[str, Any]:

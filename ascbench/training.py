@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset
 from ascbench.device import Compute, model_compute
-from ascbench.errors import ConfigError
+from ascbench.errors import ConfigError, check_returned
 from ascbench.features import read_rows
 from ascbench.augment import freq_mixstyle, spec_augment, time_roll
 from ascbench.layers import ContextFusion, InputBatchNorm
@@ -29,10 +29,15 @@ from ascbench.specs import ModelContext, ModelSpec
 log = logging.getLogger("ascbench")
 
 
-def create_model(spec: ModelSpec, ctx: ModelContext, config: RunConfig) -> nn.Module:
-    """Build ``spec`` for ``ctx`` with the run's model arguments and seed, wrapped with context fusion if asked."""
+def create_model(spec: ModelSpec, ctx: ModelContext, config: RunConfig, label: str | None = None) -> nn.Module:
+    """Build ``spec`` for ``ctx`` with the run's model arguments and seed, wrapped with context fusion if asked.
+    ``label`` names the model in an error (default: by the global registry)."""
+    from ascbench.registry import plugin_label
+
     torch.manual_seed(config.seed)
-    model = spec.build(ctx, **config.model_kwargs)
+    # What the build returns is checked here, else a strategy would be blamed for the model's fault.
+    model = check_returned(label or plugin_label("model", spec.name), spec.build(ctx, **config.model_kwargs),
+                           nn.Module, "a torch nn.Module")
     if config.context:
         if spec.uses_city or spec.uses_time:
             raise ConfigError(f"model {spec.name!r} already fuses city/time context; --context is for backbones without it")
@@ -46,7 +51,8 @@ def create_model(spec: ModelSpec, ctx: ModelContext, config: RunConfig) -> nn.Mo
     return model
 
 
-def probe_model(spec: ModelSpec, config: RunConfig, dataset: ClipDataset, n_mels: int, n_frames: int) -> nn.Module:
+def probe_model(spec: ModelSpec, config: RunConfig, dataset: ClipDataset, n_mels: int, n_frames: int,
+                label: str | None = None) -> nn.Module:
     """``spec`` as a run training on every clip of ``dataset`` builds it, before any audio is read.
 
     Runs use it to fail fast on bad model arguments and to fingerprint an architecture. It is built
@@ -56,7 +62,7 @@ def probe_model(spec: ModelSpec, config: RunConfig, dataset: ClipDataset, n_mels
     ctx = ModelContext(num_classes=len(dataset.classes), num_cities=dataset.meta["city"].nunique() + 1,
                        time_dim=dataset.time_features().shape[1], n_mels=n_mels, n_frames=n_frames)
     with torch.random.fork_rng(devices=[]):
-        return create_model(spec, ctx, config)
+        return create_model(spec, ctx, config, label)
 
 
 RESIDENT_CHUNK = 512  # clips normalised and uploaded at a time (bounded host memory for a full-size dataset)

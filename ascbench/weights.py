@@ -32,10 +32,21 @@ class Checkpoint:
     classes: list[str] | None = None  # the classifier's classes, in row order; None: unknown
 
 
+def _array_globals() -> list:
+    """What unpickling a numpy array needs, and nothing that runs code: a run's own model.pt stores its
+    normalisation statistics (``mean``, ``std``) as arrays, and must load under ``weights_only``."""
+    import numpy as np
+
+    multiarray = getattr(np, "_core", None) or np.core  # numpy 2 moved it; files name either path
+    dtypes = [type(np.dtype(t)) for t in ("float16", "float32", "float64", "int32", "int64", "bool")]
+    return [multiarray.multiarray._reconstruct, np.ndarray, np.dtype, *dtypes]
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
-    """The raw contents of a checkpoint file (tensors only; no code runs from it)."""
+    """The raw contents of a checkpoint file (tensors, plain data and numpy arrays only; no code runs from it)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_array_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ConfigError(f"checkpoint {path} does not exist; --pretrained takes the path of a torch.save file "
                           "(an ascbench run's model.pt or an official checkpoint)") from None
@@ -117,10 +128,21 @@ def load_with_report(model: nn.Module, checkpoint: Checkpoint, *, target_cities:
         report.notes.append("the checkpoint has an input BatchNorm (bn0): run with --normalization input-bn to use it")
     if not loaded or len(loaded) < min_fraction * len(own):
         raise ConfigError(f"{what}: only {report.summary()}; the checkpoint does not fit model "
-                          f"{type(model).__name__} (is it for another model, or in a format that needs "
-                          f"`ascbench import-weights`?)")
+                          f"{type(model).__name__}: is it for another model? Pass the --model (and --model-arg) it was "
+                          f"trained as: an ascbench run's model.pt loads as it is, and an official checkpoint is "
+                          f"converted on loading by the model it was made for ({_importing_models()})")
     model.load_state_dict({n: state[n] for n in loaded}, strict=False)
     return report
+
+
+def _importing_models() -> str:
+    """The registered models that convert official checkpoints when given one with --pretrained."""
+    from ascbench.registry import get_registry
+
+    registry = get_registry()
+    names = [f"{name} reads {registry.model(name).importer.source}" for name in registry.names("model")
+             if registry.model(name).importer is not None]
+    return "; ".join(names) or "no registered model reads official checkpoints"
 
 
 def remap_city_rows(weight: torch.Tensor, source: list[str], target: list[str]) -> tuple[torch.Tensor, str]:

@@ -42,7 +42,8 @@ def touched(monkeypatch):
 @pytest.mark.parametrize("semi", SEMIS)
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_every_combination_runs_without_touching_test_clips(runs, touched, strategy, semi, tiny):
-    config = RunConfig(strategy=strategy, semi=semi, dataset="embedded-tiny", epochs=2, pretrain_epochs=1,
+    short = {"pretrain_epochs": 1} if strategy != "scratch" else {}  # scratch reads no pretraining setting
+    config = RunConfig(strategy=strategy, semi=semi, dataset="embedded-tiny", epochs=2, **short,
                        options={"semi": {"rounds": 1, "threshold": 0.0}} if semi == "pseudo-label" else {},
                        model_kwargs=SMALL, seed=1)
     record = execute(config, progress=False)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
-from typing import ContextManager
+from typing import Any, ContextManager
 
 from ascbench.config import TUPLE_FIELDS, RunConfig
-from ascbench.errors import AscbenchError
+from ascbench.errors import AscbenchError, ConfigError
 from ascbench.cli.common import add_cache_dir, add_split_options, parse_model_args, split_fields
 
 
@@ -23,7 +24,16 @@ registered model, strategy, dataset and protocol.
 
 A run saves a checkpoint at every epoch end. If it is killed or stopped with Ctrl-C, running the
 same command again continues from the last checkpoint (as does `ascbench run --resume DIR` with
-the runs/.<run_id>.partial directory it names) and ends with the same numbers."""
+the runs/.<run_id>.partial directory it names) and ends with the same numbers.
+
+Where settings come from, each source over the ones before it:
+  recipe < --config file < typed flags < --set (a later --set over an earlier one).
+A field two sources give different values is named in one warning line on stderr. A setting the run
+would not read (e.g. --pretrain-epochs under --strategy scratch) is refused, not stored."""
+
+
+# How the sources of a run's settings stack up, each over the ones before it (stated in `ascbench run --help`).
+PRECEDENCE = "recipe < --config file < typed flags < --set, a later --set over an earlier one"
 
 
 def add_parser(sub) -> None:
@@ -32,14 +42,16 @@ def add_parser(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(run_parser=p)
     p.add_argument("--config", default=None, metavar="FILE",
-                   help="a TOML or YAML file of run settings (the field names of config.json); flags given here win")
+                   help="a TOML or YAML file of run settings (the field names of config.json); typed flags and --set win "
+                        "over it (see the end of this help)")
     p.add_argument("--recipe", default=None, metavar="NAME",
                    help="a registered training recipe (apsipa2025-baseline, dcase2024-baseline, li2026, ...; "
                         "`ascbench list --recipes`): its settings fill every field not given by a flag or --config; its own "
                         "options are --set recipe.FIELD=VALUE (every built-in: recipe.budget=0.1 runs a tenth of its epochs)")
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="FIELD=VALUE",
                    help="set any config field or plugin option (e.g. --set val_fraction=0.2 --set strategy.lr_scale=0.1 "
-                        "--set semi.rounds=3); repeatable; `ascbench list` shows each plugin's options")
+                        "--set semi.rounds=3); repeatable; wins over typed flags and --config, a later --set over an earlier "
+                        "one; `ascbench list` shows each plugin's options")
     _add_experiment_options(p, d)
     _add_data_options(p, d)
     _add_semi_options(p, d)
@@ -170,7 +182,7 @@ def _add_machine_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
     g.add_argument("--wide", action="store_true", help="summary tables with every cell whole on one line")
     g.add_argument("--resume", default=None, metavar="DIR",
                    help="continue an interrupted run from its staging directory (runs/.<run_id>.partial); "
-                        "its stored config is used and the other run options are ignored")
+                        "its stored config is used, and a run setting given beside it is refused")
 
 
 # Run options whose destination is not the config field of the same name.
@@ -220,9 +232,93 @@ def _explicit_fields(args) -> dict:
 
 
 def config_from_args(args) -> RunConfig:
-    """The run's config: a recipe's settings, under a --config file's, under the flags and --set typed."""
+    """The run's config: the sources in the order of PRECEDENCE, each over the one before; a field two sources
+    give different values is said once, on stderr."""
     given = _explicit_fields(args)
+    warn_conflicts(_sources(args))
     return RunConfig.from_file(args.config, given) if args.config else RunConfig.from_dict(given)
+
+
+def _sources(args) -> list[tuple[str, Any, str]]:
+    """(key, value, how it was given) for every setting of the run, lowest precedence first; keys as ``--set``
+    names them (``seed``, ``strategy.lr_scale``, ``model.width``)."""
+    from ascbench.config import read_table
+    from ascbench.sweep import parse_assignment
+
+    found: list[tuple[str, Any, str]] = []
+    if args.config:
+        found += [(key, value, f"{args.config}: {key} = {value!r}") for key, value in _flat(read_table(args.config, "config file"))]
+    found += [(key, value, _typed_label(args, key, value)) for key, value in _flat(_explicit_fields(_without_assignments(args)))]
+    for text in args.assignments:
+        key, value = parse_assignment(text, multi=False)
+        found.append((key, value, f"--set {text}"))
+    return found
+
+
+def _without_assignments(args):
+    copy = argparse.Namespace(**vars(args))
+    copy.assignments = []
+    return copy
+
+
+def _flat(table: dict) -> list[tuple[str, Any]]:
+    """A table of config fields as ``--set`` keys: ``options.strategy.lr_scale`` and ``model_kwargs.width``
+    become ``strategy.lr_scale`` and ``model.width``."""
+    out = []
+    for key, value in table.items():
+        if key == "options" and isinstance(value, dict):
+            out += [(f"{kind}.{k}", v) for kind, values in value.items() if isinstance(values, dict) for k, v in values.items()]
+        elif key == "model_kwargs" and isinstance(value, dict):
+            out += [(f"model.{k}", v) for k, v in value.items()]
+        else:
+            out.append((key, list(value) if isinstance(value, tuple) else value))
+    return out
+
+
+def _typed_label(args, key: str, value: Any) -> str:
+    """How ``key`` was typed: ``--seed 2``, ``--finetune-lr-scale 0.1``, ``--model-arg width=3``."""
+    if key.startswith("model."):
+        return f"--model-arg {key.split('.', 1)[1]}={json.dumps(value)}"
+    dest = next((d for d, (k, _) in _OPTION_FLAGS.items() if k == key), key)
+    for action in args.run_parser._actions:
+        if action.dest == dest and action.option_strings:  # a switch (--skip-bad, --pl-unbalanced) shows no value
+            return action.option_strings[0] + ("" if action.nargs == 0 else f" {_shown(value)}")
+    return f"--{key.replace('_', '-')} {_shown(value)}"
+
+
+def _shown(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def warn_conflicts(sources: list[tuple[str, Any, str]]) -> None:
+    """One stderr line for each setting that two sources (the config file, the typed flags, --set) give
+    different values, naming the one that applies (the last: ``sources`` are in the order of PRECEDENCE).
+    Within one source the last occurrence wins without a word, as on any command line."""
+    by_key: dict[str, dict[str, tuple[Any, str]]] = {}
+    for key, value, label in sources:
+        by_key.setdefault(key.replace("-", "_"), {})[_source_of(label)] = (value, label)
+    for key, given in by_key.items():
+        if len({json.dumps(_comparable(v), sort_keys=True, default=str) for v, _ in given.values()}) > 1:
+            labels = [label for _, label in given.values()]
+            print(f"ascbench: warning: {key} is given different values ({'; '.join(labels)}); {labels[-1]} applies "
+                  f"(precedence: {PRECEDENCE})", file=sys.stderr)
+
+
+def _source_of(label: str) -> str:
+    return "set" if label.startswith("--set ") else "flag" if label.startswith("--") else "config"
+
+
+def _comparable(value: Any) -> Any:
+    """A value as typed (``"2"``) and as parsed (``2``), or a list and a comma-separated text, compare equal."""
+    if isinstance(value, (list, tuple)):
+        return [_comparable(v) for v in value]
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            return [v.strip() for v in value.split(",")] if "," in value else value
+        return parsed
+    return value
 
 
 def command(args) -> int:
@@ -231,6 +327,7 @@ def command(args) -> int:
         from ascbench.runner import execute
 
         config = _resume_config(Path(args.resume))
+        _check_nothing_but_resume(args)
         with console_progress(progress):
             record = execute(config, progress=progress, resume=args.resume)
         _print_summary(config, record, args.wide)
@@ -241,6 +338,9 @@ def command(args) -> int:
     if config.folds:
         if config.protocol != "unseen-city":
             raise AscbenchError("--folds applies to --protocol unseen-city")
+        if config.fold:  # the loop below sets it: a value given here would be ignored
+            raise ConfigError(f"fold = {config.fold}: `ascbench run --folds {config.folds}` runs every fold in turn; "
+                              "drop fold (a sweep cell with folds and fold runs a single fold)")
         _check_all_folds(config)  # a fold that cannot run must stop us before fold 1 is stored
         with console_progress(progress):
             records = [execute(config.replace(fold=k), runs_root=args.runs_dir, progress=progress)
@@ -293,13 +393,28 @@ def _check_all_folds(config: RunConfig) -> None:
             raise AscbenchError(f"fold {k + 1} of {config.folds} cannot run, so no fold was started: {exc}") from None
 
 
+def _check_nothing_but_resume(args) -> None:
+    """--resume continues a run with its stored config: a run setting given beside it would be ignored."""
+    given = sorted(_explicit_fields(args)) + (["--config"] if args.config else [])
+    if given:
+        raise ConfigError(f"--resume {args.resume} continues the run with its stored config, so "
+                          f"{', '.join(given)} would be ignored; drop them (or start a new run without --resume)")
+
+
 def _resume_config(path: Path) -> RunConfig:
     from ascbench.results import check_unfinished
 
     check_unfinished(path)  # a finished run is never resumed, so never rewritten or deleted
-    from ascbench.results import read_record_file
-
-    return RunConfig.from_stored(read_record_file(path / "config.json", "run config"))
+    try:
+        stored = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        if not isinstance(stored, dict):
+            raise ValueError(f"it holds {type(stored).__name__}, not a table of fields")
+        return RunConfig.from_stored(stored)
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ConfigError(f"--resume {path}: its config.json cannot be read ({exc}); the staging directory is "
+                          "damaged: delete it and run the command again (it starts from the first epoch)") from None
+    except ConfigError as exc:
+        raise ConfigError(f"--resume {path}: its config.json is not a valid run config ({exc})") from None
 
 
 def _print_summary(config: RunConfig, record, wide: bool = False) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ascbench.config import RunConfig
+from ascbench.errors import PluginError
 from ascbench.registry import Registry, get_registry
 from ascbench.testing.kit import ConformanceError, bind
 
@@ -42,7 +43,10 @@ class Trial:
         if not self._runs:
             for _ in range(2):
                 with tempfile.TemporaryDirectory(prefix="ascbench-kit-") as root:
-                    self._runs.append(_run_watching_reads(self.config, self.registry, root))
+                    try:
+                        self._runs.append(_run_watching_reads(self.config, self.registry, root))
+                    except PluginError as exc:  # it raised, or returned None or the wrong type: the run cannot end
+                        raise self.fail("a run on embedded-tiny", str(exc)) from exc
         return self._runs
 
 
@@ -114,9 +118,12 @@ def check_is_reproducible(trial: Trial) -> None:
 CHECKS: tuple[Callable, ...] = (check_trains_and_scores, check_never_reads_the_test_side, check_is_reproducible)
 
 
-def _config(fields: dict[str, Any], model: str, model_kwargs: dict | None, options: dict | None) -> RunConfig:
+def _config(fields: dict[str, Any], model: str, model_kwargs: dict | None, options: dict | None,
+            registry: Registry) -> RunConfig:
+    # A short pretraining stage only where the strategy has one: a setting the run does not read is refused.
+    short = {"pretrain_epochs": 1} if registry.strategy(fields["strategy"]).pretrains is not False else {}
     return RunConfig.from_dict({"dataset": "embedded-tiny", "model": model, "model_kwargs": model_kwargs or {},
-                                "epochs": 2, "pretrain_epochs": 1, "min_epoch_clips": 0, "threads": 1, "seed": 1,
+                                "epochs": 2, **short, "min_epoch_clips": 0, "threads": 1, "seed": 1,
                                 **fields, "options": options or {}})
 
 
@@ -126,7 +133,7 @@ def strategy_checks(name: str, registry: Registry | None = None, model: str = DE
     ``options`` are the run's plugin options by kind (``{"strategy": {"lr_scale": 0.1}}``)."""
     registry = registry or get_registry()
     registry.strategy(name)
-    trial = Trial("strategy", name, registry, _config({"strategy": name}, model, model_kwargs, options))
+    trial = Trial("strategy", name, registry, _config({"strategy": name}, model, model_kwargs, options, registry))
     return bind(CHECKS, trial)
 
 
@@ -135,7 +142,7 @@ def semi_checks(name: str, registry: Registry | None = None, model: str = DEFAUL
     """Each semi-supervised method check bound to one registered method, under the ``scratch`` strategy."""
     registry = registry or get_registry()
     registry.semi(name)
-    trial = Trial("semi", name, registry, _config({"strategy": "scratch", "semi": name}, model, model_kwargs, options))
+    trial = Trial("semi", name, registry, _config({"strategy": "scratch", "semi": name}, model, model_kwargs, options, registry))
     return bind(CHECKS, trial)
 
 
