@@ -153,9 +153,16 @@ class ProtocolSpec:
     scored: bool = True
     # The protocol's own options (a dataclass), set as --set protocol.FIELD=VALUE, given as options.plugin.
     options_class: type | None = None
+    # Capability flag: False for a protocol that splits clip by clip, so recordings and sessions may straddle train
+    # and test (to compare with numbers reported on such splits). The core then checks no group, records the split
+    # as grouped by "clip" and marks it leaky with ``leak``, the reason, which such a protocol must give.
+    keeps_groups_whole: bool = True
+    leak: str = ""
 
     def __post_init__(self) -> None:
         check_name("protocol", self.name)
+        if not self.keeps_groups_whole and not self.leak:
+            raise ValueError(f"protocol {self.name!r} keeps no groups whole: it must say why its split leaks (leak=...)")
 
 
 @dataclass(frozen=True)
