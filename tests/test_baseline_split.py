@@ -15,7 +15,8 @@ from ascbench.config import RunConfig
 from ascbench.errors import ConfigError
 from ascbench.protocols import ProtocolOptions, Split, finalize_split
 from ascbench.registry import build_registry, get_registry
-from ascbench.specs import ProtocolSpec
+from ascbench.recipes import unaccounted_settings
+from ascbench.specs import Departure, ProtocolSpec, RecipeSpec
 from ascbench.split_plan import plan_split
 from ascbench_plugins import protocol_random_clips
 
@@ -110,3 +111,24 @@ def test_data_split_prints_the_leak_and_the_ceiling(cli_registry, capsys):
     out = capsys.readouterr().out
     assert "clip by clip; LEAKY: random clips, recordings and sessions straddle train and test" in out
     assert "metadata ceiling" in out and "nearest in time" in out
+
+
+@pytest.mark.parametrize("name", ("apsipa2025-baseline", "dcase2024-baseline", "li2026"))
+def test_every_recipe_setting_is_from_its_source_or_a_declared_departure(name):
+    spec = get_registry().recipe(name)
+    assert spec.from_source, "a built-in recipe says which settings its source states"
+    for dataset in ("embedded", *spec.per_dataset):
+        assert unaccounted_settings(spec, dataset) == [], dataset
+
+
+def test_li2026_declares_that_it_leaves_out_the_papers_semi_supervised_stage():
+    spec = get_registry().recipe("li2026")
+    assert spec.settings["semi"] == "none"
+    named = {s: str(d) for d in spec.departures if isinstance(d, Departure) for s in d.settings}
+    assert "semi-supervised stage is not reproduced" in named["semi"]
+    assert {"city_dropout", "normalization", "val_fraction"} <= set(named)
+
+
+def test_a_recipe_leaving_a_harness_default_or_an_undeclared_setting_is_caught():
+    spec = RecipeSpec("loose", {"epochs": 2, "lr": 0.1}, "d", source="s", identical="i", from_source=("epochs",))
+    assert unaccounted_settings(spec) == ["city_dropout", "lr", "normalization", "semi", "val_fraction"]
