@@ -1,4 +1,5 @@
-"""Split protocols: which clips train and which test, always by whole group (recording or session).
+"""Split protocols: which clips train and which test, by whole group (recording or session); a protocol that
+declares it keeps no groups whole (``ProtocolSpec.keeps_groups_whole``) is checked clip by clip and recorded leaky.
 
 A protocol plugin returns a ``Split`` of row positions. The core then checks it, whichever plugin made
 it (``finalize_split``): no group of the chosen level on both sides, labeled test clips only, and every
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 import numpy as np
 import pandas as pd
 
-from ascbench.data.dataset import ClipDataset
+from ascbench.data.dataset import CLIP_LEVEL, ClipDataset
 from ascbench.errors import AscbenchError, ConfigError, PluginError
 from ascbench.vocabulary import DEFAULT_TEST_PERIODS, TIME_HOLDOUTS, UNTAUGHT_POLICIES  # noqa: F401 - re-exported
 from ascbench.vocabulary import PERIOD_NAMES as PERIOD_CHOICES
@@ -72,18 +73,36 @@ def classes_without_training_labels(dataset: ClipDataset, train_mask: np.ndarray
     return [dataset.classes[c] for c in sorted(tested - taught)]
 
 
+def straddling_groups(dataset: ClipDataset, train: np.ndarray, test: np.ndarray) -> dict[str, int]:
+    """Per declared grouping level, how many groups have clips on both sides (0 everywhere on a split that
+    keeps its level's groups whole, when that level is the coarsest)."""
+    return {level: len(set(dataset.groups(level)[train]) & set(dataset.groups(level)[test]))
+            for level in dataset.groupings}
+
+
+def leak_record(straddling: dict[str, int], leak: str = "") -> dict[str, Any]:
+    """``leaky`` and its reason for a split's record: the protocol's declared ``leak``, else the levels whose
+    groups straddle the sides (e.g. sessions under ``--group-by recording``)."""
+    cut = [f"{n} {level}s" for level, n in straddling.items() if n]
+    if not leak and cut:
+        leak = f"{' and '.join(cut)} straddle train and test"
+    return {"leaky": bool(leak), **({"leak": leak} if leak else {})}
+
+
 def finalize_split(dataset: ClipDataset, split: Split, options: ProtocolOptions, protocol: str = "protocol",
-                   scored: bool = True) -> Split:
+                   scored: bool = True, keeps_groups_whole: bool = True, leak: str = "") -> Split:
     """Check and complete any protocol's split; the one gate between a protocol plugin and training.
 
     Refuses (ConfigError naming the protocol and the group) a split that puts a group of the chosen
     level on both sides or leaves a side empty. Test clips without a known label are dropped. A tested
     class that no labeled training clip teaches is left out of scoring (``untaught="exclude"``: its
-    test clips go, its name is recorded) or refused.
+    test clips go, its name is recorded) or refused. A protocol that keeps no groups whole
+    (``keeps_groups_whole=False``, with its ``leak`` reason) is checked clip by clip and recorded as leaky;
+    every split records how many groups of each level straddle its sides.
     """
     if options.untaught not in UNTAUGHT_POLICIES:
         raise ConfigError(f"--untaught must be one of {', '.join(UNTAUGHT_POLICIES)}, not {options.untaught!r}")
-    level = dataset.resolve_grouping(options.group_by)
+    level = dataset.resolve_grouping(options.group_by) if keeps_groups_whole else CLIP_LEVEL
     labels = dataset.label_indices()
     train = np.unique(np.asarray(split.train, dtype=np.int64))
     test = np.unique(np.asarray(split.test, dtype=np.int64))
@@ -118,6 +137,8 @@ def finalize_split(dataset: ClipDataset, split: Split, options: ProtocolOptions,
     meta = dataset.meta
     info = dict(split.info)
     info["group_by"] = level
+    info["straddling"] = straddling_groups(dataset, train, test)
+    info.update(leak_record(info["straddling"], leak))
     info["excluded_classes"] = sorted(excluded)
     for side, rows in (("train", train), ("test", test)):
         info[f"{side}_clips"] = int(len(rows))
@@ -135,6 +156,9 @@ def run_protocol(spec: "ProtocolSpec", dataset: ClipDataset, options: ProtocolOp
     is reported by name rather than as a traceback from inside it.
     """
     dataset.resolve_grouping(options.group_by)  # an unknown level fails before the plugin runs
+    if not spec.keeps_groups_whole and options.group_by:
+        raise ConfigError(f"--group-by {options.group_by}: protocol {spec.name!r} keeps no groups whole (it splits "
+                          "clip by clip); drop --group-by, or choose a protocol that keeps groups whole")
     try:
         split = spec.split(dataset, options)
     except AscbenchError:
@@ -144,7 +168,8 @@ def run_protocol(spec: "ProtocolSpec", dataset: ClipDataset, options: ProtocolOp
                           f"{type(exc).__name__}: {exc}") from exc
     if not isinstance(split, Split):
         raise PluginError(f"protocol {spec.name!r} (plugin {plugin!r}) returned {type(split).__name__}, not a Split")
-    return finalize_split(dataset, split, options, spec.name, scored=spec.scored)
+    return finalize_split(dataset, split, options, spec.name, scored=spec.scored,
+                          keeps_groups_whole=spec.keeps_groups_whole, leak=spec.leak)
 
 
 # --- the built-in protocols ------------------------------------------------------------------------------

@@ -12,10 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ascbench.errors import ConfigError
+from ascbench.specs import Departure, RecipeSpec
 
 # Whole numbers of epochs (at least 1 where the recipe set one; 0 means "off" and stays 0), and fractional ones.
 WHOLE_EPOCH_FIELDS = ("epochs", "pretrain_epochs", "step_epochs", "patience", "min_epochs")
 FRACTIONAL_EPOCH_FIELDS = ("warmup_epochs",)
+# Fields whose harness default would shape a recipe's training if it left them out (validation share, city
+# dropout, normalisation, semi-supervision): a recipe that accounts for its settings sets each explicitly.
+SILENT_DEFAULTS = ("val_fraction", "city_dropout", "normalization", "semi")
 
 
 @dataclass(frozen=True)
@@ -48,3 +52,11 @@ def scale_budget(settings: dict[str, Any], budget: float) -> dict[str, Any]:
 def configure_budget(options: BudgetOptions, settings: dict[str, Any]) -> dict[str, Any]:
     """``RecipeSpec.configure`` for a recipe whose only option is the budget."""
     return scale_budget(settings, options.budget)
+
+
+def unaccounted_settings(spec: RecipeSpec, dataset: str | None = None) -> list[str]:
+    """The settings ``spec`` makes for ``dataset`` (at its options' defaults) that are neither stated by its source
+    (``from_source``) nor named by a ``Departure``, and the ``SILENT_DEFAULTS`` it leaves to the harness."""
+    declared = set(spec.from_source).union(*(d.settings for d in spec.departures if isinstance(d, Departure)))
+    made = spec.settings_for(dataset)
+    return sorted((set(made) - declared) | (set(SILENT_DEFAULTS) - set(made)))

@@ -243,7 +243,7 @@ def _result_row(run_id: str, config: RunConfig, metrics: dict, compute: Compute,
         "quick": config.quick,  # a --quick run: shortened stages, never published or ranked by default
         "accuracy": metrics["accuracy"], "macro_accuracy": metrics["macro_accuracy"], "macro_f1": metrics["macro_f1"],
         "log_loss": metrics["log_loss"], "metadata_ceiling": metrics["metadata_ceiling"]["best"],
-        "group_by": metrics["split"]["group_by"],
+        "group_by": metrics["split"]["group_by"], "leaky": metrics["split"].get("leaky", False),
         "worst_city_accuracy": metrics.get("worst_city_accuracy"),
         "worst_period_accuracy": metrics.get("worst_period_accuracy"),
         "params": complexity["params"], "macs": complexity["macs"],

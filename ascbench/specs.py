@@ -153,9 +153,16 @@ class ProtocolSpec:
     scored: bool = True
     # The protocol's own options (a dataclass), set as --set protocol.FIELD=VALUE, given as options.plugin.
     options_class: type | None = None
+    # Capability flag: False for a protocol that splits clip by clip, so recordings and sessions may straddle train
+    # and test (to compare with numbers reported on such splits). The core then checks no group, records the split
+    # as grouped by "clip" and marks it leaky with ``leak``, the reason, which such a protocol must give.
+    keeps_groups_whole: bool = True
+    leak: str = ""
 
     def __post_init__(self) -> None:
         check_name("protocol", self.name)
+        if not self.keeps_groups_whole and not self.leak:
+            raise ValueError(f"protocol {self.name!r} keeps no groups whole: it must say why its split leaks (leak=...)")
 
 
 @dataclass(frozen=True)
@@ -199,13 +206,26 @@ class FrontEndSpec:
 
 
 @dataclass(frozen=True)
+class Departure:
+    """One way a recipe departs from its source, machine-readable: the settings it concerns (none for a departure
+    in code, not in a setting) and the reason, a sentence."""
+
+    reason: str
+    settings: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@dataclass(frozen=True)
 class RecipeSpec:
     """A named, documented set of training settings (``ascbench run --recipe NAME``).
 
     ``settings`` are config fields (see ``RunConfig``); ``per_dataset`` adds or replaces some for one dataset
     (the pretraining sources of a paper exist only for its own data). Fields given explicitly (flags,
     ``--set``, a config file, a sweep cell) win over the recipe's. ``source`` names what it reproduces,
-    ``identical`` and ``departures`` say how faithfully, each departure with its reason.
+    ``identical`` and ``departures`` say how faithfully, each departure with its reason (a ``Departure`` names the
+settings it concerns); ``from_source`` names the settings the source states.
 
     ``options_class``: the recipe's own options (``--set recipe.FIELD=VALUE``, e.g. ``recipe.budget=0.1``), a
     dataclass like every plugin's; ``configure(options, settings)`` returns the settings those options give
@@ -217,8 +237,11 @@ class RecipeSpec:
     description: str = ""
     source: str = ""
     identical: str = ""
-    departures: tuple[str, ...] = ()
+    departures: tuple[str | Departure, ...] = ()
     per_dataset: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The settings whose values the source states; with the departures' settings, a recipe that declares them
+    # accounts for every setting it makes (ascbench.recipes.unaccounted_settings; the recipe kit checks it).
+    from_source: tuple[str, ...] = ()
     options_class: type | None = None
     configure: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
 

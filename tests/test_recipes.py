@@ -90,7 +90,8 @@ def test_cli_recipe_typed_flags_and_set_are_recorded(runs, capsys):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert config["recipe"] == "apsipa2025-baseline" and config["lr"] == 3e-3 and config["val_fraction"] == 0.2
     assert config["optimizer"] == "adam" and config["normalization"] == "input-bn" and config["feature_preset"] == "apsipa2025"
-    assert metrics["recipe"]["overridden"] == {"lr": 3e-3, "epochs": 2}
+    # val_fraction is the recipe's own setting now (0.15, declared), so --set val_fraction=0.2 overrides it too.
+    assert metrics["recipe"]["overridden"] == {"lr": 3e-3, "epochs": 2, "val_fraction": 0.2}
     assert metrics["features"]["log"] == "db10" and metrics["features"]["top_db"] == 80.0
     stages = metrics["strategy_notes"]["stages"]
     assert [s["semi"] for s in stages] == ["pseudo-label", "pseudo-label"]  # labeled, then one round on every clip

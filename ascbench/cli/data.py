@@ -69,8 +69,7 @@ def _split(args) -> int:
         return 0
     split_plan = pipeline.split(plan, ds, fold=None, val_fraction=0.0)
     split, part = split_plan.split, split_plan.partition
-    print(f"{ds.name} under {args.protocol}{_seed_note(config, ds, split_plan, fold=None)}, "
-          f"whole {split.info['group_by']}s on one side:")
+    print(f"{ds.name} under {args.protocol}{_seed_note(config, ds, split_plan, fold=None)}, {_kept_whole(split.info)}:")
     print(render_table(split_table(ds, split, part.labeled), wide=args.wide))
     if split.excluded_classes:
         print(f"\nnot scored (no labeled training clip teaches them): {', '.join(split.excluded_classes)}")
@@ -82,6 +81,14 @@ def _split(args) -> int:
         _write_roles(args.output, ds, [split_plan], folds=False, force=args.force)
         print(f"wrote {args.output}")
     return 0
+
+
+def _kept_whole(info: dict) -> str:
+    """What the split keeps on one side, and, for a leaky split, that it leaks and why."""
+    from ascbench.data.dataset import CLIP_LEVEL
+
+    kept = "clip by clip" if info["group_by"] == CLIP_LEVEL else f"whole {info['group_by']}s on one side"
+    return f"{kept}; LEAKY: {info['leak']}" if info.get("leaky") else kept
 
 
 def _seed_note(config: RunConfig, ds, split_plan, fold: int | None) -> str:

@@ -466,6 +466,8 @@ def _print_summary(config: RunConfig, record, wide: bool = False) -> None:
 def _split_line(metrics: dict) -> str:
     split = metrics["split"]
     text = f"whole {split.get('group_by', 'recording')}s; {split['test_clips']} scored test clips"
+    if split.get("leaky"):
+        text = f"LEAKY ({split['leak']}); {text}"
     if split.get("excluded_classes"):
         text += f"; not scored (untaught): {', '.join(split['excluded_classes'])}"
     return text

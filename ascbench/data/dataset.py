@@ -47,6 +47,9 @@ from ascbench.data.timefeatures import cyclic_time_features, period_of
 from ascbench.errors import ConfigError, DataError
 
 _DRIVE = re.compile(r"^[A-Za-z]:")  # a Windows drive: absolute too
+# The trivial grouping level every dataset has: each clip its own group. No protocol keeps it by --group-by; a
+# protocol that keeps no groups whole (ProtocolSpec.keeps_groups_whole) has its split recorded at this level.
+CLIP_LEVEL = "clip"
 STANDARD_COLUMNS = ("filename", "scene_label", "labeled", "city", "timestamp", "group", "split")
 
 
@@ -128,7 +131,9 @@ class ClipDataset:
         return level
 
     def groups(self, level: str | None = None) -> np.ndarray:
-        """Group id of every clip at ``level`` (default: the coarsest declared level)."""
+        """Group id of every clip at ``level`` (default: the coarsest declared level; ``clip``: every clip its own)."""
+        if level == CLIP_LEVEL:
+            return self.meta["filename"].astype(str).to_numpy()
         return self.meta[self.groupings[self.resolve_grouping(level)]].astype(str).to_numpy()
 
     def label_indices(self) -> np.ndarray:

@@ -8,6 +8,8 @@ from typing import Any, Callable
 from ascbench.config import RunConfig
 from ascbench.errors import AscbenchError
 from ascbench.options import fields_of
+from ascbench.recipes import unaccounted_settings
+from ascbench.specs import Departure
 from ascbench.registry import Registry, get_registry
 from ascbench.testing.kit import ConformanceError, bind
 
@@ -40,14 +42,23 @@ def check_recipe_is_a_valid_config(name, registry, spec):
 
 def check_recipe_says_what_it_reproduces(name, registry, spec):
     """A recipe names its source and what is identical to it; each departure (if any) is a sentence with its
-    reason, so a reader knows how far the numbers can be compared with the source's."""
+    reason, so a reader knows how far the numbers can be compared with the source's. A recipe that declares
+    ``from_source`` accounts for every setting it makes: from the source, or a ``Departure`` naming it."""
     if not spec.source.strip() or not spec.identical.strip() or not spec.description.strip():
         raise _fail(name, registry, "check_recipe_says_what_it_reproduces",
                     "description, source and identical must each say something")
-    short = [d for d in spec.departures if not isinstance(d, str) or len(d.split()) < 4]
+    short = [d for d in spec.departures if not isinstance(d, (str, Departure)) or len(str(d).split()) < 4]
     if short:
         raise _fail(name, registry, "check_recipe_says_what_it_reproduces",
                     f"departures must be sentences giving the reason, got {short}")
+    if not spec.from_source:
+        return  # departures given as prose only: nothing machine-readable to account for
+    for dataset in _datasets(spec):
+        loose = unaccounted_settings(spec, dataset)
+        if loose:
+            raise _fail(name, registry, "check_recipe_says_what_it_reproduces",
+                        f"on dataset {dataset!r}, settings {loose} are neither from_source nor named by a Departure "
+                        "(set every one of SILENT_DEFAULTS explicitly, and say where each value comes from)")
 
 
 def check_recipe_options(name, registry, spec):
