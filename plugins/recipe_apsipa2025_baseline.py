@@ -6,14 +6,12 @@ its argmax pseudo-label and training continues from the best labeled-only model.
 official log-mel (``apsipa2025`` front-end) normalised by a learned input BatchNorm (``bn0``).
 """
 
-from ascbench import hookimpl
-from ascbench.recipes import BudgetOptions, configure_budget
-from ascbench.specs import RecipeSpec
+import ascbench.plugin as ap
 
 
-@hookimpl
-def ascbench_recipes() -> list[RecipeSpec]:
-    return [RecipeSpec(
+@ap.hookimpl
+def ascbench_recipes() -> list[ap.RecipeSpec]:
+    return [ap.RecipeSpec(
         "apsipa2025-baseline",
         settings={
             "strategy": "scratch", "optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "scheduler": "step",
@@ -39,5 +37,5 @@ def ascbench_recipes() -> list[RecipeSpec]:
             "cities index the run's training cities (0 = unknown, for cities never seen); official checkpoints "
             "are remapped by city name from the fixed 22-city vocabulary",
         ),
-        options_class=BudgetOptions, configure=configure_budget,
+        options_class=ap.BudgetOptions, configure=ap.configure_budget,
     )]

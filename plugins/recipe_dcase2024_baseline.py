@@ -6,14 +6,12 @@ written at the front-end's floor, frequency MixStyle (p 0.4, alpha 0.3); the ``d
 (natural log of the HTK power mel) with no further normalisation.
 """
 
-from ascbench import hookimpl
-from ascbench.recipes import BudgetOptions, configure_budget
-from ascbench.specs import RecipeSpec
+import ascbench.plugin as ap
 
 
-@hookimpl
-def ascbench_recipes() -> list[RecipeSpec]:
-    return [RecipeSpec(
+@ap.hookimpl
+def ascbench_recipes() -> list[ap.RecipeSpec]:
+    return [ap.RecipeSpec(
         "dcase2024-baseline",
         settings={
             "strategy": "scratch", "optimizer": "adamw", "lr": 5e-3, "weight_decay": 1e-4, "scheduler": "cosine",
@@ -39,5 +37,5 @@ def ascbench_recipes() -> list[RecipeSpec]:
             "evaluation runs in float32; the official evaluates in float16 to fit its 128 kB parameter budget",
             "the official subset files (5-100 %) are TAU Urban's own; use --labeled for a labeled fraction",
         ),
-        options_class=BudgetOptions, configure=configure_budget,
+        options_class=ap.BudgetOptions, configure=ap.configure_budget,
     )]

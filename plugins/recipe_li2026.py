@@ -7,28 +7,26 @@ batch 64, up to 100 epochs with patience 10, with time roll, mixup and SpecAugme
 
 from dataclasses import dataclass, field
 
-from ascbench import hookimpl
-from ascbench.recipes import BudgetOptions, scale_budget
-from ascbench.specs import RecipeSpec
+import ascbench.plugin as ap
 
 AUGMENTATION = {"roll_seconds": 0.0, "mixup_alpha": 0.0, "freq_mask": 0, "time_mask": 0}  # all four off
 
 
 @dataclass(frozen=True)
-class Li2026Options(BudgetOptions):
+class Li2026Options(ap.BudgetOptions):
     augment: bool = field(default=True, metadata={
         "help": "train with roll, mixup and SpecAugment as the paper does; false turns all four off (the ablation "
                 "that shows what augmentation buys on few labels)"})
 
 
 def configure(options: Li2026Options, settings: dict) -> dict:
-    settings = scale_budget(settings, options.budget)
+    settings = ap.scale_budget(settings, options.budget)
     return settings if options.augment else {**settings, **AUGMENTATION}
 
 
-@hookimpl
-def ascbench_recipes() -> list[RecipeSpec]:
-    return [RecipeSpec(
+@ap.hookimpl
+def ascbench_recipes() -> list[ap.RecipeSpec]:
+    return [ap.RecipeSpec(
         "li2026",
         settings={
             "strategy": "finetune", "optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "strategy.lr_scale": 1.0,
