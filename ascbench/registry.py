@@ -17,8 +17,9 @@ import pluggy
 
 from ascbench import hookspecs
 from ascbench.errors import PluginError, UnknownNameError
-from ascbench.specs import (CommandSpec, DatasetSpec, FrontEndSpec, LoggerSpec, ModelFamily, ModelSpec, ProtocolSpec,
-                            RecipeSpec, MetricSpec, SemiSpec, StrategySpec)
+from ascbench.kinds import BY_NAME, HOOK_NAMES, KINDS
+from ascbench.specs import (DatasetSpec, FrontEndSpec, LoggerSpec, ModelFamily, ModelSpec, ProtocolSpec, RecipeSpec,
+                            MetricSpec, SemiSpec, StrategySpec)
 
 ENTRY_POINT_GROUP = "ascbench"
 
@@ -26,32 +27,12 @@ class PluginWarning(UserWarning):
     """A plugin was skipped; the message says which and why."""
 
 
-# kind -> (hook name, spec class)
-_KINDS: dict[str, tuple[str, type]] = {
-    "model": ("ascbench_models", ModelSpec),
-    "model family": ("ascbench_model_families", ModelFamily),
-    "strategy": ("ascbench_strategies", StrategySpec),
-    "semi": ("ascbench_semi_methods", SemiSpec),
-    "dataset": ("ascbench_datasets", DatasetSpec),
-    "protocol": ("ascbench_protocols", ProtocolSpec),
-    "front-end": ("ascbench_frontends", FrontEndSpec),
-    "recipe": ("ascbench_recipes", RecipeSpec),
-    "logger": ("ascbench_loggers", LoggerSpec),
-    "metric": ("ascbench_metrics", MetricSpec),
-    "command": ("ascbench_commands", CommandSpec),
-}
-
-
-# How a kind is named in messages, where its registry key is terse.
-_DISPLAY = {"semi": "semi-supervised method"}
-
-
 @dataclass
 class Registry:
     """Names to specs, per kind, with the plugin that registered each one."""
 
-    entries: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in _KINDS})
-    owners: dict[str, dict[str, str]] = field(default_factory=lambda: {k: {} for k in _KINDS})
+    entries: dict[str, dict[str, Any]] = field(default_factory=lambda: {k.name: {} for k in KINDS})
+    owners: dict[str, dict[str, str]] = field(default_factory=lambda: {k.name: {} for k in KINDS})
     plugins: list[str] = field(default_factory=list)  # the plugins that loaded
     status: dict[str, "PluginStatus"] = field(default_factory=dict)  # every plugin tried, with what happened
 
@@ -79,7 +60,7 @@ class Registry:
         valid = list(self.entries[kind])
         if kind == "model":
             valid += [f"{prefix}<name>" for prefix in self.entries["model family"]]
-        raise UnknownNameError(_DISPLAY.get(kind, kind), name, valid)
+        raise UnknownNameError(BY_NAME[kind].display, name, valid)
 
     def _family_of(self, name: str) -> ModelFamily | None:
         prefix = name.split(":", 1)[0] + ":" if ":" in name else None
@@ -270,7 +251,7 @@ def _offered_specs(pm: pluggy.PluginManager, registry: Registry, plugin_name: st
     """Everything one plugin's hooks return, checked, before any of it is registered (a plugin is in or out as a
     whole). Each hook is called for this plugin alone, so a failure is attributed to it and to nobody else."""
     offered: list[tuple[str, object]] = []
-    for kind, (hook_name, spec_cls) in _KINDS.items():
+    for kind, hook_name, spec_cls in ((k.name, k.hook, k.spec) for k in KINDS):
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             if impl.plugin_name != plugin_name:
                 continue
@@ -295,9 +276,6 @@ def _offered_specs(pm: pluggy.PluginManager, registry: Registry, plugin_name: st
 
 def _spec_key(spec: object) -> str:
     return spec.prefix if isinstance(spec, ModelFamily) else spec.name
-
-
-HOOK_NAMES = frozenset(hook for hook, _ in _KINDS.values())
 
 
 def _unknown_hooks(pm: pluggy.PluginManager, plugin: object, name: str) -> list[str]:
