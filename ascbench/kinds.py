@@ -34,7 +34,7 @@ KINDS: tuple[Kind, ...] = (
          template="strategy", kit="strategy_checks"),
     Kind("semi", "ascbench_semi_methods", SemiSpec, "semi-methods", "semi-supervised method", option_prefix="semi",
          template="semi", kit="semi_checks"),
-    Kind("metric", "ascbench_metrics", MetricSpec, "metrics", "metric", template="metric"),
+    Kind("metric", "ascbench_metrics", MetricSpec, "metrics", "metric", template="metric", kit="metric_checks"),
     Kind("protocol", "ascbench_protocols", ProtocolSpec, "protocols", "protocol", option_prefix="protocol",
          template="protocol", kit="protocol_checks"),
     Kind("dataset", "ascbench_datasets", DatasetSpec, "datasets", "dataset", option_prefix="dataset",

@@ -117,6 +117,10 @@ def test_every_kind_with_a_template_has_its_files_and_every_kit_exists():
             assert scaffold._template(f"{kind.template}.py.tmpl") and scaffold._template(f"{kind.template}_test.py.tmpl")
         if kind.kit:
             assert kind.kit in kits.__all__ and callable(getattr(kits, kind.kit)), kind.name
+    # a scaffolded plugin's tests run its kind's kit
+    assert {k.name for k in kinds.KINDS if k.template} <= {k.name for k in kinds.KINDS if k.kit}
+    for kind in (k for k in kinds.KINDS if k.template):
+        assert kind.kit in scaffold._template(f"{kind.template}_test.py.tmpl"), kind.name
 
 
 def test_an_unknown_name_is_named_as_the_table_says():
