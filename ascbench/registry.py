@@ -11,6 +11,7 @@ import importlib.metadata
 import os
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 import pluggy
@@ -114,6 +115,8 @@ class Registry:
 
 STRICT_ENV = "ASCBENCH_STRICT_PLUGINS"  # "1": any plugin problem is fatal (for CI)
 ONLY_ENV = "ASCBENCH_PLUGINS"  # comma-separated entry-point names: load only these
+# Folders (os.pathsep-separated) whose *.py files are plugins, loaded without installing them (`--plugins-dir`).
+DIRS_ENV = "ASCBENCH_PLUGINS_DIR"
 
 
 @dataclass
@@ -135,7 +138,6 @@ class PluginStatus:
 def source_digest(module: object) -> str | None:
     """sha256 of a plugin module's source: the file, or every .py file of a package (sorted by path)."""
     import hashlib
-    from pathlib import Path
 
     path = getattr(module, "__file__", None)
     if not path:
@@ -173,7 +175,7 @@ def build_registry(
     strict = os.environ.get(STRICT_ENV, "") not in ("", "0") if strict is None else strict
     registry = Registry()
     skip = _Skipper(strict)
-    candidates = _entry_point_plugins(skip) if entry_points else []
+    candidates = (_entry_point_plugins(skip) + _folder_plugins(skip)) if entry_points else []
     candidates += [(PluginStatus(name, type(obj).__name__), obj) for name, obj in extra_plugins]
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -215,6 +217,59 @@ def _entry_point_plugins(skip: _Skipper) -> list[tuple[PluginStatus, object | No
             skip(status, f"plugin {ep.name!r} ({ep.value}) failed to import: {type(exc).__name__}: {exc}", exc)
             candidates.append((status, None))
     return candidates
+
+
+def plugin_dirs() -> list[Path]:
+    """The folders of ``$ASCBENCH_PLUGINS_DIR`` (set by ``--plugins-dir`` too), in order."""
+    return [Path(part).expanduser() for part in os.environ.get(DIRS_ENV, "").split(os.pathsep) if part.strip()]
+
+
+def _folder_plugins(skip: _Skipper) -> list[tuple[PluginStatus, object | None]]:
+    """Every ``*.py`` file of the plugin folders, imported as a module named after the file and offered like an
+    installed plugin: the same admission checks, and a file that fails to import is skipped by name."""
+    candidates: list[tuple[PluginStatus, object | None]] = []
+    for folder in plugin_dirs():
+        if not folder.is_dir():
+            status = PluginStatus(str(folder), str(folder))
+            skip(status, f"plugin folder {folder} ({DIRS_ENV} or --plugins-dir) is not a folder; fix the path")
+            candidates.append((status, None))
+            continue
+        for path in sorted(folder.glob("*.py")):
+            if path.name.startswith("_"):
+                continue  # __init__.py and private helpers are not plugins
+            candidates.append(_import_file(path, skip))
+    return candidates
+
+
+# Modules this process imported from plugin folders: a later build may import such a name again (from this or
+# another folder), but never replace a module that is not a folder plugin (a file named json.py, say).
+_FOLDER_MODULES: set[str] = set()
+
+
+def _import_file(path: Path, skip: _Skipper) -> tuple[PluginStatus, object | None]:
+    """One plugin file imported as the module ``<file stem>`` (registered in sys.modules, so its dataclasses and
+    pickling work as in an installed module)."""
+    import importlib.util
+    import sys
+
+    name = path.stem
+    status = PluginStatus(name, str(path))
+    if name in sys.modules and name not in _FOLDER_MODULES:
+        skip(status, f"plugin file {path}: its name {name!r} is taken by the module "
+                     f"{getattr(sys.modules[name], '__file__', None) or name} already imported; rename the file")
+        return status, None
+    _FOLDER_MODULES.add(name)
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:  # a broken file is named, not a traceback for every command
+        sys.modules.pop(name, None)
+        skip(status, f"plugin file {path} failed to import: {type(exc).__name__}: {exc}", exc)
+        return status, None
+    status.source_sha256 = source_digest(module)
+    return status, module
 
 
 def _admit(pm: pluggy.PluginManager, registry: Registry, status: PluginStatus, plugin: object, skip: _Skipper) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import os
 import subprocess
 import sys
 import tomllib
@@ -129,3 +130,119 @@ def test_an_unknown_name_is_named_as_the_table_says():
 
     with pytest.raises(UnknownNameError, match="semi-supervised method"):
         Registry().get("semi", "nope")
+
+
+# --- a plugin tried from a folder, without installing it -----------------------------------------------------------
+
+SEMI_FILE = '''
+import ascbench.plugin as ap
+
+
+def labeled_twice(job, model, lr, epochs, desc):
+    job.notes["labeled_twice"] = True
+    return ap.supervised(job, model, lr, epochs, desc)
+
+
+@ap.hookimpl
+def ascbench_semi_methods():
+    return [ap.SemiSpec("labeled-twice", labeled_twice, "the labeled clips only, and a note")]
+'''
+
+METRIC_FILE = '''
+import ascbench.plugin as ap
+
+
+def share_of_class_zero(y_true, probs, classes):
+    return float((probs.argmax(axis=1) == 0).mean())
+
+
+@ap.hookimpl
+def ascbench_metrics():
+    return [ap.MetricSpec("share-of-class-zero", share_of_class_zero, False, "how often class 0 is predicted")]
+'''
+
+PROTOCOL_FILE = '''
+import numpy as np
+
+import ascbench.plugin as ap
+
+
+def first_city_out(dataset, options):
+    city = sorted(dataset.meta["city"].unique())[0]
+    tested = (dataset.meta["city"] == city).to_numpy()
+    return ap.Split(train=np.flatnonzero(~tested), test=np.flatnonzero(tested & dataset.meta["labeled"].to_numpy()),
+                    info={"test_cities": [city]})
+
+
+@ap.hookimpl
+def ascbench_protocols():
+    return [ap.ProtocolSpec("first-city-out", first_city_out, "the alphabetically first city held out")]
+'''
+
+
+def plugin_folder(tmp_path: Path, **files: str) -> Path:
+    folder = tmp_path / "my-plugins"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / f"{name}.py").write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_a_semi_method_and_a_metric_from_a_folder_run(tmp_path, monkeypatch, runs):
+    from ascbench.config import RunConfig
+    from ascbench.registry import DIRS_ENV, build_registry
+    from ascbench.runner import execute
+
+    folder = plugin_folder(tmp_path, my_semi=SEMI_FILE, my_metric=METRIC_FILE)
+    monkeypatch.setenv(DIRS_ENV, os.pathsep.join([str(tmp_path / "elsewhere-empty"), str(folder)]))
+    (tmp_path / "elsewhere-empty").mkdir()
+    registry = build_registry(strict=True)
+    assert registry.owner("semi", "labeled-twice") == "my_semi"
+    assert registry.status["my_metric"].source == str(folder / "my_metric.py")
+    record = execute(RunConfig(dataset="embedded-tiny", model="context-only", strategy="scratch", semi="labeled-twice",
+                               epochs=1), registry=registry, progress=False)
+    assert 0.0 <= record.metrics["scores"]["share-of-class-zero"] <= 1.0
+    assert record.metrics["strategy_notes"]["labeled_twice"] is True  # the method from the folder did the fitting
+
+
+def test_a_protocol_from_a_folder_splits_on_the_command_line(tmp_path, monkeypatch, capsys):
+    from ascbench import registry
+    from ascbench.cli import main
+
+    folder = plugin_folder(tmp_path, my_protocol=PROTOCOL_FILE)
+    monkeypatch.setenv(registry.DIRS_ENV, "")  # main() sets it from --plugins-dir; restored after the test
+    monkeypatch.setattr(registry, "_default", None)  # the process's registry is built afresh, with the folder
+    assert main(["--plugins-dir", str(folder), "data", "split", "embedded-tiny", "--protocol", "first-city-out"]) == 0
+    assert "first-city-out" in capsys.readouterr().out
+    assert registry.get_registry().owner("protocol", "first-city-out") == "my_protocol"
+
+
+def test_a_broken_file_is_skipped_by_name_or_fatal_when_strict(tmp_path, monkeypatch):
+    from ascbench.errors import PluginError
+    from ascbench.registry import DIRS_ENV, PluginWarning, build_registry
+
+    folder = plugin_folder(tmp_path, broken="import no_such_module_anywhere\n", my_metric=METRIC_FILE)
+    monkeypatch.setenv(DIRS_ENV, str(folder))
+    with pytest.warns(PluginWarning, match=r"'broken'.*broken\.py failed to import: ModuleNotFoundError"):
+        registry = build_registry(strict=False)
+    assert "share-of-class-zero" in registry.names("metric")  # the good file beside it still loads
+    with pytest.raises(PluginError, match=r"broken\.py failed to import"):
+        build_registry(strict=True)
+
+
+def test_a_missing_plugins_dir_is_one_line(tmp_path, capsys):
+    from ascbench.cli import main
+
+    assert main(["--plugins-dir", str(tmp_path / "nope"), "list"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--plugins-dir" in err and "nope" in err
+
+
+def test_a_plugin_file_never_replaces_an_imported_module(tmp_path, monkeypatch):
+    from ascbench.registry import DIRS_ENV, PluginWarning, build_registry
+
+    folder = plugin_folder(tmp_path, json=METRIC_FILE)
+    monkeypatch.setenv(DIRS_ENV, str(folder))
+    with pytest.warns(PluginWarning, match=r"json\.py: its name 'json' is taken .*; rename the file"):
+        build_registry(strict=False)
+    assert sys.modules["json"].__name__ == "json" and hasattr(sys.modules["json"], "dumps")
