@@ -246,3 +246,22 @@ def test_a_plugin_file_never_replaces_an_imported_module(tmp_path, monkeypatch):
     with pytest.warns(PluginWarning, match=r"json\.py: its name 'json' is taken .*; rename the file"):
         build_registry(strict=False)
     assert sys.modules["json"].__name__ == "json" and hasattr(sys.modules["json"], "dumps")
+
+
+def test_a_scaffolded_plugin_loads_from_its_folder_before_it_is_installed(tmp_path, monkeypatch):
+    from ascbench.registry import DIRS_ENV, build_registry
+
+    root = scaffold.new_plugin("try-me", "metric", tmp_path)
+    monkeypatch.setenv(DIRS_ENV, str(root))
+    assert build_registry(strict=True).owner("metric", "try-me") == "ascbench_try_me"
+
+
+def test_new_plugin_help_explains_every_argument():
+    import argparse
+
+    from ascbench.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    parser = sub.choices["new-plugin"]
+    assert parser.description and "--plugins-dir" in parser.description
+    assert all(action.help for action in parser._actions), [a.dest for a in parser._actions if not a.help]
