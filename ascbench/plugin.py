@@ -25,6 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch.nn as nn
 
 from ascbench.callbacks import LoggerContext, RunLogger
+from ascbench.complexity import register_rule
 from ascbench.data.checks import (MetadataSource, anything_at, check_spellings, file_problem, parse_timestamps,
                                   readable_file)
 from ascbench.data.dataset import ClipDataset, DatasetOptions, leaves_root
@@ -100,4 +101,6 @@ __all__ = [
     # layers
     "FUSIONS", "ContextEncoder", "ContextFusion", "ConvBNReLU", "DepthwiseSeparableConv", "EarlyFusion", "GatedFusion",
     "InputBatchNorm", "ResidualDSBlock", "SqueezeExcite",
+    # complexity: a custom layer's MAC rule (``register_rule(MyLayer, macs)``, or ``None`` for zero cost)
+    "register_rule",
 ]
