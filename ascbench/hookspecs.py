@@ -1,14 +1,13 @@
 """The hooks through which plugins extend ascbench.
 
-Every hook takes no arguments and returns a list of specs (see ``ascbench.specs``). A plugin
-module implements only the hooks it needs, marked with ``ascbench.hookimpl``::
+Every hook takes no arguments and returns a list of specs. A plugin module implements only the hooks it
+needs, marked with ``hookimpl``, and imports everything it uses from ascbench through ``ascbench.plugin``::
 
-    from ascbench import hookimpl
-    from ascbench.specs import ModelSpec
+    import ascbench.plugin as ap
 
-    @hookimpl
+    @ap.hookimpl
     def ascbench_models():
-        return [ModelSpec(name="my-net", build=MyNet, description="...")]
+        return [ap.ModelSpec(name="my-net", build=MyNet, description="...")]
 
 Plugins are found through the ``ascbench`` entry-point group (built-ins included).
 """

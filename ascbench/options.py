@@ -21,9 +21,10 @@ import typing
 from typing import Any
 
 from ascbench.errors import ConfigError
+from ascbench.kinds import OPTION_PREFIXES
 
-# The plugin kinds whose options a run can set, in the order they are checked.
-KINDS = ("strategy", "semi", "protocol", "dataset", "frontend", "recipe")
+# The plugin kinds whose options a run can set, in the order they are checked (declared in ascbench.kinds).
+KINDS = OPTION_PREFIXES
 
 
 def fold_dotted(data: dict[str, Any]) -> dict[str, Any]:

@@ -43,9 +43,6 @@ from ascbench.training import DataBundle, predict, probe_model, require_finite
 
 log = logging.getLogger("ascbench")
 
-STAGES = ("resolve", "load", "features", "split", "train", "evaluate", "profile", "store")
-
-
 @dataclass(frozen=True)
 class Plan:
     """A config with every plugin it names resolved and every option checked: what the later stages need."""

@@ -24,6 +24,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ascbench.metrics import macro_accuracy, macro_accuracy_of_confusion
+
 # Plugins that decide what a run computes; loggers only watch it.
 _NOT_COMPUTING = {"logger"}
 # Scores a results row repeats from its run's metrics.json: the two must agree.
@@ -75,15 +77,12 @@ def recomputed_scores(metrics: dict) -> tuple[dict[str, float], str]:
     stored = metrics.get("test_predictions")
     if stored and len(stored.get("true") or []):
         true, predicted = np.asarray(stored["true"]), np.asarray(stored["predicted"])
-        classes = np.unique(true)
-        macro = float(np.mean([np.mean(predicted[true == c] == c) for c in classes]))
-        return {"macro_accuracy": macro, "accuracy": float(np.mean(predicted == true))}, "per-clip predictions"
+        return ({"macro_accuracy": macro_accuracy(true, predicted), "accuracy": float(np.mean(predicted == true))},
+                "per-clip predictions")
     matrix = np.asarray(metrics.get("confusion_matrix") or [], dtype=float)
     if matrix.ndim == 2 and matrix.size and matrix.sum() > 0:
-        totals = matrix.sum(axis=1)
-        present = totals > 0
-        macro = float(np.mean(np.diag(matrix)[present] / totals[present]))
-        return {"macro_accuracy": macro, "accuracy": float(np.trace(matrix) / matrix.sum())}, "confusion matrix"
+        return ({"macro_accuracy": macro_accuracy_of_confusion(matrix),
+                 "accuracy": float(np.trace(matrix) / matrix.sum())}, "confusion matrix")
     return {}, ""
 
 

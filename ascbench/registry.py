@@ -11,14 +11,16 @@ import importlib.metadata
 import os
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 import pluggy
 
 from ascbench import hookspecs
 from ascbench.errors import PluginError, UnknownNameError
-from ascbench.specs import (CommandSpec, DatasetSpec, FrontEndSpec, LoggerSpec, ModelFamily, ModelSpec, ProtocolSpec,
-                            RecipeSpec, MetricSpec, SemiSpec, StrategySpec)
+from ascbench.kinds import BY_NAME, HOOK_NAMES, KINDS
+from ascbench.specs import (DatasetSpec, FrontEndSpec, LoggerSpec, ModelFamily, ModelSpec, ProtocolSpec, RecipeSpec,
+                            MetricSpec, SemiSpec, StrategySpec)
 
 ENTRY_POINT_GROUP = "ascbench"
 
@@ -26,32 +28,12 @@ class PluginWarning(UserWarning):
     """A plugin was skipped; the message says which and why."""
 
 
-# kind -> (hook name, spec class)
-_KINDS: dict[str, tuple[str, type]] = {
-    "model": ("ascbench_models", ModelSpec),
-    "model family": ("ascbench_model_families", ModelFamily),
-    "strategy": ("ascbench_strategies", StrategySpec),
-    "semi": ("ascbench_semi_methods", SemiSpec),
-    "dataset": ("ascbench_datasets", DatasetSpec),
-    "protocol": ("ascbench_protocols", ProtocolSpec),
-    "front-end": ("ascbench_frontends", FrontEndSpec),
-    "recipe": ("ascbench_recipes", RecipeSpec),
-    "logger": ("ascbench_loggers", LoggerSpec),
-    "metric": ("ascbench_metrics", MetricSpec),
-    "command": ("ascbench_commands", CommandSpec),
-}
-
-
-# How a kind is named in messages, where its registry key is terse.
-_DISPLAY = {"semi": "semi-supervised method"}
-
-
 @dataclass
 class Registry:
     """Names to specs, per kind, with the plugin that registered each one."""
 
-    entries: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in _KINDS})
-    owners: dict[str, dict[str, str]] = field(default_factory=lambda: {k: {} for k in _KINDS})
+    entries: dict[str, dict[str, Any]] = field(default_factory=lambda: {k.name: {} for k in KINDS})
+    owners: dict[str, dict[str, str]] = field(default_factory=lambda: {k.name: {} for k in KINDS})
     plugins: list[str] = field(default_factory=list)  # the plugins that loaded
     status: dict[str, "PluginStatus"] = field(default_factory=dict)  # every plugin tried, with what happened
 
@@ -79,7 +61,7 @@ class Registry:
         valid = list(self.entries[kind])
         if kind == "model":
             valid += [f"{prefix}<name>" for prefix in self.entries["model family"]]
-        raise UnknownNameError(_DISPLAY.get(kind, kind), name, valid)
+        raise UnknownNameError(BY_NAME[kind].display, name, valid)
 
     def _family_of(self, name: str) -> ModelFamily | None:
         prefix = name.split(":", 1)[0] + ":" if ":" in name else None
@@ -133,6 +115,8 @@ class Registry:
 
 STRICT_ENV = "ASCBENCH_STRICT_PLUGINS"  # "1": any plugin problem is fatal (for CI)
 ONLY_ENV = "ASCBENCH_PLUGINS"  # comma-separated entry-point names: load only these
+# Folders (os.pathsep-separated) whose *.py files are plugins, loaded without installing them (`--plugins-dir`).
+DIRS_ENV = "ASCBENCH_PLUGINS_DIR"
 
 
 @dataclass
@@ -154,7 +138,6 @@ class PluginStatus:
 def source_digest(module: object) -> str | None:
     """sha256 of a plugin module's source: the file, or every .py file of a package (sorted by path)."""
     import hashlib
-    from pathlib import Path
 
     path = getattr(module, "__file__", None)
     if not path:
@@ -192,7 +175,7 @@ def build_registry(
     strict = os.environ.get(STRICT_ENV, "") not in ("", "0") if strict is None else strict
     registry = Registry()
     skip = _Skipper(strict)
-    candidates = _entry_point_plugins(skip) if entry_points else []
+    candidates = (_entry_point_plugins(skip) + _folder_plugins(skip)) if entry_points else []
     candidates += [(PluginStatus(name, type(obj).__name__), obj) for name, obj in extra_plugins]
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -236,6 +219,59 @@ def _entry_point_plugins(skip: _Skipper) -> list[tuple[PluginStatus, object | No
     return candidates
 
 
+def plugin_dirs() -> list[Path]:
+    """The folders of ``$ASCBENCH_PLUGINS_DIR`` (set by ``--plugins-dir`` too), in order."""
+    return [Path(part).expanduser() for part in os.environ.get(DIRS_ENV, "").split(os.pathsep) if part.strip()]
+
+
+def _folder_plugins(skip: _Skipper) -> list[tuple[PluginStatus, object | None]]:
+    """Every ``*.py`` file of the plugin folders, imported as a module named after the file and offered like an
+    installed plugin: the same admission checks, and a file that fails to import is skipped by name."""
+    candidates: list[tuple[PluginStatus, object | None]] = []
+    for folder in plugin_dirs():
+        if not folder.is_dir():
+            status = PluginStatus(str(folder), str(folder))
+            skip(status, f"plugin folder {folder} ({DIRS_ENV} or --plugins-dir) is not a folder; fix the path")
+            candidates.append((status, None))
+            continue
+        for path in sorted(folder.glob("*.py")):
+            if path.name.startswith("_"):
+                continue  # __init__.py and private helpers are not plugins
+            candidates.append(_import_file(path, skip))
+    return candidates
+
+
+# Modules this process imported from plugin folders: a later build may import such a name again (from this or
+# another folder), but never replace a module that is not a folder plugin (a file named json.py, say).
+_FOLDER_MODULES: set[str] = set()
+
+
+def _import_file(path: Path, skip: _Skipper) -> tuple[PluginStatus, object | None]:
+    """One plugin file imported as the module ``<file stem>`` (registered in sys.modules, so its dataclasses and
+    pickling work as in an installed module)."""
+    import importlib.util
+    import sys
+
+    name = path.stem
+    status = PluginStatus(name, str(path))
+    if name in sys.modules and name not in _FOLDER_MODULES:
+        skip(status, f"plugin file {path}: its name {name!r} is taken by the module "
+                     f"{getattr(sys.modules[name], '__file__', None) or name} already imported; rename the file")
+        return status, None
+    _FOLDER_MODULES.add(name)
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:  # a broken file is named, not a traceback for every command
+        sys.modules.pop(name, None)
+        skip(status, f"plugin file {path} failed to import: {type(exc).__name__}: {exc}", exc)
+        return status, None
+    status.source_sha256 = source_digest(module)
+    return status, module
+
+
 def _admit(pm: pluggy.PluginManager, registry: Registry, status: PluginStatus, plugin: object, skip: _Skipper) -> None:
     """Register one plugin with pluggy and add what its hooks offer; on any broken rule it is skipped whole."""
     if pm.has_plugin(status.name):
@@ -270,7 +306,7 @@ def _offered_specs(pm: pluggy.PluginManager, registry: Registry, plugin_name: st
     """Everything one plugin's hooks return, checked, before any of it is registered (a plugin is in or out as a
     whole). Each hook is called for this plugin alone, so a failure is attributed to it and to nobody else."""
     offered: list[tuple[str, object]] = []
-    for kind, (hook_name, spec_cls) in _KINDS.items():
+    for kind, hook_name, spec_cls in ((k.name, k.hook, k.spec) for k in KINDS):
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             if impl.plugin_name != plugin_name:
                 continue
@@ -295,9 +331,6 @@ def _offered_specs(pm: pluggy.PluginManager, registry: Registry, plugin_name: st
 
 def _spec_key(spec: object) -> str:
     return spec.prefix if isinstance(spec, ModelFamily) else spec.name
-
-
-HOOK_NAMES = frozenset(hook for hook, _ in _KINDS.values())
 
 
 def _unknown_hooks(pm: pluggy.PluginManager, plugin: object, name: str) -> list[str]:

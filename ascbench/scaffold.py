@@ -10,9 +10,11 @@ from pathlib import Path
 
 from ascbench.errors import ConfigError
 from ascbench.fileio import atomic_write_text, check_output_folder
+from ascbench.kinds import TEMPLATES
 
-# One template per kind (and its test) in ascbench/templates/, formatted with name, module, cls, kind.
-KINDS = ("model", "strategy", "semi", "metric", "protocol", "dataset", "frontend", "recipe", "logger")
+# One template per kind (and its test) in ascbench/templates/, formatted with name, module, cls, kind; the kinds
+# that have one are declared in ascbench.kinds.
+KINDS = TEMPLATES
 
 
 def _template(name: str) -> str:

@@ -51,12 +51,6 @@ class RunPredictions:
         return cls(seed, positions, positions.astype(str), true, predicted, per_clip=False)
 
 
-def macro_accuracy(true: np.ndarray, predicted: np.ndarray) -> float:
-    """Mean over the classes present in ``true`` of the share of their clips predicted right."""
-    classes = np.unique(true)
-    return float(np.mean([np.mean(predicted[true == c] == c) for c in classes]))
-
-
 def _group_counts(run: RunPredictions, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """(correct, total): per recording group and class, how many clips were right and how many there are."""
     _, group = np.unique(run.groups, return_inverse=True)

@@ -29,11 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ascbench import hookimpl
-from ascbench.data.checks import MetadataSource, check_spellings, parse_timestamps, anything_at, readable_file
-from ascbench.data.dataset import ClipDataset, DatasetOptions, leaves_root
-from ascbench.errors import DataError
-from ascbench.specs import DatasetSpec
+import ascbench.plugin as ap
 
 
 CLASSES = ["Bus", "Airport", "Metro", "Restaurant", "Shopping mall", "Public square", "Urban park",
@@ -57,40 +53,40 @@ def read_metadata(path: Path) -> pd.DataFrame:
     try:
         meta = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
     except FileNotFoundError:
-        raise DataError(f"metadata file {path} does not exist") from None
+        raise ap.DataError(f"metadata file {path} does not exist") from None
     except Exception as exc:
-        raise DataError(f"cannot parse metadata file {path}: {exc}") from exc
+        raise ap.DataError(f"cannot parse metadata file {path}: {exc}") from exc
     meta.columns = [c.strip() for c in meta.columns]
     missing = [c for c in COLUMNS if c not in meta.columns]
     if missing:
-        raise DataError(f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; "
-                        f"found {', '.join(repr(c) for c in meta.columns)}; expected {', '.join(COLUMNS)}")
+        raise ap.DataError(f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; "
+                           f"found {', '.join(repr(c) for c in meta.columns)}; expected {', '.join(COLUMNS)}")
     if meta.empty:
-        raise DataError(f"{path} has a header but no rows; expected one row per clip ({', '.join(COLUMNS)})")
+        raise ap.DataError(f"{path} has a header but no rows; expected one row per clip ({', '.join(COLUMNS)})")
     row = lambda i: i + 2  # noqa: E731 - CSV line number: the header is line 1
-    where = MetadataSource(path).locate("apsipa2025")
+    where = ap.MetadataSource(path).locate("apsipa2025")
     # Stripped before any check: 'a' and 'a ' name one WAV and must count as duplicates.
     meta["filename"] = meta["filename"].str.strip()
-    outside = np.flatnonzero(meta["filename"].map(leaves_root).to_numpy())
+    outside = np.flatnonzero(meta["filename"].map(ap.leaves_root).to_numpy())
     if len(outside):
-        raise DataError(f"{path}, row {row(outside[0])}, column 'filename': {meta['filename'].iloc[outside[0]]!r} "
-                        "would read audio outside the data root (absolute paths and '..' are refused)")
+        raise ap.DataError(f"{path}, row {row(outside[0])}, column 'filename': {meta['filename'].iloc[outside[0]]!r} "
+                           "would read audio outside the data root (absolute paths and '..' are refused)")
     for col in ("filename", "location", "record_time"):
         empty = np.flatnonzero(meta[col].str.strip() == "")
         if len(empty):
-            raise DataError(f"{path}, row {row(empty[0])}, column {col!r}: empty value")
-    stamps = parse_timestamps(meta["record_time"], where, "record_time", TIME_FORMAT)
+            raise ap.DataError(f"{path}, row {row(empty[0])}, column {col!r}: empty value")
+    stamps = ap.parse_timestamps(meta["record_time"], where, "record_time", TIME_FORMAT)
     # Before anything strips or matches them: 'xi'an' beside 'Xi'an' is one city written two ways.
-    check_spellings(meta["location"], where, "location")
-    check_spellings(meta["scene_label"], where, "scene_label", CLASSES)
+    ap.check_spellings(meta["location"], where, "location")
+    ap.check_spellings(meta["scene_label"], where, "scene_label", CLASSES)
     labels = meta["scene_label"].str.strip()
     unknown = np.flatnonzero((labels != "") & ~labels.isin(CLASSES))
     if len(unknown):
-        raise DataError(f"{path}, row {row(unknown[0])}, column 'scene_label': unknown scene {labels.iloc[unknown[0]]!r}; "
-                        f"classes are {', '.join(CLASSES)}")
+        raise ap.DataError(f"{path}, row {row(unknown[0])}, column 'scene_label': unknown scene {labels.iloc[unknown[0]]!r}; "
+                           f"classes are {', '.join(CLASSES)}")
     dup = np.flatnonzero(meta["filename"].duplicated().to_numpy())
     if len(dup):
-        raise DataError(f"{path}, row {row(dup[0])}, column 'filename': duplicate filename {meta['filename'].iloc[dup[0]]!r}")
+        raise ap.DataError(f"{path}, row {row(dup[0])}, column 'filename': duplicate filename {meta['filename'].iloc[dup[0]]!r}")
     return pd.DataFrame({
         "filename": meta["filename"] + ".wav",
         "scene_label": labels,
@@ -106,19 +102,19 @@ def read_metadata(path: Path) -> pd.DataFrame:
 def metadata_path(part: str, root: Path | None) -> Path:
     """The data root's metadata file if there is anything of that name there, else the shipped one. Anything
     there must be usable: a dangling link or a directory is an error naming it, never the shipped file."""
-    if root is not None and anything_at(root / META_FILES[part]):
-        return readable_file(root / META_FILES[part], "metadata file",
-                             f"; fix it, or remove it from {root} to use the official metadata shipped with ascbench")
+    if root is not None and ap.anything_at(root / META_FILES[part]):
+        return ap.readable_file(root / META_FILES[part], "metadata file",
+                                f"; fix it, or remove it from {root} to use the official metadata shipped with ascbench")
     return SHIPPED / META_FILES[part]
 
 
-def audio_root(options: DatasetOptions) -> Path | None:
+def audio_root(options: ap.DatasetOptions) -> Path | None:
     if options.data_root:
         return Path(options.data_root)
     return Path(os.environ[ROOT_ENV]) if os.environ.get(ROOT_ENV) else None
 
 
-def load(part: str, options: DatasetOptions) -> ClipDataset:
+def load(part: str, options: ap.DatasetOptions) -> ap.ClipDataset:
     root = audio_root(options)
     source = metadata_path(part, root)
     meta = read_metadata(source)
@@ -126,25 +122,25 @@ def load(part: str, options: DatasetOptions) -> ClipDataset:
     meta["split"] = "" if part == "dev" else "test"
     if options.require_audio:
         if root is None:
-            raise DataError(f"apsipa2025 needs its audio: pass --data-root DIR or set ${ROOT_ENV} "
-                            f"(a directory of {len(meta)} files named <filename>.wav)")
+            raise ap.DataError(f"apsipa2025 needs its audio: pass --data-root DIR or set ${ROOT_ENV} "
+                               f"(a directory of {len(meta)} files named <filename>.wav)")
         if not root.is_dir():
-            raise DataError(f"apsipa2025 audio root {root} does not exist; expected {len(meta)} files named <filename>.wav there")
+            raise ap.DataError(f"apsipa2025 audio root {root} does not exist; expected {len(meta)} files named <filename>.wav there")
         present = np.array([(root / f).is_file() for f in meta["filename"]])
         if not present.any():
             found = sum(1 for _ in root.glob("*.wav"))
-            raise DataError(f"apsipa2025: none of the {len(meta)} audio files of {META_FILES[part]} are in {root} "
-                            f"({found} .wav files found there; expected names like {meta['filename'].iloc[0]})")
+            raise ap.DataError(f"apsipa2025: none of the {len(meta)} audio files of {META_FILES[part]} are in {root} "
+                               f"({found} .wav files found there; expected names like {meta['filename'].iloc[0]})")
         # Missing files stay in the table: the audio checks report them as unusable, so a run refuses
         # them by name, or leaves them out with --skip-bad and lists them in its record.
-    return ClipDataset(name="apsipa2025" if part == "dev" else "apsipa2025-eval", root=root or SHIPPED, meta=meta,
-                       classes=list(CLASSES), sample_rate=SAMPLE_RATE, clip_seconds=CLIP_SECONDS,
-                       feature_preset="apsipa2025", description=f"APSIPA ASC 2025 {part}",
-                       groupings={"recording": "group", "session": "session"}, split_seed=SPLIT_SEED,
-                       source=MetadataSource(source, SOURCE_COLUMNS), time_range=TIME_RANGE, time_format=TIME_FORMAT)
+    return ap.ClipDataset(name="apsipa2025" if part == "dev" else "apsipa2025-eval", root=root or SHIPPED, meta=meta,
+                          classes=list(CLASSES), sample_rate=SAMPLE_RATE, clip_seconds=CLIP_SECONDS,
+                          feature_preset="apsipa2025", description=f"APSIPA ASC 2025 {part}",
+                          groupings={"recording": "group", "session": "session"}, split_seed=SPLIT_SEED,
+                          source=ap.MetadataSource(source, SOURCE_COLUMNS), time_range=TIME_RANGE, time_format=TIME_FORMAT)
 
 
-def submission(dataset: ClipDataset, labels: list[str]) -> pd.DataFrame:
+def submission(dataset: ap.ClipDataset, labels: list[str]) -> pd.DataFrame:
     """The official baseline's eval output: the eval metadata with ``scene_label`` filled in."""
     meta = dataset.meta
     return pd.DataFrame({"filename": meta["filename"].str.removesuffix(".wav"), "location": meta["city"],
@@ -161,13 +157,13 @@ CLASS_MAPS = {
 }
 
 
-@hookimpl
-def ascbench_datasets() -> list[DatasetSpec]:
+@ap.hookimpl
+def ascbench_datasets() -> list[ap.DatasetSpec]:
     return [
-        DatasetSpec("apsipa2025", lambda options: load("dev", options),
-                    "APSIPA ASC 2025 dev: 8,700 clips, 20 % labeled, 8 cities (audio via --data-root)",
-                    feature_preset="apsipa2025", class_maps=CLASS_MAPS),
-        DatasetSpec("apsipa2025-eval", lambda options: load("eval", options),
-                    "APSIPA ASC 2025 eval: 1,100 unlabeled clips, 12 cities (6 unseen in dev)", feature_preset="apsipa2025",
-                    submission=submission),
+        ap.DatasetSpec("apsipa2025", lambda options: load("dev", options),
+                       "APSIPA ASC 2025 dev: 8,700 clips, 20 % labeled, 8 cities (audio via --data-root)",
+                       feature_preset="apsipa2025", class_maps=CLASS_MAPS),
+        ap.DatasetSpec("apsipa2025-eval", lambda options: load("eval", options),
+                       "APSIPA ASC 2025 eval: 1,100 unlabeled clips, 12 cities (6 unseen in dev)", feature_preset="apsipa2025",
+                       submission=submission),
     ]

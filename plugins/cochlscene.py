@@ -24,11 +24,7 @@ from pathlib import Path
 import pandas as pd
 import soundfile as sf
 
-from ascbench import hookimpl
-from ascbench.data.checks import file_problem
-from ascbench.data.dataset import ClipDataset, DatasetOptions
-from ascbench.errors import DataError
-from ascbench.specs import DatasetSpec
+import ascbench.plugin as ap
 
 CLASSES = ["Bus", "Cafe", "Car", "CrowdedIndoor", "Elevator", "Kitchen", "Park", "ResidentialArea", "Restaurant",
            "Restroom", "Street", "Subway", "SubwayStation"]
@@ -36,37 +32,37 @@ PARTS = {"Train": "train", "Val": "train", "Test": "test"}
 ROOT_ENV = "ASCBENCH_COCHLSCENE_ROOT"
 
 
-def load(options: DatasetOptions) -> ClipDataset:
+def load(options: ap.DatasetOptions) -> ap.ClipDataset:
     root = Path(options.data_root) if options.data_root else (Path(os.environ[ROOT_ENV]) if os.environ.get(ROOT_ENV) else None)
     if root is None:
-        raise DataError(f"cochlscene needs its directory: pass --data-root DIR (or --pretrain-data-root "
-                        f"cochlscene=DIR) or set ${ROOT_ENV}")
+        raise ap.DataError(f"cochlscene needs its directory: pass --data-root DIR (or --pretrain-data-root "
+                           f"cochlscene=DIR) or set ${ROOT_ENV}")
     rows = []
     for part, role in PARTS.items():
         if not (root / part).is_dir():
             continue
         for scene_dir in sorted(p for p in (root / part).iterdir() if p.is_dir()):
             if scene_dir.name not in CLASSES:
-                raise DataError(f"cochlscene: {scene_dir} is not one of the 13 scenes ({', '.join(CLASSES)}); "
-                                "is --data-root the folder holding Train/, Val/ and Test/?")
+                raise ap.DataError(f"cochlscene: {scene_dir} is not one of the 13 scenes ({', '.join(CLASSES)}); "
+                                   "is --data-root the folder holding Train/, Val/ and Test/?")
             for wav in sorted(scene_dir.glob("*.wav")):
                 name = f"{part}/{scene_dir.name}/{wav.name}"
                 rows.append({"filename": name, "scene_label": scene_dir.name, "labeled": True, "city": "cochlscene",
                              "timestamp": pd.NaT, "group": re.sub(r"_\d+$", "", wav.stem), "split": role})
     if not rows:
-        raise DataError(f"cochlscene: no Train/<Scene>/*.wav, Val/ or Test/ files under {root}")
+        raise ap.DataError(f"cochlscene: no Train/<Scene>/*.wav, Val/ or Test/ files under {root}")
     # The rate and length come from the first regular file: a FIFO named *.wav would block sf.info (the audio
     # checks name it later).
-    first = next((r["filename"] for r in rows if file_problem(root / r["filename"]) is None), None)
+    first = next((r["filename"] for r in rows if ap.file_problem(root / r["filename"]) is None), None)
     if first is None:
-        raise DataError(f"cochlscene: none of the {len(rows)} .wav files under {root} is a readable regular file")
+        raise ap.DataError(f"cochlscene: none of the {len(rows)} .wav files under {root} is a readable regular file")
     info = sf.info(str(root / first))
-    return ClipDataset(name="cochlscene", root=root, meta=pd.DataFrame(rows), classes=list(CLASSES),
-                       sample_rate=info.samplerate, clip_seconds=round(info.frames / info.samplerate, 3),
-                       feature_preset="apsipa2025", description="CochlScene (13 scenes, crowd-sourced)")
+    return ap.ClipDataset(name="cochlscene", root=root, meta=pd.DataFrame(rows), classes=list(CLASSES),
+                          sample_rate=info.samplerate, clip_seconds=round(info.frames / info.samplerate, 3),
+                          feature_preset="apsipa2025", description="CochlScene (13 scenes, crowd-sourced)")
 
 
-@hookimpl
-def ascbench_datasets() -> list[DatasetSpec]:
-    return [DatasetSpec("cochlscene", load, "CochlScene: 13 scenes, 76k crowd-sourced 10 s clips (--data-root)",
-                        feature_preset="apsipa2025")]
+@ap.hookimpl
+def ascbench_datasets() -> list[ap.DatasetSpec]:
+    return [ap.DatasetSpec("cochlscene", load, "CochlScene: 13 scenes, 76k crowd-sourced 10 s clips (--data-root)",
+                           feature_preset="apsipa2025")]

@@ -9,15 +9,13 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ascbench import hookimpl
-from ascbench.layers import ContextEncoder
-from ascbench.specs import ModelContext, ModelSpec
+import ascbench.plugin as ap
 
 
 class ContextOnly(nn.Module):
-    def __init__(self, ctx: ModelContext, city_dim: int = 16, time_emb_dim: int = 16, hidden: int = 64):
+    def __init__(self, ctx: ap.ModelContext, city_dim: int = 16, time_emb_dim: int = 16, hidden: int = 64):
         super().__init__()
-        self.context = ContextEncoder(ctx.num_cities, ctx.time_dim, city_dim, time_emb_dim)
+        self.context = ap.ContextEncoder(ctx.num_cities, ctx.time_dim, city_dim, time_emb_dim)
         self.mlp = nn.Sequential(nn.Linear(self.context.out_dim, hidden), nn.ReLU(), nn.Linear(hidden, ctx.num_classes))
 
     @property
@@ -28,7 +26,7 @@ class ContextOnly(nn.Module):
         return self.mlp(self.context(city, time, x.shape[0]))
 
 
-@hookimpl
-def ascbench_models() -> list[ModelSpec]:
-    return [ModelSpec("context-only", lambda ctx, **kw: ContextOnly(ctx, **kw),
-                      "city and time only, no audio: how much the metadata alone explains", uses_city=True, uses_time=True)]
+@ap.hookimpl
+def ascbench_models() -> list[ap.ModelSpec]:
+    return [ap.ModelSpec("context-only", lambda ctx, **kw: ContextOnly(ctx, **kw),
+                         "city and time only, no audio: how much the metadata alone explains", uses_city=True, uses_time=True)]

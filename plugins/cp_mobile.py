@@ -14,9 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ascbench import hookimpl
-from ascbench.specs import Importer, ModelContext, ModelSpec
-from ascbench.weights import Checkpoint
+import ascbench.plugin as ap
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -57,7 +55,7 @@ class CPMobileBlock(nn.Module):
 class CPMobile(nn.Module):
     def __init__(
         self,
-        ctx: ModelContext,
+        ctx: ap.ModelContext,
         base_channels: int = 32,
         channels_multiplier: float = 1.8,
         expansion_rate: float = 2.1,
@@ -93,7 +91,7 @@ class CPMobile(nn.Module):
         return self.classifier(self.stages(self.stem(x))).mean(dim=(2, 3))
 
 
-def _convert_official(state: dict) -> Checkpoint:
+def _convert_official(state: dict) -> ap.Checkpoint:
     """Official names: ``in_c.N`` (stem), ``stages.sS.bN.block`` (block N, numbered from 1), ``feed_forward``."""
     import re
 
@@ -103,19 +101,19 @@ def _convert_official(state: dict) -> Checkpoint:
         key = re.sub(r"^stages\.s\d+\.b(\d+)\.", lambda m: f"stages.{int(m.group(1)) - 1}.", key)
         out[re.sub(r"^feed_forward\.", "classifier.", key)] = tensor
     # The official label order: TAU Urban 2020 Mobile's scene labels, sorted (a LabelEncoder).
-    return Checkpoint(out, source="DCASE 2024 official",
-                      classes=["airport", "bus", "metro", "metro_station", "park", "public_square", "shopping_mall",
+    return ap.Checkpoint(out, source="DCASE 2024 official",
+                         classes=["airport", "bus", "metro", "metro_station", "park", "public_square", "shopping_mall",
                                "street_pedestrian", "street_traffic", "tram"])
 
 
-OFFICIAL_IMPORTER = Importer(
+OFFICIAL_IMPORTER = ap.Importer(
     "dcase2024-cp-mobile", "CPJKU/dcase2024_task1_baseline",
     recognises=lambda state: "in_c.0.0.weight" in state and any(k.startswith("feed_forward.") for k in state),
     convert=_convert_official)
 
 
-@hookimpl
-def ascbench_models() -> list[ModelSpec]:
-    return [ModelSpec("cp-mobile", lambda ctx, **kw: CPMobile(ctx, **kw),
-                      "DCASE 2024/25 Task 1 baseline: receptive-field-regularised inverted-residual CNN (no context)",
-                      importer=OFFICIAL_IMPORTER)]
+@ap.hookimpl
+def ascbench_models() -> list[ap.ModelSpec]:
+    return [ap.ModelSpec("cp-mobile", lambda ctx, **kw: CPMobile(ctx, **kw),
+                         "DCASE 2024/25 Task 1 baseline: receptive-field-regularised inverted-residual CNN (no context)",
+                         importer=OFFICIAL_IMPORTER)]

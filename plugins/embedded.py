@@ -29,13 +29,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from ascbench import hookimpl
-from ascbench.data.checks import MetadataSource, anything_at, readable_file
-from ascbench.data.dataset import ClipDataset, DatasetOptions
-from ascbench.data.timefeatures import PERIODS
-from ascbench.fileio import atomic_write_text, cache_root, exclusive_lock
-from ascbench.errors import DataError
-from ascbench.specs import DatasetSpec
+import ascbench.plugin as ap
 
 CLASSES = [
     "Bus", "Airport", "Metro", "Restaurant", "Shopping mall",
@@ -173,7 +167,7 @@ def _synth_clip(profile: dict, chain: dict, period: str, date_drift_db: float, n
 # --- the dataset on disk ------------------------------------------------------------------------------
 
 def _period_time(period: str, rng: np.random.Generator, day: pd.Timestamp) -> pd.Timestamp:
-    start, end = next((s, e) for name, s, e in PERIODS if name == period)
+    start, end = next((s, e) for name, s, e in ap.PERIODS if name == period)
     seconds = int(rng.integers(start * 3600, end * 3600))
     return day + pd.Timedelta(seconds=seconds)
 
@@ -184,7 +178,7 @@ def _write_clips(spec: EmbeddedSpec, directory: Path, profiles: list[dict], rng:
     for city in spec.cities:
         chain = _city_chain(city)
         for label_idx, label in enumerate(CLASSES):
-            for period, *_ in PERIODS:
+            for period, *_ in ap.PERIODS:
                 for _ in range(spec.recordings_per_cell):
                     day = days[int(rng.integers(len(days)))]
                     stamp = _period_time(period, rng, day)
@@ -209,8 +203,8 @@ def all_or_nothing(name: str, directory: Path) -> Iterator[list[Path]]:
         for path in written:  # a full disk must not stay full of half a dataset
             path.unlink(missing_ok=True)
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise DataError(f"cannot write the {name} dataset to {directory}: {reason}; free some space there, or "
-                        "point ASCBENCH_DATA_DIR (or --cache-dir) at a writable folder; nothing was left behind") from None
+        raise ap.DataError(f"cannot write the {name} dataset to {directory}: {reason}; free some space there, or "
+                           "point ASCBENCH_DATA_DIR (or --cache-dir) at a writable folder; nothing was left behind") from None
 
 
 def generate(name: str, spec: EmbeddedSpec, directory: Path) -> pd.DataFrame:
@@ -236,12 +230,12 @@ def generate(name: str, spec: EmbeddedSpec, directory: Path) -> pd.DataFrame:
         idx = np.asarray(idx)
         keep = rng.choice(idx, size=max(1, int(round(spec.labeled_fraction * len(idx)))), replace=False)
         meta.loc[keep, "labeled"] = True
-    atomic_write_text(directory / "metadata.csv", meta.to_csv(index=False))
+    ap.atomic_write_text(directory / "metadata.csv", meta.to_csv(index=False))
     return meta
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("ASCBENCH_DATA_DIR") or cache_root() / "data")
+    return Path(os.environ.get("ASCBENCH_DATA_DIR") or ap.cache_root() / "data")
 
 
 def ensure_generated(directory: Path, manifest: dict, build: Callable[[], object]) -> None:
@@ -256,30 +250,30 @@ def ensure_generated(directory: Path, manifest: dict, build: Callable[[], object
         return current == manifest and (directory / "metadata.csv").exists()
 
     for path in (directory / "metadata.csv", manifest_path):
-        if anything_at(path):
+        if ap.anything_at(path):
             # A dangling link, a directory or a FIFO there is the user's to fix: regenerating would silently
             # replace it, and reading a FIFO would block.
-            readable_file(path, "metadata file" if path.suffix == ".csv" else "manifest")
+            ap.readable_file(path, "metadata file" if path.suffix == ".csv" else "manifest")
     if not up_to_date():
         try:
-            with exclusive_lock(directory.parent / f".{directory.name}.lock"):
+            with ap.exclusive_lock(directory.parent / f".{directory.name}.lock"):
                 if not up_to_date():  # another process may have generated it while we waited
                     build()
                     # The manifest goes last: an interrupted generation is redone, never half-used.
-                    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
+                    ap.atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
         except OSError as exc:  # a data root under a file, or read-only: the folder and the fix, not a traceback
             reason = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
-            raise DataError(f"cannot generate the dataset in {directory}: {reason}; point --data-root "
-                            "(or ASCBENCH_DATA_DIR) at a writable folder") from None
+            raise ap.DataError(f"cannot generate the dataset in {directory}: {reason}; point --data-root "
+                               "(or ASCBENCH_DATA_DIR) at a writable folder") from None
 
 
-def load_embedded(name: str, options: DatasetOptions) -> ClipDataset:
+def load_embedded(name: str, options: ap.DatasetOptions) -> ap.ClipDataset:
     spec = SPECS[name]
     directory = Path(options.data_root) if options.data_root else data_dir() / name
     manifest = {"generator_version": GENERATOR_VERSION, "seed": GENERATOR_SEED, "spec": asdict(spec)}
     ensure_generated(directory, manifest, lambda: generate(name, spec, directory))
     meta = pd.read_csv(directory / "metadata.csv", keep_default_na=False)
-    return ClipDataset(
+    return ap.ClipDataset(
         name=name,
         root=directory,
         meta=meta,
@@ -288,24 +282,24 @@ def load_embedded(name: str, options: DatasetOptions) -> ClipDataset:
         clip_seconds=spec.clip_seconds,
         feature_preset="embedded",
         description=f"synthetic scenes, {len(spec.cities)} cities",
-        source=MetadataSource(directory / "metadata.csv"),
+        source=ap.MetadataSource(directory / "metadata.csv"),
     )
 
 
-@hookimpl
-def ascbench_datasets() -> list[DatasetSpec]:
+@ap.hookimpl
+def ascbench_datasets() -> list[ap.DatasetSpec]:
     def loader(name: str):
         return lambda options: load_embedded(name, options)
 
     return [
-        DatasetSpec("embedded", loader("embedded"),
-                    "synthetic city/time-shifted scenes, 8 cities, 20 % labeled (default; no download)",
-                    pretrain_source="embedded-source", synthetic=True),
-        DatasetSpec("embedded-source", loader("embedded-source"),
-                    "synthetic scenes from 4 other cities, fully labeled: the pretraining source", synthetic=True),
-        DatasetSpec("embedded-tiny", loader("embedded-tiny"),
-                    "a very small embedded dataset for smoke tests", pretrain_source="embedded-tiny-source",
-                    synthetic=True),
-        DatasetSpec("embedded-tiny-source", loader("embedded-tiny-source"),
-                    "pretraining source for embedded-tiny", synthetic=True),
+        ap.DatasetSpec("embedded", loader("embedded"),
+                       "synthetic city/time-shifted scenes, 8 cities, 20 % labeled (default; no download)",
+                       pretrain_source="embedded-source", synthetic=True),
+        ap.DatasetSpec("embedded-source", loader("embedded-source"),
+                       "synthetic scenes from 4 other cities, fully labeled: the pretraining source", synthetic=True),
+        ap.DatasetSpec("embedded-tiny", loader("embedded-tiny"),
+                       "a very small embedded dataset for smoke tests", pretrain_source="embedded-tiny-source",
+                       synthetic=True),
+        ap.DatasetSpec("embedded-tiny-source", loader("embedded-tiny-source"),
+                       "pretraining source for embedded-tiny", synthetic=True),
     ]

@@ -54,12 +54,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from ascbench import hookimpl
-from ascbench.data.dataset import ClipDataset, DatasetOptions
-from ascbench.data.timefeatures import PERIODS, period_of
-from ascbench.errors import DataError
-from ascbench.fileio import atomic_write_text
-from ascbench.specs import DatasetSpec
+import ascbench.plugin as ap
 from ascbench_plugins import apsipa2025, embedded
 
 GENERATOR_VERSION = 1
@@ -121,8 +116,8 @@ def _filled_scenes(recs: pd.DataFrame, path: Path) -> pd.Series:
     for i in np.flatnonzero((recs["scene"] == "").to_numpy()):
         known = recs[(recs["city"] == recs.at[i, "city"]) & (recs["scene"] != "")]
         if known.empty:
-            raise DataError(f"{path}: city {recs.at[i, 'city']!r} has no labeled recording to take a scene from; "
-                            "label at least one of its recordings")
+            raise ap.DataError(f"{path}: city {recs.at[i, 'city']!r} has no labeled recording to take a scene from; "
+                               "label at least one of its recordings")
         gap = (known["timestamp"] - recs.at[i, "timestamp"]).abs()
         scenes.iat[i] = known.loc[gap.sort_values(kind="stable").index[0], "scene"]
     return scenes
@@ -184,7 +179,7 @@ def source_metadata(spec: SourceSpec = SOURCE_SPEC) -> pd.DataFrame:
     rows = []
     for city in spec.cities:
         for scene in embedded.CLASSES:
-            for period, *_ in PERIODS:
+            for period, *_ in ap.PERIODS:
                 stamp = embedded._period_time(period, rng, days[int(rng.integers(len(days)))])
                 rows += _recording_rows(city, stamp, scene, spec.clips_per_recording, spec.clips_per_recording)
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -227,7 +222,7 @@ def synth_recording(rows: pd.DataFrame, clip_seconds: float, seed: int, profiles
     alone, so that any recording can be made on its own and always sounds the same."""
     first = rows.iloc[0]
     chain, level_db = session_chain(first["city"], first["session"])
-    period = str(period_of(np.array([pd.Timestamp(first["timestamp"]).hour]))[0])
+    period = str(ap.period_of(np.array([pd.Timestamp(first["timestamp"]).hour]))[0])
     profile = profiles[embedded.CLASSES.index(first["scene_label"])]
     rng = np.random.default_rng([embedded.GENERATOR_SEED, seed, _stable_seed(first["group"])])
     n = int(round(clip_seconds * embedded.SAMPLE_RATE))
@@ -243,11 +238,11 @@ def generate(name: str, meta: pd.DataFrame, clip_seconds: float, seed: int, dire
             for filename, wav in zip(rows["filename"], synth_recording(rows, clip_seconds, seed, profiles)):
                 written.append(directory / filename)
                 sf.write(str(written[-1]), wav, embedded.SAMPLE_RATE, subtype="PCM_16")
-    atomic_write_text(directory / "metadata.csv", meta.to_csv(index=False))
+    ap.atomic_write_text(directory / "metadata.csv", meta.to_csv(index=False))
 
 
-def _load(name: str, spec: ApsipaLikeSpec | SourceSpec, table: Callable[[], pd.DataFrame], options: DatasetOptions,
-          **dataset_fields) -> ClipDataset:
+def _load(name: str, spec: ApsipaLikeSpec | SourceSpec, table: Callable[[], pd.DataFrame], options: ap.DatasetOptions,
+          **dataset_fields) -> ap.ClipDataset:
     """A dataset generated on first use (under ``--data-root`` if given); metadata-only callers
     (``require_audio=False``) get the same clip table without waiting for the audio."""
     directory = Path(options.data_root) if options.data_root else embedded.data_dir() / name
@@ -260,28 +255,28 @@ def _load(name: str, spec: ApsipaLikeSpec | SourceSpec, table: Callable[[], pd.D
         meta = pd.read_csv(directory / "metadata.csv", keep_default_na=False, dtype={"split": str})
     else:
         meta = table()
-    return ClipDataset(name=name, root=directory, meta=meta, classes=list(embedded.CLASSES),
-                       sample_rate=embedded.SAMPLE_RATE, clip_seconds=spec.clip_seconds, feature_preset="embedded",
-                       groupings={"recording": "group", "session": "session"}, **dataset_fields)
+    return ap.ClipDataset(name=name, root=directory, meta=meta, classes=list(embedded.CLASSES),
+                          sample_rate=embedded.SAMPLE_RATE, clip_seconds=spec.clip_seconds, feature_preset="embedded",
+                          groupings={"recording": "group", "session": "session"}, **dataset_fields)
 
 
-def load(options: DatasetOptions) -> ClipDataset:
+def load(options: ap.DatasetOptions) -> ap.ClipDataset:
     return _load(NAME, SPEC, build_metadata, options, split_seed=apsipa2025.SPLIT_SEED,
                  description="synthetic scenes on the APSIPA 2025 dev schedule (its 8 cities, 328 recordings, 31 sessions)")
 
 
-def load_source(options: DatasetOptions) -> ClipDataset:
+def load_source(options: ap.DatasetOptions) -> ap.ClipDataset:
     return _load(SOURCE_NAME, SOURCE_SPEC, source_metadata, options,
                  description=f"synthetic scenes, {len(SOURCE_SPEC.cities)} other cities, all labeled")
 
 
-@hookimpl
-def ascbench_datasets() -> list[DatasetSpec]:
+@ap.hookimpl
+def ascbench_datasets() -> list[ap.DatasetSpec]:
     return [
-        DatasetSpec(NAME, load,
-                    "synthetic scenes on the real APSIPA 2025 dev schedule (cities, times, sessions, classes), "
-                    "1,738 clips, 20 % labeled; split by session (no download)",
-                    pretrain_source=SOURCE_NAME),
-        DatasetSpec(SOURCE_NAME, load_source,
-                    "synthetic scenes from 4 other cities, fully labeled: the pretraining source of embedded-apsipa"),
+        ap.DatasetSpec(NAME, load,
+                       "synthetic scenes on the real APSIPA 2025 dev schedule (cities, times, sessions, classes), "
+                       "1,738 clips, 20 % labeled; split by session (no download)",
+                       pretrain_source=SOURCE_NAME),
+        ap.DatasetSpec(SOURCE_NAME, load_source,
+                       "synthetic scenes from 4 other cities, fully labeled: the pretraining source of embedded-apsipa"),
     ]

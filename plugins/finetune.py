@@ -7,9 +7,7 @@ The pretraining stage is the dataset's declared source (``--pretrain-on`` to cha
 
 from dataclasses import dataclass, field
 
-from ascbench import hookimpl
-from ascbench.specs import StrategySpec
-from ascbench.job import TrainingJob
+import ascbench.plugin as ap
 
 
 @dataclass(frozen=True)
@@ -23,13 +21,13 @@ class FinetuneOptions:
             raise ValueError(f"strategy.lr_scale (--finetune-lr-scale) must be above 0, got {self.lr_scale}")
 
 
-def pretrain_then_finetune(job: TrainingJob):
+def pretrain_then_finetune(job: ap.TrainingJob):
     model = job.load_pretrained(job.build_model())
     scale = (job.options or FinetuneOptions()).lr_scale
     return job.fit(model, lr=job.config.lr * scale, desc="finetune")
 
 
-@hookimpl
-def ascbench_strategies() -> list[StrategySpec]:
-    return [StrategySpec("finetune", pretrain_then_finetune, "pretrain on the source dataset, then fine-tune all weights at a lower learning rate", pretrains=True,
-                         options_class=FinetuneOptions)]
+@ap.hookimpl
+def ascbench_strategies() -> list[ap.StrategySpec]:
+    return [ap.StrategySpec("finetune", pretrain_then_finetune, "pretrain on the source dataset, then fine-tune all weights at a lower learning rate", pretrains=True,
+                            options_class=FinetuneOptions)]

@@ -4,17 +4,15 @@ The model must expose ``feature_extractor`` (every built-in audio model does). B
 of the frozen part stay fixed too.
 """
 
-from ascbench import hookimpl
-from ascbench.specs import StrategySpec
-from ascbench.job import TrainingJob
+import ascbench.plugin as ap
 
 
-def frozen_features(job: TrainingJob):
+def frozen_features(job: ap.TrainingJob):
     model = job.load_pretrained(job.build_model())
     job.freeze(model, keep_trainable="head")
     return job.fit(model, desc="freeze")
 
 
-@hookimpl
-def ascbench_strategies() -> list[StrategySpec]:
-    return [StrategySpec("freeze", frozen_features, "pretrained feature extractor frozen; the rest of the model trains", pretrains=True)]
+@ap.hookimpl
+def ascbench_strategies() -> list[ap.StrategySpec]:
+    return [ap.StrategySpec("freeze", frozen_features, "pretrained feature extractor frozen; the rest of the model trains", pretrains=True)]

@@ -1,16 +1,14 @@
 """The ``linear-probe`` strategy: every pretrained weight fixed except the final classifier layer."""
 
-from ascbench import hookimpl
-from ascbench.specs import StrategySpec
-from ascbench.job import TrainingJob
+import ascbench.plugin as ap
 
 
-def linear_probe(job: TrainingJob):
+def linear_probe(job: ap.TrainingJob):
     model = job.load_pretrained(job.build_model())
     job.freeze(model, keep_trainable="classifier")
     return job.fit(model, desc="linear-probe")
 
 
-@hookimpl
-def ascbench_strategies() -> list[StrategySpec]:
-    return [StrategySpec("linear-probe", linear_probe, "pretrained model fixed; only the classifier layer trains", pretrains=True)]
+@ap.hookimpl
+def ascbench_strategies() -> list[ap.StrategySpec]:
+    return [ap.StrategySpec("linear-probe", linear_probe, "pretrained model fixed; only the classifier layer trains", pretrains=True)]

@@ -14,17 +14,15 @@ import re
 import time
 from typing import Any
 
-from ascbench import hookimpl
-from ascbench.callbacks import LoggerContext, RunLogger
-from ascbench.specs import LoggerSpec
+import ascbench.plugin as ap
 
 COLUMNS = ["stage", "epoch", "loss", "val_accuracy", "val_macro_accuracy", "val_loss", "lr"]
 
 
-class CsvLogger(RunLogger):
+class CsvLogger(ap.RunLogger):
     """``history.csv``: a row per finished epoch, flushed at once (``tail -f`` follows a run)."""
 
-    def __init__(self, ctx: LoggerContext):
+    def __init__(self, ctx: ap.LoggerContext):
         ctx.directory.mkdir(parents=True, exist_ok=True)
         self.path = ctx.directory / "history.csv"
         self._file = self.path.open("w", newline="", encoding="utf-8")
@@ -42,11 +40,11 @@ class CsvLogger(RunLogger):
         self._file.close()
 
 
-class TensorBoardLogger(RunLogger):
+class TensorBoardLogger(ap.RunLogger):
     """Scalars per stage (``train/loss``, ``train/val_macro_accuracy``, ...) by epoch, the run's scores
     under ``test/``, and its config as text."""
 
-    def __init__(self, ctx: LoggerContext):
+    def __init__(self, ctx: ap.LoggerContext):
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(log_dir=str(ctx.directory))
@@ -67,13 +65,13 @@ class TensorBoardLogger(RunLogger):
         self.writer.close()
 
 
-class MlflowLogger(RunLogger):
+class MlflowLogger(ap.RunLogger):
     """An MLflow run per ascbench run: the config as parameters, every epoch's record as metrics
     (``<stage>/<key>`` by epoch), the scores under ``test/``. Logged to ``$MLFLOW_TRACKING_URI`` when set (a
     tracking server, a database), else to a file store under the log dir (``mlflow ui --backend-store-uri
     <log dir>/<run id>/mlruns``); the experiment is ``$ASCBENCH_MLFLOW_EXPERIMENT`` (default ``ascbench``)."""
 
-    def __init__(self, ctx: LoggerContext):
+    def __init__(self, ctx: ap.LoggerContext):
         from mlflow import MlflowClient
 
         uri = os.environ.get("MLFLOW_TRACKING_URI")
@@ -121,14 +119,14 @@ def _metric_key(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-./ ]", "_", key)
 
 
-@hookimpl
+@ap.hookimpl
 def ascbench_loggers():
     return [
-        LoggerSpec("csv", CsvLogger, "history.csv (a row per epoch) and summary.json under the log dir"),
-        LoggerSpec("tensorboard", TensorBoardLogger, "TensorBoard scalars per stage and epoch; view with "
-                   "`tensorboard --logdir runs/logs`", requires=("tensorboard",),
-                   install="pip install 'ascbench[tensorboard]'"),
-        LoggerSpec("mlflow", MlflowLogger, "an MLflow run: config as parameters, epochs and scores as metrics "
-                   "($MLFLOW_TRACKING_URI, else a file store under the log dir)", requires=("mlflow",),
-                   install="pip install 'ascbench[mlflow]'"),
+        ap.LoggerSpec("csv", CsvLogger, "history.csv (a row per epoch) and summary.json under the log dir"),
+        ap.LoggerSpec("tensorboard", TensorBoardLogger, "TensorBoard scalars per stage and epoch; view with "
+                      "`tensorboard --logdir runs/logs`", requires=("tensorboard",),
+                      install="pip install 'ascbench[tensorboard]'"),
+        ap.LoggerSpec("mlflow", MlflowLogger, "an MLflow run: config as parameters, epochs and scores as metrics "
+                      "($MLFLOW_TRACKING_URI, else a file store under the log dir)", requires=("mlflow",),
+                      install="pip install 'ascbench[mlflow]'"),
     ]

@@ -21,15 +21,13 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ascbench import hookimpl
-from ascbench.layers import FUSIONS, ContextEncoder, ConvBNReLU, ResidualDSBlock
-from ascbench.specs import ModelContext, ModelSpec
+import ascbench.plugin as ap
 
 
 class MobileASCNet(nn.Module):
     def __init__(
         self,
-        ctx: ModelContext,
+        ctx: ap.ModelContext,
         stem_channels: int = 32,
         channels: tuple[int, ...] = (64, 128, 192),
         gru_hidden: int = 176,
@@ -41,17 +39,17 @@ class MobileASCNet(nn.Module):
         dropout: float = 0.2,
     ):
         super().__init__()
-        self.stem = ConvBNReLU(1, stem_channels, stride=2)
+        self.stem = ap.ConvBNReLU(1, stem_channels, stride=2)
         widths = (stem_channels, *channels)
-        self.blocks = nn.Sequential(*[ResidualDSBlock(a, b) for a, b in zip(widths[:-1], widths[1:])])
+        self.blocks = nn.Sequential(*[ap.ResidualDSBlock(a, b) for a, b in zip(widths[:-1], widths[1:])])
         self.gru = nn.GRU(channels[-1], gru_hidden, batch_first=True, bidirectional=bidirectional) if use_gru else None
         audio_dim = gru_hidden * (2 if bidirectional else 1) if use_gru else channels[-1]
         self.embed_dim = audio_dim
         if fusion is None:
             self.context, self.fusion = None, None
         else:
-            self.context = ContextEncoder(ctx.num_cities, ctx.time_dim, city_dim, time_emb_dim)
-            self.fusion = FUSIONS[fusion](audio_dim, self.context.out_dim)
+            self.context = ap.ContextEncoder(ctx.num_cities, ctx.time_dim, city_dim, time_emb_dim)
+            self.fusion = ap.FUSIONS[fusion](audio_dim, self.context.out_dim)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(audio_dim, ctx.num_classes))
 
     @property
@@ -78,8 +76,8 @@ class MobileASCNet(nn.Module):
         return self.head(h)
 
 
-def _variant(name: str, description: str, uses_context: bool, **kwargs) -> ModelSpec:
-    return ModelSpec(
+def _variant(name: str, description: str, uses_context: bool, **kwargs) -> ap.ModelSpec:
+    return ap.ModelSpec(
         name=name,
         build=lambda ctx, **overrides: MobileASCNet(ctx, **{**kwargs, **overrides}),
         description=description,
@@ -89,8 +87,8 @@ def _variant(name: str, description: str, uses_context: bool, **kwargs) -> Model
     )
 
 
-@hookimpl
-def ascbench_models() -> list[ModelSpec]:
+@ap.hookimpl
+def ascbench_models() -> list[ap.ModelSpec]:
     return [
         _variant("mobileascnet", "CRNN, depthwise-separable residual CNN + GRU, gated city/time fusion", True, fusion="gated"),
         _variant("mobileascnet-early", "MobileASCNet with city/time fused by a fully connected layer", True, fusion="early"),

@@ -21,11 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ascbench import hookimpl
-from ascbench.data.dataset import ClipDataset
-from ascbench.errors import ConfigError
-from ascbench.protocols import ProtocolOptions, Split
-from ascbench.specs import ProtocolSpec
+import ascbench.plugin as ap
 
 NAME = "random-clips"
 LEAK = "random clips, recordings and sessions straddle train and test"
@@ -40,21 +36,21 @@ class RandomClipsOptions:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.test_fraction < 1.0:
-            raise ConfigError(f"protocol.test_fraction must be in (0, 1), got {self.test_fraction!r}")
+            raise ap.ConfigError(f"protocol.test_fraction must be in (0, 1), got {self.test_fraction!r}")
 
 
-def random_clips(dataset: ClipDataset, options: ProtocolOptions) -> Split:
+def random_clips(dataset: ap.ClipDataset, options: ap.ProtocolOptions) -> ap.Split:
     """Labeled clips split at random, clip by clip, ignoring recordings and sessions; unlabeled clips train."""
     fraction = (options.plugin or RandomClipsOptions()).test_fraction
     labeled = np.flatnonzero(dataset.meta["labeled"].to_numpy() & (dataset.label_indices() >= 0))
     shuffled = np.random.default_rng(options.seed).permutation(labeled)
     test = shuffled[int(len(shuffled) * (1.0 - fraction)):]  # the baseline's rounding: int(0.8 n) train
     train = np.setdiff1d(np.arange(len(dataset.meta)), test)
-    return Split(train, np.sort(test), {"protocol": NAME,
+    return ap.Split(train, np.sort(test), {"protocol": NAME,
                                         "source": f"{fraction:g} of the labeled clips at random, seed {options.seed}"})
 
 
-@hookimpl
-def ascbench_protocols() -> list[ProtocolSpec]:
-    return [ProtocolSpec(NAME, random_clips, DESCRIPTION, options=(), options_class=RandomClipsOptions,
+@ap.hookimpl
+def ascbench_protocols() -> list[ap.ProtocolSpec]:
+    return [ap.ProtocolSpec(NAME, random_clips, DESCRIPTION, options=(), options_class=RandomClipsOptions,
                          keeps_groups_whole=False, leak=LEAK)]

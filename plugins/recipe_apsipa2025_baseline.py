@@ -6,14 +6,12 @@ its argmax pseudo-label and training continues from the best labeled-only model.
 official log-mel (``apsipa2025`` front-end) normalised by a learned input BatchNorm (``bn0``).
 """
 
-from ascbench import hookimpl
-from ascbench.recipes import BudgetOptions, configure_budget
-from ascbench.specs import Departure, RecipeSpec
+import ascbench.plugin as ap
 
 
-@hookimpl
-def ascbench_recipes() -> list[RecipeSpec]:
-    return [RecipeSpec(
+@ap.hookimpl
+def ascbench_recipes() -> list[ap.RecipeSpec]:
+    return [ap.RecipeSpec(
         "apsipa2025-baseline",
         settings={
             "strategy": "scratch", "optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "scheduler": "step",
@@ -34,10 +32,10 @@ def ascbench_recipes() -> list[RecipeSpec]:
             "module and a format without seconds), so the official model sees all-zero time vectors",
             "the validation metric is computed afresh each epoch; the official code never resets its torchmetrics "
             "accumulator, so its 'best epoch' compares running averages",
-            Departure("model selection uses a validation part (15 % of each class's groups) of the labeled training "
+            ap.Departure("model selection uses a validation part (15 % of each class's groups) of the labeled training "
                       "side, never the test side; the official selects on its 20 % validation split, the very clips "
                       "it reports", ("val_fraction",)),
-            Departure("the recipe trains from the model's initial weights; the official starts from its pretrained "
+            ap.Departure("the recipe trains from the model's initial weights; the official starts from its pretrained "
                       "SE-Trans checkpoint with the classifier dropped (give it with --pretrained to do the same)",
                       ("strategy",)),
             "cities index the run's training cities (0 = unknown, for cities never seen); official checkpoints "
@@ -47,5 +45,5 @@ def ascbench_recipes() -> list[RecipeSpec]:
                      "patience", "min_epochs", "select_on", "min_epoch_clips", "city_dropout", "feature_preset",
                      "normalization", "semi", "semi.rounds", "semi.threshold", "semi.class_balanced",
                      "semi.group_vote", "semi.restart"),
-        options_class=BudgetOptions, configure=configure_budget,
+        options_class=ap.BudgetOptions, configure=ap.configure_budget,
     )]

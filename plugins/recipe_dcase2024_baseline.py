@@ -6,14 +6,12 @@ written at the front-end's floor, frequency MixStyle (p 0.4, alpha 0.3); the ``d
 (natural log of the HTK power mel) with no further normalisation.
 """
 
-from ascbench import hookimpl
-from ascbench.recipes import BudgetOptions, configure_budget
-from ascbench.specs import Departure, RecipeSpec
+import ascbench.plugin as ap
 
 
-@hookimpl
-def ascbench_recipes() -> list[RecipeSpec]:
-    return [RecipeSpec(
+@ap.hookimpl
+def ascbench_recipes() -> list[ap.RecipeSpec]:
+    return [ap.RecipeSpec(
         "dcase2024-baseline",
         settings={
             "strategy": "scratch", "optimizer": "adamw", "lr": 5e-3, "weight_decay": 1e-4, "scheduler": "cosine",
@@ -29,12 +27,12 @@ def ascbench_recipes() -> list[RecipeSpec]:
         identical="front-end (to 6.6e-5), CP-Mobile architecture and official weights (logits exact), optimiser, "
                   "peak rate, weight decay, batch size, epochs, last-epoch model, MixStyle, mask width",
         departures=(
-            Departure("warm-up is 3.67 epochs, the official 2,000 steps on the full (100 %) split of 139,620 clips at batch "
+            ap.Departure("warm-up is 3.67 epochs, the official 2,000 steps on the full (100 %) split of 139,620 clips at batch "
                       "256, given in epochs so it scales with the data (the official code asks users to divide the steps by "
                       "the subset size by hand)", ("warmup_epochs",)),
-            Departure("roll is of feature frames (quantised to the 15.6 ms hop, circular) because features are cached; the "
+            ap.Departure("roll is of feature frames (quantised to the 15.6 ms hop, circular) because features are cached; the "
                       "official rolls the waveform before its front-end", ("roll_seconds",)),
-            Departure("a mask writes the clip's own minimum feature; the official masks the mel power before its log, which "
+            ap.Departure("a mask writes the clip's own minimum feature; the official masks the mel power before its log, which "
                       "gives exactly ln(1e-5): equal wherever the clip has a silent bin", ("mask_value",)),
             "evaluation runs in float32; the official evaluates in float16 to fit its 128 kB parameter budget",
             "the official subset files (5-100 %) are TAU Urban's own; use --labeled for a labeled fraction",
@@ -42,5 +40,5 @@ def ascbench_recipes() -> list[RecipeSpec]:
         from_source=("strategy", "optimizer", "lr", "weight_decay", "scheduler", "batch_size", "epochs", "patience",
                      "select_on", "val_fraction", "min_epoch_clips", "city_dropout", "feature_preset", "normalization",
                      "freq_mask", "time_mask", "mixstyle_p", "mixstyle_alpha", "mixup_alpha", "semi"),
-        options_class=BudgetOptions, configure=configure_budget,
+        options_class=ap.BudgetOptions, configure=ap.configure_budget,
     )]

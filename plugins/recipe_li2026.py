@@ -11,28 +11,26 @@ written from, so the recipe trains on the labeled clips only (``semi=none``) and
 
 from dataclasses import dataclass, field
 
-from ascbench import hookimpl
-from ascbench.recipes import BudgetOptions, scale_budget
-from ascbench.specs import Departure, RecipeSpec
+import ascbench.plugin as ap
 
 AUGMENTATION = {"roll_seconds": 0.0, "mixup_alpha": 0.0, "freq_mask": 0, "time_mask": 0}  # all four off
 
 
 @dataclass(frozen=True)
-class Li2026Options(BudgetOptions):
+class Li2026Options(ap.BudgetOptions):
     augment: bool = field(default=True, metadata={
         "help": "train with roll, mixup and SpecAugment as the paper does; false turns all four off (the ablation "
                 "that shows what augmentation buys on few labels)"})
 
 
 def configure(options: Li2026Options, settings: dict) -> dict:
-    settings = scale_budget(settings, options.budget)
+    settings = ap.scale_budget(settings, options.budget)
     return settings if options.augment else {**settings, **AUGMENTATION}
 
 
-@hookimpl
-def ascbench_recipes() -> list[RecipeSpec]:
-    return [RecipeSpec(
+@ap.hookimpl
+def ascbench_recipes() -> list[ap.RecipeSpec]:
+    return [ap.RecipeSpec(
         "li2026",
         settings={
             "strategy": "finetune", "optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "strategy.lr_scale": 1.0,
@@ -52,24 +50,24 @@ def ascbench_recipes() -> list[RecipeSpec]:
         from_source=("strategy", "optimizer", "lr", "scheduler", "step_epochs", "step_gamma", "batch_size", "epochs",
                      "patience", "pretrain_classes", "pretrain_on", "mixstyle_p"),
         departures=(
-            Departure("the paper gives no roll range, mixup alpha or mask widths: ascbench uses 0.5 s, 0.3, 8 mel "
+            ap.Departure("the paper gives no roll range, mixup alpha or mask widths: ascbench uses 0.5 s, 0.3, 8 mel "
                       "bins and 40 frames (its own choices, to be replaced when the authors publish theirs)",
                       ("roll_seconds", "mixup_alpha", "freq_mask", "time_mask")),
-            Departure("the paper's semi-supervised stage is not reproduced (its method is not specified in what this "
+            ap.Departure("the paper's semi-supervised stage is not reproduced (its method is not specified in what this "
                       "recipe is written from): the recipe trains on the labeled clips only; add --semi "
                       "pseudo-label for the challenge baseline's stage", ("semi",)),
-            Departure("the kept epoch is chosen on validation macro accuracy (the challenge's metric) from 15 % of "
+            ap.Departure("the kept epoch is chosen on validation macro accuracy (the challenge's metric) from 15 % of "
                       "each class's labeled training groups; the paper states neither", ("select_on", "val_fraction")),
-            Departure("city dropout 0.1 and per-bin standardisation are ascbench's defaults, which the paper does not "
+            ap.Departure("city dropout 0.1 and per-bin standardisation are ascbench's defaults, which the paper does not "
                       "state; set explicitly so that a change of default cannot change the recipe",
                       ("city_dropout", "normalization")),
-            Departure("no weight decay, one learning rate for every layer when fine-tuning, early stopping from the "
+            ap.Departure("no weight decay, one learning rate for every layer when fine-tuning, early stopping from the "
                       "first epoch and one pass over the clips per epoch: the paper states none of these, and these "
                       "are the plain readings of Adam and of an epoch",
                       ("weight_decay", "strategy.lr_scale", "min_epochs", "min_epoch_clips")),
-            Departure("pretraining runs for the fine-tuning budget (100 epochs); the paper gives no pretraining "
+            ap.Departure("pretraining runs for the fine-tuning budget (100 epochs); the paper gives no pretraining "
                       "budget", ("pretrain_epochs",)),
-            Departure("on apsipa2025 the features are the challenge's official log-mel (the apsipa2025 front-end); "
+            ap.Departure("on apsipa2025 the features are the challenge's official log-mel (the apsipa2025 front-end); "
                       "the paper's front-end settings are not stated", ("feature_preset",)),
             "on datasets other than apsipa2025 the dataset's own declared pretraining source is used",
         ),

@@ -1,14 +1,12 @@
 """The ``scratch`` strategy: random initialisation, trained on the target's training clips."""
 
-from ascbench import hookimpl
-from ascbench.specs import StrategySpec
-from ascbench.job import TrainingJob
+import ascbench.plugin as ap
 
 
-def train_from_scratch(job: TrainingJob):
+def train_from_scratch(job: ap.TrainingJob):
     return job.fit(job.build_model(), desc="scratch")
 
 
-@hookimpl
-def ascbench_strategies() -> list[StrategySpec]:
-    return [StrategySpec("scratch", train_from_scratch, "train from random initialisation", pretrains=False)]
+@ap.hookimpl
+def ascbench_strategies() -> list[ap.StrategySpec]:
+    return [ap.StrategySpec("scratch", train_from_scratch, "train from random initialisation", pretrains=False)]

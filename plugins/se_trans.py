@@ -11,10 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ascbench import hookimpl
-from ascbench.layers import ContextEncoder, EarlyFusion, SqueezeExcite
-from ascbench.specs import Importer, ModelContext, ModelSpec
-from ascbench.weights import Checkpoint
+import ascbench.plugin as ap
 
 
 class SEConvBlock(nn.Module):
@@ -23,9 +20,9 @@ class SEConvBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int):
         super().__init__()
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False)
-        self.bn1, self.se1 = nn.BatchNorm2d(out_ch), SqueezeExcite(out_ch)
+        self.bn1, self.se1 = nn.BatchNorm2d(out_ch), ap.SqueezeExcite(out_ch)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
-        self.bn2, self.se2 = nn.BatchNorm2d(out_ch), SqueezeExcite(out_ch)
+        self.bn2, self.se2 = nn.BatchNorm2d(out_ch), ap.SqueezeExcite(out_ch)
         self.pool = nn.AvgPool2d(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -37,7 +34,7 @@ class SEConvBlock(nn.Module):
 class SETrans(nn.Module):
     def __init__(
         self,
-        ctx: ModelContext,
+        ctx: ap.ModelContext,
         channels: tuple[int, int] = (64, 128),
         time_steps: int = 16,
         heads: int = 8,
@@ -52,8 +49,8 @@ class SETrans(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d((1, time_steps))
         self.encoder = nn.TransformerEncoderLayer(channels[1], heads, feedforward, dropout, batch_first=True)
         if use_context:
-            self.context = ContextEncoder(ctx.num_cities, ctx.time_dim, city_dim, time_emb_dim)
-            self.fusion = EarlyFusion(channels[1], self.context.out_dim)
+            self.context = ap.ContextEncoder(ctx.num_cities, ctx.time_dim, city_dim, time_emb_dim)
+            self.fusion = ap.EarlyFusion(channels[1], self.context.out_dim)
         else:
             self.context, self.fusion = None, None
         self.fc = nn.Linear(channels[1], ctx.num_classes)
@@ -92,7 +89,7 @@ def _official_key(key: str) -> str | None:
     return key
 
 
-def _convert_official(state: dict) -> Checkpoint:
+def _convert_official(state: dict) -> ap.Checkpoint:
     out = {}
     for key, tensor in state.items():
         new = _official_key(key)
@@ -101,23 +98,23 @@ def _convert_official(state: dict) -> Checkpoint:
         if new.startswith("blocks.") and ".conv" in new and tensor.dim() == 4:
             tensor = tensor.transpose(2, 3).contiguous()  # official input is (frames, mels); ascbench's (mels, frames)
         out[new] = tensor
-    return Checkpoint(out, cities=list(OFFICIAL_CITIES), city_key="context.city.weight",
-                      source="APSIPA 2025 official",
-                      notes=["official encoder_layer (an unused template copy) ignored"],
-                      classes=["Bus", "Airport", "Metro", "Restaurant", "Shopping mall", "Public square", "Urban park",
+    return ap.Checkpoint(out, cities=list(OFFICIAL_CITIES), city_key="context.city.weight",
+                         source="APSIPA 2025 official",
+                         notes=["official encoder_layer (an unused template copy) ignored"],
+                         classes=["Bus", "Airport", "Metro", "Restaurant", "Shopping mall", "Public square", "Urban park",
                                "Traffic street", "Construction site", "Bar"])
 
 
-OFFICIAL_IMPORTER = Importer(
+OFFICIAL_IMPORTER = ap.Importer(
     "apsipa2025-se-trans", "JishengBai/APSIPA2025GC-ASC",
     recognises=lambda state: "SE_block1.conv1.weight" in state and "location_embedding.weight" in state,
     convert=_convert_official)
 
 
-@hookimpl
-def ascbench_models() -> list[ModelSpec]:
+@ap.hookimpl
+def ascbench_models() -> list[ap.ModelSpec]:
     return [
-        ModelSpec(
+        ap.ModelSpec(
             "se-trans",
             lambda ctx, **kw: SETrans(ctx, **kw),
             "APSIPA ASC 2025 official baseline: SE conv blocks + transformer, city/time fused linearly",

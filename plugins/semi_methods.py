@@ -4,17 +4,15 @@ Their training code is ``ascbench.semi`` (shared with anyone writing a method: `
 ``recording_vote``, the ``MeanTeacher`` hook); this module registers them like any other plugin.
 """
 
-from ascbench import hookimpl
-from ascbench.semi import MeanTeacherOptions, PseudoLabelOptions, mean_teacher, pseudo_label, supervised
-from ascbench.specs import SemiSpec
+import ascbench.plugin as ap
 
 
-@hookimpl
+@ap.hookimpl
 def ascbench_semi_methods():
     return [
-        SemiSpec("none", supervised, "labeled clips only"),
-        SemiSpec("pseudo-label", pseudo_label, "rounds of confident, class-balanced pseudo-labels on the unlabeled "
-                 "clips (the challenge recipe)", options_class=PseudoLabelOptions),
-        SemiSpec("mean-teacher", mean_teacher, "consistency with an EMA teacher on the unlabeled clips",
-                 options_class=MeanTeacherOptions),
+        ap.SemiSpec("none", ap.supervised, "labeled clips only"),
+        ap.SemiSpec("pseudo-label", ap.pseudo_label, "rounds of confident, class-balanced pseudo-labels on the unlabeled "
+                    "clips (the challenge recipe)", options_class=ap.PseudoLabelOptions),
+        ap.SemiSpec("mean-teacher", ap.mean_teacher, "consistency with an EMA teacher on the unlabeled clips",
+                    options_class=ap.MeanTeacherOptions),
     ]

@@ -7,19 +7,17 @@ timm version is available, always randomly initialised: nothing is downloaded. C
 
 from __future__ import annotations
 
-import inspect
 
 import torch
 import torch.nn as nn
 
-from ascbench import hookimpl
-from ascbench.specs import ModelContext, ModelFamily, ModelSpec
+import ascbench.plugin as ap
 
 PREFIX = "timm:"
 
 
 class TimmBackbone(nn.Module):
-    def __init__(self, ctx: ModelContext, name: str, **kwargs):
+    def __init__(self, ctx: ap.ModelContext, name: str, **kwargs):
         super().__init__()
         import timm
 
@@ -51,12 +49,12 @@ class TimmBackbone(nn.Module):
         return self.net(x)
 
 
-def _resolve(name: str) -> ModelSpec | None:
+def _resolve(name: str) -> ap.ModelSpec | None:
     import timm
 
     if not timm.is_model(name):
         return None
-    return ModelSpec(f"{PREFIX}{name}", lambda ctx, **kw: TimmBackbone(ctx, name, **kw), f"timm {name} on log-mels (random init)")
+    return ap.ModelSpec(f"{PREFIX}{name}", lambda ctx, **kw: TimmBackbone(ctx, name, **kw), f"timm {name} on log-mels (random init)")
 
 
 def _names() -> list[str]:
@@ -65,7 +63,7 @@ def _names() -> list[str]:
     return list(timm.list_models())
 
 
-@hookimpl
-def ascbench_model_families() -> list[ModelFamily]:
+@ap.hookimpl
+def ascbench_model_families() -> list[ap.ModelFamily]:
     # timm is imported only when a timm model is asked for, so other commands start fast.
-    return [ModelFamily(PREFIX, _resolve, _names, "any timm architecture on one-channel log-mels, random init")]
+    return [ap.ModelFamily(PREFIX, _resolve, _names, "any timm architecture on one-channel log-mels, random init")]

@@ -235,3 +235,46 @@ def test_a_logger_that_breaks_on_an_unscored_run_fails_naming_the_step(tmp_path)
     with pytest.raises(ConformanceError, match=r"logger 'fragile' \(plugin 'bad-plugin'\) fails "
                                                r"check_logger_takes_every_event: finish raised TypeError"):
         logger_checks("fragile", registry)[0]()
+
+
+# --- the metric kit -------------------------------------------------------------------------------------------------
+
+import numpy as np  # noqa: E402
+
+from ascbench.specs import MetricSpec  # noqa: E402
+from ascbench.testing import check_metric  # noqa: E402
+
+
+@pytest.mark.parametrize("name", get_registry().names("metric"))
+def test_builtin_metrics_conform(name):
+    check_metric(name)
+
+
+def _metric_registry(compute, higher_is_better=True):
+    @hookimpl
+    def ascbench_metrics():
+        return [MetricSpec("odd-metric", compute, higher_is_better)]
+
+    return build_registry([("metric-plugin", types.SimpleNamespace(ascbench_metrics=ascbench_metrics))], strict=True)
+
+
+def _accuracy(y_true, probs, classes):
+    return float(np.mean(probs.argmax(axis=1) == y_true))
+
+
+def _sorts_in_place(y_true, probs, classes):
+    probs.sort(axis=1)
+    return 0.5
+
+
+@pytest.mark.parametrize("compute, higher, rule", [
+    (_accuracy, False, r"check_metric_ranks_the_way_it_declares: declares lower is better"),
+    (lambda y, p, c: float("nan"), True, r"check_metric_gives_a_finite_number: .*finite number, got nan"),
+    (lambda y, p, c: float(np.mean((p.argmax(1) == y) * np.linspace(0, 1, len(y)))), True,  # weighs clips by position
+     r"check_metric_is_a_function_of_the_predictions: gives .* reordered"),
+    (_sorts_in_place, True, r"check_metric_is_a_function_of_the_predictions: compute changed the arrays"),
+    (lambda y, p, c: p[len(y)], True, r"check_metric_gives_a_finite_number: compute raised IndexError"),
+], ids=["wrong-direction", "nan", "order-dependent", "mutates", "raises"])
+def test_a_metric_breaking_a_rule_fails_naming_it(compute, higher, rule):
+    with pytest.raises(ConformanceError, match=r"metric 'odd-metric' \(plugin 'metric-plugin'\) fails " + rule):
+        check_metric("odd-metric", registry=_metric_registry(compute, higher))

@@ -57,3 +57,36 @@ def test_class_wise_log_loss_against_scikit_learn(predictions):
     m = evaluate(y, probs, list("abcde"))
     for i, c in enumerate("abcde"):
         assert m["class_log_loss"][c] == pytest.approx(skm.log_loss(y[y == i], probs[y == i], labels=range(5)))
+
+
+def test_metrics_against_hand_counts():
+    """Five classes: 0-2 in the truth, 3 only predicted, 4 in neither (it has no F1 and no class accuracy)."""
+    from ascbench.metrics import confusion_matrix, log_loss, macro_accuracy, macro_accuracy_of_confusion, macro_f1
+
+    y_true, y_pred = np.array([0, 0, 0, 1, 1, 2]), np.array([0, 0, 1, 1, 3, 2])
+    cm = confusion_matrix(y_true, y_pred, 5)
+    assert cm.tolist() == [[2, 1, 0, 0, 0], [0, 1, 0, 1, 0], [0, 0, 1, 0, 0], [0] * 5, [0] * 5]
+    assert macro_accuracy(y_true, y_pred) == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
+    assert macro_accuracy_of_confusion(cm) == macro_accuracy(y_true, y_pred)
+    # F1 = 2 tp / (support + predicted): 4/5, 2/4, 2/2, 0/1; class 4 is in neither side and left out
+    assert macro_f1(y_true, y_pred) == pytest.approx((0.8 + 0.5 + 1.0 + 0.0) / 4)
+    probs = np.array([[0.5, 0.5, 0, 0, 0], [0.25, 0.75, 0, 0, 0]])
+    assert log_loss(np.array([0, 1]), probs) == pytest.approx(-(np.log(0.5) + np.log(0.75)) / 2)
+    m = evaluate(y_true, np.eye(5)[y_pred] * 0.9 + 0.02, list("abcde"))
+    assert m["macro_accuracy"] == macro_accuracy(y_true, y_pred) and set(m["class_accuracy"]) == {"a", "b", "c"}
+
+
+def test_one_macro_accuracy_everywhere(predictions):
+    """The leaderboard's recomputation and the metric plugins give the one definition's number, to the last bit."""
+    from ascbench.metrics import macro_accuracy
+    from ascbench.records import recomputed_scores
+    from ascbench.registry import get_registry
+
+    y, probs, _, _ = predictions
+    pred = probs.argmax(1)
+    expected = macro_accuracy(y, pred)
+    stored = {"test_predictions": {"true": y.tolist(), "predicted": pred.tolist()}}
+    assert recomputed_scores(stored)[0]["macro_accuracy"] == expected
+    assert recomputed_scores({"confusion_matrix": evaluate(y, probs, list("abcde"))["confusion_matrix"]})[0][
+        "macro_accuracy"] == pytest.approx(expected, abs=1e-15)
+    assert get_registry().metric("macro-accuracy").compute(y, probs, list("abcde")) == expected

@@ -9,7 +9,8 @@ from scipy import stats as scipy_stats
 from sklearn.metrics import balanced_accuracy_score
 
 from ascbench.leaderboard import aggregate
-from ascbench.stats import RunPredictions, bootstrap_interval, macro_accuracy, paired_test, seeds_needed
+from ascbench.metrics import macro_accuracy
+from ascbench.stats import RunPredictions, bootstrap_interval, paired_test, seeds_needed
 
 
 def _run(seed, true, predicted, groups=None, rows=None):

@@ -16,7 +16,7 @@ from ascbench import __version__
 from ascbench.cli import (data, export, leaderboard, listing, new_plugin, plot, plugins, predict, profile, rerun, run,
                           sweep)
 from ascbench.cli.run import config_from_args
-from ascbench.errors import AscbenchError, RunInterrupted
+from ascbench.errors import AscbenchError, ConfigError, RunInterrupted
 
 __all__ = ["main", "build_parser", "config_from_args"]
 
@@ -37,6 +37,9 @@ def build_parser(plugin_commands: bool = False) -> argparse.ArgumentParser:
                "Plugins may add commands of their own: ascbench list --commands",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
+    parser.add_argument("--plugins-dir", metavar="DIR", action="append", default=[],
+                        help="load every *.py file in DIR as a plugin, without installing it (repeatable; "
+                             "also $ASCBENCH_PLUGINS_DIR, folders separated by the OS path separator)")
     parser.add_argument("--version", action="version", version=f"ascbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in SUBCOMMANDS.values():
@@ -100,9 +103,29 @@ def _run_plugin_command(args) -> int:
     return int(status or 0)
 
 
+def _use_plugin_dirs(argv: list[str]) -> None:
+    """``--plugins-dir DIR`` (before the command) joins ``$ASCBENCH_PLUGINS_DIR``, read when the plugins load: before
+    the full parser is built (it may need the plugins' commands), and in every subprocess a command starts."""
+    from ascbench.registry import DIRS_ENV
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--plugins-dir", action="append", default=[])
+    dirs = pre.parse_known_args(argv)[0].plugins_dir  # placed after the command, the full parser refuses it
+    for folder in dirs:
+        if not os.path.isdir(folder):
+            raise ConfigError(f"--plugins-dir {folder}: no such folder; give the folder that holds the plugin's .py files")
+    if dirs:
+        os.environ[DIRS_ENV] = os.pathsep.join([*(os.path.abspath(d) for d in dirs), *filter(None, [os.environ.get(DIRS_ENV)])])
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _one_line_plugin_warnings()
+    try:
+        _use_plugin_dirs(argv)
+    except ConfigError as exc:
+        print(f"ascbench: error: {exc}", file=sys.stderr)
+        return 2
     parser = build_parser(plugin_commands=_names_another_command(argv))
     args = parser.parse_args(argv)
     if args.command == "run":  # the run's own options, to tell typed flags from defaults (recipes fill the rest)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-PLURAL = {"model": "models", "strategy": "strategies", "semi": "semi-methods", "metric": "metrics", "dataset": "datasets", "protocol": "protocols",
-          "front-end": "front-ends", "recipe": "recipes", "logger": "loggers", "command": "commands"}
-# The prefix of a kind's options in `--set KIND.FIELD=VALUE`, where it differs from the kind's name.
-OPTION_PREFIX = {"front-end": "frontend"}
+from ascbench.kinds import LISTED
+
+# kind -> its `ascbench list --PLURAL` flag and heading (declared in ascbench.kinds)
+PLURAL = {kind.name: kind.plural for kind in LISTED}
+# The prefix of a kind's options in `--set KIND.FIELD=VALUE`.
+OPTION_PREFIX = {kind.name: kind.option_prefix or kind.name for kind in LISTED}
 
 
 def command(args) -> int:
@@ -30,7 +32,7 @@ def command(args) -> int:
         print(render_table(rows, ["name", "plugin", "description"], wide=args.wide))
         options = _option_rows(kind, reg)
         if options:
-            prefix = OPTION_PREFIX.get(kind, kind)
+            prefix = OPTION_PREFIX[kind]
             print(f"\n{kind} options (--set {prefix}.FIELD=VALUE):")
             print(render_table(options, ["option", "of", "type", "default", "help"], wide=args.wide))
         print()
@@ -57,7 +59,7 @@ def _option_rows(kind: str, reg) -> list[tuple[str, str, str, str, str]]:
     """(option, plugin name, type, default, help) of every option each plugin of ``kind`` declares."""
     from ascbench.options import describe
 
-    prefix = OPTION_PREFIX.get(kind, kind)
+    prefix = OPTION_PREFIX[kind]
     rows = []
     for name in reg.names(kind):
         for field, type_name, default, help_text in describe(getattr(reg.get(kind, name), "options_class", None)):
@@ -67,7 +69,8 @@ def _option_rows(kind: str, reg) -> list[tuple[str, str, str, str, str]]:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("list", help="show every registered plugin of every kind (models, strategies, semi methods, datasets, protocols, front-ends, recipes, loggers, metrics, plugin commands) and their options")
+    p = sub.add_parser("list", help="show every registered plugin of every kind (" + ", ".join(PLURAL.values())
+                       + ") and their options")
     for kind in PLURAL.values():
         p.add_argument(f"--{kind}", action="store_true", help=f"show only {kind}")
     p.add_argument("--all", action="store_true", help="list every model of model families such as timm: (imports them)")

@@ -27,7 +27,6 @@ import numpy as np
 import soundfile as sf
 
 from ascbench.data.checks import special_kind
-from ascbench.errors import DataError
 
 log = logging.getLogger("ascbench")
 # Decoded samples are full scale at |x| = 1: integer PCM cannot exceed it, and float files exceed it only by
@@ -177,14 +176,6 @@ def _conform(path: Path, decoded: Decoded, sample_rate: int, num_samples: int) -
     if mono.shape[0] >= num_samples:
         return np.ascontiguousarray(mono[:num_samples]), None, notes, digest
     return np.pad(mono, (0, num_samples - mono.shape[0])), None, notes, digest
-
-
-def read_clip(path: Path, sample_rate: int, num_samples: int) -> np.ndarray:
-    """:func:`read_checked`'s clip; an unusable file is a :class:`DataError` naming it and why."""
-    clip, problem, _ = read_checked(path, sample_rate, num_samples)
-    if clip is None:
-        raise DataError(f"audio file {path} is unusable: {problem}")
-    return clip
 
 
 def inspect_file(path: Path, sample_rate: int, num_samples: int) -> tuple[str | None, tuple[str, ...]]:

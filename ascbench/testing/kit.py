@@ -6,6 +6,7 @@ import functools
 from typing import Any, Callable
 
 from ascbench.errors import AscbenchError
+from ascbench.kinds import BY_NAME
 
 
 class ConformanceError(AssertionError, AscbenchError):
@@ -20,3 +21,8 @@ def bind(checks: tuple[Callable, ...], *args: Any) -> list[Callable[[], None]]:
         functools.update_wrapper(fn, check)
         bound.append(fn)
     return bound
+
+
+def failure(kind: str, name: str, registry: Any, check: str, why: str) -> "ConformanceError":
+    """The error of one failed check: the plugin of ``kind`` (named as ascbench.kinds names it), its owner, the check."""
+    return ConformanceError(f"{BY_NAME[kind].display} {name!r} (plugin {registry.owner(kind, name)!r}) fails {check}: {why}")
