@@ -14,6 +14,7 @@ so a run killed on one device resumes on another.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import platform
 from dataclasses import dataclass, replace
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 import torch
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ascbench.errors import ConfigError
 
@@ -161,6 +163,23 @@ class Compute:
         setattr(model, COMPUTE_ATTRIBUTE, replace(self, device=torch.device("cpu")))  # the device follows the parameters
         return model
 
+    def inference_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module inference calls: under a reduced precision, a copy of ``model`` (in eval mode) with each
+        batch norm that directly follows a convolution in an ``nn.Sequential`` folded into the convolution
+        (cp-mobile infers 10 s clips ~1.4x faster in bf16); ``model`` itself in fp32, where folding would move
+        the logits' last bits."""
+        if self.precision == "fp32" or not any(_foldable_pairs(m) for m in model.modules()):
+            return model
+        try:
+            folded = copy.deepcopy(model)
+        except (TypeError, RuntimeError):  # a plugin model holding something uncopyable infers unfolded
+            return model
+        for sequential in folded.modules():
+            for i in _foldable_pairs(sequential):
+                sequential[i] = fuse_conv_bn_eval(sequential[i], sequential[i + 1])
+                sequential[i + 1] = torch.nn.Identity()
+        return folded.to(memory_format=torch.channels_last) if self.channels_last else folded
+
     def model_input(self, x: torch.Tensor) -> torch.Tensor:
         """A batch of features in the model's memory format (channels_last for 4-D batches when it is on)."""
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
@@ -203,6 +222,17 @@ class Compute:
 
 
 CPU = Compute(torch.device("cpu"))
+
+
+def _foldable_pairs(module: torch.nn.Module) -> list[int]:
+    """Positions i in an ``nn.Sequential`` where a 2-D convolution is directly followed by an eval-mode batch norm
+    with running statistics: the batch norm is then an affine map of the convolution's output, foldable into it."""
+    if not isinstance(module, torch.nn.Sequential):
+        return []
+    layers = list(module)
+    return [i for i in range(len(layers) - 1)
+            if type(layers[i]) is torch.nn.Conv2d and type(layers[i + 1]) is torch.nn.BatchNorm2d
+            and not layers[i + 1].training and layers[i + 1].running_mean is not None]
 
 
 def model_compute(model: torch.nn.Module) -> Compute:

@@ -199,6 +199,7 @@ def predict(model: nn.Module, data: DataBundle, rows: np.ndarray, batch_size: in
     if not len(rows):
         return out
     # In the precision and memory format the model trained in (``compute`` comes from its training stage).
+    model = compute.inference_model(model)
     with torch.inference_mode():
         # Logits stay on the device until every batch is done: one transfer (and one wait for the GPU) per call
         # instead of one per batch.

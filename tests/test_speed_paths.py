@@ -153,3 +153,36 @@ def test_a_run_records_the_resolved_precision(runs, cpu_flags):
     assert row["precision"] == "fp32" and compute["precision"] == "fp32"
     assert compute["precision_requested"] == "auto" and "no bf16 instructions" in compute["precision_reason"]
     assert compute["memory_format"] == "contiguous"
+
+
+@pytest.mark.parametrize("name", ["cp-mobile", "mobileascnet-tiny"])
+def test_reduced_precision_inference_folds_batchnorm_into_convolutions(registry, name):
+    """bf16 inference runs a copy with conv + batch norm folded (same logits up to bf16 rounding); fp32 inference and
+    the trained model itself are untouched."""
+    from ascbench.config import RunConfig
+    from ascbench.specs import ModelContext
+    from ascbench.training import create_model
+
+    spec = registry.model(name)
+    ctx = ModelContext(num_classes=10, num_cities=4, time_dim=8, n_mels=64, n_frames=101)
+    model = create_model(spec, ctx, RunConfig(model=name))
+    with torch.no_grad():  # running statistics away from the identity, so folding has something to fold
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    model.eval()
+    x, city, time = _inputs()
+    fp32 = Compute.from_names("cpu", "fp32", ModelNeeds.of(spec))
+    assert fp32.inference_model(model) is model
+    with torch.inference_mode():
+        expected = model(x, city, time)
+    bf16 = Compute.from_names("cpu", "bf16", ModelNeeds.of(spec))
+    folded = bf16.inference_model(model)
+    count = lambda m: sum(isinstance(layer, torch.nn.BatchNorm2d) for layer in m.modules())  # noqa: E731
+    assert folded is not model and count(folded) < count(model) and count(model) > 0
+    with torch.inference_mode():
+        assert torch.allclose(folded(x, city, time), expected, rtol=1e-4, atol=1e-4)  # folding alone: fp32-exact-ish
+        with bf16.autocast():
+            got = folded(bf16.model_input(x), city, time).float()
+    assert torch.isfinite(got).all() and (got - expected).abs().max() < 0.05 * expected.abs().max() + 0.05
