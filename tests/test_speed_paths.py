@@ -76,7 +76,7 @@ def test_the_built_in_convolutional_models_declare_channels_last(registry):
         assert registry.model(name).channels_last, name
 
 
-def _inputs(n_frames: int = 101, batch: int = 6):
+def _inputs(n_frames: int = 51, batch: int = 4):
     g = torch.Generator().manual_seed(0)
     return (torch.randn(batch, 1, 64, n_frames, generator=g), torch.randint(0, 4, (batch,), generator=g),
             torch.randn(batch, 8, generator=g))
