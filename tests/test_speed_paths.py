@@ -72,7 +72,7 @@ def test_channels_last_only_under_reduced_precision_and_only_when_the_spec_allow
 
 
 def test_the_built_in_convolutional_models_declare_channels_last(registry):
-    for name in ("mobileascnet", "mobileascnet-tiny", "cp-mobile"):
+    for name in ("mobileascnet", "mobileascnet-tiny", "cp-mobile", "se-trans"):
         assert registry.model(name).channels_last, name
 
 
