@@ -66,10 +66,11 @@ class ModelNeeds:
 
     channels_last: bool = False  # its convolutions may run in channels_last (NHWC) under reduced precision
     fp32_only: bool = False  # it must stay fp32: --precision auto gives fp32 for it, bf16/fp16 are refused
+    model: str = ""  # the spec's name, for messages
 
     @classmethod
     def of(cls, spec: "ModelSpec") -> "ModelNeeds":
-        return cls(channels_last=spec.channels_last, fp32_only=spec.fp32_only)
+        return cls(channels_last=spec.channels_last, fp32_only=spec.fp32_only, model=spec.name)
 
 
 NEEDS_ATTRIBUTE = "_ascbench_needs"  # set on a model by training.create_model, read when a stage starts
@@ -109,7 +110,7 @@ def resolve_precision(requested: str, device: torch.device, needs: ModelNeeds = 
     if requested != "auto":
         return requested, "requested"
     if needs.fp32_only:
-        return "fp32", "auto: the model's spec declares fp32_only"
+        return "fp32", f"auto: model {needs.model or '(unnamed)'!r} declares fp32_only"
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported():
             return "bf16", f"auto: {torch.cuda.get_device_name(device)} supports bf16"
@@ -145,7 +146,8 @@ class Compute:
         if chosen == "fp16" and resolved.type != "cuda":
             problem = f"--precision fp16 needs a CUDA device (here: {resolved}); use bf16 or fp32"
         elif chosen != "fp32" and needs.fp32_only:
-            problem = f"--precision {chosen}: the model's spec declares fp32_only; use fp32 or auto"
+            problem = (f"--precision {chosen}: model {needs.model or '(unnamed)'!r} declares fp32_only in its ModelSpec; "
+                       "use --precision fp32 or auto")
         if problem is not None:
             if strict:
                 raise ConfigError(problem)
