@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ascbench.protocols import ProtocolOptions
 
 
-PRECISION_NAMES = ("fp32", "bf16", "fp16")
+PRECISION_NAMES = ("fp32", "bf16", "fp16", "auto")  # auto: see ascbench.device.resolve_precision
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("one-cycle", "step", "cosine", "constant")
 SELECTION_METRICS = ("accuracy", "macro-accuracy", "loss", "last")
@@ -89,7 +89,7 @@ class RunConfig:
     context: str | None = None  # "city", "time" or "city,time": fuse context into a backbone without it
     threads: int | None = None  # torch intra-op threads; None uses every core
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps (auto: CUDA when present)
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 with a gradient scaler, CUDA only)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 with a gradient scaler, CUDA only) | auto
     compile: str = "off"  # torch.compile the training forward: off | default | reduce-overhead | max-autotune
     # Plugins' own options by kind, e.g. {"strategy": {"lr_scale": 0.1}} (--set strategy.lr_scale=0.1); checked
     # against the chosen plugin's options class before any data is read (ascbench.options).

@@ -3,23 +3,35 @@
 Batches are assembled on the CPU (from the memory-mapped feature cache, augmented there with the
 run's seeded generators, so CPU and GPU runs draw the same masks), then copied to the device:
 from pinned memory and without blocking on CUDA. Mixed precision uses autocast; float16 adds a
-gradient scaler and needs CUDA. Checkpoints and stored weights are always loaded onto the CPU first,
+gradient scaler and needs CUDA. ``auto`` resolves to bf16 where the device computes it natively (a CPU
+with AVX512-BF16 or AMX, a CUDA GPU that supports it) and to fp32 elsewhere; the record states the resolved
+precision and why. Under a reduced precision a model whose spec allows it computes in channels_last (NHWC):
+there it is measurably faster; in fp32 it would move the last bits of the logits, so fp32 stays contiguous
+and published fp32 numbers stay what they were. Checkpoints and stored weights are always loaded onto the CPU first,
 so a run killed on one device resumes on another.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import platform
-from dataclasses import dataclass
-from typing import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import torch
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ascbench.errors import ConfigError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ascbench.specs import ModelSpec
+
 DEVICE_CHOICES = "auto | cpu | cuda | cuda:N | mps"
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISION_CHOICES = (*PRECISIONS, "auto")  # auto: resolved per device by resolve_precision
 
 
 def resolve_device(name: str) -> torch.device:
@@ -49,20 +61,130 @@ def resolve_device(name: str) -> torch.device:
 
 
 @dataclass(frozen=True)
-class Compute:
-    """A run's device and precision, as training and evaluation use them."""
+class ModelNeeds:
+    """What a model spec declares about how it may compute (its capability flags, see ``ModelSpec``)."""
 
-    device: torch.device
-    precision: str = "fp32"
+    channels_last: bool = False  # its convolutions may run in channels_last (NHWC) under reduced precision
+    fp32_only: bool = False  # it must stay fp32: --precision auto gives fp32 for it, bf16/fp16 are refused
+    model: str = ""  # the spec's name, for messages
 
     @classmethod
-    def from_names(cls, device: str, precision: str) -> "Compute":
-        if precision not in PRECISIONS:
-            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    def of(cls, spec: "ModelSpec") -> "ModelNeeds":
+        return cls(channels_last=spec.channels_last, fp32_only=spec.fp32_only, model=spec.name)
+
+
+NEEDS_ATTRIBUTE = "_ascbench_needs"  # set on a model by training.create_model, read when a stage starts
+COMPUTE_ATTRIBUTE = "_ascbench_compute"  # set by Compute.prepare: inference follows the run's settings
+
+
+def model_needs(model: torch.nn.Module) -> ModelNeeds:
+    """The capability flags of the spec ``model`` was built from (none declared for a model built elsewhere)."""
+    return getattr(model, NEEDS_ATTRIBUTE, ModelNeeds())
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU has bf16 arithmetic in hardware (AVX512-BF16 or AMX), so autocast to bf16 is faster
+    than fp32 rather than emulated. torch's dispatch level says AMX directly; AVX512-BF16 it does not name,
+    so the kernel's CPU flags are read too."""
+    capability = str(torch.backends.cpu.get_cpu_capability()).upper()
+    if "AMX" in capability or "BF16" in capability:
+        return True
+    return bool(_cpuinfo_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def _cpuinfo_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: no flags known, so auto stays fp32
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def resolve_precision(requested: str, device: torch.device, needs: ModelNeeds = ModelNeeds()) -> tuple[str, str]:
+    """The precision a run computes in and why: ``auto`` is bf16 where ``device`` computes bf16 natively and
+    fp32 elsewhere (or where the model must stay fp32); an explicit precision is itself."""
+    if requested != "auto":
+        return requested, "requested"
+    if needs.fp32_only:
+        return "fp32", f"auto: model {needs.model or '(unnamed)'!r} declares fp32_only"
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return "bf16", f"auto: {torch.cuda.get_device_name(device)} supports bf16"
+        return "fp32", "auto: this GPU has no native bf16"
+    if device.type == "cpu":
+        if cpu_computes_bf16():
+            return "bf16", "auto: the CPU has bf16 instructions (AVX512-BF16 or AMX)"
+        return "fp32", f"auto: the CPU has no bf16 instructions (torch dispatch {torch.backends.cpu.get_cpu_capability()})"
+    return "fp32", f"auto: bf16 is not used on {device.type}"
+
+
+@dataclass(frozen=True)
+class Compute:
+    """A run's device, its resolved precision and memory format, as training and evaluation use them."""
+
+    device: torch.device
+    precision: str = "fp32"  # resolved: fp32 | bf16 | fp16
+    requested: str = ""  # what --precision said ("" when made directly with a precision)
+    reason: str = ""  # why ``precision`` (auto's choice, or "requested")
+    channels_last: bool = False
+
+    @classmethod
+    def from_names(cls, device: str, precision: str, needs: ModelNeeds = ModelNeeds(), *,
+                   strict: bool = True) -> "Compute":
+        """``device`` and ``precision`` resolved for a model with ``needs``. Not ``strict`` (predicting with a
+        stored run's weights elsewhere), a precision this device cannot compute falls back to fp32 instead
+        of failing."""
+        if precision not in PRECISION_CHOICES:
+            raise ConfigError(f"--precision must be one of {', '.join(PRECISION_CHOICES)}, not {precision!r}")
         resolved = resolve_device(device)
-        if precision == "fp16" and resolved.type != "cuda":
-            raise ConfigError(f"--precision fp16 needs a CUDA device (here: {resolved}); use bf16 or fp32")
-        return cls(resolved, precision)
+        chosen, reason = resolve_precision(precision, resolved, needs)
+        problem = None
+        if chosen == "fp16" and resolved.type != "cuda":
+            problem = f"--precision fp16 needs a CUDA device (here: {resolved}); use bf16 or fp32"
+        elif chosen != "fp32" and needs.fp32_only:
+            problem = (f"--precision {chosen}: model {needs.model or '(unnamed)'!r} declares fp32_only in its ModelSpec; "
+                       "use --precision fp32 or auto")
+        if problem is not None:
+            if strict:
+                raise ConfigError(problem)
+            chosen, reason = "fp32", f"fallback: {problem.split(';')[0]}"
+        # channels_last only under reduced precision: in fp32 it changes the logits' last bits (oneDNN picks
+        # other kernels), and published fp32 numbers must re-run to the same digits.
+        return cls(resolved, chosen, precision, reason, needs.channels_last and chosen != "fp32")
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``model`` on the device in the memory format it computes in, remembering these settings so that
+        inference on it (``predict``) computes as training did."""
+        model.to(self.device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        setattr(model, COMPUTE_ATTRIBUTE, replace(self, device=torch.device("cpu")))  # the device follows the parameters
+        return model
+
+    def inference_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module inference calls: under a reduced precision, a copy of ``model`` (in eval mode) with each
+        batch norm that directly follows a convolution in an ``nn.Sequential`` folded into the convolution
+        (cp-mobile infers 10 s clips ~1.4x faster in bf16); ``model`` itself in fp32, where folding would move
+        the logits' last bits."""
+        if self.precision == "fp32" or not any(_foldable_pairs(m) for m in model.modules()):
+            return model
+        try:
+            folded = copy.deepcopy(model)
+        except (TypeError, RuntimeError):  # a plugin model holding something uncopyable infers unfolded
+            return model
+        for sequential in folded.modules():
+            for i in _foldable_pairs(sequential):
+                sequential[i] = fuse_conv_bn_eval(sequential[i], sequential[i + 1])
+                sequential[i + 1] = torch.nn.Identity()
+        return folded.to(memory_format=torch.channels_last) if self.channels_last else folded
+
+    def model_input(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch of features in the model's memory format (channels_last for 4-D batches when it is on)."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
     def to(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Copies of ``tensors`` on the device (pinned and non-blocking on CUDA); the tensors on the CPU."""
@@ -92,7 +214,9 @@ class Compute:
             name = "Apple MPS"
         else:
             name = platform.processor() or platform.machine()
-        return {"device": str(self.device), "device_name": name, "precision": self.precision}
+        return {"device": str(self.device), "device_name": name, "precision": self.precision,
+                "precision_requested": self.requested or self.precision, "precision_reason": self.reason or "requested",
+                "memory_format": "channels_last" if self.channels_last else "contiguous"}
 
     def synchronize(self) -> None:
         if self.device.type == "cuda":
@@ -102,7 +226,20 @@ class Compute:
 CPU = Compute(torch.device("cpu"))
 
 
+def _foldable_pairs(module: torch.nn.Module) -> list[int]:
+    """Positions i in an ``nn.Sequential`` where a 2-D convolution is directly followed by an eval-mode batch norm
+    with running statistics: the batch norm is then an affine map of the convolution's output, foldable into it."""
+    if not isinstance(module, torch.nn.Sequential):
+        return []
+    layers = list(module)
+    return [i for i in range(len(layers) - 1)
+            if type(layers[i]) is torch.nn.Conv2d and type(layers[i + 1]) is torch.nn.BatchNorm2d
+            and not layers[i + 1].training and layers[i + 1].running_mean is not None]
+
+
 def model_compute(model: torch.nn.Module) -> Compute:
-    """The device a model's parameters are on (CPU for a model without parameters)."""
+    """How inference on ``model`` computes: on the device its parameters are on (CPU for a model without
+    parameters), in the precision and memory format its training stage prepared it for (fp32 otherwise)."""
     param = next(model.parameters(), None)
-    return Compute(param.device) if param is not None else CPU
+    settings = getattr(model, COMPUTE_ATTRIBUTE, CPU)
+    return replace(settings, device=param.device) if param is not None else settings

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ascbench import callbacks, checkpoint, distributed
 from ascbench.augment import mixup
 from ascbench.config import RunConfig
-from ascbench.device import Compute
+from ascbench.device import Compute, model_needs
 from ascbench.errors import PluginError
 from ascbench.optim import make_optimizer, make_scheduler, selection_score, validation_record
 from ascbench.training import (DataBundle, FitResult, TrainingHook, _freeze_frozen_batchnorm, augment_batch, compiled,
@@ -143,7 +143,7 @@ def _train_epoch(stage: _Stage, train_model: nn.Module, data: DataBundle, train_
         (y,) = compute.to(F.one_hot(torch.from_numpy(targets[pos]), num_classes).float())
         x, y = mixup(x, y, config.mixup_alpha, stage.generator)
         with compute.autocast():
-            logits = train_model(x, city, time)
+            logits = train_model(compute.model_input(x), city, time)
         logits = logits.float()
         if logits.shape != y.shape:
             raise PluginError(f"model {config.model!r} broke the model contract at {desc}, epoch {epoch}: forward "
@@ -258,8 +258,8 @@ def _start_stage(model: nn.Module, train_rows: np.ndarray, parameters: Iterable[
                  ) -> tuple[_Stage, int, int]:
     """A fresh stage (model on the run's device, optimiser, schedule, seeded generators), the passes over the
     training clips per epoch, and the first epoch early stopping may end."""
-    compute = Compute.from_names(config.device, config.precision)
-    model.to(compute.device)  # before the optimizer exists, so its state lives beside the parameters
+    compute = Compute.from_names(config.device, config.precision, model_needs(model))
+    compute.prepare(model)  # device and memory format before the optimizer exists: its state lives beside the parameters
     params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
     if not params:
         raise ValueError("nothing to train: every parameter is frozen")

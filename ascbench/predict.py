@@ -28,7 +28,7 @@ import torch
 
 from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset, DatasetOptions
-from ascbench.device import Compute
+from ascbench.device import Compute, ModelNeeds
 from ascbench.errors import ConfigError, DataError
 from ascbench.features import load_checked_features, unusable_files_error
 from ascbench.options import resolve_frontend
@@ -77,7 +77,10 @@ def predict_run(run_dir: str | os.PathLike, dataset_name: str, registry: Registr
     if not (run_dir / "config.json").exists():
         raise DataError(f"{run_dir} is not a run directory (no config.json)")
     config = RunConfig.from_stored(read_record_file(run_dir / "config.json", "run config"))
-    compute = Compute.from_names(device, "fp32")  # an absent GPU fails here, before any audio is read
+    # An absent GPU fails here, before any audio is read. The run's precision (auto resolved for this device; fp32
+    # where this device cannot compute it, e.g. an fp16 run predicted on a CPU).
+    spec = registry.model(config.model)
+    compute = Compute.from_names(device, config.precision, ModelNeeds.of(spec), strict=False)
     saved = load_run_weights(run_dir)
     classes, cities = list(saved["classes"]), list(saved["cities"])
     target = registry.dataset(dataset_name).load(DatasetOptions(data_root=Path(data_root) if data_root else None))
@@ -94,9 +97,9 @@ def predict_run(run_dir: str | os.PathLike, dataset_name: str, registry: Registr
     data = DataBundle(target, checked.features, target.label_indices(), city, target.time_features(), cities, mean, std)
     context = ModelContext(num_classes=len(classes), num_cities=len(cities) + 1, time_dim=data.time.shape[1],
                            n_mels=checked.features.shape[1], n_frames=checked.features.shape[2])
-    model = create_model(registry.model(config.model), context, config)
+    model = create_model(spec, context, config)
     model.load_state_dict(saved["model"])
-    probs = predict(model.to(compute.device), data, np.arange(len(target.meta)))
+    probs = predict(compute.prepare(model), data, np.arange(len(target.meta)))
     require_finite(probs, config.model, registry.owner("model", config.model), f"of {dataset_name}")
     unseen = sorted(set(target.meta["city"]) - set(cities))
     return Predictions(target, classes, probs, unseen, run_dir.name)

@@ -22,7 +22,7 @@ from ascbench import callbacks, distributed, pipeline, provenance
 from ascbench.config import RunConfig
 from ascbench.checkpoint import Checkpointer, checkpointing
 from ascbench.data.dataset import ClipDataset
-from ascbench.device import Compute
+from ascbench.device import Compute, ModelNeeds
 from ascbench.errors import ConfigError, DataError, RunInterrupted
 from ascbench.pretraining import pretrained_state
 from ascbench.metadata_ceiling import describe as describe_ceiling
@@ -66,7 +66,8 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     continued from its last epoch checkpoint; ``resume`` names one explicitly.
     """
     plan = pipeline.resolve(config, registry)  # every name, option and file, before any data is read
-    compute = Compute.from_names(config.device, config.precision)  # an absent GPU fails here, in a second
+    # An absent GPU fails here, in a second; --precision auto is resolved for this device and model (recorded).
+    compute = Compute.from_names(config.device, config.precision, ModelNeeds.of(plan.model))
     world = _prepare_process(config, compute, resume)
     root = runs_dir(runs_root) if resume is None else Path(resume).parent
     slot = _open_slot(root, config, resume, world)

@@ -61,6 +61,11 @@ class ModelSpec:
     # Key of the city embedding in the model's state dict: checkpoints are remapped onto a run's cities by name.
     city_embedding: str | None = None
     importer: Importer | None = None  # reads the official checkpoints of this architecture
+    # Capability flags (ascbench.device): channels_last: its convolutions may compute in channels_last (NHWC)
+    # under bf16/fp16, where that is faster (opt-in: a forward that .view()s an NHWC activation would fail);
+    # fp32_only: it must stay fp32 (--precision auto then resolves to fp32, bf16/fp16 are refused).
+    channels_last: bool = False
+    fp32_only: bool = False
 
     def __post_init__(self) -> None:
         check_name("model", self.name)

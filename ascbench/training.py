@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset
-from ascbench.device import Compute, model_compute
+from ascbench.device import NEEDS_ATTRIBUTE, Compute, ModelNeeds, model_compute
 from ascbench.errors import ConfigError, check_returned
 from ascbench.features import read_rows
 from ascbench.augment import freq_mixstyle, spec_augment, time_roll
@@ -48,6 +48,7 @@ def create_model(spec: ModelSpec, ctx: ModelContext, config: RunConfig, label: s
             raise ConfigError(f"--context cannot wrap model {spec.name!r}: {exc}") from None
     if config.normalization == "input-bn":
         model = InputBatchNorm(model, ctx.n_mels)
+    setattr(model, NEEDS_ATTRIBUTE, ModelNeeds.of(spec))  # the spec's capability flags, for the stage's Compute
     return model
 
 
@@ -203,14 +204,22 @@ def predict(model: nn.Module, data: DataBundle, rows: np.ndarray, batch_size: in
     out = np.empty((len(rows), len(data.dataset.classes)), dtype=np.float64)
     if not len(rows):
         return out
+    # In the precision and memory format the model trained in (``compute`` comes from its training stage).
+    model = compute.inference_model(model)
     with torch.inference_mode():
         # Logits stay on the device until every batch is done: one transfer (and one wait for the GPU) per call
         # instead of one per batch.
-        logits = [model(*data.batch_on(rows[order[start:start + batch_size]], compute))
-                  for start in range(0, len(rows), batch_size)]
+        with compute.autocast():
+            logits = [_forward(model, compute, data.batch_on(rows[order[start:start + batch_size]], compute))
+                      for start in range(0, len(rows), batch_size)]
         # Softmax in float64 on the CPU, whatever the device (MPS has no float64); row by row, as before.
         out[order] = F.softmax(torch.cat(logits).cpu().double(), dim=1).numpy()
     return out
+
+
+def _forward(model: nn.Module, compute: Compute, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    x, city, time = batch
+    return model(compute.model_input(x), city, time)
 
 
 def require_finite(probs: np.ndarray, model: str, plugin: str, where: str) -> None:

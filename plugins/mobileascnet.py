@@ -84,6 +84,7 @@ def _variant(name: str, description: str, uses_context: bool, **kwargs) -> ap.Mo
         uses_city=uses_context,
         uses_time=uses_context,
         default_kwargs=kwargs,
+        channels_last=True,  # bf16 + channels_last trains 10 s clips ~3x faster than fp32 on an AVX512-BF16 CPU
     )
 
 

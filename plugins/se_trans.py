@@ -122,5 +122,6 @@ def ascbench_models() -> list[ap.ModelSpec]:
             uses_time=True,
             city_embedding="context.city.weight",
             importer=OFFICIAL_IMPORTER,
+            channels_last=True,  # bf16 + channels_last trains ~1.5x faster than bf16 contiguous on the CPU
         )
     ]

@@ -166,8 +166,9 @@ def _add_machine_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
     g.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     g.add_argument("--device", default=d.device, metavar="DEV",
                    help="auto | cpu | cuda | cuda:N | mps (default: auto, CUDA when present); recorded with the run")
-    g.add_argument("--precision", default=d.precision, choices=("fp32", "bf16", "fp16"),
-                   help="training precision: autocast to bf16 or fp16 (fp16 with a gradient scaler, CUDA only)")
+    g.add_argument("--precision", default=d.precision, choices=("fp32", "bf16", "fp16", "auto"),
+                   help="training and inference precision: autocast to bf16 or fp16 (fp16 with a gradient scaler, CUDA "
+                        "only); auto: bf16 where the device computes it natively, else fp32 (the record says which)")
     g.add_argument("--compile", default=d.compile, choices=("off", "default", "reduce-overhead", "max-autotune"),
                    help="torch.compile the training forward in this mode (default off; helps on CUDA for larger "
                         "models, costs a compile per training stage; see README, Devices)")
