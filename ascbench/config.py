@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ascbench.defaults import DEFAULT_DATASET, DEFAULT_MODEL, DEFAULT_PROTOCOL, DEFAULT_SEMI, DEFAULT_STRATEGY
 from ascbench.errors import AscbenchError, ConfigError
 from ascbench.options import KINDS as OPTION_KINDS, fold_dotted
 # From the import-free vocabulary, not ascbench.protocols (numpy, pandas): `ascbench --help` imports this module.
@@ -34,10 +35,10 @@ PRETRAIN_CLASSES = ("source", "target")
 
 @dataclass(frozen=True)
 class RunConfig:
-    model: str = "mobileascnet"
-    strategy: str = "finetune"
-    dataset: str = "embedded"
-    protocol: str = "official"
+    model: str = DEFAULT_MODEL
+    strategy: str = DEFAULT_STRATEGY
+    dataset: str = DEFAULT_DATASET
+    protocol: str = DEFAULT_PROTOCOL
     labeled: float | None = None  # fraction of training clips labeled; None keeps the dataset's own labels
     seed: int = 0
     epochs: int = 30
@@ -76,7 +77,7 @@ class RunConfig:
     group_by: str | None = None  # grouping level a split keeps whole; None: the dataset's coarsest (APSIPA: session)
     untaught: str = "exclude"  # a test class no labeled training clip teaches: "exclude" it from scoring, or "refuse"
     # semi-supervision (orthogonal to the strategy)
-    semi: str = "none"  # none | pseudo-label | mean-teacher; their own knobs are options (semi.rounds, semi.ema, ...)
+    semi: str = DEFAULT_SEMI  # a registered method (ascbench list --semi-methods); its own knobs are options (semi.FIELD)
     # augmentation, applied to every training batch
     freq_mask: int = 0  # SpecAugment: widest masked mel band (0: off; on the embedded data masking hurt)
     time_mask: int = 0  # SpecAugment: widest masked frame span
@@ -183,7 +184,7 @@ class RunConfig:
             data = _under(QUICK_SETTINGS, data)
         if data.get("recipe"):
             given = (data.get("options") or {}).get("recipe") if isinstance(data.get("options"), dict) else None
-            recipe = fold_dotted(_renamed(recipe_settings(data["recipe"], data.get("dataset", "embedded"), given)))
+            recipe = fold_dotted(_renamed(recipe_settings(data["recipe"], data.get("dataset", DEFAULT_DATASET), given)))
             data = _under(_for_chosen_plugins(recipe, data), data)
         data = _options_of_chosen_plugins(data)
         for name in TUPLE_FIELDS:

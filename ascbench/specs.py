@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from ascbench.defaults import DEFAULT_FRONT_END
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import torch.nn as nn
@@ -13,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ascbench.data.dataset import ClipDataset, DatasetOptions
     from ascbench.features import FeatureConfig
     from ascbench.protocols import ProtocolOptions, Split
-    from ascbench.job import TrainingJob
+    from ascbench.plugin import TrainingJob  # the contract a plugin is handed, not the training job itself
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._:-]*$")
 
@@ -111,6 +113,9 @@ class SemiSpec:
     fit: Callable[..., list]
     description: str = ""
     options_class: type | None = None
+    # Capability flag: False for a method that cannot run data-parallel (e.g. one whose teacher must see every
+    # batch of one process); the core then refuses such a run up front instead of training a wrong model.
+    data_parallel: bool = True
 
     def __post_init__(self) -> None:
         check_name("semi-supervised method", self.name)
@@ -129,7 +134,7 @@ class DatasetSpec:
     # pretraining on the target's classes (--pretrain-classes target); a source without a map keeps the labels
     # whose names the target shares.
     class_maps: dict[str, dict[str, str]] = field(default_factory=dict)
-    feature_preset: str = "embedded"
+    feature_preset: str = DEFAULT_FRONT_END
     # The challenge's submission table for predicted labels (``ascbench predict --format challenge``);
     # None: filename and scene_label.
     submission: Callable[["ClipDataset", list[str]], "pd.DataFrame"] | None = None

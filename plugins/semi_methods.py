@@ -14,5 +14,6 @@ def ascbench_semi_methods():
         ap.SemiSpec("pseudo-label", ap.pseudo_label, "rounds of confident, class-balanced pseudo-labels on the unlabeled "
                     "clips (the challenge recipe)", options_class=ap.PseudoLabelOptions),
         ap.SemiSpec("mean-teacher", ap.mean_teacher, "consistency with an EMA teacher on the unlabeled clips",
-                    options_class=ap.MeanTeacherOptions),
+                    # its EMA teacher follows one process's weights: data-parallel ranks would each keep their own
+                    options_class=ap.MeanTeacherOptions, data_parallel=False),
     ]
