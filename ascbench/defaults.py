@@ -14,3 +14,5 @@ DEFAULT_PROTOCOL = "official"
 DEFAULT_SEMI = "none"  # labeled clips only
 # The front-end a dataset uses when it declares none (DatasetSpec.feature_preset).
 DEFAULT_FRONT_END = "embedded"
+# The front-end whose input shape `ascbench profile` measures when none is given (the challenge's).
+PROFILE_FRONT_END = "apsipa2025"

@@ -79,6 +79,12 @@ class StrategySpec:
     # The strategy's own options: a dataclass of typed fields with defaults, set as --set strategy.FIELD=VALUE
     # and handed to it as job.options (see ascbench.options).
     options_class: type | None = None
+    # Shortcut flags for its own options: flag -> "FIELD" (takes the value) or "FIELD=VALUE" (a switch), e.g.
+    # {"--pl-rounds": "rounds"}. Old config names of its options: name -> (FIELD, the value configs held when it was
+    # not set), e.g. {"pl_rounds": ("rounds", 2)}. Both are literal dicts: ``ascbench run --help`` reads them from
+    # the plugin's source without importing it (ascbench.shortcuts).
+    shortcuts: dict[str, str] = field(default_factory=dict)
+    renamed: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_name("strategy", self.name)
@@ -116,6 +122,12 @@ class SemiSpec:
     # Capability flag: False for a method that cannot run data-parallel (e.g. one whose teacher must see every
     # batch of one process); the core then refuses such a run up front instead of training a wrong model.
     data_parallel: bool = True
+    # Shortcut flags for its own options: flag -> "FIELD" (takes the value) or "FIELD=VALUE" (a switch), e.g.
+    # {"--pl-rounds": "rounds"}. Old config names of its options: name -> (FIELD, the value configs held when it was
+    # not set), e.g. {"pl_rounds": ("rounds", 2)}. Both are literal dicts: ``ascbench run --help`` reads them from
+    # the plugin's source without importing it (ascbench.shortcuts).
+    shortcuts: dict[str, str] = field(default_factory=dict)
+    renamed: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_name("semi-supervised method", self.name)
