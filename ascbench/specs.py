@@ -27,6 +27,20 @@ def check_name(kind: str, name: str) -> None:
         )
 
 
+def check_shortcuts(kind: str, name: str, options_class: type | None, shortcuts: dict[str, str],
+                    renamed: dict[str, tuple[str, Any]]) -> None:
+    """Each shortcut flag (``--x``) and old config name sets an option the plugin has."""
+    fields = set(getattr(options_class, "__dataclass_fields__", {}))
+    targets = [(flag, target.partition("=")[0]) for flag, target in shortcuts.items()]
+    targets += [(old, value[0] if isinstance(value, tuple) else value) for old, value in renamed.items()]
+    for label, option in targets:
+        if option not in fields:
+            raise ValueError(f"{kind} {name!r}: {label} sets option {option!r}, which its options_class does not have")
+    bad = [flag for flag in shortcuts if not re.match(r"^--[a-z0-9][a-z0-9-]*$", flag)]
+    if bad:
+        raise ValueError(f"{kind} {name!r}: shortcut flags are --lower-case-words, not {bad}")
+
+
 @dataclass(frozen=True)
 class ModelContext:
     """Everything a model needs to know about its input and output sizes."""
@@ -88,6 +102,7 @@ class StrategySpec:
 
     def __post_init__(self) -> None:
         check_name("strategy", self.name)
+        check_shortcuts("strategy", self.name, self.options_class, self.shortcuts, self.renamed)
 
 
 @dataclass(frozen=True)
@@ -131,6 +146,7 @@ class SemiSpec:
 
     def __post_init__(self) -> None:
         check_name("semi-supervised method", self.name)
+        check_shortcuts("semi-supervised method", self.name, self.options_class, self.shortcuts, self.renamed)
 
 
 @dataclass(frozen=True)

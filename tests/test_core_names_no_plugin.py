@@ -162,9 +162,11 @@ def test_a_folder_plugins_shortcut_is_listed_and_sets_its_option(tmp_path, monke
     from ascbench.shortcuts import declared
 
     (tmp_path / "my_semi.py").write_text(
-        "import ascbench.plugin as ap\n\n"
+        "from dataclasses import dataclass\nimport ascbench.plugin as ap\n\n"
+        "@dataclass(frozen=True)\nclass Opts:\n    k: int = 1\n    on: bool = True\n\n"
         "@ap.hookimpl\ndef ascbench_semi_methods():\n"
-        "    return [ap.SemiSpec('my-semi', ap.supervised, 'x', shortcuts={'--my-k': 'k', '--my-off': 'on=false'},\n"
+        "    return [ap.SemiSpec('my-semi', ap.supervised, 'x', options_class=Opts,\n"
+        "                        shortcuts={'--my-k': 'k', '--my-off': 'on=false'},\n"
         "                        renamed={'my_k': ('k', 1)})]\n")
     monkeypatch.setenv("ASCBENCH_PLUGINS_DIR", str(tmp_path))
     declared.cache_clear()
@@ -180,5 +182,35 @@ def test_a_folder_plugins_shortcut_is_listed_and_sets_its_option(tmp_path, monke
         assert given["semi.k"] == 3 and given["semi.on"] is False
         from ascbench.config import _options_of_chosen_plugins, _renamed
         assert _options_of_chosen_plugins(_renamed({"semi": "my-semi", "my_k": 4}))["options"] == {"semi": {"k": 4}}
+    finally:
+        declared.cache_clear()
+
+
+def test_a_shortcut_to_an_option_the_plugin_lacks_is_refused_at_declaration():
+    from ascbench.specs import SemiSpec
+    from ascbench.semi import MeanTeacherOptions
+
+    with pytest.raises(ValueError, match="--mt-nope sets option 'nope'"):
+        SemiSpec("x", lambda *a: [], options_class=MeanTeacherOptions, shortcuts={"--mt-nope": "nope"})
+    with pytest.raises(ValueError, match="mt_old sets option 'gone'"):
+        SemiSpec("x", lambda *a: [], options_class=MeanTeacherOptions, renamed={"mt_old": ("gone", 1)})
+
+
+def test_a_shortcut_that_clashes_with_a_core_flag_is_skipped_with_a_warning(tmp_path, monkeypatch):
+    from ascbench.cli import build_parser
+    from ascbench.registry import PluginWarning
+    from ascbench.shortcuts import declared
+
+    (tmp_path / "clash.py").write_text(
+        "import ascbench.plugin as ap\n\n"
+        "@ap.hookimpl\ndef ascbench_semi_methods():\n"
+        "    return [ap.SemiSpec('clash', ap.supervised, 'x', options_class=ap.MeanTeacherOptions,\n"
+        "                        shortcuts={'--seed': 'ema'})]\n")
+    monkeypatch.setenv("ASCBENCH_PLUGINS_DIR", str(tmp_path))
+    declared.cache_clear()
+    try:
+        with pytest.warns(PluginWarning, match="semi 'clash': shortcut --seed skipped"):
+            args = build_parser().parse_args(["run", "--seed", "3"])
+        assert args.seed == 3  # the core's flag still works
     finally:
         declared.cache_clear()

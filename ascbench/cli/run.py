@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, ContextManager
 
@@ -109,11 +110,18 @@ def _add_plugin_shortcuts(p: argparse.ArgumentParser) -> None:
     """The shortcut flags plugins declare for their own options (each is one --set PREFIX.FIELD=VALUE)."""
     g = p.add_argument_group("plugins' shortcuts (each sets one of a plugin's options; any: --set PREFIX.FIELD=VALUE)")
     for s in declared().shortcuts:
-        if s.switch is None:
-            g.add_argument(s.flag, dest=s.dest, type=_option_value, default=None, metavar=s.option.upper(),
-                           help=f"{s.kind} {s.plugin}: --set {s.key}=VALUE")
-        else:
-            g.add_argument(s.flag, dest=s.dest, action="store_true", help=f"{s.kind} {s.plugin}: --set {s.key}={s.switch}")
+        try:
+            if s.switch is None:
+                g.add_argument(s.flag, dest=s.dest, type=_option_value, default=None, metavar=s.option.upper(),
+                               help=f"{s.kind} {s.plugin}: --set {s.key}=VALUE")
+            else:
+                g.add_argument(s.flag, dest=s.dest, action="store_true",
+                               help=f"{s.kind} {s.plugin}: --set {s.key}={s.switch}")
+        except (argparse.ArgumentError, ValueError) as exc:  # a flag taken already: the plugin's, not the CLI's fault
+            from ascbench.registry import PluginWarning
+
+            warnings.warn(f"{s.kind} {s.plugin!r}: shortcut {s.flag} skipped ({exc}); use --set {s.key}=VALUE",
+                          PluginWarning, stacklevel=2)
 
 
 def _option_value(text: str) -> Any:
