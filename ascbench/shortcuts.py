@@ -5,7 +5,7 @@ A strategy or semi-supervised method may give some of its options a flag of thei
 record, a sweep file or a config file). It declares both on its spec (``shortcuts=``, ``renamed=``) as literal
 dicts, and this module reads them from the plugin modules' source without importing them: ``ascbench run --help``
 lists every shortcut without importing torch. The registry holds the same declarations (the specs' fields);
-``tests/test_plugin_shortcuts.py`` checks that the two agree.
+``tests/test_core_names_no_plugin.py`` checks that the two agree.
 """
 
 from __future__ import annotations
