@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from ascbench.defaults import DEFAULT_DATASET
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import torch.nn as nn
@@ -43,7 +45,7 @@ def list_plugins(kind: str) -> list[str]:
     return get_registry().names(kind)
 
 
-def create_model(name: str, dataset: str = "embedded", data_root: str | None = None, **model_kwargs: Any) -> "nn.Module":
+def create_model(name: str, dataset: str = DEFAULT_DATASET, data_root: str | None = None, **model_kwargs: Any) -> "nn.Module":
     """A freshly initialised model sized for ``dataset`` (its classes, cities, feature preset and clip
     length), as a run would build it; reads the dataset's metadata, not its audio."""
     from pathlib import Path

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ascbench.defaults import DEFAULT_DATASET, DEFAULT_MODEL, DEFAULT_PROTOCOL, DEFAULT_SEMI, DEFAULT_STRATEGY
 from ascbench.errors import AscbenchError, ConfigError
 from ascbench.options import KINDS as OPTION_KINDS, fold_dotted
+from ascbench.shortcuts import declared
 # From the import-free vocabulary, not ascbench.protocols (numpy, pandas): `ascbench --help` imports this module.
 from ascbench.vocabulary import DEFAULT_TEST_PERIODS, PERIOD_NAMES, TIME_HOLDOUTS, UNTAUGHT_POLICIES
 
@@ -34,10 +36,10 @@ PRETRAIN_CLASSES = ("source", "target")
 
 @dataclass(frozen=True)
 class RunConfig:
-    model: str = "mobileascnet"
-    strategy: str = "finetune"
-    dataset: str = "embedded"
-    protocol: str = "official"
+    model: str = DEFAULT_MODEL
+    strategy: str = DEFAULT_STRATEGY
+    dataset: str = DEFAULT_DATASET
+    protocol: str = DEFAULT_PROTOCOL
     labeled: float | None = None  # fraction of training clips labeled; None keeps the dataset's own labels
     seed: int = 0
     epochs: int = 30
@@ -76,7 +78,7 @@ class RunConfig:
     group_by: str | None = None  # grouping level a split keeps whole; None: the dataset's coarsest (APSIPA: session)
     untaught: str = "exclude"  # a test class no labeled training clip teaches: "exclude" it from scoring, or "refuse"
     # semi-supervision (orthogonal to the strategy)
-    semi: str = "none"  # none | pseudo-label | mean-teacher; their own knobs are options (semi.rounds, semi.ema, ...)
+    semi: str = DEFAULT_SEMI  # a registered method (ascbench list --semi-methods); its own knobs are options (semi.FIELD)
     # augmentation, applied to every training batch
     freq_mask: int = 0  # SpecAugment: widest masked mel band (0: off; on the embedded data masking hurt)
     time_mask: int = 0  # SpecAugment: widest masked frame span
@@ -183,7 +185,7 @@ class RunConfig:
             data = _under(QUICK_SETTINGS, data)
         if data.get("recipe"):
             given = (data.get("options") or {}).get("recipe") if isinstance(data.get("options"), dict) else None
-            recipe = fold_dotted(_renamed(recipe_settings(data["recipe"], data.get("dataset", "embedded"), given)))
+            recipe = fold_dotted(_renamed(recipe_settings(data["recipe"], data.get("dataset", DEFAULT_DATASET), given)))
             data = _under(_for_chosen_plugins(recipe, data), data)
         data = _options_of_chosen_plugins(data)
         for name in TUPLE_FIELDS:
@@ -265,22 +267,17 @@ BOUNDS = {
 # sweep specs and config files that still name them keep working: each is moved into the options of its plugin
 # when the run chose that plugin, and dropped when it holds that plugin's default (a record of a run with
 # --semi none stored pl_rounds = 2, which did nothing).
-RENAMED = {
-    "pl_rounds": ("semi", "pseudo-label", "rounds", 2), "pl_threshold": ("semi", "pseudo-label", "threshold", 0.5),
-    "pl_class_balanced": ("semi", "pseudo-label", "class_balanced", True),
-    "pl_group_vote": ("semi", "pseudo-label", "group_vote", True), "pl_restart": ("semi", "pseudo-label", "restart", True),
-    "mt_ema": ("semi", "mean-teacher", "ema", 0.99), "mt_weight": ("semi", "mean-teacher", "weight", 10.0),
-    "finetune_lr_scale": ("strategy", "finetune", "lr_scale", 0.3),
-}
+# Each plugin declares its own (StrategySpec/SemiSpec ``renamed=``); ascbench.shortcuts reads them.
 _LEGACY = "_legacy"
 
 
 def _renamed(data: dict[str, Any]) -> dict[str, Any]:
     """Set aside renamed fields (``pl_rounds``) until the chosen plugins are known (after a recipe is applied)."""
-    legacy = {k: data[k] for k in RENAMED if k in data}
+    renamed = declared().renamed
+    legacy = {k: data[k] for k in renamed if k in data}
     if not legacy:
         return data
-    return {**{k: v for k, v in data.items() if k not in RENAMED}, _LEGACY: legacy}
+    return {**{k: v for k, v in data.items() if k not in renamed}, _LEGACY: legacy}
 
 
 def _under(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -316,14 +313,14 @@ def _options_of_chosen_plugins(data: dict[str, Any]) -> dict[str, Any]:
     options = {kind: dict(values) for kind, values in (data.get("options") or {}).items()}
     defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
     for old, value in legacy.items():
-        kind, plugin, name, default = RENAMED[old]
-        chosen = data.get(kind, defaults[kind])
-        if chosen == plugin:
-            if value != default:
-                options.setdefault(kind, {}).setdefault(name, value)
-        elif value != default:
-            raise ConfigError(f"{old} = {value!r} is an option of {kind} {plugin!r} ({kind}.{name}), but this run's "
-                              f"{kind} is {chosen!r}; drop it or choose --{kind} {plugin}")
+        r = declared().renamed[old]
+        chosen = data.get(r.kind, defaults[r.kind])
+        if chosen == r.plugin:
+            if value != r.default:
+                options.setdefault(r.prefix, {}).setdefault(r.option, value)
+        elif value != r.default:
+            raise ConfigError(f"{old} = {value!r} is an option of {r.kind} {r.plugin!r} ({r.prefix}.{r.option}), but "
+                              f"this run's {r.kind} is {chosen!r}; drop it or choose --{r.kind} {r.plugin}")
     if options:
         data["options"] = options
     return data

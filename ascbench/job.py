@@ -15,7 +15,6 @@ from ascbench.config import RunConfig
 from ascbench.errors import ConfigError, check_returned
 from ascbench.registry import plugin_label
 from ascbench.protocols import Partition
-from ascbench.semi import supervised
 from ascbench.specs import ModelSpec, SemiSpec
 from ascbench.training import DataBundle, create_model
 from ascbench.weights import Checkpoint, load_with_report
@@ -32,10 +31,12 @@ class TrainingJob:
     data: DataBundle
     partition: Partition
     pretrained_state: Callable[[], "Checkpoint"]  # --pretrained, or the pretraining stage (cached across runs)
+    # --semi: how fitting uses the unlabeled clips; a registered method (labeled clips only is one too), so the
+    # job has no built-in fallback of its own.
+    semi_method: SemiSpec
     progress: bool = True
     notes: dict = field(default_factory=dict)  # strategies record what they did here; saved with the run
     options: Any = None  # the strategy's own options (StrategySpec.options_class), set as strategy.FIELD
-    semi_method: SemiSpec | None = None  # --semi: how fitting uses the unlabeled clips (None: labeled clips only)
     semi_options: Any = None  # its own options (SemiSpec.options_class), set as semi.FIELD
     # How errors name the chosen plugins by kind ("model 'x' (plugin 'p')"); set by ascbench.pipeline.train.
     names: dict[str, str] = field(default_factory=dict)
@@ -95,12 +96,10 @@ class TrainingJob:
 
         Freeze parameters (``requires_grad_(False)``) before calling to keep them fixed.
         """
-        if self.semi_method is None:
-            results = supervised(self, model, lr or self.config.lr, epochs or self.config.epochs, desc)
-        else:  # what it returns is its own fault, not the strategy's that called fit (what it raises: pipeline.train)
-            results = check_returned(self.names.get("semi") or plugin_label("semi", self.config.semi),
-                                     self.semi_method.fit(self, model, lr or self.config.lr, epochs or self.config.epochs,
-                                                          desc), list, "a list of FitResult")
+        # what it returns is its own fault, not the strategy's that called fit (what it raises: pipeline.train)
+        results = check_returned(self.names.get("semi") or plugin_label("semi", self.config.semi),
+                                 self.semi_method.fit(self, model, lr or self.config.lr, epochs or self.config.epochs,
+                                                      desc), list, "a list of FitResult")
         for result in results:
             self.notes.setdefault("stages", []).append(
                 {"stage": desc, "semi": self.config.semi, "best_epoch": result.best_epoch,

@@ -31,6 +31,7 @@ from ascbench.results import RunRecord, RunSlot, commit_run, open_run, runs_dir
 from ascbench.job import TrainingJob
 from ascbench.options import frontend_name, resolve_for
 from ascbench.split_plan import SplitPlan
+from ascbench.specs import SemiSpec
 from ascbench.training import DataBundle
 
 log = logging.getLogger("ascbench")
@@ -68,7 +69,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     plan = pipeline.resolve(config, registry)  # every name, option and file, before any data is read
     # An absent GPU fails here, in a second; --precision auto is resolved for this device and model (recorded).
     compute = Compute.from_names(config.device, config.precision, ModelNeeds.of(plan.model))
-    world = _prepare_process(config, compute, resume)
+    world = _prepare_process(config, plan.semi, compute, resume)
     root = runs_dir(runs_root) if resume is None else Path(resume).parent
     slot = _open_slot(root, config, resume, world)
     checkpointer = Checkpointer(slot.path, config.digest()) if world == 1 else None
@@ -119,15 +120,18 @@ class _StagesOutcome:
     timings: dict[str, float]
 
 
-def _prepare_process(config: RunConfig, compute: Compute, resume: str | os.PathLike | None) -> int:
+def _prepare_process(config: RunConfig, semi: SemiSpec, compute: Compute, resume: str | os.PathLike | None) -> int:
     """Threads, seeds and the process group; returns the number of data-parallel processes."""
     if config.threads:
         torch.set_num_threads(config.threads)
     _seed_everything(config.seed)
     distributed.setup("nccl" if compute.device.type == "cuda" else "gloo")
     world = distributed.world_size()
-    if world > 1 and (config.semi == "mean-teacher" or resume):
-        raise ConfigError("data-parallel runs support neither --semi mean-teacher nor --resume")
+    if world > 1 and not semi.data_parallel:  # a capability the method declares (SemiSpec.data_parallel)
+        raise ConfigError(f"--semi {config.semi} cannot run data-parallel (its spec says data_parallel=False): "
+                          "run it in one process")
+    if world > 1 and resume:
+        raise ConfigError("data-parallel runs cannot --resume: run it again from the start, or resume in one process")
     return world
 
 

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from ascbench.defaults import DEFAULT_FRONT_END
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import torch.nn as nn
@@ -13,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ascbench.data.dataset import ClipDataset, DatasetOptions
     from ascbench.features import FeatureConfig
     from ascbench.protocols import ProtocolOptions, Split
-    from ascbench.job import TrainingJob
+    from ascbench.plugin import TrainingJob  # the contract a plugin is handed, not the training job itself
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._:-]*$")
 
@@ -23,6 +25,20 @@ def check_name(kind: str, name: str) -> None:
         raise ValueError(
             f"{kind} name {name!r} is invalid: use lower-case letters, digits and . _ : - (e.g. 'my-net')"
         )
+
+
+def check_shortcuts(kind: str, name: str, options_class: type | None, shortcuts: dict[str, str],
+                    renamed: dict[str, tuple[str, Any]]) -> None:
+    """Each shortcut flag (``--x``) and old config name sets an option the plugin has."""
+    fields = set(getattr(options_class, "__dataclass_fields__", {}))
+    targets = [(flag, target.partition("=")[0]) for flag, target in shortcuts.items()]
+    targets += [(old, value[0] if isinstance(value, tuple) else value) for old, value in renamed.items()]
+    for label, option in targets:
+        if option not in fields:
+            raise ValueError(f"{kind} {name!r}: {label} sets option {option!r}, which its options_class does not have")
+    bad = [flag for flag in shortcuts if not re.match(r"^--[a-z0-9][a-z0-9-]*$", flag)]
+    if bad:
+        raise ValueError(f"{kind} {name!r}: shortcut flags are --lower-case-words, not {bad}")
 
 
 @dataclass(frozen=True)
@@ -82,9 +98,16 @@ class StrategySpec:
     # The strategy's own options: a dataclass of typed fields with defaults, set as --set strategy.FIELD=VALUE
     # and handed to it as job.options (see ascbench.options).
     options_class: type | None = None
+    # Shortcut flags for its own options: flag -> "FIELD" (takes the value) or "FIELD=VALUE" (a switch), e.g.
+    # {"--pl-rounds": "rounds"}. Old config names of its options: name -> (FIELD, the value configs held when it was
+    # not set), e.g. {"pl_rounds": ("rounds", 2)}. Both are literal dicts: ``ascbench run --help`` reads them from
+    # the plugin's source without importing it (ascbench.shortcuts).
+    shortcuts: dict[str, str] = field(default_factory=dict)
+    renamed: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_name("strategy", self.name)
+        check_shortcuts("strategy", self.name, self.options_class, self.shortcuts, self.renamed)
 
 
 @dataclass(frozen=True)
@@ -116,9 +139,19 @@ class SemiSpec:
     fit: Callable[..., list]
     description: str = ""
     options_class: type | None = None
+    # Capability flag: False for a method that cannot run data-parallel (e.g. one whose teacher must see every
+    # batch of one process); the core then refuses such a run up front instead of training a wrong model.
+    data_parallel: bool = True
+    # Shortcut flags for its own options: flag -> "FIELD" (takes the value) or "FIELD=VALUE" (a switch), e.g.
+    # {"--pl-rounds": "rounds"}. Old config names of its options: name -> (FIELD, the value configs held when it was
+    # not set), e.g. {"pl_rounds": ("rounds", 2)}. Both are literal dicts: ``ascbench run --help`` reads them from
+    # the plugin's source without importing it (ascbench.shortcuts).
+    shortcuts: dict[str, str] = field(default_factory=dict)
+    renamed: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_name("semi-supervised method", self.name)
+        check_shortcuts("semi-supervised method", self.name, self.options_class, self.shortcuts, self.renamed)
 
 
 @dataclass(frozen=True)
@@ -134,7 +167,7 @@ class DatasetSpec:
     # pretraining on the target's classes (--pretrain-classes target); a source without a map keeps the labels
     # whose names the target shares.
     class_maps: dict[str, dict[str, str]] = field(default_factory=dict)
-    feature_preset: str = "embedded"
+    feature_preset: str = DEFAULT_FRONT_END
     # The challenge's submission table for predicted labels (``ascbench predict --format challenge``);
     # None: filename and scene_label.
     submission: Callable[["ClipDataset", list[str]], "pd.DataFrame"] | None = None

@@ -30,4 +30,5 @@ def pretrain_then_finetune(job: ap.TrainingJob):
 @ap.hookimpl
 def ascbench_strategies() -> list[ap.StrategySpec]:
     return [ap.StrategySpec("finetune", pretrain_then_finetune, "pretrain on the source dataset, then fine-tune all weights at a lower learning rate", pretrains=True,
-                            options_class=FinetuneOptions)]
+                            options_class=FinetuneOptions, shortcuts={"--finetune-lr-scale": "lr_scale"},
+                            renamed={"finetune_lr_scale": ("lr_scale", 0.3)})]

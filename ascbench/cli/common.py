@@ -101,3 +101,16 @@ def parse_model_args(items: list[str]) -> dict:
         except json.JSONDecodeError:
             kwargs[key] = value
     return kwargs
+
+
+def check_folds(config: "RunConfig") -> None:
+    """``--folds`` needs a protocol that declares the ``folds`` option (a capability, not a name)."""
+    if not config.folds:
+        return
+    from ascbench.registry import get_registry
+
+    registry = get_registry()
+    if "folds" not in (registry.protocol(config.protocol).options or ()):
+        declaring = [name for name in registry.names("protocol") if "folds" in (registry.protocol(name).options or ())]
+        raise AscbenchError(f"--folds applies to --protocol {' or '.join(declaring) or '(none registered)'}, "
+                            f"not {config.protocol}")

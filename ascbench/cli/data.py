@@ -6,8 +6,9 @@ import sys
 from collections import Counter
 
 from ascbench.config import RunConfig
+from ascbench.defaults import DEFAULT_PROTOCOL
 from ascbench.errors import AscbenchError
-from ascbench.cli.common import add_split_options, load_dataset, split_fields
+from ascbench.cli.common import add_split_options, check_folds, load_dataset, split_fields
 
 
 def command(args) -> int:
@@ -52,8 +53,7 @@ def _split(args) -> int:
 
     config = RunConfig(dataset=args.dataset, protocol=args.protocol, seed=args.seed, labeled=args.labeled,
                        folds=args.folds, data_root=args.data_root, **split_fields(args))
-    if config.folds and config.protocol != "unseen-city":
-        raise AscbenchError("--folds applies to --protocol unseen-city")
+    check_folds(config)
     if args.output:
         from ascbench.fileio import check_output
 
@@ -153,7 +153,7 @@ def add_parser(sub) -> None:
     q.add_argument("--data-root", default=None)
     q = data_sub.add_parser("split", help="preview a protocol's split: sides, classes not scored, metadata ceiling, folds; write it as CSV")
     q.add_argument("dataset")
-    q.add_argument("--protocol", default="official")
+    q.add_argument("--protocol", default=DEFAULT_PROTOCOL)
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--labeled", type=float, default=None)
     add_split_options(q)

@@ -6,6 +6,8 @@ model is what its leaderboard row will say.
 
 from __future__ import annotations
 
+from ascbench.defaults import PROFILE_FRONT_END
+
 
 def command(args) -> int:
     from ascbench import pipeline
@@ -47,7 +49,7 @@ def add_parser(sub) -> None:
                                    "records (ascbench/complexity.py), on the input shape a front-end gives.",
                        epilog="example: ascbench profile mobileascnet --model-arg gru_hidden=96 --preset apsipa2025")
     p.add_argument("model")
-    p.add_argument("--preset", default="apsipa2025", help="feature front-end giving the input shape (default: apsipa2025)")
+    p.add_argument("--preset", default=PROFILE_FRONT_END, help=f"feature front-end giving the input shape (default: {PROFILE_FRONT_END})")
     p.add_argument("--seconds", type=float, default=10.0, help="clip length (default: 10)")
     p.add_argument("--cities", type=int, default=8, help="number of known cities (default: 8)")
     p.add_argument("--context", default=None, metavar="city,time", help="profile with context fusion added")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, ContextManager
 
 from ascbench.config import TUPLE_FIELDS, RunConfig
 from ascbench.errors import AscbenchError, ConfigError
-from ascbench.cli.common import add_cache_dir, add_split_options, parse_model_args, split_fields
+from ascbench.shortcuts import declared
+from ascbench.cli.common import add_cache_dir, add_split_options, check_folds, parse_model_args, split_fields
 
 
 EPILOG_RUN = """examples:
@@ -55,6 +57,7 @@ def add_parser(sub) -> None:
     _add_experiment_options(p, d)
     _add_data_options(p, d)
     _add_semi_options(p, d)
+    _add_plugin_shortcuts(p)
     _add_augmentation_options(p, d)
     _add_training_options(p, d)
     _add_machine_options(p, d)
@@ -99,20 +102,33 @@ def _add_semi_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
     """Semi-supervision and the built-in methods' shortcuts."""
     g = p.add_argument_group("semi-supervision (with any strategy)")
     g.add_argument("--semi", default=d.semi, metavar="NAME",
-                   help="how unlabeled training clips are used: none (default), pseudo-label, mean-teacher or a "
-                        "plugin's (ascbench list --semi-methods)")
-    # Shortcuts for the built-in methods' own options (any option: --set semi.FIELD=VALUE; ascbench list --semi-methods).
-    g.add_argument("--pl-rounds", type=int, default=None, help="pseudo-label rounds (semi.rounds; default 2)")
-    g.add_argument("--pl-threshold", type=float, default=None,
-                   help="minimum confidence of a pseudo-label (semi.threshold; default 0.5)")
-    g.add_argument("--pl-unbalanced", action="store_true",
-                   help="select pseudo-labels by confidence alone, not per class (semi.class_balanced=false)")
-    g.add_argument("--pl-no-vote", action="store_true",
-                   help="pseudo-label clip by clip instead of by recording (semi.group_vote=false; the official "
-                        "recipe: --recipe apsipa2025-baseline)")
-    g.add_argument("--mt-ema", type=float, default=None, help="mean-teacher EMA decay (semi.ema; default 0.99)")
-    g.add_argument("--mt-weight", type=float, default=None,
-                   help="mean-teacher maximum consistency weight (semi.weight; default 10)")
+                   help=f"how unlabeled training clips are used: {d.semi} (default: labeled clips only) or any "
+                        "registered method (ascbench list --semi-methods)")
+
+
+def _add_plugin_shortcuts(p: argparse.ArgumentParser) -> None:
+    """The shortcut flags plugins declare for their own options (each is one --set PREFIX.FIELD=VALUE)."""
+    g = p.add_argument_group("plugins' shortcuts (each sets one of a plugin's options; any: --set PREFIX.FIELD=VALUE)")
+    for s in declared().shortcuts:
+        try:
+            if s.switch is None:
+                g.add_argument(s.flag, dest=s.dest, type=_option_value, default=None, metavar=s.option.upper(),
+                               help=f"{s.kind} {s.plugin}: --set {s.key}=VALUE")
+            else:
+                g.add_argument(s.flag, dest=s.dest, action="store_true",
+                               help=f"{s.kind} {s.plugin}: --set {s.key}={s.switch}")
+        except (argparse.ArgumentError, ValueError) as exc:  # a flag taken already: the plugin's, not the CLI's fault
+            from ascbench.registry import PluginWarning
+
+            warnings.warn(f"{s.kind} {s.plugin!r}: shortcut {s.flag} skipped ({exc}); use --set {s.key}=VALUE",
+                          PluginWarning, stacklevel=2)
+
+
+def _option_value(text: str) -> Any:
+    """A shortcut flag's value, read as ``--set`` reads one (so both reach the option's own type check alike)."""
+    from ascbench.sweep import parse_assignment
+
+    return parse_assignment(f"value={text}", multi=False)[1]
 
 
 def _add_augmentation_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
@@ -151,8 +167,6 @@ def _add_training_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
                    help="earliest epoch early stopping may end training (default: a third of --epochs)")
     g.add_argument("--val-fraction", type=float, default=d.val_fraction,
                    help="labeled training recordings held out, per class, for model selection")
-    g.add_argument("--finetune-lr-scale", type=float, default=None,
-                   help="finetune: learning rate = --lr x this (strategy.lr_scale; default 0.3)")
     g.add_argument("--normalization", default=d.normalization, choices=("per-bin", "none", "input-bn"),
                    help="per-bin standardisation from training clips | none | input-bn (a learned BatchNorm in front "
                         "of the model, as SE-Trans's bn0; needed for official SE-Trans weights)")
@@ -188,12 +202,6 @@ def _add_machine_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
 
 # Run options whose destination is not the config field of the same name.
 _DEST_FIELDS = {"model_arg": "model_kwargs"}
-# Shortcut flags for plugins' own options: flag dest -> (option key, how the flag's value becomes the option's).
-_OPTION_FLAGS = {
-    "pl_rounds": ("semi.rounds", None), "pl_threshold": ("semi.threshold", None),
-    "pl_unbalanced": ("semi.class_balanced", lambda on: not on), "pl_no_vote": ("semi.group_vote", lambda on: not on),
-    "mt_ema": ("semi.ema", None), "mt_weight": ("semi.weight", None), "finetune_lr_scale": ("strategy.lr_scale", None),
-}
 
 
 _UNSET = object()
@@ -219,9 +227,9 @@ def _explicit_fields(args) -> dict:
     typed = {_DEST_FIELDS.get(dest, dest) for dest, value in vars(ns).items() if value is not _UNSET and value is not None}
     values = _flag_values(args)
     given = {name: values[name] for name in typed if name in values}
-    for dest, (key, convert) in _OPTION_FLAGS.items():
-        if dest in typed and getattr(args, dest) not in (None, False):
-            given[key] = convert(getattr(args, dest)) if convert else getattr(args, dest)
+    for s in declared().shortcuts:
+        if s.dest in typed and getattr(args, s.dest) not in (None, False):
+            given[s.key] = _option_value(s.switch) if s.switch is not None else getattr(args, s.dest)
     from ascbench.sweep import parse_assignment
 
     for text in args.assignments:
@@ -280,7 +288,7 @@ def _typed_label(args, key: str, value: Any) -> str:
     """How ``key`` was typed: ``--seed 2``, ``--finetune-lr-scale 0.1``, ``--model-arg width=3``."""
     if key.startswith("model."):
         return f"--model-arg {key.split('.', 1)[1]}={json.dumps(value)}"
-    dest = next((d for d, (k, _) in _OPTION_FLAGS.items() if k == key), key)
+    dest = next((s.dest for s in declared().shortcuts if s.key == key), key)
     for action in args.run_parser._actions:
         if action.dest == dest and action.option_strings:  # a switch (--skip-bad, --pl-unbalanced) shows no value
             return action.option_strings[0] + ("" if action.nargs == 0 else f" {_shown(value)}")
@@ -337,8 +345,7 @@ def command(args) -> int:
     from ascbench.runner import execute
 
     if config.folds:
-        if config.protocol != "unseen-city":
-            raise AscbenchError("--folds applies to --protocol unseen-city")
+        check_folds(config)
         if config.fold:  # the loop below sets it: a value given here would be ignored
             raise ConfigError(f"fold = {config.fold}: `ascbench run --folds {config.folds}` runs every fold in turn; "
                               "drop fold (a sweep cell with folds and fold runs a single fold)")

@@ -1,0 +1,123 @@
+"""Shortcut flags and old config names, declared by the plugins whose options they set.
+
+A strategy or semi-supervised method may give some of its options a flag of their own (``--pl-rounds 3`` is
+``--set semi.rounds=3``) and keep the config names they had before they were its options (``pl_rounds`` in a stored
+record, a sweep file or a config file). It declares both on its spec (``shortcuts=``, ``renamed=``) as literal
+dicts, and this module reads them from the plugin modules' source without importing them: ``ascbench run --help``
+lists every shortcut without importing torch. The registry holds the same declarations (the specs' fields);
+``tests/test_core_names_no_plugin.py`` checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib.util
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ascbench.kinds import KINDS, Kind
+
+# The spec classes whose plugins may declare shortcuts, by class name (as a plugin module calls them).
+_DECLARING: dict[str, Kind] = {kind.spec.__name__: kind for kind in KINDS
+                               if "shortcuts" in {f.name for f in fields(kind.spec)}}
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    """``flag`` sets option ``option`` of ``kind`` plugin ``plugin``: to its value, or to ``switch`` (a switch)."""
+
+    flag: str
+    kind: str  # the config field choosing the plugin ("semi")
+    prefix: str  # its options' prefix (``--set PREFIX.FIELD``)
+    plugin: str
+    option: str
+    switch: str | None = None  # "false" for ``"--pl-unbalanced": "class_balanced=false"``; None: takes a value
+
+    @property
+    def key(self) -> str:
+        return f"{self.prefix}.{self.option}"
+
+    @property
+    def dest(self) -> str:
+        return "shortcut_" + self.flag.lstrip("-").replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Renamed:
+    """Config name ``old`` is now option ``option`` of ``kind`` plugin ``plugin``; ``default`` is what configs held
+    when it was not set (such a value is dropped, whichever plugin the run chose)."""
+
+    old: str
+    kind: str
+    prefix: str
+    plugin: str
+    option: str
+    default: Any
+
+
+@dataclass(frozen=True)
+class Declarations:
+    shortcuts: tuple[Shortcut, ...]
+    renamed: dict[str, Renamed]
+
+
+def plugin_sources() -> list[Path]:
+    """The source files of the plugins the registry would load (entry points, then the plugin folders)."""
+    from ascbench.registry import _entry_points, plugin_dirs
+
+    paths = []
+    for ep in _entry_points():
+        try:
+            found = importlib.util.find_spec(ep.module)
+        except (ImportError, ValueError):
+            continue  # the registry says why, when it loads
+        if found is not None and found.origin and found.origin.endswith(".py"):
+            paths.append(Path(found.origin))
+    return paths + [p for folder in plugin_dirs() if folder.is_dir() for p in sorted(folder.glob("*.py"))]
+
+
+def read_declarations(paths: list[Path]) -> Declarations:
+    """Every spec call in ``paths`` with literal ``shortcuts=`` or ``renamed=``."""
+    shortcuts: list[Shortcut] = []
+    renamed: dict[str, Renamed] = {}
+    for path in paths:
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        except (OSError, SyntaxError, UnicodeDecodeError):
+            continue  # the registry reports a plugin it cannot import
+        for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+            kind, plugin, given = _spec_call(call)
+            if kind is None:
+                continue
+            for flag, target in given.get("shortcuts", {}).items():
+                option, _, switch = target.partition("=")
+                shortcuts.append(Shortcut(flag, kind.name, kind.option_prefix, plugin, option, switch or None))
+            for old, (option, default) in given.get("renamed", {}).items():
+                renamed[old] = Renamed(old, kind.name, kind.option_prefix, plugin, option, default)
+    return Declarations(tuple(shortcuts), renamed)
+
+
+def _spec_call(call: ast.Call) -> tuple[Kind | None, str, dict[str, Any]]:
+    """(kind, plugin name, literal declarations) of a ``XSpec("name", ..., shortcuts={...})`` call."""
+    func = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", None)
+    kind = _DECLARING.get(func)
+    keywords = {k.arg: k.value for k in call.keywords if k.arg}
+    name = call.args[0] if call.args else keywords.get("name")
+    if kind is None or not isinstance(name, ast.Constant) or not {"shortcuts", "renamed"} & set(keywords):
+        return None, "", {}
+    given = {}
+    for field_name in ("shortcuts", "renamed"):
+        if field_name in keywords:
+            try:
+                given[field_name] = ast.literal_eval(keywords[field_name])
+            except ValueError:
+                continue  # not a literal: the registry warns when it loads the spec
+    return kind, name.value, given
+
+
+@functools.lru_cache(maxsize=None)
+def declared() -> Declarations:
+    """The shortcuts and old names of every plugin this process would load (read once)."""
+    return read_declarations(plugin_sources())
