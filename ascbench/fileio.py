@@ -174,9 +174,11 @@ def _output_refusal(target: Path, force: bool, flag: str) -> str | None:
             return f"{flag} {target} is not a regular file (a device, pipe or socket); pass a file name"
         if not force:
             return f"{flag} {target} already exists; pass --force to replace it, or another path"
-    parent = target.parent if str(target.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        return f"{flag} {target}: {parent} is a file, not a folder"
+    for folder in Path(os.path.abspath(target)).parents:  # the nearest existing folder above must be a folder
+        if os.path.lexists(folder):
+            if not folder.is_dir():
+                return f"{flag} {target}: {folder} is a file, not a folder; pass a path under a folder"
+            break
     return None
 
 
@@ -186,10 +188,15 @@ def append_line(path: Path, line: str) -> None:
         raise ValueError("append_line takes a single line")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    # 0666 less the umask, like any file the user makes: a group-shared store stays appendable by the group.
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, (line + "\n").encode("utf-8"))
+        # A torn last line (a crash mid-write, a hand edit without a newline) must not swallow this row: start it
+        # on a line of its own, so the damage stays one damaged line that load_rows names and skips.
+        size = os.fstat(fd).st_size
+        torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+        os.write(fd, (("\n" if torn else "") + line + "\n").encode("utf-8"))
         os.fsync(fd)
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
@@ -222,7 +229,7 @@ def exclusive_lock(path: Path) -> Iterator[None]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # less the umask: others sharing the cache can lock it too
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -113,7 +113,8 @@ def accuracy_vs_macs(table: pd.DataFrame, chance: float | None = None, ceiling: 
     fig, ax = plt.subplots(figsize=(8.5, 4.6))
     for model, strategy in dict.fromkeys(zip(table["model"], table["strategy"])):
         mine = ((table["model"] == model) & (table["strategy"] == strategy)).to_numpy()
-        spread = np.where(np.isnan(low[mine]), 0, [acc[mine] - low[mine], high[mine] - acc[mine]])
+        # Clipped at 0: a mean can lie outside a bootstrap interval of few seeds; an error bar cannot be negative.
+        spread = np.clip(np.where(np.isnan(low[mine]), 0, [acc[mine] - low[mine], high[mine] - acc[mine]]), 0, None)
         ax.errorbar(macs[mine], acc[mine], yerr=spread, fmt=_marker(strategy, strategies), color=colours[model],
                     ecolor=colours[model], elinewidth=0.8, capsize=2, markersize=4.5, zorder=3, alpha=0.9)
     # Legend entries: one per model (colour) and one per strategy (shape), not per combination.

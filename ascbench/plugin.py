@@ -32,7 +32,7 @@ from ascbench.data.dataset import ClipDataset, DatasetOptions, leaves_root
 from ascbench.data.timefeatures import PERIODS, period_of
 from ascbench.errors import AscbenchError, ConfigError, DataError, PluginError, UnknownNameError
 from ascbench.features import FeatureConfig
-from ascbench.fileio import atomic_write_text, cache_root, exclusive_lock
+from ascbench.fileio import atomic_write_text, cache_root, exclusive_lock, guarded_area
 from ascbench.hookspecs import hookimpl
 from ascbench.layers import (FUSIONS, ContextEncoder, ContextFusion, ConvBNReLU, DepthwiseSeparableConv, EarlyFusion,
                              GatedFusion, InputBatchNorm, ResidualDSBlock, SqueezeExcite)
@@ -96,7 +96,7 @@ __all__ = [
     # metrics (ascbench's own definitions: a plugin's score agrees with metrics.json)
     "macro_accuracy", "macro_f1", "log_loss", "confusion_matrix",
     # recipes, loggers, files
-    "configure_budget", "scale_budget", "LoggerContext", "RunLogger", "atomic_write_text", "cache_root",
+    "configure_budget", "scale_budget", "LoggerContext", "RunLogger", "atomic_write_text", "cache_root", "guarded_area",
     "exclusive_lock",
     # layers
     "FUSIONS", "ContextEncoder", "ContextFusion", "ConvBNReLU", "DepthwiseSeparableConv", "EarlyFusion", "GatedFusion",

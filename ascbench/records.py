@@ -24,7 +24,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ascbench.metrics import macro_accuracy, macro_accuracy_of_confusion
+from ascbench.metrics import confusion_matrix, macro_accuracy, macro_f1
 
 # Plugins that decide what a run computes; loggers only watch it.
 _NOT_COMPUTING = {"logger"}
@@ -71,39 +71,51 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
-def recomputed_scores(metrics: dict) -> tuple[dict[str, float], str]:
-    """Macro and micro accuracy recomputed from a record's per-clip predictions (else its confusion matrix),
-    and what they came from ('' when the record holds neither)."""
-    stored = metrics.get("test_predictions")
-    if stored and len(stored.get("true") or []):
-        true, predicted = np.asarray(stored["true"]), np.asarray(stored["predicted"])
-        return ({"macro_accuracy": macro_accuracy(true, predicted), "accuracy": float(np.mean(predicted == true))},
-                "per-clip predictions")
-    matrix = np.asarray(metrics.get("confusion_matrix") or [], dtype=float)
-    if matrix.ndim == 2 and matrix.size and matrix.sum() > 0:
-        return ({"macro_accuracy": macro_accuracy_of_confusion(matrix),
-                 "accuracy": float(np.trace(matrix) / matrix.sum())}, "confusion matrix")
-    return {}, ""
+def verify(row: dict, metrics: dict, where: str) -> list[str]:
+    """Every disagreement of a record with itself, one line each naming ``where`` and the metric: the row
+    against the metrics (a score the row states must be in the metrics too), the metrics against their
+    recomputation from the per-clip predictions. Empty: it checks out."""
+    if not isinstance(metrics, dict):
+        return [f"{where}: the run's metrics are not a JSON object"]
+    problems = [f"{where}: {key} is {_shown(row.get(key))} in the results row but {_shown(metrics.get(key))} in the "
+                "run's metrics (the row was edited or belongs to another run)"
+                for key in ROW_METRICS if key in row and not _same(row.get(key), metrics.get(key))]
+    if metrics.get("accuracy") is None and metrics.get("macro_accuracy") is None and not metrics.get("test_predictions"):
+        return problems  # an unscored run (a protocol without a test side), the row agreeing: nothing to recompute
+    try:
+        scores = recomputed_scores(metrics)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        return problems + [f"{where}: its per-clip predictions are damaged ({type(exc).__name__}: {exc}); the record "
+                           "cannot be verified"]
+    if not scores:
+        return problems + [f"{where}: its scores cannot be verified: no per-clip predictions in its metrics "
+                           "(every scored run stores them; this record was edited or truncated)"]
+    for key, value in scores.items():
+        if key == "confusion_matrix":
+            if np.asarray(metrics.get(key) or []).tolist() != value:
+                problems.append(f"{where}: confusion_matrix disagrees with its per-clip predictions")
+        elif not _same(metrics.get(key), value):
+            problems.append(f"{where}: {key} is stored as {_shown(metrics.get(key))} but its per-clip predictions give "
+                            f"{_shown(value)}")
+    return problems
+
+
+def recomputed_scores(metrics: dict) -> dict[str, Any]:
+    """What a record's per-clip predictions determine — macro and micro accuracy, macro F1, the clip count and
+    the confusion matrix — recomputed; empty when the record holds no predictions. (Log loss needs the
+    probabilities, which are not stored; it is checked against the results row only.)"""
+    stored = metrics.get("test_predictions") or {}
+    true, predicted = np.asarray(stored.get("true") or [], dtype=np.int64), np.asarray(stored.get("predicted") or [], dtype=np.int64)
+    if not len(true):
+        return {}
+    if true.shape != predicted.shape:
+        raise ValueError(f"{len(true)} true labels but {len(predicted)} predictions")
+    classes = len(metrics.get("confusion_matrix") or []) or int(max(true.max(), predicted.max())) + 1
+    return {"macro_accuracy": macro_accuracy(true, predicted), "accuracy": float(np.mean(predicted == true)),
+            "macro_f1": macro_f1(true, predicted), "num_clips": int(len(true)),
+            "confusion_matrix": confusion_matrix(true, predicted, classes).tolist()}
 
 
 def _shown(value: Any) -> str:
     return f"{value:.6f}" if isinstance(value, float) and not math.isnan(value) else repr(value)
 
-
-def verify(row: dict, metrics: dict, where: str) -> list[str]:
-    """Every disagreement of a record with itself, one line each naming ``where`` and the metric: the row
-    against the metrics, the metrics against their recomputation from the predictions. Empty: it checks out."""
-    if not isinstance(metrics, dict):
-        return [f"{where}: the run's metrics are not a JSON object"]
-    problems = [f"{where}: {key} is {_shown(row.get(key))} in the results row but {_shown(metrics.get(key))} in the "
-                "run's metrics (the row was edited or belongs to another run)"
-                for key in ROW_METRICS if key in row and key in metrics and not _same(row[key], metrics[key])]
-    if metrics.get("accuracy") is None and metrics.get("macro_accuracy") is None:
-        return problems  # an unscored run (a protocol without a test side): nothing to recompute
-    scores, source = recomputed_scores(metrics)
-    if not source:
-        return problems + [f"{where}: its scores cannot be verified (no per-clip predictions and no confusion "
-                           "matrix in its metrics)"]
-    problems += [f"{where}: {key} is stored as {_shown(metrics.get(key))} but its {source} give {_shown(value)}"
-                 for key, value in scores.items() if not _same(metrics.get(key), value)]
-    return problems

@@ -24,6 +24,7 @@ from ascbench.checkpoint import Checkpointer, checkpointing
 from ascbench.data.dataset import ClipDataset
 from ascbench.device import Compute, ModelNeeds
 from ascbench.errors import ConfigError, DataError, RunInterrupted
+from ascbench.fileio import cache_root, check_output_folder
 from ascbench.pretraining import pretrained_state
 from ascbench.metadata_ceiling import describe as describe_ceiling
 from ascbench.registry import Registry
@@ -71,6 +72,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     compute = Compute.from_names(config.device, config.precision, ModelNeeds.of(plan.model))
     world = _prepare_process(config, plan.semi, compute, resume)
     root = runs_dir(runs_root) if resume is None else Path(resume).parent
+    _check_places(root, config)
     slot = _open_slot(root, config, resume, world)
     checkpointer = Checkpointer(slot.path, config.digest()) if world == 1 else None
     started = time.perf_counter()
@@ -133,6 +135,16 @@ def _prepare_process(config: RunConfig, semi: SemiSpec, compute: Compute, resume
     if world > 1 and resume:
         raise ConfigError("data-parallel runs cannot --resume: run it again from the start, or resume in one process")
     return world
+
+
+def _check_places(root: Path, config: RunConfig) -> None:
+    """A run writes into its runs directory, the cache and its log folder; none of them may lie inside another
+    place ascbench keeps (runs inside a published board or the cache, a cache inside the results store, logs
+    inside a finished run), or the run would change what that place's owner vouches for."""
+    check_output_folder(root, flag="--runs-dir", allow=("store",))
+    check_output_folder(cache_root(), flag="--cache-dir", allow=("cache",))
+    if config.log_dir:
+        check_output_folder(config.log_dir, flag="--log-dir", allow=("store",))
 
 
 def _open_slot(root: Path, config: RunConfig, resume: str | os.PathLike | None, world: int) -> RunSlot:

@@ -251,7 +251,8 @@ def _load(name: str, spec: ApsipaLikeSpec | SourceSpec, table: Callable[[], pd.D
                 "real_metadata_sha256": hashlib.sha256(REAL_METADATA.read_bytes()).hexdigest()}
     if options.require_audio:
         embedded.ensure_generated(directory, manifest,
-                                  lambda: generate(name, table(), spec.clip_seconds, spec.seed, directory))
+                                  lambda: generate(name, table(), spec.clip_seconds, spec.seed, directory),
+                                  user_folder=bool(options.data_root))
         meta = pd.read_csv(directory / "metadata.csv", keep_default_na=False, dtype={"split": str})
     else:
         meta = table()

@@ -237,3 +237,152 @@ def test_a_damaged_run_file_is_named(kept, tmp_path, damage, name, command, caps
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert str(path) in err and len(err.strip().splitlines()) == 1 and "--debug" not in err
+
+
+# --- found by an adversarial pass over the README's promises: each is a mechanism, tested on a new case ---------
+
+def _copy_runs(kept, tmp_path) -> Path:
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(kept.runs, runs)
+    return runs
+
+
+@pytest.mark.parametrize("place", ["a folder of my own files", "a finished run"])
+def test_a_generated_dataset_is_never_written_over_a_folder_it_does_not_own(kept, tmp_path, place, capsys):
+    if place == "a finished run":
+        root = kept.run
+    else:
+        root = tmp_path / "mine"
+        root.mkdir()
+        (root / "metadata.csv").write_text("my own table\n")
+        (root / "notes.txt").write_text("keep me\n")
+    before = _snapshot(root)
+    assert main(["data", "info", "embedded-tiny", "--data-root", str(root)]) == 2
+    assert str(root) in capsys.readouterr().err
+    assert _snapshot(root) == before
+
+
+@pytest.mark.parametrize("flag", ["--runs-dir", "--log-dir", "--cache-dir"])
+def test_a_run_never_writes_its_own_files_into_another_kept_place(kept, tmp_path, flag, capsys):
+    where = {"--runs-dir": kept.board / "results", "--log-dir": kept.run / "logs", "--cache-dir": kept.runs / "cache"}[flag]
+    extra = [flag, str(where)] + (["--logger", "csv"] if flag == "--log-dir" else [])
+    runs = ["--runs-dir", str(tmp_path / "runs")] if flag != "--runs-dir" else []
+    before = _snapshot(kept.runs, kept.board)
+    cache = os.environ["ASCBENCH_CACHE_DIR"]
+    try:
+        assert main(["run", *RUN, *runs, *extra]) == 2
+    finally:
+        os.environ["ASCBENCH_CACHE_DIR"] = cache  # --cache-dir sets it for the process
+    assert flag in capsys.readouterr().err
+    assert _snapshot(kept.runs, kept.board) == before
+
+
+def test_publishing_into_a_folder_with_a_page_of_its_own_needs_force(kept, tmp_path, capsys):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<h1>my homepage</h1>\n")
+    argv = ["leaderboard", "--runs-dir", str(kept.runs), "--publish", str(site), "--allow-nonstandard"]
+    assert main(argv) == 2
+    assert "index.html" in capsys.readouterr().err and (site / "index.html").read_text() == "<h1>my homepage</h1>\n"
+    assert not (site / "results").exists()
+    assert main(argv + ["--force"]) == 0 and "my homepage" not in (site / "index.html").read_text()
+
+
+def test_a_publish_that_fails_takes_back_its_records(kept, tmp_path, monkeypatch):
+    import ascbench.publish
+
+    def broken(target):
+        raise RuntimeError("the page could not be drawn")
+
+    monkeypatch.setattr(ascbench.publish, "publish", broken)
+    board = tmp_path / "board"
+    assert main(["leaderboard", "--runs-dir", str(kept.runs), "--publish", str(board), "--allow-nonstandard"]) != 0
+    assert not list((board / "results").glob("*.json"))
+
+
+def test_a_torn_last_line_does_not_swallow_the_next_row(kept, tmp_path):
+    runs = _copy_runs(kept, tmp_path)
+    store = runs / "results.jsonl"
+    store.write_bytes(store.read_bytes() + store.read_bytes()[:120])  # a crash mid-append: no newline
+    assert main(["run", *RUN, "--seed", "11", "--runs-dir", str(runs)]) == 0
+    assert sorted(r["seed"] for r in load_rows(runs)) == [0, 11]
+
+
+def test_the_store_and_cache_locks_follow_the_umask(tmp_path):
+    from ascbench.fileio import append_line, exclusive_lock
+
+    old = os.umask(0o002)
+    try:
+        append_line(tmp_path / "results.jsonl", '{"run_id": "x"}')
+        with exclusive_lock(tmp_path / ".lock"):
+            pass
+    finally:
+        os.umask(old)
+    assert {stat.S_IMODE((tmp_path / n).stat().st_mode) for n in ("results.jsonl", ".lock")} == {0o664}
+
+
+def _edit_record(runs: Path, run_id: str, edit) -> None:
+    import json
+
+    metrics_path = runs / run_id / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    rows = [json.loads(line) for line in (runs / "results.jsonl").read_text().splitlines() if line.strip()]
+    edit(rows[0], metrics)
+    metrics_path.write_text(json.dumps(metrics))
+    (runs / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _perfect(row, metrics):
+    """Every clip right, written consistently into the row, the metrics and the per-clip predictions."""
+    predictions = metrics["test_predictions"]
+    predictions["predicted"] = list(predictions["true"])
+    for key in ("accuracy", "macro_accuracy"):
+        row[key] = metrics[key] = 1.0
+
+
+EDITS = {
+    "scores removed from the metrics, kept in the row": lambda row, m: [m.pop("accuracy"), m.pop("macro_accuracy"),
+                                                                       row.update(accuracy=0.99, macro_accuracy=0.98)],
+    "predictions dropped, confusion matrix made perfect": lambda row, m: [m.pop("test_predictions"),
+                                                                          row.update(accuracy=1.0, macro_accuracy=1.0),
+                                                                          m.update(accuracy=1.0, macro_accuracy=1.0)],
+    "predictions, metrics and row edited alike": _perfect,
+    "predictions shorter than the truth": lambda row, m: m["test_predictions"].update(
+        predicted=m["test_predictions"]["predicted"][:-3]),
+    "macro F1 stored as text": lambda row, m: m.update(macro_f1="0.5"),
+}
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_a_record_that_vouches_for_itself_is_not_ranked_or_published(kept, tmp_path, edit, capsys):
+    runs = _copy_runs(kept, tmp_path)
+    _edit_record(runs, kept.run_id, EDITS[edit])
+    main(["leaderboard", "--runs-dir", str(runs), "--format", "csv"])
+    out, err = capsys.readouterr()
+    assert kept.run_id in err and "Traceback" not in err and "--debug" not in err
+    assert main(["leaderboard", "--runs-dir", str(runs), "--publish", str(tmp_path / "board"),
+                 "--allow-nonstandard"]) == 2
+    assert not (tmp_path / "board" / "results").exists() or not list((tmp_path / "board" / "results").glob("*.json"))
+
+
+def test_an_output_under_a_file_is_one_line(kept, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    assert main(["export", kept.run_id, "--runs-dir", str(kept.runs), "--output",
+                 str(tmp_path / "afile" / "sub" / "out.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and "--debug" not in err
+
+
+def test_a_split_value_in_other_words_is_refused(tiny, tmp_path, capsys):
+    import shutil
+
+    root = tmp_path / "tiny"
+    shutil.copytree(tiny.root, root)
+    meta = pd.read_csv(root / "metadata.csv", keep_default_na=False)
+    meta.loc[meta["split"] == "test", "split"] = "TEST"
+    meta.to_csv(root / "metadata.csv", index=False)
+    assert main(["data", "split", "embedded-tiny", "--data-root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "'TEST'" in err and "split" in err

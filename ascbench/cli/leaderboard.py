@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -48,8 +49,16 @@ def command(args) -> int:
         from ascbench.publish import import_runs, publish
 
         target = Path(args.publish)
+        _check_board_folder(target, args.force)
+        before = set((target / "results").glob("*.json"))
         count = import_runs(root, target, rows, allow_nonstandard=args.allow_nonstandard)
-        written = publish(target)
+        try:
+            written = publish(target)
+        except BaseException:
+            # The tables could not be made: take back the records just added, so the folder is the board it was.
+            for path in set((target / "results").glob("*.json")) - before:
+                path.unlink(missing_ok=True)
+            raise
         print(f"published {count} run(s) to {target}: {', '.join(written)}")
         return 0
     table = aggregate(rows)
@@ -66,6 +75,19 @@ def command(args) -> int:
     else:
         print(text)
     return 0
+
+
+def _check_board_folder(target: Path, force: bool) -> None:
+    """A folder that is not yet a board but holds files a board would write (a site's own index.html) is not
+    written over unless --force: the publisher owns a board, not any folder it is pointed at."""
+    from ascbench.fileio import BOARD_TABLES
+
+    if (target / "results").is_dir():
+        return  # a board already: the publisher regenerates its tables
+    clash = [name for name in BOARD_TABLES if os.path.lexists(target / name)]
+    if clash and not force:
+        raise AscbenchError(f"--publish {target} is not a published board but holds {', '.join(clash)}, which "
+                            "publishing would replace; pass --force to replace them, or publish to another folder")
 
 
 def _fitted(table, wide: bool) -> str:

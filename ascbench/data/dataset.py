@@ -110,6 +110,7 @@ class ClipDataset:
             raise DataError(f"{where.at('labeled', [row])}: marked labeled but has no scene_label")
         check_one_label_per_recording(meta["scene_label"], meta[self.groupings["recording"]], where,
                                       self.groupings["recording"])
+        meta["split"] = _checked_split(meta["split"], where)
         self.meta = meta
 
     @property
@@ -163,6 +164,20 @@ def _check_names(meta: pd.DataFrame, classes: list[str], groupings: dict[str, st
         values = meta[column].fillna("").astype(str)
         check_spellings(values, where, column, known, loose)
         meta[column] = values.str.strip()
+
+
+SPLIT_VALUES = ("", "train", "test")  # a dataset's own split: train, test, or neither side (empty)
+
+
+def _checked_split(split: pd.Series, where: Where) -> pd.Series:
+    """The ``split`` column with surrounding white space dropped; any other value than train, test or empty is
+    refused with its row (a ``TEST`` or ``val`` would otherwise silently put its clips on no side)."""
+    values = split.fillna("").astype(str).str.strip()
+    bad = np.flatnonzero(~values.isin(SPLIT_VALUES))
+    if len(bad):
+        raise DataError(f"{where.at('split', [int(bad[0])])}: split {values.iloc[bad[0]]!r} is not one of 'train', 'test' "
+                        f"or empty ({len(bad)} row(s)); write the dataset's own split in those words")
+    return values
 
 
 def leaves_root(name: str) -> bool:
