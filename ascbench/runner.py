@@ -141,7 +141,8 @@ def _check_places(root: Path, config: RunConfig) -> None:
     """A run writes into its runs directory, the cache and its log folder; none of them may lie inside another
     place ascbench keeps (runs inside a published board or the cache, a cache inside the results store, logs
     inside a finished run), or the run would change what that place's owner vouches for."""
-    check_output_folder(root, flag="--runs-dir", allow=("store",))
+    if not (root.exists() and not root.is_dir()):  # a file there: open_run says so, with what to pass instead
+        check_output_folder(root, flag="--runs-dir", allow=("store",))
     check_output_folder(cache_root(), flag="--cache-dir", allow=("cache",))
     if config.log_dir:
         check_output_folder(config.log_dir, flag="--log-dir", allow=("store",))
