@@ -109,7 +109,7 @@ CLI_CASES = [
     (["--model", "resnet-9000"], "unknown model 'resnet-9000'"),
     (["--strategy", "magic"], "unknown strategy 'magic'"),
     (["--dataset", "nowhere"], "unknown dataset 'nowhere'"),
-    (["--protocol", "random-clips"], "unknown protocol 'random-clips'"),
+    (["--protocol", "random-sessions"], "unknown protocol 'random-sessions'"),
     (["--test-cities", "Arden"], "--test-cities: protocol 'official'"),
     (["--protocol", "unseen-time", "--test-cities", "Arden"], "--test-cities: protocol 'unseen-time'"),
     (["--protocol", "unseen-city", "--test-dates", "2023-06-18"], "--test-dates: protocol 'unseen-city'"),
