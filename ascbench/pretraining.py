@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ascbench import callbacks, distributed, pipeline
+from ascbench import callbacks, distributed, pipeline, provenance
+from ascbench.device import Compute, ModelNeeds
 from ascbench.data.dataset import ClipDataset
 from ascbench.errors import ConfigError, DataError
 from ascbench.features import FeatureConfig, audio_content_key
@@ -108,7 +109,22 @@ def _stage_recipe(plan: pipeline.Plan, source: PretrainingSource, source_name: s
             "normalization", "roll_seconds", "mask_value", "pretrain_classes")},
         # A --quick stage trains on a few clips per epoch: never the stage a full run reuses (keys unchanged otherwise).
         **({"quick": True} if config.quick else {}),
+        # How the stage computes changes its weights beyond the last bits (a few epochs amplify a changed summation
+        # order into points of accuracy): a stage trained on 2 threads, in bf16 or on a GPU is not the stage a
+        # 1-thread fp32 CPU run would have trained, so reusing it would make that run unreproducible.
+        "execution": _stage_execution(plan),
     }
+
+
+def _stage_execution(plan: pipeline.Plan) -> dict:
+    """The thread count, device and resolved precision a pretraining stage trains with (part of its key)."""
+    config = plan.config
+    compute = Compute.from_names(config.device, config.precision, ModelNeeds.of(plan.model))
+    execution = {"threads": torch.get_num_threads(), "device": compute.device.type, "precision": compute.precision}
+    if compute.device.type == "cpu":
+        # oneDNN picks kernels by instruction set; the CPU model name stands in for it.
+        execution["cpu"] = provenance.cpu_name()
+    return execution
 
 
 def _train_stage(plan: pipeline.Plan, source: PretrainingSource, stage: str, progress: bool, note: dict, path: Path,

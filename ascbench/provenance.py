@@ -43,4 +43,14 @@ def collect() -> dict:
         "numpy": np.__version__, "platform": platform.platform(), "cpu": cpu_name(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch_threads": torch.get_num_threads(),
+        # The vector instruction set torch dispatches to (AVX2, AVX512, ...): the same code on another ISA sums
+        # in another order, and a re-run elsewhere may differ beyond the last bits.
+        "cpu_capability": _cpu_capability(),
     }
+
+
+def _cpu_capability() -> str | None:
+    try:
+        return torch.backends.cpu.get_cpu_capability()
+    except (AttributeError, RuntimeError):
+        return None
