@@ -188,6 +188,8 @@ class RunConfig:
             recipe = fold_dotted(_renamed(recipe_settings(data["recipe"], data.get("dataset", DEFAULT_DATASET), given)))
             data = _under(_for_chosen_plugins(recipe, data), data)
         data = _options_of_chosen_plugins(data)
+        if isinstance(data.get("protocol"), str):
+            data["protocol"] = current_protocol_name(data["protocol"])
         for name in TUPLE_FIELDS:
             if isinstance(data.get(name), list):
                 data[name] = tuple(data[name])
@@ -324,6 +326,17 @@ def _options_of_chosen_plugins(data: dict[str, Any]) -> dict[str, Any]:
     if options:
         data["options"] = options
     return data
+
+
+def current_protocol_name(name: str) -> str:
+    """A protocol's current name: an old name its plugin declares as an alias (``official``) maps to it, so that
+    stored records, sweep specs and config files written before a rename run, compare and group as it."""
+    from ascbench.registry import get_registry
+
+    try:
+        return get_registry().canonical("protocol", name)
+    except AscbenchError:  # no registry to ask (a broken plugin): the name as given, refused later if unknown
+        return name
 
 
 def recipe_settings(name: str, dataset: str | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:

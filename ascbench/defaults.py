@@ -10,7 +10,7 @@ from __future__ import annotations
 DEFAULT_MODEL = "mobileascnet"
 DEFAULT_STRATEGY = "finetune"
 DEFAULT_DATASET = "embedded"
-DEFAULT_PROTOCOL = "official"
+DEFAULT_PROTOCOL = "session-holdout"
 DEFAULT_SEMI = "none"  # labeled clips only
 # The front-end a dataset uses when it declares none (DatasetSpec.feature_preset).
 DEFAULT_FRONT_END = "embedded"

@@ -118,6 +118,10 @@ def _prepared(rows: list[dict]) -> pd.DataFrame:
     if "semi" not in df:
         df["semi"] = "none"
     df["semi"] = df["semi"].fillna("none")
+    if "protocol" in df:  # a record made under a protocol's old name is a row of the protocol as named today
+        from ascbench.config import current_protocol_name
+
+        df["protocol"] = df["protocol"].map(lambda p: current_protocol_name(p) if isinstance(p, str) else p)
     if "setting" not in df:  # rows without their configs: grouped by the shown columns only
         df["setting"], df["setting_label"] = "", "?"
     df["setting"] = df["setting"].fillna("")

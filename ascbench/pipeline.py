@@ -76,6 +76,8 @@ def resolve(config: RunConfig, registry: Registry | None = None) -> Plan:
     model, strategy, semi = registry.model(config.model), registry.strategy(config.strategy), registry.semi(config.semi)
     dataset = registry.dataset(config.dataset)
     registry.protocol(config.protocol)
+    if registry.canonical("protocol", config.protocol) != config.protocol:  # an old name, e.g. from the Python API
+        config = config.replace(protocol=registry.canonical("protocol", config.protocol))
     if config.recipe:
         registry.recipe(config.recipe)  # an unknown recipe in a stored config fails here, naming the valid ones
     options = resolve_all(config, registry)

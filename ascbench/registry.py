@@ -36,18 +36,30 @@ class Registry:
     owners: dict[str, dict[str, str]] = field(default_factory=lambda: {k.name: {} for k in KINDS})
     plugins: list[str] = field(default_factory=list)  # the plugins that loaded
     status: dict[str, "PluginStatus"] = field(default_factory=dict)  # every plugin tried, with what happened
+    # Old names a spec still answers to (``aliases=`` on its spec), per kind: stored records, sweep specs and
+    # scripts that name a renamed plugin keep working, and every table shows the current name.
+    aliases: dict[str, dict[str, str]] = field(default_factory=lambda: {k.name: {} for k in KINDS})
 
     def add(self, kind: str, spec: Any, plugin: str) -> None:
         table, owners = self.entries[kind], self.owners[kind]
         key = spec.prefix if isinstance(spec, ModelFamily) else spec.name
-        if key in table:
-            raise PluginError(
-                f"{kind} {key!r} is registered twice: by plugin {owners[key]!r} and by plugin {plugin!r}"
-            )
+        for name in (key, *getattr(spec, "aliases", ())):
+            if name in table or name in self.aliases[kind]:
+                first = owners.get(name) or owners[self.aliases[kind][name]]
+                raise PluginError(
+                    f"{kind} {name!r} is registered twice: by plugin {first!r} and by plugin {plugin!r}"
+                )
         table[key] = spec
         owners[key] = plugin
+        for alias in getattr(spec, "aliases", ()):
+            self.aliases[kind][alias] = key
+
+    def canonical(self, kind: str, name: str) -> str:
+        """The current name of ``name`` (itself unless it is an old name a spec declares as an alias)."""
+        return self.aliases[kind].get(name, name)
 
     def get(self, kind: str, name: str) -> Any:
+        name = self.canonical(kind, name)
         if name in self.entries[kind]:
             return self.entries[kind][name]
         if kind == "model":
@@ -76,7 +88,7 @@ class Registry:
         return sorted(self.entries[kind])
 
     def owner(self, kind: str, name: str) -> str:
-        return self.owners[kind][name]
+        return self.owners[kind][self.canonical(kind, name)]
 
     def provenance(self, kind: str, name: str) -> dict[str, str | None]:
         """Which plugin, package, version and source registered ``name``: what a record keeps, so a row
@@ -321,10 +333,10 @@ def _offered_specs(pm: pluggy.PluginManager, registry: Registry, plugin_name: st
                 if not isinstance(spec, spec_cls):
                     raise PluginError(f"plugin {plugin_name!r}: {hook_name} must return {spec_cls.__name__} "
                                       f"objects, got {type(spec).__name__}")
-                key = _spec_key(spec)
-                if key in registry.entries[kind]:
-                    raise PluginError(f"{kind} {key!r} is registered twice: by plugin "
-                                      f"{registry.owners[kind][key]!r} and by plugin {plugin_name!r}")
+                for key in (_spec_key(spec), *getattr(spec, "aliases", ())):
+                    if key in registry.entries[kind] or key in registry.aliases[kind]:
+                        raise PluginError(f"{kind} {key!r} is registered twice: by plugin "
+                                          f"{registry.owner(kind, key)!r} and by plugin {plugin_name!r}")
                 offered.append((kind, spec))
     return offered
 

@@ -68,6 +68,7 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     continued from its last epoch checkpoint; ``resume`` names one explicitly.
     """
     plan = pipeline.resolve(config, registry)  # every name, option and file, before any data is read
+    config = plan.config  # with plugins' current names (a protocol's old name resolved)
     # An absent GPU fails here, in a second; --precision auto is resolved for this device and model (recorded).
     compute = Compute.from_names(config.device, config.precision, ModelNeeds.of(plan.model))
     world = _prepare_process(config, plan.semi, compute, resume)

@@ -196,9 +196,14 @@ class ProtocolSpec:
     # as grouped by "clip" and marks it leaky with ``leak``, the reason, which such a protocol must give.
     keeps_groups_whole: bool = True
     leak: str = ""
+    # Old names of this protocol that still resolve to it (records, sweep specs and scripts keep working); every
+    # new run and every table uses ``name``.
+    aliases: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_name("protocol", self.name)
+        for alias in self.aliases:
+            check_name("protocol", alias)
         if not self.keeps_groups_whole and not self.leak:
             raise ValueError(f"protocol {self.name!r} keeps no groups whole: it must say why its split leaks (leak=...)")
 

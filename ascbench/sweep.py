@@ -89,6 +89,7 @@ class SweepSpec:
                 cells.append(applicable_cell(RunConfig.from_dict(values), set(keys)))
             except (TypeError, AscbenchError) as exc:
                 raise ConfigError(f"sweep cell {dict(zip(keys, combo))}: {exc}") from None
+        check_distinct(cells)
         return cells
 
 
@@ -212,7 +213,12 @@ def plan(cells: list[RunConfig], jobs: int) -> list[RunConfig]:
 
 
 def check_names(cells: Iterable[RunConfig], registry: Registry) -> None:
-    """Fail before anything runs if any cell names an unknown model, strategy, dataset or protocol."""
+    """Fail before anything runs if any cell names an unknown model, strategy, dataset or protocol, sets an
+    option its plugin lacks, or gives model arguments its model cannot be built with (each model x arguments
+    x dataset built once, on the dataset's clip table: no audio is read or generated)."""
+    from ascbench import pipeline
+
+    built: set[str] = set()
     for cell in cells:
         registry.model(cell.model)
         registry.strategy(cell.strategy)
@@ -220,6 +226,26 @@ def check_names(cells: Iterable[RunConfig], registry: Registry) -> None:
         registry.dataset(cell.dataset)
         registry.protocol(cell.protocol)
         resolve_all(cell, registry)  # plugins' own options too
+        key = json.dumps([cell.model, cell.model_kwargs, cell.context, cell.dataset, cell.data_root], sort_keys=True,
+                         default=str)
+        if cell.model_kwargs and key not in built:
+            try:
+                pipeline.load(pipeline.resolve(cell, registry), require_audio=False)
+            except AscbenchError as exc:
+                raise ConfigError(f"sweep cell {describe(cell)}: {exc}") from None
+            built.add(key)
+
+
+def check_distinct(cells: list[RunConfig]) -> None:
+    """Refuse two cells that are one experiment (``seed = [1, 1]``, or a plugin under its old and new name):
+    the second would only be skipped as already made, or run twice and counted once."""
+    seen: dict[str, RunConfig] = {}
+    for cell in cells:
+        digest = cell.experiment_digest()
+        if digest in seen:
+            raise ConfigError(f"sweep cells {describe(seen[digest])!r} and {describe(cell)!r} are the same experiment "
+                              "(a grid value listed twice, or one setting under two names); list each value once")
+        seen[digest] = cell
 
 
 def _run_cell(config: dict, runs_root: str) -> dict:
@@ -466,6 +492,9 @@ def run_sweep(cells: list[RunConfig], *, executor: str = "local", jobs: int | No
     return outcomes
 
 
+_DEFAULT_CELL = RunConfig()
+
+
 def describe(cell: RunConfig) -> str:
     """One line naming the cell: its plugins, split and seed, then its recipe and any plugin option or model
     argument it sets (two cells of a ``--grid recipe.budget=0.1,0.5`` sweep must not read alike)."""
@@ -480,4 +509,6 @@ def describe(cell: RunConfig) -> str:
         parts.append(f"recipe {cell.recipe}")
     settings = [f"{kind}.{key}={value}" for kind, values in sorted(cell.options.items()) for key, value in sorted(values.items())]
     settings += [f"model.{key}={value}" for key, value in sorted(cell.model_kwargs.items())]
+    settings += [f"{name}={getattr(cell, name)}" for name in ("precision", "context")
+                 if getattr(cell, name) != getattr(_DEFAULT_CELL, name)]
     return " / ".join(parts) + (f" ({', '.join(settings)})" if settings else "")

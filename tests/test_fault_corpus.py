@@ -487,7 +487,7 @@ PATH_CASES = [
     (["C:\\audio\\a.wav"], "is not a relative path inside the data root"),
     (["audio/../../b.wav"], "is not a relative path inside the data root"),
     (["\\\\server\\share\\a.wav"], "is not a relative path inside the data root"),
-    (["a.wav", "a.wav "], "rows 0 and 1 name the same file 'a.wav'"),
+    (["a.wav", "a.wav "], "rows 0, 1, column 'filename' name the same file 'a.wav'"),
     (["", "b.wav"], "is not a relative path inside the data root"),
     (["audio/a.wav", " audio/b.wav "], None),  # same: nested paths are fine; surrounding spaces are stripped
 ]

@@ -79,6 +79,12 @@ TABLE_CASES = [
     ({"timestamp": ["2023-06-18 10:00:00", "2023-06-18 10:00:00+08:00", "2023-06-18 10:00:00"]},
      "row 3, column 'timestamp': '2023-06-18 10:00:00[+]08:00' carries a UTC offset"),
     ({"timestamp": ["2023-06-18T02:00:00Z", "2023-06-18 10:00:00", "2023-06-18 10:00:00"]}, "row 2.*carries a UTC offset"),
+    # A bare date is not an offset ("-18" is its day): said for what it is.
+    ({"timestamp": ["2023-06-18 10:00:00", "2023-06-18", "2023-06-18 10:00:00"]},
+     "row 3, column 'timestamp': '2023-06-18' is a date without a time of day"),
+    ({"timestamp": ["2023-06-18 10:00:00", "2023-06-18 10:00:00-05", "2023-06-18 10:00:00"]}, "row 3.*carries a UTC offset"),
+    # Rows as the file numbers them (the header is row 1), like every other check's.
+    ({"filename": ["a.wav", "b.wav", "a.wav"]}, "rows 2, 4, column 'filename' name the same file 'a.wav'"),
     ({"timestamp": ["2023-06-18 10:00:00", "18/06/2023 10:00", "2023-06-18 10:00:00"]},
      "row 3, column 'timestamp': '18/06/2023 10:00' is not a timestamp of the form YYYY-MM-DD HH:MM:SS"),
     ({"timestamp": pd.to_datetime(["2023-06-18 10:00:00"] * 3).tz_localize("Asia/Shanghai")}, "carry a time zone"),

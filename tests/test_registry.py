@@ -24,7 +24,7 @@ def test_builtins_are_found_through_entry_points(registry):
     assert "mobileascnet" in registry.names("model")
     assert registry.owner("model", "mobileascnet") == "mobileascnet"
     assert {"scratch", "finetune"} <= set(registry.names("strategy"))
-    assert {"official", "unseen-city", "unseen-time"} <= set(registry.names("protocol"))
+    assert {"session-holdout", "unseen-city", "unseen-time"} <= set(registry.names("protocol"))
     assert "embedded" in registry.names("dataset")
 
 
@@ -33,6 +33,34 @@ def test_same_name_from_two_plugins_names_both():
         build_registry([("alpha", _model_plugin("dup-net")), ("beta", _model_plugin("dup-net"))], entry_points=False,
                        strict=True)
     assert "'dup-net'" in str(err.value) and "'alpha'" in str(err.value) and "'beta'" in str(err.value)
+
+
+def _protocol_plugin(name: str, aliases: tuple[str, ...] = ()) -> types.SimpleNamespace:
+    from ascbench.specs import ProtocolSpec
+
+    @hookimpl
+    def ascbench_protocols():
+        return [ProtocolSpec(name, split=lambda ds, options: None, aliases=aliases)]
+
+    return types.SimpleNamespace(ascbench_protocols=ascbench_protocols)
+
+
+def test_an_old_name_resolves_to_the_renamed_plugin_and_tables_show_the_new_one(registry):
+    from ascbench.config import RunConfig
+
+    assert registry.protocol("official") is registry.protocol("session-holdout")
+    assert registry.canonical("protocol", "official") == "session-holdout"
+    assert "official" not in registry.names("protocol")  # listed once, under its current name
+    assert RunConfig.from_dict({"protocol": "official"}).protocol == "session-holdout"
+    assert RunConfig.from_dict({"protocol": "official"}).digest() == RunConfig().digest()
+
+
+@pytest.mark.parametrize("name, aliases", [("official", ()), ("my-holdout", ("official",)),
+                                           ("my-holdout", ("session-holdout",))])
+def test_a_name_or_old_name_taken_already_names_both_plugins(name, aliases):
+    """An outside plugin may not take a built-in's current or old name, nor give one as its own old name."""
+    with pytest.raises(PluginError, match="registered twice.*'protocols'.*'intruder'"):
+        build_registry([("intruder", _protocol_plugin(name, aliases))], strict=True)
 
 
 def test_clash_with_a_builtin_is_reported():

@@ -59,6 +59,10 @@ def test_excluded_combinations_are_left_out(tmp_path):
     ("[grid]\nmodle = ['mobileascnet']\n", "unknown config field"),
     ("[cells]\nmodel = ['x']\n", "unknown section"),
     ("[grid\n", "does not parse"),
+    # One experiment twice: a value listed twice, or a protocol under its old and its current name.
+    ("[grid]\nseed = [1, 1]\n", "are the same experiment"),
+    ("[grid]\nprotocol = ['official', 'session-holdout']\n", "are the same experiment"),
+    ("[base]\nmodel = 'mobileascnet'\n[grid]\nseed = [0]\nepochs = [2, 2]\n", "are the same experiment"),
 ])
 def test_bad_specs_say_what_is_wrong(tmp_path, text, message):
     (tmp_path / "bad.toml").write_text(text)
@@ -231,8 +235,10 @@ def test_gpus_per_cell_gives_each_ray_cell_a_gpu(tmp_path, monkeypatch):
     assert outcome.gpus == ("0",)
 
 
-def test_dry_run_lists_option_cells_apart_and_refuses_a_cell_that_cannot_start(tmp_path, capsys):
+def test_dry_run_lists_option_cells_apart_and_refuses_a_cell_that_cannot_start(tmp_path, capsys, monkeypatch):
     from ascbench.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")  # each cell on one line
 
     assert main(["sweep", "--grid", "recipe=li2026", "--grid", "recipe.budget=0.1,0.5", "--grid", "seed=0",
                  "--runs-dir", str(tmp_path), "--dry-run"]) == 0
@@ -242,4 +248,19 @@ def test_dry_run_lists_option_cells_apart_and_refuses_a_cell_that_cannot_start(t
     assert main(["sweep", "--grid", "recipe.budget=0.1", "--grid", "seed=0", "--runs-dir", str(tmp_path),
                  "--dry-run"]) == 2
     assert "names no recipe" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_dry_run_refuses_model_arguments_the_model_cannot_take(tmp_path, capsys):
+    """A cell whose --model-arg its model rejects would fail after the sweep started: the dry run builds each
+    model x arguments once, on the clip table (no audio), and names the cell."""
+    from ascbench.cli import main
+
+    assert main(["sweep", "--grid", "model=mobileascnet-tiny", "--grid", "model.gru_hiden=8", "--runs-dir",
+                 str(tmp_path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "mobileascnet-tiny" in err and "gru_hiden" in err
+    assert main(["sweep", "--grid", "model=mobileascnet-tiny", "--grid", "precision=fp32,bf16", "--runs-dir",
+                 str(tmp_path), "--dry-run"]) == 0
+    assert "(precision=bf16)" in capsys.readouterr().out  # cells that differ read apart
     assert not any(tmp_path.iterdir())

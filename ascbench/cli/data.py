@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from ascbench.config import RunConfig
+from ascbench.config import RunConfig, current_protocol_name
 from ascbench.defaults import DEFAULT_PROTOCOL
 from ascbench.errors import AscbenchError
 from ascbench.cli.common import add_split_options, check_folds, load_dataset, split_fields
@@ -51,6 +51,7 @@ def _split(args) -> int:
     from ascbench.data.summary import split_table
     from ascbench.metadata_ceiling import describe as describe_ceiling
 
+    args.protocol = current_protocol_name(args.protocol)  # an old name (official) is shown as today's
     config = RunConfig(dataset=args.dataset, protocol=args.protocol, seed=args.seed, labeled=args.labeled,
                        folds=args.folds, data_root=args.data_root, **split_fields(args))
     check_folds(config)

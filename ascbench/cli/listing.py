@@ -40,7 +40,9 @@ def command(args) -> int:
 
 
 def _description(spec: Any) -> str:
-    return getattr(spec, "description", None) or getattr(spec, "help", "") or ""
+    text = getattr(spec, "description", None) or getattr(spec, "help", "") or ""
+    aliases = getattr(spec, "aliases", ())
+    return f"{text} (old name: {', '.join(aliases)})" if aliases else text
 
 
 def _family_rows(reg, every: bool) -> list[tuple[str, str, str]]:

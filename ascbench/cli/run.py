@@ -69,7 +69,9 @@ def _add_experiment_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
     g.add_argument("--model", default=d.model, help=f"registered model name (default: {d.model})")
     g.add_argument("--strategy", default=d.strategy, help=f"training strategy (default: {d.strategy})")
     g.add_argument("--dataset", default=d.dataset, help=f"dataset (default: {d.dataset}, built in, no download)")
-    g.add_argument("--protocol", default=d.protocol, help="official | unseen-city | unseen-time | any registered protocol")
+    g.add_argument("--protocol", default=d.protocol,
+                   help=f"how train and test are split (default: {d.protocol}); `ascbench list --protocols` says what each "
+                        "one tests (session-holdout was called official)")
     g.add_argument("--seed", type=int, default=d.seed, help="seed for splits, initialisation and batching")
     g.add_argument("--model-arg", action="append", default=[], metavar="KEY=JSON",
                    help="model constructor argument, e.g. --model-arg gru_hidden=96 (repeatable)")

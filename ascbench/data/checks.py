@@ -38,7 +38,9 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 TIME_FORMAT_TEXT = {TIME_FORMAT: "YYYY-MM-DD HH:MM:SS"}
 EARLIEST = pd.Timestamp("1990-01-01")  # no dataset of this kind predates digital field recorders
 TRUE_WORDS, FALSE_WORDS = frozenset({"true", "yes", "1"}), frozenset({"false", "no", "0"})
-_OFFSET = re.compile(r"(?:[zZ]|[+-]\d\d(?::?\d\d)?)\s*$")
+# An offset follows a time of day: a bare date's "-01" is its day, not an offset.
+_OFFSET = re.compile(r"\d\d:\d\d(?::\d\d(?:\.\d+)?)?\s*(?:[zZ]|[+-]\d\d(?::?\d\d)?)\s*$")
+_DATE_ONLY = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}$")
 # Characters that people (and spreadsheets) swap for one another in names.
 _UNIFY = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201b": "'", "\u2032": "'", "`": "'", "\u00b4": "'",
                         "\u02bc": "'", "\u201c": '"', "\u201d": '"', "\u2010": "-", "\u2011": "-", "\u2012": "-",
@@ -195,8 +197,12 @@ def parse_timestamps(values: pd.Series, where: Where, column: str, time_format: 
     bad = np.flatnonzero(is_text & parsed.isna().to_numpy())
     if len(bad):
         value = objects.iloc[bad[0]].strip()
-        why = ("carries a UTC offset; give the local wall-clock time without it (the hour of day is a model input)"
-               if _has_offset(value) else f"is not a timestamp of the form {shown}")
+        if _has_offset(value):
+            why = "carries a UTC offset; give the local wall-clock time without it (the hour of day is a model input)"
+        elif _DATE_ONLY.match(value):
+            why = "is a date without a time of day (the hour of day is a model input; leave the cell empty if unknown)"
+        else:
+            why = f"is not a timestamp of the form {shown}"
         more = f" ({len(bad)} rows like it)" if len(bad) > 1 else ""
         raise DataError(f"{where.at(column, bad[:1])}: {value!r} {why}{more}; every row must use {shown}")
     return parsed

@@ -90,7 +90,7 @@ class ClipDataset:
         if missing:
             raise DataError(f"dataset {self.name!r}: metadata lacks column(s) {', '.join(missing)}")
         meta = self.meta.reset_index(drop=True).copy()
-        meta["filename"] = _checked_filenames(self.name, meta["filename"])
+        meta["filename"] = _checked_filenames(self.source.locate(self.name), meta["filename"])
         absent = [col for col in self.groupings.values() if col not in meta.columns]
         if absent or "recording" not in self.groupings:
             raise DataError(f"dataset {self.name!r}: groupings {self.groupings} need a 'recording' level and "
@@ -186,21 +186,21 @@ def leaves_root(name: str) -> bool:
     return name.startswith(("/", "\\")) or bool(_DRIVE.match(name)) or ".." in name.replace("\\", "/").split("/")
 
 
-def _checked_filenames(dataset: str, names: pd.Series) -> pd.Series:
+def _checked_filenames(where: Where, names: pd.Series) -> pd.Series:
     """Filenames stripped of surrounding white space, refused when they leave the audio root or repeat.
 
     The duplicate check runs after stripping: 'a.wav' and 'a.wav ' name one file, and would put the
-    same audio on both sides of a split.
+    same audio on both sides of a split. Rows are named as the metadata file numbers them (``where``).
     """
     names = names.astype(str).str.strip()
     for row, name in enumerate(names):
         if not name or leaves_root(name):
-            raise DataError(f"dataset {dataset!r}, metadata row {row}: filename {name!r} is not a relative path inside "
+            raise DataError(f"{where.at('filename', [row])}: filename {name!r} is not a relative path inside "
                             "the data root (absolute paths and '..' are refused); fix the metadata file")
     dup = names.duplicated(keep="first").to_numpy()
     if dup.any():
         row = int(np.flatnonzero(dup)[0])
         first = int(np.flatnonzero((names == names.iloc[row]).to_numpy())[0])
-        raise DataError(f"dataset {dataset!r}: metadata rows {first} and {row} name the same file {names.iloc[row]!r} "
+        raise DataError(f"{where.at('filename', [first, row])} name the same file {names.iloc[row]!r} "
                         "(after removing surrounding white space); remove one of them")
     return names
