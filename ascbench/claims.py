@@ -23,6 +23,11 @@ from ascbench.leaderboard import GROUP_KEYS, ROW_KEY, TIE_LEVEL
 from ascbench.stats import paired_test, seeds_needed
 
 
+# A claim compares two values of one shown column, or two settings of one row (``setting_label``: e.g. ``default``
+# against ``precision=bf16``, the same model, strategy and data under another setting).
+CLAIM_KEYS = [*ROW_KEY, "setting_label"]
+
+
 @dataclass(frozen=True)
 class Claim:
     name: str
@@ -40,9 +45,9 @@ def read_claims(path: Path) -> list[Claim]:
         found = [Claim(c["name"], c["key"], str(c["a"]), str(c["b"])) for c in claims]
     except (KeyError, TypeError) as exc:
         raise ConfigError(f"claims file {path}: each [[claim]] needs name, key, a and b ({exc})") from None
-    bad = [c.key for c in found if c.key not in ROW_KEY]
+    bad = [c.key for c in found if c.key not in CLAIM_KEYS]
     if bad:
-        raise ConfigError(f"claims file {path}: key {bad[0]!r} is not a row column ({', '.join(ROW_KEY)})")
+        raise ConfigError(f"claims file {path}: key {bad[0]!r} is not a row column ({', '.join(CLAIM_KEYS)})")
     return found
 
 
@@ -52,7 +57,7 @@ def compare(table: pd.DataFrame, claim: Claim) -> pd.DataFrame:
         return pd.DataFrame()
     # Rows agree on every shown column but the claim's, and on their setting's label (the id hashes the whole
     # config, model and strategy included, so it differs between any two rows a claim compares).
-    others = [k for k in GROUP_KEYS if k != claim.key] + ["setting_label"]
+    others = [k for k in [*GROUP_KEYS, "setting_label"] if k != claim.key]
     lines = []
     for _, a in table[table[claim.key] == claim.a].iterrows():
         match = np.ones(len(table), dtype=bool)

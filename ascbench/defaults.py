@@ -9,7 +9,7 @@ from __future__ import annotations
 
 DEFAULT_MODEL = "mobileascnet"
 DEFAULT_STRATEGY = "finetune"
-DEFAULT_DATASET = "embedded"
+DEFAULT_DATASET = "embedded-apsipa"  # the real APSIPA dev schedule, synthetic audio (plugins/embedded_apsipa.py)
 DEFAULT_PROTOCOL = "session-holdout"
 DEFAULT_SEMI = "none"  # labeled clips only
 # The front-end a dataset uses when it declares none (DatasetSpec.feature_preset).

@@ -240,12 +240,12 @@ def official(dataset: ClipDataset, options: ProtocolOptions) -> Split:
         test = (split == "test").to_numpy()
         # Clips the dataset assigns to neither side (e.g. TAU devices outside fold 1) stay out.
         train = (split == "train").to_numpy() if (split == "train").any() else ~test
-        return Split(np.flatnonzero(train), np.flatnonzero(test), {"protocol": "official", "source": "dataset split"})
+        return Split(np.flatnonzero(train), np.flatnonzero(test), {"protocol": "session-holdout", "source": "dataset split"})
     level = dataset.resolve_grouping(options.group_by)
     seed = dataset.split_seed if dataset.split_seed is not None else options.seed
     test = stratified_group_holdout(dataset, dataset.groups(level), options.test_fraction, seed)
     return Split(np.flatnonzero(~test), np.flatnonzero(test),
-                 {"protocol": "official", "source": f"{options.test_fraction:g} of each class's {level}s, seed {seed}"})
+                 {"protocol": "session-holdout", "source": f"{options.test_fraction:g} of each class's {level}s, seed {seed}"})
 
 
 def _classes_by_city(dataset: ClipDataset) -> tuple[dict[str, set[int]], dict[str, set[int]]]:

@@ -27,7 +27,7 @@ def test_unknown_model_is_one_line_with_valid_names(capsys):
 
 @pytest.mark.parametrize("flag,name,plural", [("--strategy", "nosuchstrategy", "valid strategies: finetune, freeze"),
                                               ("--dataset", "nosuchdata", "valid datasets: apsipa2025"),
-                                              ("--protocol", "nosuchprotocol", "valid protocols: all-labeled, official")])
+                                              ("--protocol", "nosuchprotocol", "valid protocols: all-labeled, random-clips, session-holdout")])
 def test_other_unknown_names(capsys, flag, name, plural):
     assert main(["run", flag, name]) == 2
     err = capsys.readouterr().err
@@ -46,7 +46,7 @@ def test_leaderboard_sort_choices_are_the_leaderboards_sort_keys():
 def test_list_shows_every_kind(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for name in ("mobileascnet", "se-trans", "scratch", "finetune", "embedded", "official", "unseen-city", "unseen-time"):
+    for name in ("mobileascnet", "se-trans", "scratch", "finetune", "embedded", "session-holdout", "unseen-city", "unseen-time"):
         assert name in out
 
 

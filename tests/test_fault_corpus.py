@@ -54,7 +54,7 @@ CONFIG_CASES = [
     ({"context": ""}, "--context"), ({"time_holdout": "season"}, "--time-holdout"), ({"test_periods": ("dusk",)}, "--test-periods"),
     ({"test_periods": ()}, "--test-periods"), ({"test_dates": ("2023/06/18",)}, "YYYY-MM-DD"),
     ({"test_cities": "Arden"}, "list of names"), ({"untaught": "ignore"}, "--untaught"), ({"skip_bad": "yes"}, "true or false"),
-    ({"model_kwargs": [1]}, "must be a table"), ({"pretrain_on": "embedded"}, "dataset under test"), ({"data_root": 5}, "--data-root"),
+    ({"model_kwargs": [1]}, "must be a table"), ({"pretrain_on": "embedded-apsipa"}, "dataset under test"), ({"data_root": 5}, "--data-root"),
     ({"group_by": 3}, "--group-by"), ({"model": None}, "--model"),
 ]
 
@@ -110,7 +110,7 @@ CLI_CASES = [
     (["--strategy", "magic"], "unknown strategy 'magic'"),
     (["--dataset", "nowhere"], "unknown dataset 'nowhere'"),
     (["--protocol", "random-sessions"], "unknown protocol 'random-sessions'"),
-    (["--test-cities", "Arden"], "--test-cities: protocol 'official'"),
+    (["--test-cities", "Arden"], "--test-cities: protocol 'session-holdout'"),
     (["--protocol", "unseen-time", "--test-cities", "Arden"], "--test-cities: protocol 'unseen-time'"),
     (["--protocol", "unseen-city", "--test-dates", "2023-06-18"], "--test-dates: protocol 'unseen-city'"),
     (["--strategy", "scratch", "--pretrained", "weights.pt"], "--pretrained: strategy 'scratch'"),

@@ -45,7 +45,7 @@ UNREAD = [
     (["--protocol", "unseen-time", "--test-dates", "2023-06-18"], "--test-dates: --time-holdout time-of-day"),
     (["--protocol", "unseen-time", "--time-holdout", "date", "--test-periods", "night"], "--test-periods: --time-holdout date"),
     (["--protocol", "unseen-city", "--folds", "3", "--test-cities", "Arden"], "--test-cities: --folds 3"),
-    (["--protocol", "official", "--time-holdout", "date"], "--time-holdout: protocol 'official'"),
+    (["--protocol", "official", "--time-holdout", "date"], "--time-holdout: protocol 'session-holdout'"),
     (["--scheduler", "cosine", "--set", "step_gamma=0.5"], "--step-gamma: --scheduler cosine"),
     (["--set", "step_epochs=4"], "--step-epochs: --scheduler one-cycle"),
     (["--set", "warmup_epochs=2"], "--warmup-epochs: --scheduler one-cycle"),

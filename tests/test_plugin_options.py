@@ -124,7 +124,7 @@ def test_options_set_as_kind_dot_field_reach_the_plugins_and_the_record(registry
     ({"strategy.lr_scal": 0.5}, r"strategy 'warm-start' \(plugin 'outside'\) has no option strategy.lr_scal "
                                 r"\(did you mean strategy.lr_scale\?\); its options: strategy.lr_scale, strategy.note"),
     ({"strategy.lr_scale": "fast"}, r"strategy.lr_scale of strategy 'warm-start' must be float, got 'fast'"),
-    ({"protocol.cities": 1}, r"protocol 'official' \(plugin 'protocols'\) takes no options, got protocol.cities"),
+    ({"protocol.cities": 1}, r"protocol 'session-holdout' \(plugin 'protocols'\) takes no options, got protocol.cities"),
 ])
 def test_bad_options_fail_before_any_audio_is_read(registry, tmp_path, monkeypatch, options, message):
     import ascbench.pipeline as pipeline

@@ -133,7 +133,7 @@ def test_all_labeled_trains_on_every_label_scores_nothing_and_stays_off_the_lead
     labeled = set(tiny.meta.loc[tiny.meta["labeled"], "filename"])
     assert set(split.loc[split["role"].isin(["labeled", "val"]), "filename"]) == labeled  # every label used
     assert (split["role"] != "test").all()
-    assert list(aggregate([unscored, scored])["protocol"]) == ["official"]  # only the scored run is a row
+    assert list(aggregate([unscored, scored])["protocol"]) == ["session-holdout"]  # only the scored run is a row
     out = tmp_path / "sub.csv"
     assert main(["predict", unscored["run_id"], "--dataset", "embedded-tiny", "--runs-dir", str(runs), "--output",
                  str(out), "--no-progress"]) == 0

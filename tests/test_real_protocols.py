@@ -198,7 +198,7 @@ def test_a_protocol_plugin_that_breaks_is_named():
         run_protocol(registry.protocol("shapeless"), ds, ProtocolOptions(), "oops")
 
 
-@pytest.mark.parametrize("name", ["official", "unseen-city", "unseen-time"])
+@pytest.mark.parametrize("name", ["session-holdout", "unseen-city", "unseen-time"])
 def test_built_in_protocols_pass_the_protocol_kit_on_real_and_embedded_data(name, dev, tiny):
     for dataset in (dev, tiny):
         for check in protocol_checks(name, dataset):
