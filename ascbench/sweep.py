@@ -302,6 +302,10 @@ def _watch_parent(parent: int) -> None:
         time.sleep(30)  # time to write the interruption; then no waiting on a pipe nobody reads
         os._exit(1)
 
+    # A sweep started in the background (`ascbench sweep ... &`, nohup) inherits SIGINT ignored, and Python keeps
+    # an inherited SIG_IGN: the SIGINT by which the sweep stops its workers (on SIGTERM, or when it dies) would
+    # then be lost and each worker would finish its cell, and the rest of its queue, as an orphan.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     _in_worker.set()
     threading.Thread(target=watch, name="ascbench-parent-watch", daemon=True).start()
 

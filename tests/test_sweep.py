@@ -121,17 +121,21 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM", "SIGTERM to a sweep started with &"])
 def test_stopping_the_sweep_process_alone_stops_its_workers(tmp_path, how):
     """Only the sweep process is signalled: its workers must not run on as orphans (a re-run would then
-    run their cells a second time). SIGTERM is also reported like Ctrl-C, with exit status 130."""
+    run their cells a second time). SIGTERM is also reported like Ctrl-C, with exit status 130. A sweep
+    started in the background by a shell (`&`, nohup) inherits SIGINT ignored, which its workers must not keep."""
+    background = how.endswith("&")
+    how = how.split()[0]
     spec = _write_spec(tmp_path / "grid.toml", {**TINY, "epochs": 40, "patience": 0, "model": "mobileascnet-tiny",
                                                 "strategy": "scratch"}, {"seed": [0, 1, 2]})
     runs = tmp_path / "runs"
     env = {**os.environ, "ASCBENCH_RUNS_DIR": str(runs)}
     cmd = [sys.executable, "-m", "ascbench", "sweep", str(spec), "--jobs", "2", "--no-progress"]
+    ignore_sigint = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if background else None
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=ignore_sigint)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:  # both workers are inside a cell's epochs
         if len(list(runs.glob(".*.partial/checkpoint*"))) >= 2:
