@@ -1,17 +1,163 @@
-"""The standard protocols: official, unseen-city, unseen-time, and all-labeled (for a submission)."""
+"""The standard protocols: official, unseen-city, unseen-time, and all-labeled (for a submission).
+
+Each is a split function like any third-party protocol's: it returns an ``ap.Split`` of row positions, and the
+core checks it (whole groups, labeled test clips, taught classes) before anything trains. The seeded draws they
+make (``ap.best_draw``, ``ap.stratified_group_holdout``) are the core's helpers, shared with other protocols.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
 
 import ascbench.plugin as ap
+
+
+def all_labeled(dataset: ap.ClipDataset, options: ap.ProtocolOptions) -> ap.Split:
+    """Every clip trains and nothing is tested: the model to submit, trained with every label there is
+    (validation for early stopping still comes from labeled training groups)."""
+    return ap.Split(np.arange(len(dataset.meta)), np.array([], dtype=np.int64), {"protocol": "all-labeled"})
+
+
+def official(dataset: ap.ClipDataset, options: ap.ProtocolOptions) -> ap.Split:
+    """The dataset's own train/test split; else a class-stratified hold-out of whole groups.
+
+    The hold-out uses the dataset's ``split_seed`` when it declares one (one official split for every
+    run), else the run's seed.
+    """
+    split = dataset.meta["split"].fillna("").astype(str)
+    if (split == "test").any():
+        test = (split == "test").to_numpy()
+        # Clips the dataset assigns to neither side (e.g. TAU devices outside fold 1) stay out.
+        train = (split == "train").to_numpy() if (split == "train").any() else ~test
+        return ap.Split(np.flatnonzero(train), np.flatnonzero(test), {"protocol": "official", "source": "dataset split"})
+    level = dataset.resolve_grouping(options.group_by)
+    seed = dataset.split_seed if dataset.split_seed is not None else options.seed
+    test = ap.stratified_group_holdout(dataset, dataset.groups(level), options.test_fraction, seed)
+    return ap.Split(np.flatnonzero(~test), np.flatnonzero(test),
+                    {"protocol": "official", "source": f"{options.test_fraction:g} of each class's {level}s, seed {seed}"})
+
+
+def _classes_by_city(dataset: ap.ClipDataset) -> tuple[dict[str, set[int]], dict[str, set[int]]]:
+    """Per city: the classes its labeled clips teach, and the classes its known-label clips would test."""
+    labels = dataset.label_indices()
+    frame = pd.DataFrame({"city": dataset.meta["city"].to_numpy(), "y": labels,
+                          "labeled": dataset.meta["labeled"].to_numpy()})
+    frame = frame[frame["y"] >= 0]
+    teaches = frame[frame["labeled"]].groupby("city")["y"].agg(set).to_dict()
+    tests = frame.groupby("city")["y"].agg(set).to_dict()
+    return teaches, tests
+
+
+def _untaught_if_held(held: list[str], cities: list[str], teaches: dict, tests: dict) -> tuple[int, int]:
+    """(classes tested but untaught, classes left to score) when ``held`` cities test and the rest train."""
+    taught = set().union(*(teaches.get(c, set()) for c in cities if c not in held))
+    tested = set().union(*(tests.get(c, set()) for c in held))
+    return len(tested - taught), len(tested & taught)
+
+
+def _fold_assignment(dataset: ap.ClipDataset, cities: list[str], folds: int, seed: int,
+                     attempts: int = 200) -> list[list[str]]:
+    """Cities dealt into ``folds`` folds; among seeded shuffles, the first whose every fold scores some class
+    and leaves no tested class untaught, else the one that leaves fewest untaught."""
+    teaches, tests = _classes_by_city(dataset)
+    rng = np.random.default_rng(seed)
+
+    def cost(assignment: list[list[str]]) -> int:
+        total = 0
+        for held in assignment:
+            untaught, scored = _untaught_if_held(held, cities, teaches, tests)
+            total += untaught if scored else 10_000  # a fold with nothing to score cannot run
+        return total
+
+    def deal() -> list[list[str]]:
+        order = rng.permutation(cities)
+        return [sorted(order[k::folds].tolist()) for k in range(folds)]
+
+    return ap.best_draw(deal, cost, attempts)
+
+
+def unseen_city(dataset: ap.ClipDataset, options: ap.ProtocolOptions) -> ap.Split:
+    """Test on cities that never occur in training.
+
+    Without ``test_cities`` the hold-out cities are drawn with the seed, preferring draws that test no
+    class left untaught (classes and cities are entangled in real data); with ``folds`` every city is
+    tested in exactly one fold.
+    """
+    cities = sorted(dataset.meta["city"].unique())
+    city_col = dataset.meta["city"]
+    if options.folds:
+        if not 2 <= options.folds <= len(cities):
+            raise ap.ConfigError(f"--folds must be between 2 and the number of cities ({len(cities)}), got {options.folds}")
+        if not 0 <= options.fold < options.folds:
+            raise ap.ConfigError(f"--fold must be in [0, {options.folds}), got {options.fold}")
+        held = _fold_assignment(dataset, cities, options.folds, options.seed)[options.fold]
+        test = city_col.isin(held).to_numpy()
+        return ap.Split(np.flatnonzero(~test), np.flatnonzero(test),
+                        {"protocol": "unseen-city", "test_cities_held_out": held, "fold": options.fold,
+                         "folds": options.folds})
+    if options.test_cities:
+        absent = sorted(set(options.test_cities) - set(cities))
+        if absent:
+            raise ap.ConfigError(f"test cities {absent} are not in {dataset.name!r}; its cities: {', '.join(cities)}")
+        held = sorted(options.test_cities)
+    else:
+        if len(cities) < 2:
+            raise ap.ConfigError(f"unseen-city needs at least 2 cities; {dataset.name!r} has {len(cities)}")
+        rng = np.random.default_rng(options.seed)
+        count = min(len(cities) - 1, max(1, int(round(options.test_fraction * len(cities)))))
+        teaches, tests = _classes_by_city(dataset)
+        held = ap.best_draw(lambda: sorted(rng.choice(cities, size=count, replace=False).tolist()),
+                            lambda candidate: _untaught_if_held(candidate, cities, teaches, tests)[0], 500)
+    test = city_col.isin(held).to_numpy()
+    return ap.Split(np.flatnonzero(~test), np.flatnonzero(test), {"protocol": "unseen-city", "test_cities_held_out": held})
+
+
+def unseen_time(dataset: ap.ClipDataset, options: ap.ProtocolOptions) -> ap.Split:
+    """Test on times never seen in training: periods of the day, or dates.
+
+    A group of the chosen level that spans held-out and kept times (a session from afternoon into
+    evening) is tested on its held-out clips; its other clips train nothing, since they would put
+    the group on both sides. They are counted in ``purged_clips``.
+    """
+    meta = dataset.meta
+    if options.time_holdout == "time-of-day":
+        unknown = sorted(set(options.test_periods) - set(ap.PERIOD_NAMES))
+        if unknown or not options.test_periods:
+            raise ap.ConfigError(f"--test-periods takes periods from {', '.join(ap.PERIOD_NAMES)}; "
+                                 f"got {', '.join(options.test_periods) or 'none'}")
+        test = meta["period"].isin(options.test_periods).to_numpy()
+        info = {"protocol": "unseen-time", "holdout": "time-of-day", "test_periods": sorted(options.test_periods)}
+    elif options.time_holdout == "date":
+        dates = meta["timestamp"].dt.strftime("%Y-%m-%d")
+        if options.test_dates:
+            absent = sorted(set(options.test_dates) - set(dates))
+            if absent:
+                raise ap.ConfigError(f"--test-dates {', '.join(absent)}: no clip of {dataset.name!r} was recorded then "
+                                     f"(dates run from {dates.min()} to {dates.max()})")
+            chosen = sorted(options.test_dates)
+        else:  # the latest dates holding about test_fraction of the clips
+            cutoff = meta["timestamp"].dt.normalize().quantile(1.0 - options.test_fraction)
+            chosen = sorted(d for d in dates.unique() if d >= cutoff.strftime("%Y-%m-%d"))
+        test = dates.isin(chosen).to_numpy()
+        info = {"protocol": "unseen-time", "holdout": "date", "test_dates": chosen}
+    else:
+        raise ap.ConfigError(f"unknown time holdout {options.time_holdout!r}; valid: {', '.join(ap.TIME_HOLDOUTS)}")
+    groups = dataset.groups(options.group_by)
+    spanning = np.isin(groups, np.unique(groups[test])) & ~test
+    info["purged_clips"] = int(spanning.sum())
+    return ap.Split(np.flatnonzero(~test & ~spanning), np.flatnonzero(test), info)
 
 
 @ap.hookimpl
 def ascbench_protocols() -> list[ap.ProtocolSpec]:
     return [
-        ap.ProtocolSpec("official", ap.official, "the dataset's own train/test split, else a fixed hold-out of whole groups",
+        ap.ProtocolSpec("official", official, "the dataset's own train/test split, else a fixed hold-out of whole groups",
                         options=()),
-        ap.ProtocolSpec("unseen-city", ap.unseen_city, "test cities never seen in training (--test-cities, --folds)",
+        ap.ProtocolSpec("unseen-city", unseen_city, "test cities never seen in training (--test-cities, --folds)",
                         options=("test_cities", "folds", "fold")),
-        ap.ProtocolSpec("all-labeled", ap.all_labeled, "every labeled clip trains, nothing is scored: the model to submit "
+        ap.ProtocolSpec("all-labeled", all_labeled, "every labeled clip trains, nothing is scored: the model to submit "
                         "(then ascbench predict)", options=(), scored=False),
-        ap.ProtocolSpec("unseen-time", ap.unseen_time, "test times never seen in training (--test-periods, or --test-dates)",
+        ap.ProtocolSpec("unseen-time", unseen_time, "test times never seen in training (--test-periods, or --test-dates)",
                         options=("time_holdout", "test_periods", "test_dates")),
     ]

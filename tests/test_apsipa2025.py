@@ -10,8 +10,9 @@ import soundfile as sf
 from ascbench.cli import main
 from ascbench.data.dataset import DatasetOptions
 from ascbench.errors import DataError
-from ascbench.protocols import ProtocolOptions, official, unseen_city, unseen_time
+from ascbench.protocols import ProtocolOptions
 from ascbench_plugins import apsipa2025
+from ascbench_plugins.protocols import official, unseen_city, unseen_time
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "apsipa2025"
 META_DIR = SHARED if SHARED.is_dir() else apsipa2025.SHIPPED

@@ -31,16 +31,7 @@ COMMON_WORDS: dict[str, str] = {
     "none": "the value 'none' of core settings (--normalization none, plot options), as well as --semi none",
 }
 # (file, name) pairs left, each with why.
-ALLOWED: dict[tuple[str, str], str] = {
-    # The facade's __all__ lists the Python function `official` that plugins/protocols.py registers: an identifier.
-    ("plugin.py", "official"): "__all__ names the function ascbench.protocols.official, not the protocol",
-    # The built-in protocols' split functions live in the core (plugins/protocols.py registers them) and write the
-    # protocol's name into the split they return; moving them into the plugin is the rest of issue 32.
-    ("protocols.py", "official"): "the built-in split function records its own name (to move into the plugin)",
-    ("protocols.py", "unseen-city"): "the built-in split function records its own name (to move into the plugin)",
-    ("protocols.py", "unseen-time"): "the built-in split function records its own name (to move into the plugin)",
-    ("protocols.py", "all-labeled"): "the built-in split function records its own name (to move into the plugin)",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def builtin_plugin_names() -> set[str]:
@@ -188,7 +179,7 @@ def test_a_folder_plugins_shortcut_is_listed_and_sets_its_option(tmp_path, monke
 
 def test_a_shortcut_to_an_option_the_plugin_lacks_is_refused_at_declaration():
     from ascbench.specs import SemiSpec
-    from ascbench.semi import MeanTeacherOptions
+    from ascbench_plugins.semi_methods import MeanTeacherOptions
 
     with pytest.raises(ValueError, match="--mt-nope sets option 'nope'"):
         SemiSpec("x", lambda *a: [], options_class=MeanTeacherOptions, shortcuts={"--mt-nope": "nope"})
@@ -204,8 +195,8 @@ def test_a_shortcut_that_clashes_with_a_core_flag_is_skipped_with_a_warning(tmp_
     (tmp_path / "clash.py").write_text(
         "import ascbench.plugin as ap\n\n"
         "@ap.hookimpl\ndef ascbench_semi_methods():\n"
-        "    return [ap.SemiSpec('clash', ap.supervised, 'x', options_class=ap.MeanTeacherOptions,\n"
-        "                        shortcuts={'--seed': 'ema'})]\n")
+        "    return [ap.SemiSpec('clash', ap.supervised, 'x', options_class=ap.BudgetOptions,\n"
+        "                        shortcuts={'--seed': 'budget'})]\n")
     monkeypatch.setenv("ASCBENCH_PLUGINS_DIR", str(tmp_path))
     declared.cache_clear()
     try:

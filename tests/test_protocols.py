@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from ascbench.errors import ConfigError
-from ascbench.protocols import ProtocolOptions, official, partition, unseen_city, unseen_time
+from ascbench.protocols import ProtocolOptions, partition
+from ascbench_plugins.protocols import official, unseen_city, unseen_time
 
 
 def _groups(ds, rows):
