@@ -93,8 +93,6 @@ _NO_VALIDATION = "--val-fraction 0 holds out no validation clips"
 
 # Each conditional field and what makes a run read it; a field not listed here is read by every run.
 READ_WHEN: dict[str, tuple[Rule, ...]] = {
-    "test_cities": (protocol_reads("test_cities"),
-                    when(lambda k: not k.folds, "--folds {c.folds} chooses the test cities of every fold")),
     "folds": (protocol_reads("folds"),),
     "fold": (protocol_reads("fold"), when(lambda k: k.folds, "it picks one of --folds K, and no --folds is given")),
     "time_holdout": (protocol_reads("time_holdout"),),

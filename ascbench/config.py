@@ -69,7 +69,6 @@ class RunConfig:
     data_root: str | None = None
     skip_bad: bool = False  # leave unusable audio files out (listed in the run record) instead of refusing
     other_rate: str = "resample"  # a file at another sample rate: "resample" it (said once) or "refuse" it
-    test_cities: tuple[str, ...] = ()
     time_holdout: str = "time-of-day"
     test_periods: tuple[str, ...] = DEFAULT_TEST_PERIODS  # unseen-time by time of day
     test_dates: tuple[str, ...] = ()  # unseen-time by date (YYYY-MM-DD); empty: the latest quarter of the clips
@@ -103,7 +102,7 @@ class RunConfig:
     quick: bool = False
 
     def __post_init__(self) -> None:
-        # Types first, for every field: a sweep spec's `epochs = 1.5` or `test_cities = "Arden"` must fail
+        # Types first, for every field: a sweep spec's `epochs = 1.5` or `test_periods = "night"` must fail
         # here, before any data is read, not inside a plugin after feature extraction.
         for f in dataclasses.fields(self):
             _check_type(f.name, f.type, getattr(self, f.name))
@@ -154,7 +153,7 @@ class RunConfig:
         """What the protocol plugin is told: the split-related fields of this config, and its own options."""
         from ascbench.protocols import ProtocolOptions
 
-        return ProtocolOptions(seed=self.seed, test_cities=self.test_cities, time_holdout=self.time_holdout,
+        return ProtocolOptions(seed=self.seed, time_holdout=self.time_holdout,
                                test_periods=self.test_periods, test_dates=self.test_dates, folds=self.folds,
                                fold=self.fold if fold is None else fold, group_by=self.group_by, untaught=self.untaught,
                                plugin=plugin)
@@ -230,8 +229,9 @@ class RunConfig:
 
     def _comparable(self) -> dict[str, Any]:
         """:meth:`to_dict` with the options at their plugin's default left out: an option given at its default,
-        a record storing every option and one storing only those set all compare equal."""
-        return {**self.to_dict(), "options": set_options(self)}
+        a record storing every option and one storing only those set all compare equal (in the form hashes read:
+        :func:`hashed_form`)."""
+        return hashed_form({**self.to_dict(), "options": set_options(self)})
 
     def digest(self) -> str:
         """A stable hash of the whole config: runs with equal digests were run exactly alike."""
@@ -269,6 +269,28 @@ BOUNDS = {
 # --semi none stored pl_rounds = 2, which did nothing).
 # Each plugin declares its own (StrategySpec/SemiSpec ``renamed=``); ascbench.shortcuts reads them.
 _LEGACY = "_legacy"
+
+
+# Of those, the ones that left the config after leaderboards were published, with the value configs held when
+# they were not set. Every hash of a config (its digest, a leaderboard row's setting id) still reads each as the
+# field it was, holding the value the run used, so a published setting id and a stored run's digest stay what they
+# were. (The semi methods' options left before any table was published: they are hashed as options.)
+HASHED_AS_FIELDS: dict[str, Any] = {"test_cities": []}
+
+
+def hashed_form(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` (as :meth:`RunConfig.to_dict` gives it) as hashes read it: each of ``HASHED_AS_FIELDS`` taken
+    out of its plugin's options and written back as a field (its old default when the run chose another plugin)."""
+    out = {**config, "options": {kind: dict(values) for kind, values in (config.get("options") or {}).items()}}
+    renamed = declared().renamed
+    for old, default in HASHED_AS_FIELDS.items():
+        value, r = default, renamed.get(old)
+        if r is not None and config.get(r.kind) == r.plugin and r.option in out["options"].get(r.prefix, {}):
+            value = out["options"][r.prefix].pop(r.option)
+            if not out["options"][r.prefix]:
+                del out["options"][r.prefix]
+        out[old] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 def _renamed(data: dict[str, Any]) -> dict[str, Any]:
@@ -426,7 +448,7 @@ def _check_type(name: str, annotation: str, value: Any) -> None:
                              else "null" if a == "None" else "a whole number" if a == "int" else "a number" if a == "float"
                              else "true or false" if a == "bool" else "text" for a in options)
         raise ConfigError(f"{_flag(name)} must be {wanted}, got {value!r} ({type(value).__name__})")
-TUPLE_FIELDS = ("test_cities", "test_periods", "test_dates", "loggers")  # lists in JSON, tuples here (hashable, frozen)
+TUPLE_FIELDS = ("test_periods", "test_dates", "loggers")  # lists in JSON, tuples here (hashable, frozen)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # Fields that decide how a run executes, not what it computes (up to floating-point summation order).

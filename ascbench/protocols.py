@@ -32,7 +32,6 @@ T = TypeVar("T")
 class ProtocolOptions:
     seed: int = 0
     test_fraction: float = 0.25  # of groups (official without a split), cities (unseen-city) or dates (unseen-time)
-    test_cities: tuple[str, ...] = ()  # explicit hold-out cities for unseen-city
     time_holdout: str = "time-of-day"  # unseen-time: hold out periods of the day, or dates
     test_periods: tuple[str, ...] = DEFAULT_TEST_PERIODS  # unseen-time by time of day
     test_dates: tuple[str, ...] = ()  # unseen-time by date: YYYY-MM-DD; empty: the latest test_fraction of clips

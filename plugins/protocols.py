@@ -7,6 +7,9 @@ make (``ap.best_draw``, ``ap.stratified_group_holdout``) are the core's helpers,
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -36,6 +39,26 @@ def official(dataset: ap.ClipDataset, options: ap.ProtocolOptions) -> ap.Split:
     test = ap.stratified_group_holdout(dataset, dataset.groups(level), options.test_fraction, seed)
     return ap.Split(np.flatnonzero(~test), np.flatnonzero(test),
                     {"protocol": "official", "source": f"{options.test_fraction:g} of each class's {level}s, seed {seed}"})
+
+
+def _names(option: str, value: Any) -> tuple[str, ...]:
+    """A list option as the run gives it: a list of names, or one comma-separated text (``--test-cities A,B``)."""
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ap.ConfigError(f"protocol.{option} must be a list of names, got {value!r} ({type(value).__name__})")
+
+
+@dataclass(frozen=True)
+class UnseenCityOptions:
+    """``unseen-city``'s own options, set as ``--set protocol.test_cities=A,B`` (or ``--test-cities A,B``)."""
+
+    test_cities: tuple[str, ...] = field(default=(), metadata={
+        "help": "hold-out cities, comma-separated (default: drawn with the seed, testing no untaught class)"})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "test_cities", _names("test_cities", self.test_cities))  # frozen: set once here
 
 
 def _classes_by_city(dataset: ap.ClipDataset) -> tuple[dict[str, set[int]], dict[str, set[int]]]:
@@ -86,6 +109,11 @@ def unseen_city(dataset: ap.ClipDataset, options: ap.ProtocolOptions) -> ap.Spli
     """
     cities = sorted(dataset.meta["city"].unique())
     city_col = dataset.meta["city"]
+    test_cities = (options.plugin or UnseenCityOptions()).test_cities
+    if options.folds and test_cities:
+        raise ap.ConfigError(f"--test-cities: --folds {options.folds} chooses the test cities of every fold. Drop "
+                             f"protocol.test_cities = {','.join(test_cities)}: a setting the run does not read is "
+                             "refused, not stored as if it mattered")
     if options.folds:
         if not 2 <= options.folds <= len(cities):
             raise ap.ConfigError(f"--folds must be between 2 and the number of cities ({len(cities)}), got {options.folds}")
@@ -96,11 +124,11 @@ def unseen_city(dataset: ap.ClipDataset, options: ap.ProtocolOptions) -> ap.Spli
         return ap.Split(np.flatnonzero(~test), np.flatnonzero(test),
                         {"protocol": "unseen-city", "test_cities_held_out": held, "fold": options.fold,
                          "folds": options.folds})
-    if options.test_cities:
-        absent = sorted(set(options.test_cities) - set(cities))
+    if test_cities:
+        absent = sorted(set(test_cities) - set(cities))
         if absent:
             raise ap.ConfigError(f"test cities {absent} are not in {dataset.name!r}; its cities: {', '.join(cities)}")
-        held = sorted(options.test_cities)
+        held = sorted(test_cities)
     else:
         if len(cities) < 2:
             raise ap.ConfigError(f"unseen-city needs at least 2 cities; {dataset.name!r} has {len(cities)}")
@@ -155,7 +183,10 @@ def ascbench_protocols() -> list[ap.ProtocolSpec]:
         ap.ProtocolSpec("official", official, "the dataset's own train/test split, else a fixed hold-out of whole groups",
                         options=()),
         ap.ProtocolSpec("unseen-city", unseen_city, "test cities never seen in training (--test-cities, --folds)",
-                        options=("test_cities", "folds", "fold")),
+                        options=("folds", "fold"), options_class=UnseenCityOptions,
+                        shortcuts={"--test-cities": "test_cities"},
+                        # a core config field once: stored records, sweep specs and config files still name it so
+                        renamed={"test_cities": ("test_cities", [])}),
         ap.ProtocolSpec("all-labeled", all_labeled, "every labeled clip trains, nothing is scored: the model to submit "
                         "(then ascbench predict)", options=(), scored=False),
         ap.ProtocolSpec("unseen-time", unseen_time, "test times never seen in training (--test-periods, or --test-dates)",

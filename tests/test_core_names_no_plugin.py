@@ -137,7 +137,7 @@ def test_the_declarations_read_from_source_are_the_registered_ones():
         assert spec.shortcuts[s.flag] == s.option + (f"={s.switch}" if s.switch else "")
     for r in read.renamed.values():
         assert registry.get(r.kind, r.plugin).renamed[r.old] == (r.option, r.default)
-    registered = {(kind, flag) for kind in ("strategy", "semi") for name in registry.names(kind)
+    registered = {(kind, flag) for kind in ("strategy", "semi", "protocol") for name in registry.names(kind)
                   for flag in registry.get(kind, name).shortcuts}
     assert registered == {(s.kind, s.flag) for s in read.shortcuts}
     # every shortcut names an option its plugin has

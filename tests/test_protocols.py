@@ -3,7 +3,7 @@ import pytest
 
 from ascbench.errors import ConfigError
 from ascbench.protocols import ProtocolOptions, partition
-from ascbench_plugins.protocols import official, unseen_city, unseen_time
+from ascbench_plugins.protocols import UnseenCityOptions, official, unseen_city, unseen_time
 
 
 def _groups(ds, rows):
@@ -38,10 +38,10 @@ def test_unseen_city_is_deterministic_and_seed_dependent(tiny):
 
 def test_unseen_city_explicit_cities(tiny):
     city = sorted(tiny.meta["city"].unique())[0]
-    split = unseen_city(tiny, ProtocolOptions(test_cities=(city,)))
+    split = unseen_city(tiny, ProtocolOptions(plugin=UnseenCityOptions(test_cities=(city,))))
     assert _column(tiny, split.test, "city") == {city}
     with pytest.raises(ConfigError, match="Atlantis"):
-        unseen_city(tiny, ProtocolOptions(test_cities=("Atlantis",)))
+        unseen_city(tiny, ProtocolOptions(plugin=UnseenCityOptions(test_cities=("Atlantis",))))
 
 
 def test_unseen_time_of_day(tiny):

@@ -16,6 +16,7 @@ from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset, DatasetOptions
 from ascbench.errors import AscbenchError, ConfigError
 from ascbench.metadata_ceiling import metadata_ceiling
+from ascbench.options import resolve_all
 from ascbench.protocols import ProtocolOptions, Split, run_protocol
 from ascbench.registry import build_registry, get_registry
 from ascbench.specs import ProtocolSpec
@@ -36,7 +37,7 @@ CASES = {
     "official": dict(protocol="official"),
     "unseen-city s0": dict(protocol="unseen-city"),
     "unseen-city s2": dict(protocol="unseen-city", seed=2),
-    "unseen-city Xi'an": dict(protocol="unseen-city", test_cities=("Xi'an",)),
+    "unseen-city Xi'an": dict(protocol="unseen-city", options={"protocol": {"test_cities": ("Xi'an",)}}),
     "unseen-time evening+night": dict(protocol="unseen-time"),
     "unseen-time morning": dict(protocol="unseen-time", test_periods=("morning",)),
     "unseen-time date": dict(protocol="unseen-time", time_holdout="date"),
@@ -212,8 +213,8 @@ def test_unknown_grouping_level_and_bad_split_options_fail_before_any_data(tiny)
         RunConfig(test_periods=("dusk",))
     with pytest.raises(ConfigError, match="YYYY-MM-DD"):
         RunConfig(test_dates=("18/06/2023",))
-    with pytest.raises(ConfigError, match="test_cities\\) must be a list"):
-        RunConfig(test_cities="Arden")
+    with pytest.raises(ConfigError, match="protocol.test_cities must be a list"):
+        resolve_all(RunConfig.from_dict({"protocol": "unseen-city", "test_cities": 5}), get_registry())
     with pytest.raises(ConfigError, match="--untaught"):
         RunConfig(untaught="ignore")
 

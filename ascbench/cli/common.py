@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import warnings
 from pathlib import Path
+from typing import Any
 
 from ascbench.config import RunConfig
 from ascbench.errors import AscbenchError
+from ascbench.shortcuts import declared
 
 
 def add_split_options(p) -> None:
@@ -17,7 +20,6 @@ def add_split_options(p) -> None:
     g.add_argument("--group-by", default=None, metavar="LEVEL",
                    help="grouping level kept whole on one side: recording, or session where the dataset declares it "
                         "(default: the dataset's coarsest; apsipa2025: session = city + date)")
-    g.add_argument("--test-cities", default="", metavar="A,B", help="unseen-city: comma-separated hold-out cities")
     g.add_argument("--time-holdout", default=d.time_holdout, choices=("time-of-day", "date"),
                    help="unseen-time: hold out periods of the day (--test-periods) or dates (--test-dates)")
     g.add_argument("--test-periods", default=",".join(d.test_periods), metavar="P,Q",
@@ -33,8 +35,47 @@ def add_split_options(p) -> None:
 def split_fields(args) -> dict:
     """The RunConfig fields that the split options set."""
     names = lambda text: tuple(x.strip() for x in text.split(",") if x.strip())  # noqa: E731
-    return {"group_by": args.group_by, "test_cities": names(args.test_cities), "time_holdout": args.time_holdout,
+    return {"group_by": args.group_by, "time_holdout": args.time_holdout,
             "test_periods": names(args.test_periods), "test_dates": names(args.test_dates), "untaught": args.untaught}
+
+
+def add_plugin_shortcuts(p: argparse.ArgumentParser, kinds: tuple[str, ...] | None = None) -> None:
+    """The shortcut flags plugins declare for their own options (each is one --set PREFIX.FIELD=VALUE); with
+    ``kinds``, only those of plugins of these kinds (``data split`` takes the protocols')."""
+    g = p.add_argument_group("plugins' shortcuts (each sets one of a plugin's options; any: --set PREFIX.FIELD=VALUE)")
+    for s in declared().shortcuts:
+        if kinds is not None and s.kind not in kinds:
+            continue
+        try:
+            if s.switch is None:
+                g.add_argument(s.flag, dest=s.dest, type=option_value, default=None, metavar=s.option.upper(),
+                               help=f"{s.kind} {s.plugin}: --set {s.key}=VALUE")
+            else:
+                g.add_argument(s.flag, dest=s.dest, action="store_true",
+                               help=f"{s.kind} {s.plugin}: --set {s.key}={s.switch}")
+        except (argparse.ArgumentError, ValueError) as exc:  # a flag taken already: the plugin's, not the CLI's fault
+            from ascbench.registry import PluginWarning
+
+            warnings.warn(f"{s.kind} {s.plugin!r}: shortcut {s.flag} skipped ({exc}); use --set {s.key}=VALUE",
+                          PluginWarning, stacklevel=2)
+
+
+def option_value(text: str) -> Any:
+    """A shortcut flag's value, read as ``--set`` reads one (so both reach the option's own type check alike)."""
+    from ascbench.sweep import parse_assignment
+
+    return parse_assignment(f"value={text}", multi=False)[1]
+
+
+def shortcut_options(args, kinds: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """The options that the typed shortcut flags of ``kinds``' plugins set, per option prefix (for a command that
+    builds its config from flags alone, as ``data split`` does)."""
+    options: dict[str, dict[str, Any]] = {}
+    for s in declared().shortcuts:
+        value = getattr(args, s.dest, None)
+        if s.kind in kinds and value not in (None, False):
+            options.setdefault(s.prefix, {})[s.option] = option_value(s.switch) if s.switch is not None else value
+    return options
 
 
 class CacheDir(argparse.Action):

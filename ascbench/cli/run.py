@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from pathlib import Path
 from typing import Any, ContextManager
 
 from ascbench.config import TUPLE_FIELDS, RunConfig
 from ascbench.errors import AscbenchError, ConfigError
 from ascbench.shortcuts import declared
-from ascbench.cli.common import add_cache_dir, add_split_options, check_folds, parse_model_args, split_fields
+from ascbench.cli.common import (add_plugin_shortcuts, option_value, add_cache_dir, add_split_options, check_folds,
+                                 parse_model_args, split_fields)
 
 
 EPILOG_RUN = """examples:
@@ -57,7 +57,7 @@ def add_parser(sub) -> None:
     _add_experiment_options(p, d)
     _add_data_options(p, d)
     _add_semi_options(p, d)
-    _add_plugin_shortcuts(p)
+    add_plugin_shortcuts(p)
     _add_augmentation_options(p, d)
     _add_training_options(p, d)
     _add_machine_options(p, d)
@@ -104,31 +104,6 @@ def _add_semi_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
     g.add_argument("--semi", default=d.semi, metavar="NAME",
                    help=f"how unlabeled training clips are used: {d.semi} (default: labeled clips only) or any "
                         "registered method (ascbench list --semi-methods)")
-
-
-def _add_plugin_shortcuts(p: argparse.ArgumentParser) -> None:
-    """The shortcut flags plugins declare for their own options (each is one --set PREFIX.FIELD=VALUE)."""
-    g = p.add_argument_group("plugins' shortcuts (each sets one of a plugin's options; any: --set PREFIX.FIELD=VALUE)")
-    for s in declared().shortcuts:
-        try:
-            if s.switch is None:
-                g.add_argument(s.flag, dest=s.dest, type=_option_value, default=None, metavar=s.option.upper(),
-                               help=f"{s.kind} {s.plugin}: --set {s.key}=VALUE")
-            else:
-                g.add_argument(s.flag, dest=s.dest, action="store_true",
-                               help=f"{s.kind} {s.plugin}: --set {s.key}={s.switch}")
-        except (argparse.ArgumentError, ValueError) as exc:  # a flag taken already: the plugin's, not the CLI's fault
-            from ascbench.registry import PluginWarning
-
-            warnings.warn(f"{s.kind} {s.plugin!r}: shortcut {s.flag} skipped ({exc}); use --set {s.key}=VALUE",
-                          PluginWarning, stacklevel=2)
-
-
-def _option_value(text: str) -> Any:
-    """A shortcut flag's value, read as ``--set`` reads one (so both reach the option's own type check alike)."""
-    from ascbench.sweep import parse_assignment
-
-    return parse_assignment(f"value={text}", multi=False)[1]
 
 
 def _add_augmentation_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
@@ -229,7 +204,7 @@ def _explicit_fields(args) -> dict:
     given = {name: values[name] for name in typed if name in values}
     for s in declared().shortcuts:
         if s.dest in typed and getattr(args, s.dest) not in (None, False):
-            given[s.key] = _option_value(s.switch) if s.switch is not None else getattr(args, s.dest)
+            given[s.key] = option_value(s.switch) if s.switch is not None else getattr(args, s.dest)
     from ascbench.sweep import parse_assignment
 
     for text in args.assignments:
