@@ -95,13 +95,6 @@ _NO_VALIDATION = "--val-fraction 0 holds out no validation clips"
 READ_WHEN: dict[str, tuple[Rule, ...]] = {
     "folds": (protocol_reads("folds"),),
     "fold": (protocol_reads("fold"), when(lambda k: k.folds, "it picks one of --folds K, and no --folds is given")),
-    "time_holdout": (protocol_reads("time_holdout"),),
-    "test_periods": (protocol_reads("test_periods"),
-                     when(lambda k: k.time_holdout == "time-of-day", "--time-holdout {c.time_holdout} holds out dates, "
-                          "not periods of the day (--test-dates)")),
-    "test_dates": (protocol_reads("test_dates"),
-                   when(lambda k: k.time_holdout == "date", "--time-holdout {c.time_holdout} holds out periods of the "
-                        "day (--test-periods); dates need --time-holdout date")),
     "untaught": (protocol_scored,),
     "pretrained": (strategy_pretrains,),
     "pretrain_on": _PRETRAINING,

@@ -9,7 +9,6 @@ import hashlib
 import json
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from ascbench.errors import AscbenchError, ConfigError
 from ascbench.options import KINDS as OPTION_KINDS, fold_dotted
 from ascbench.shortcuts import declared
 # From the import-free vocabulary, not ascbench.protocols (numpy, pandas): `ascbench --help` imports this module.
-from ascbench.vocabulary import DEFAULT_TEST_PERIODS, PERIOD_NAMES, TIME_HOLDOUTS, UNTAUGHT_POLICIES
+from ascbench.vocabulary import UNTAUGHT_POLICIES
 
 if TYPE_CHECKING:  # pragma: no cover
     from ascbench.protocols import ProtocolOptions
@@ -69,9 +68,6 @@ class RunConfig:
     data_root: str | None = None
     skip_bad: bool = False  # leave unusable audio files out (listed in the run record) instead of refusing
     other_rate: str = "resample"  # a file at another sample rate: "resample" it (said once) or "refuse" it
-    time_holdout: str = "time-of-day"
-    test_periods: tuple[str, ...] = DEFAULT_TEST_PERIODS  # unseen-time by time of day
-    test_dates: tuple[str, ...] = ()  # unseen-time by date (YYYY-MM-DD); empty: the latest quarter of the clips
     folds: int = 0  # unseen-city cross-city folds; `ascbench run --folds K` runs all K
     fold: int = 0
     group_by: str | None = None  # grouping level a split keeps whole; None: the dataset's coarsest (APSIPA: session)
@@ -102,7 +98,7 @@ class RunConfig:
     quick: bool = False
 
     def __post_init__(self) -> None:
-        # Types first, for every field: a sweep spec's `epochs = 1.5` or `test_periods = "night"` must fail
+        # Types first, for every field: a sweep spec's `epochs = 1.5` or `loggers = "csv"` must fail
         # here, before any data is read, not inside a plugin after feature extraction.
         for f in dataclasses.fields(self):
             _check_type(f.name, f.type, getattr(self, f.name))
@@ -138,14 +134,7 @@ class RunConfig:
             raise ConfigError(f"--context takes city, time or city,time; got {self.context!r}")
 
     def _check_protocol_fields(self) -> None:
-        if self.time_holdout not in TIME_HOLDOUTS:
-            raise ConfigError(f"--time-holdout must be one of {', '.join(TIME_HOLDOUTS)}, not {self.time_holdout!r}")
-        unknown = sorted(set(self.test_periods) - set(PERIOD_NAMES))
-        if unknown or not self.test_periods:
-            raise ConfigError(f"--test-periods takes periods from {', '.join(PERIOD_NAMES)}; got {', '.join(self.test_periods) or 'none'}")
-        for date in self.test_dates:
-            if not _DATE.match(date):
-                raise ConfigError(f"--test-dates takes dates as YYYY-MM-DD, got {date!r}")
+        # A protocol's own settings (unseen-time's test periods...) are its options, checked by its options class.
         if self.untaught not in UNTAUGHT_POLICIES:
             raise ConfigError(f"--untaught must be one of {', '.join(UNTAUGHT_POLICIES)}, not {self.untaught!r}")
 
@@ -153,8 +142,7 @@ class RunConfig:
         """What the protocol plugin is told: the split-related fields of this config, and its own options."""
         from ascbench.protocols import ProtocolOptions
 
-        return ProtocolOptions(seed=self.seed, time_holdout=self.time_holdout,
-                               test_periods=self.test_periods, test_dates=self.test_dates, folds=self.folds,
+        return ProtocolOptions(seed=self.seed, folds=self.folds,
                                fold=self.fold if fold is None else fold, group_by=self.group_by, untaught=self.untaught,
                                plugin=plugin)
 
@@ -275,7 +263,8 @@ _LEGACY = "_legacy"
 # they were not set. Every hash of a config (its digest, a leaderboard row's setting id) still reads each as the
 # field it was, holding the value the run used, so a published setting id and a stored run's digest stay what they
 # were. (The semi methods' options left before any table was published: they are hashed as options.)
-HASHED_AS_FIELDS: dict[str, Any] = {"test_cities": []}
+HASHED_AS_FIELDS: dict[str, Any] = {"test_cities": [], "time_holdout": "time-of-day", "test_periods": ["evening", "night"],
+                                     "test_dates": []}
 
 
 def hashed_form(config: dict[str, Any]) -> dict[str, Any]:
@@ -337,6 +326,8 @@ def _options_of_chosen_plugins(data: dict[str, Any]) -> dict[str, Any]:
     for old, value in legacy.items():
         r = declared().renamed[old]
         chosen = data.get(r.kind, defaults[r.kind])
+        if isinstance(value, tuple):  # as a list, as configs stored it and as the default is declared
+            value = list(value)
         if chosen == r.plugin:
             if value != r.default:
                 options.setdefault(r.prefix, {}).setdefault(r.option, value)
@@ -448,8 +439,7 @@ def _check_type(name: str, annotation: str, value: Any) -> None:
                              else "null" if a == "None" else "a whole number" if a == "int" else "a number" if a == "float"
                              else "true or false" if a == "bool" else "text" for a in options)
         raise ConfigError(f"{_flag(name)} must be {wanted}, got {value!r} ({type(value).__name__})")
-TUPLE_FIELDS = ("test_periods", "test_dates", "loggers")  # lists in JSON, tuples here (hashable, frozen)
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+TUPLE_FIELDS = ("loggers",)  # lists in JSON, tuples here (hashable, frozen)
 
 # Fields that decide how a run executes, not what it computes (up to floating-point summation order).
 # torch.compile fuses kernels: the same computation in another summation order.

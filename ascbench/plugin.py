@@ -45,7 +45,7 @@ from ascbench.semi import fit_rows, supervised
 from ascbench.specs import (CommandSpec, DatasetSpec, Departure, FrontEndSpec, Importer, LoggerSpec, MetricSpec,
                             ModelContext, ModelFamily, ModelSpec, ProtocolSpec, RecipeSpec, SemiSpec, StrategySpec)
 from ascbench.training import FitResult, TrainingHook, augment_batch, predict
-from ascbench.vocabulary import PERIOD_NAMES, TIME_HOLDOUTS
+from ascbench.vocabulary import PERIOD_NAMES
 from ascbench.weights import Checkpoint
 
 
@@ -95,7 +95,7 @@ __all__ = [
     "ClipDataset", "MetadataSource", "anything_at", "check_spellings", "file_problem", "parse_timestamps",
     "readable_file", "leaves_root", "PERIODS", "PERIOD_NAMES", "period_of", "FeatureConfig",
     # protocols: the split a protocol returns, and the seeded draws the built-in ones make
-    "Split", "best_draw", "stratified_group_holdout", "TIME_HOLDOUTS",
+    "Split", "best_draw", "stratified_group_holdout",
     # metrics (ascbench's own definitions: a plugin's score agrees with metrics.json)
     "macro_accuracy", "macro_f1", "log_loss", "confusion_matrix",
     # recipes, loggers, files

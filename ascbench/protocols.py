@@ -20,7 +20,7 @@ import pandas as pd
 
 from ascbench.data.dataset import CLIP_LEVEL, ClipDataset
 from ascbench.errors import AscbenchError, ConfigError, PluginError
-from ascbench.vocabulary import DEFAULT_TEST_PERIODS, UNTAUGHT_POLICIES
+from ascbench.vocabulary import UNTAUGHT_POLICIES
 
 if TYPE_CHECKING:  # pragma: no cover
     from ascbench.specs import ProtocolSpec
@@ -32,9 +32,6 @@ T = TypeVar("T")
 class ProtocolOptions:
     seed: int = 0
     test_fraction: float = 0.25  # of groups (official without a split), cities (unseen-city) or dates (unseen-time)
-    time_holdout: str = "time-of-day"  # unseen-time: hold out periods of the day, or dates
-    test_periods: tuple[str, ...] = DEFAULT_TEST_PERIODS  # unseen-time by time of day
-    test_dates: tuple[str, ...] = ()  # unseen-time by date: YYYY-MM-DD; empty: the latest test_fraction of clips
     folds: int = 0  # unseen-city: K cross-city folds (0 = a single seeded hold-out)
     fold: int = 0  # which fold this run tests
     group_by: str | None = None  # grouping level kept whole; None: the dataset's coarsest

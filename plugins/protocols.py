@@ -7,6 +7,7 @@ make (``ap.best_draw``, ``ap.stratified_group_holdout``) are the core's helpers,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,12 @@ def _names(option: str, value: Any) -> tuple[str, ...]:
     raise ap.ConfigError(f"protocol.{option} must be a list of names, got {value!r} ({type(value).__name__})")
 
 
+def _unread(flag: str, reason: str, option: str, value: tuple[str, ...]) -> ap.ConfigError:
+    """The refusal of a setting the run would not read (as the core words it for its own fields)."""
+    return ap.ConfigError(f"{flag}: {reason}. Drop protocol.{option} = {','.join(value)}: a setting the run does not "
+                          "read is refused, not stored as if it mattered")
+
+
 @dataclass(frozen=True)
 class UnseenCityOptions:
     """``unseen-city``'s own options, set as ``--set protocol.test_cities=A,B`` (or ``--test-cities A,B``)."""
@@ -59,6 +66,43 @@ class UnseenCityOptions:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "test_cities", _names("test_cities", self.test_cities))  # frozen: set once here
+
+
+TIME_HOLDOUTS = ("time-of-day", "date")
+DEFAULT_TEST_PERIODS = ("evening", "night")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class UnseenTimeOptions:
+    """``unseen-time``'s own options, set as ``--set protocol.time_holdout=date`` (or ``--time-holdout date``)."""
+
+    time_holdout: str = field(default="time-of-day", metadata={
+        "help": "hold out periods of the day (time-of-day: test_periods) or dates (date: test_dates)"})
+    test_periods: tuple[str, ...] = field(default=DEFAULT_TEST_PERIODS, metadata={
+        "help": "time-of-day: held-out periods among night, morning, afternoon, evening, comma-separated"})
+    test_dates: tuple[str, ...] = field(default=(), metadata={
+        "help": "date: held-out dates, YYYY-MM-DD, comma-separated (default: the latest dates, a quarter of the clips)"})
+
+    def __post_init__(self) -> None:
+        for name in ("test_periods", "test_dates"):
+            object.__setattr__(self, name, _names(name, getattr(self, name)))  # frozen: set once here
+        if self.time_holdout not in TIME_HOLDOUTS:
+            raise ap.ConfigError(f"--time-holdout must be one of {', '.join(TIME_HOLDOUTS)}, not {self.time_holdout!r}")
+        unknown = sorted(set(self.test_periods) - set(ap.PERIOD_NAMES))
+        if unknown or not self.test_periods:
+            raise ap.ConfigError(f"--test-periods takes periods from {', '.join(ap.PERIOD_NAMES)}; "
+                                 f"got {', '.join(self.test_periods) or 'none'}")
+        for date in self.test_dates:
+            if not _DATE.match(date):
+                raise ap.ConfigError(f"--test-dates takes dates as YYYY-MM-DD, got {date!r}")
+        # The hold-out not chosen reads nothing: a value for it is refused rather than stored as if it shaped the split.
+        if self.time_holdout == "date" and self.test_periods != DEFAULT_TEST_PERIODS:
+            raise _unread("--test-periods", "--time-holdout date holds out dates, not periods of the day (--test-dates)",
+                          "test_periods", self.test_periods)
+        if self.time_holdout == "time-of-day" and self.test_dates:
+            raise _unread("--test-dates", "--time-holdout time-of-day holds out periods of the day (--test-periods); "
+                          "dates need --time-holdout date", "test_dates", self.test_dates)
 
 
 def _classes_by_city(dataset: ap.ClipDataset) -> tuple[dict[str, set[int]], dict[str, set[int]]]:
@@ -149,28 +193,23 @@ def unseen_time(dataset: ap.ClipDataset, options: ap.ProtocolOptions) -> ap.Spli
     the group on both sides. They are counted in ``purged_clips``.
     """
     meta = dataset.meta
-    if options.time_holdout == "time-of-day":
-        unknown = sorted(set(options.test_periods) - set(ap.PERIOD_NAMES))
-        if unknown or not options.test_periods:
-            raise ap.ConfigError(f"--test-periods takes periods from {', '.join(ap.PERIOD_NAMES)}; "
-                                 f"got {', '.join(options.test_periods) or 'none'}")
-        test = meta["period"].isin(options.test_periods).to_numpy()
-        info = {"protocol": "unseen-time", "holdout": "time-of-day", "test_periods": sorted(options.test_periods)}
-    elif options.time_holdout == "date":
+    own = options.plugin or UnseenTimeOptions()  # checked when made: a known hold-out, known periods, dates
+    if own.time_holdout == "time-of-day":
+        test = meta["period"].isin(own.test_periods).to_numpy()
+        info = {"protocol": "unseen-time", "holdout": "time-of-day", "test_periods": sorted(own.test_periods)}
+    else:
         dates = meta["timestamp"].dt.strftime("%Y-%m-%d")
-        if options.test_dates:
-            absent = sorted(set(options.test_dates) - set(dates))
+        if own.test_dates:
+            absent = sorted(set(own.test_dates) - set(dates))
             if absent:
                 raise ap.ConfigError(f"--test-dates {', '.join(absent)}: no clip of {dataset.name!r} was recorded then "
                                      f"(dates run from {dates.min()} to {dates.max()})")
-            chosen = sorted(options.test_dates)
+            chosen = sorted(own.test_dates)
         else:  # the latest dates holding about test_fraction of the clips
             cutoff = meta["timestamp"].dt.normalize().quantile(1.0 - options.test_fraction)
             chosen = sorted(d for d in dates.unique() if d >= cutoff.strftime("%Y-%m-%d"))
         test = dates.isin(chosen).to_numpy()
         info = {"protocol": "unseen-time", "holdout": "date", "test_dates": chosen}
-    else:
-        raise ap.ConfigError(f"unknown time holdout {options.time_holdout!r}; valid: {', '.join(ap.TIME_HOLDOUTS)}")
     groups = dataset.groups(options.group_by)
     spanning = np.isin(groups, np.unique(groups[test])) & ~test
     info["purged_clips"] = int(spanning.sum())
@@ -190,5 +229,11 @@ def ascbench_protocols() -> list[ap.ProtocolSpec]:
         ap.ProtocolSpec("all-labeled", all_labeled, "every labeled clip trains, nothing is scored: the model to submit "
                         "(then ascbench predict)", options=(), scored=False),
         ap.ProtocolSpec("unseen-time", unseen_time, "test times never seen in training (--test-periods, or --test-dates)",
-                        options=("time_holdout", "test_periods", "test_dates")),
+                        options=(), options_class=UnseenTimeOptions,
+                        shortcuts={"--time-holdout": "time_holdout", "--test-periods": "test_periods",
+                                   "--test-dates": "test_dates"},
+                        # core config fields once: stored records, sweep specs and config files still name them so
+                        renamed={"time_holdout": ("time_holdout", "time-of-day"),
+                                 "test_periods": ("test_periods", ["evening", "night"]),
+                                 "test_dates": ("test_dates", [])}),
     ]

@@ -12,7 +12,7 @@ from ascbench.data.dataset import DatasetOptions
 from ascbench.errors import DataError
 from ascbench.protocols import ProtocolOptions
 from ascbench_plugins import apsipa2025
-from ascbench_plugins.protocols import official, unseen_city, unseen_time
+from ascbench_plugins.protocols import UnseenTimeOptions, official, unseen_city, unseen_time
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "apsipa2025"
 META_DIR = SHARED if SHARED.is_dir() else apsipa2025.SHIPPED
@@ -39,7 +39,7 @@ def test_time_features_vary_on_the_real_metadata():
 
 @pytest.mark.parametrize("protocol,options", [
     (official, ProtocolOptions()), (unseen_city, ProtocolOptions(seed=0)), (unseen_city, ProtocolOptions(seed=3)),
-    (unseen_time, ProtocolOptions(time_holdout="date")),
+    (unseen_time, ProtocolOptions(plugin=UnseenTimeOptions(time_holdout="date"))),
 ])
 def test_no_recording_on_both_sides(protocol, options):
     ds = _metadata_only()

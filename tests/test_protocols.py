@@ -3,7 +3,7 @@ import pytest
 
 from ascbench.errors import ConfigError
 from ascbench.protocols import ProtocolOptions, partition
-from ascbench_plugins.protocols import UnseenCityOptions, official, unseen_city, unseen_time
+from ascbench_plugins.protocols import UnseenCityOptions, UnseenTimeOptions, official, unseen_city, unseen_time
 
 
 def _groups(ds, rows):
@@ -51,7 +51,7 @@ def test_unseen_time_of_day(tiny):
 
 
 def test_unseen_time_by_date(tiny):
-    split = unseen_time(tiny, ProtocolOptions(time_holdout="date"))
+    split = unseen_time(tiny, ProtocolOptions(plugin=UnseenTimeOptions(time_holdout="date")))
     ts = tiny.meta["timestamp"].dt.normalize()
     assert ts.iloc[split.train].max() < ts.iloc[split.test].min()
     assert not _groups(tiny, split.train) & _groups(tiny, split.test)

@@ -20,13 +20,6 @@ def add_split_options(p) -> None:
     g.add_argument("--group-by", default=None, metavar="LEVEL",
                    help="grouping level kept whole on one side: recording, or session where the dataset declares it "
                         "(default: the dataset's coarsest; apsipa2025: session = city + date)")
-    g.add_argument("--time-holdout", default=d.time_holdout, choices=("time-of-day", "date"),
-                   help="unseen-time: hold out periods of the day (--test-periods) or dates (--test-dates)")
-    g.add_argument("--test-periods", default=",".join(d.test_periods), metavar="P,Q",
-                   help="unseen-time by time of day: held-out periods among night, morning, afternoon, evening "
-                        f"(default: {','.join(d.test_periods)})")
-    g.add_argument("--test-dates", default="", metavar="YYYY-MM-DD,...",
-                   help="unseen-time by date: held-out dates (default: the latest dates, a quarter of the clips)")
     g.add_argument("--untaught", default=d.untaught, choices=("exclude", "refuse"),
                    help="a test class no labeled training clip teaches: leave it out of scoring and name it in the "
                         "record (exclude, default), or stop (refuse)")
@@ -34,9 +27,7 @@ def add_split_options(p) -> None:
 
 def split_fields(args) -> dict:
     """The RunConfig fields that the split options set."""
-    names = lambda text: tuple(x.strip() for x in text.split(",") if x.strip())  # noqa: E731
-    return {"group_by": args.group_by, "time_holdout": args.time_holdout,
-            "test_periods": names(args.test_periods), "test_dates": names(args.test_dates), "untaught": args.untaught}
+    return {"group_by": args.group_by, "untaught": args.untaught}
 
 
 def add_plugin_shortcuts(p: argparse.ArgumentParser, kinds: tuple[str, ...] | None = None) -> None:
