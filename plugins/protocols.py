@@ -80,7 +80,8 @@ class UnseenTimeOptions:
     time_holdout: str = field(default="time-of-day", metadata={
         "help": "hold out periods of the day (time-of-day: test_periods) or dates (date: test_dates)"})
     test_periods: tuple[str, ...] = field(default=DEFAULT_TEST_PERIODS, metadata={
-        "help": "time-of-day: held-out periods among night, morning, afternoon, evening, comma-separated"})
+        "help": "time-of-day: held-out periods among night, morning, afternoon, evening, comma-separated "
+                "(default: evening,night)"})
     test_dates: tuple[str, ...] = field(default=(), metadata={
         "help": "date: held-out dates, YYYY-MM-DD, comma-separated (default: the latest dates, a quarter of the clips)"})
 

@@ -140,10 +140,11 @@ def test_the_declarations_read_from_source_are_the_registered_ones():
     registered = {(kind, flag) for kind in ("strategy", "semi", "protocol") for name in registry.names(kind)
                   for flag in registry.get(kind, name).shortcuts}
     assert registered == {(s.kind, s.flag) for s in read.shortcuts}
-    # every shortcut names an option its plugin has
+    # every shortcut names an option its plugin has, and --help shows that option's own help
     for s in read.shortcuts:
         options_class = registry.get(s.kind, s.plugin).options_class
         assert s.option in {f.name for f in dataclasses.fields(options_class)}, s
+        assert s.help and s.help == options_class.__dataclass_fields__[s.option].metadata["help"], s
 
 
 def test_a_folder_plugins_shortcut_is_listed_and_sets_its_option(tmp_path, monkeypatch, capsys):

@@ -38,12 +38,15 @@ def add_plugin_shortcuts(p: argparse.ArgumentParser, kinds: tuple[str, ...] | No
         if kinds is not None and s.kind not in kinds:
             continue
         try:
+            sets = f"--set {s.key}={'VALUE' if s.switch is None else s.switch}"
+            # the option's own help, read from the plugin's source, before what the flag stands for
+            text = f"{s.kind} {s.plugin}: {s.help} ({sets})" if s.help else f"{s.kind} {s.plugin}: {sets}"
+            text = text.replace("%", "%%")  # argparse formats help with %: a plugin's "30 %" is text
             if s.switch is None:
                 g.add_argument(s.flag, dest=s.dest, type=option_value, default=None, metavar=s.option.upper(),
-                               help=f"{s.kind} {s.plugin}: --set {s.key}=VALUE")
+                               help=text)
             else:
-                g.add_argument(s.flag, dest=s.dest, action="store_true",
-                               help=f"{s.kind} {s.plugin}: --set {s.key}={s.switch}")
+                g.add_argument(s.flag, dest=s.dest, action="store_true", help=text)
         except (argparse.ArgumentError, ValueError) as exc:  # a flag taken already: the plugin's, not the CLI's fault
             from ascbench.registry import PluginWarning
 
