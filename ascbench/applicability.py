@@ -1,7 +1,7 @@
 """Which config fields a run reads, derived from the plugins it chose and its other settings.
 
 A field set to a value the run never reads (``--pretrain-epochs`` under a strategy that does not pretrain,
-``--test-dates`` when time is held out by time of day) would be stored with the run as if it had shaped the
+``--folds`` under a protocol that has none) would be stored with the run as if it had shaped the
 result. Each conditional field declares here what makes a run read it: a capability a plugin declares
 (``ProtocolSpec.options``, ``StrategySpec.pretrains``, ``ModelSpec.uses_city``, ``ProtocolSpec.scored``) or
 another field's value. :func:`check_applicable` refuses every field that is set but unread, in one line.

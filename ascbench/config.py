@@ -255,7 +255,7 @@ BOUNDS = {
 # sweep specs and config files that still name them keep working: each is moved into the options of its plugin
 # when the run chose that plugin, and dropped when it holds that plugin's default (a record of a run with
 # --semi none stored pl_rounds = 2, which did nothing).
-# Each plugin declares its own (StrategySpec/SemiSpec ``renamed=``); ascbench.shortcuts reads them.
+# Each plugin declares its own (StrategySpec/SemiSpec/ProtocolSpec ``renamed=``); ascbench.shortcuts reads them.
 _LEGACY = "_legacy"
 
 
@@ -263,8 +263,8 @@ _LEGACY = "_legacy"
 # they were not set. Every hash of a config (its digest, a leaderboard row's setting id) still reads each as the
 # field it was, holding the value the run used, so a published setting id and a stored run's digest stay what they
 # were. (The semi methods' options left before any table was published: they are hashed as options.)
-HASHED_AS_FIELDS: dict[str, Any] = {"test_cities": [], "time_holdout": "time-of-day", "test_periods": ["evening", "night"],
-                                     "test_dates": []}
+HASHED_AS_FIELDS: dict[str, Any] = {"test_cities": [], "time_holdout": "time-of-day",
+                                     "test_periods": ["evening", "night"], "test_dates": []}
 
 
 def hashed_form(config: dict[str, Any]) -> dict[str, Any]:

@@ -34,7 +34,8 @@ def setting_of(config: dict[str, Any]) -> dict[str, str]:
     cfg = RunConfig.from_stored(config)
     full = {k: v for k, v in hashed_form(cfg.to_dict()).items() if k not in _NOT_THE_EXPERIMENT}
     digest = hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:8]
-    baseline = hashed_form(RunConfig.from_dict({"recipe": cfg.recipe, "dataset": cfg.dataset} if cfg.recipe else {}).to_dict())
+    recipe = {"recipe": cfg.recipe, "dataset": cfg.dataset} if cfg.recipe else {}
+    baseline = hashed_form(RunConfig.from_dict(recipe).to_dict())
     shown = set(GROUP_KEYS) | {"recipe"}
     mine = _assignments({k: v for k, v in full.items() if k not in shown})
     theirs = _assignments({k: v for k, v in baseline.items() if k not in shown})

@@ -1,10 +1,11 @@
 """Shortcut flags and old config names, declared by the plugins whose options they set.
 
-A strategy or semi-supervised method may give some of its options a flag of their own (``--pl-rounds 3`` is
+A strategy, semi-supervised method or protocol may give some of its options a flag of their own (``--pl-rounds 3`` is
 ``--set semi.rounds=3``) and keep the config names they had before they were its options (``pl_rounds`` in a stored
 record, a sweep file or a config file). It declares both on its spec (``shortcuts=``, ``renamed=``) as literal
 dicts, and this module reads them from the plugin modules' source without importing them: ``ascbench run --help``
-lists every shortcut without importing torch. The registry holds the same declarations (the specs' fields);
+lists every shortcut, with its option's help (the options class field's literal ``metadata`` help), without
+importing torch. The registry holds the same declarations (the specs' fields);
 ``tests/test_core_names_no_plugin.py`` checks that the two agree.
 """
 
@@ -116,9 +117,10 @@ def _option_helps(tree: ast.AST) -> dict[str, dict[str, str]]:
             metadata = next((k.value for k in stmt.value.keywords if k.arg == "metadata"), None)
             text = None
             if isinstance(metadata, ast.Dict):
-                text = next((v.value for k, v in zip(metadata.keys, metadata.values)
-                             if isinstance(k, ast.Constant) and k.value == "help" and isinstance(v, ast.Constant)), None)
-            elif isinstance(metadata, ast.Call) and len(metadata.args) == 1 and isinstance(metadata.args[0], ast.Constant):
+                text = next((v.value for k, v in zip(metadata.keys, metadata.values) if isinstance(k, ast.Constant)
+                             and k.value == "help" and isinstance(v, ast.Constant)), None)
+            elif isinstance(metadata, ast.Call) and len(metadata.args) == 1 \
+                    and isinstance(metadata.args[0], ast.Constant):
                 text = metadata.args[0].value
             if isinstance(text, str):
                 found.setdefault(cls.name, {})[stmt.target.id] = text

@@ -100,8 +100,9 @@ def _without_others_old_fields(values: dict[str, Any], shared: set[str]) -> dict
     does not read is (:func:`applicable_cell`), where a config file would be refused for naming it."""
     renamed = declared().renamed
     defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
-    return {k: v for k, v in values.items()
-            if not (k in shared and k in renamed and values.get(renamed[k].kind, defaults[renamed[k].kind]) != renamed[k].plugin)}
+    elsewhere = {k for k in shared & set(renamed)
+                 if values.get(renamed[k].kind, defaults[renamed[k].kind]) != renamed[k].plugin}
+    return {k: v for k, v in values.items() if k not in elsewhere}
 
 
 def applicable_cell(cell: RunConfig, grid_keys: set[str]) -> RunConfig:

@@ -70,7 +70,8 @@ def _applicable(config: dict) -> dict:
         return config  # the protocol did not declare what it reads
     always = {"seed", "group_by", "untaught", "plugin"}
     unused = {f.name for f in fields(ProtocolOptions)} - always - set(reads)
-    unused |= {old for old, r in declared().renamed.items() if r.kind == "protocol" and r.plugin != config.get("protocol")}
+    unused |= {old for old, r in declared().renamed.items()
+               if r.kind == "protocol" and r.plugin != config.get("protocol")}
     return {k: v for k, v in config.items() if k not in unused}
 
 
