@@ -13,10 +13,31 @@ from ascbench.errors import AscbenchError
 from ascbench.shortcuts import declared
 
 
-def add_split_options(p) -> None:
-    """Protocol options shared by `run` and `data split`, so a previewed split is the one a run gets."""
+class TypedOnly:
+    """An argument group whose flags for config fields have no default (``argparse.SUPPRESS``): the parsed
+    namespace then holds exactly the fields typed, a flag given at its default value too, and nothing else, so a
+    recipe or a config file supplies the rest (``ascbench run``). Other flags (``--wide``) keep their defaults."""
+
+    def __init__(self, group: Any) -> None:
+        self.group = group
+
+    def add_argument(self, *flags: str, **kwargs: Any) -> argparse.Action:
+        dest = kwargs.get("dest") or flags[0].lstrip("-").replace("-", "_")
+        if dest in RunConfig.__dataclass_fields__ or dest in CONFIG_FLAG_DESTS:
+            kwargs["default"] = argparse.SUPPRESS
+        return self.group.add_argument(*flags, **kwargs)
+
+
+# Flags that set a config field under a destination of another name (``--model-arg`` fills ``model_kwargs``).
+CONFIG_FLAG_DESTS = {"model_arg": "model_kwargs"}
+
+
+def add_split_options(p, typed_only: bool = False) -> None:
+    """Protocol options shared by `run` and `data split`, so a previewed split is the one a run gets; with
+    ``typed_only``, without defaults (:class:`TypedOnly`)."""
     d = RunConfig()
     g = p.add_argument_group("split (protocol options)")
+    g = TypedOnly(g) if typed_only else g
     g.add_argument("--group-by", default=None, metavar="LEVEL",
                    help="grouping level kept whole on one side: recording, or session where the dataset declares it "
                         "(default: the dataset's coarsest; apsipa2025: session = city + date)")
@@ -30,10 +51,13 @@ def split_fields(args) -> dict:
     return {"group_by": args.group_by, "untaught": args.untaught}
 
 
-def add_plugin_shortcuts(p: argparse.ArgumentParser, kinds: tuple[str, ...] | None = None) -> None:
+def add_plugin_shortcuts(p: argparse.ArgumentParser, kinds: tuple[str, ...] | None = None,
+                         typed_only: bool = False) -> None:
     """The shortcut flags plugins declare for their own options (each is one --set PREFIX.FIELD=VALUE); with
-    ``kinds``, only those of plugins of these kinds (``data split`` takes the protocols')."""
+    ``kinds``, only those of plugins of these kinds (``data split`` takes the protocols'); with ``typed_only``, an
+    untyped one leaves no attribute (``argparse.SUPPRESS``), else it holds None (False for a switch)."""
     g = p.add_argument_group("plugins' shortcuts (each sets one of a plugin's options; any: --set PREFIX.FIELD=VALUE)")
+    untyped: dict[str, Any] = {"default": argparse.SUPPRESS} if typed_only else {}
     for s in declared().shortcuts:
         if kinds is not None and s.kind not in kinds:
             continue
@@ -43,10 +67,10 @@ def add_plugin_shortcuts(p: argparse.ArgumentParser, kinds: tuple[str, ...] | No
             text = f"{s.kind} {s.plugin}: {s.help} ({sets})" if s.help else f"{s.kind} {s.plugin}: {sets}"
             text = text.replace("%", "%%")  # argparse formats help with %: a plugin's "30 %" is text
             if s.switch is None:
-                g.add_argument(s.flag, dest=s.dest, type=option_value, default=None, metavar=s.option.upper(),
-                               help=text)
+                g.add_argument(s.flag, dest=s.dest, type=option_value, metavar=s.option.upper(), help=text,
+                               **({"default": None} | untyped))
             else:
-                g.add_argument(s.flag, dest=s.dest, action="store_true", help=text)
+                g.add_argument(s.flag, dest=s.dest, action="store_true", help=text, **untyped)
         except (argparse.ArgumentError, ValueError) as exc:  # a flag taken already: the plugin's, not the CLI's fault
             from ascbench.registry import PluginWarning
 

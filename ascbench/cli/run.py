@@ -11,8 +11,8 @@ from typing import Any, ContextManager
 from ascbench.config import TUPLE_FIELDS, RunConfig
 from ascbench.errors import AscbenchError, ConfigError
 from ascbench.shortcuts import declared
-from ascbench.cli.common import (add_plugin_shortcuts, option_value, add_cache_dir, add_split_options, check_folds,
-                                 parse_model_args, split_fields)
+from ascbench.cli.common import (CONFIG_FLAG_DESTS, TypedOnly, add_cache_dir, add_plugin_shortcuts, add_split_options,
+                                 check_folds, option_value, parse_model_args)
 
 
 EPILOG_RUN = """examples:
@@ -46,7 +46,7 @@ def add_parser(sub) -> None:
     p.add_argument("--config", default=None, metavar="FILE",
                    help="a TOML or YAML file of run settings (the field names of config.json); typed flags and --set win "
                         "over it (see the end of this help)")
-    p.add_argument("--recipe", default=None, metavar="NAME",
+    TypedOnly(p).add_argument("--recipe", metavar="NAME",
                    help="a registered training recipe (apsipa2025-baseline, dcase2024-baseline, li2026, ...; "
                         "`ascbench list --recipes`): its settings fill every field not given by a flag or --config; its own "
                         "options are --set recipe.FIELD=VALUE (every built-in: recipe.budget=0.1 runs a tenth of its epochs)")
@@ -57,7 +57,7 @@ def add_parser(sub) -> None:
     _add_experiment_options(p, d)
     _add_data_options(p, d)
     _add_semi_options(p, d)
-    add_plugin_shortcuts(p)
+    add_plugin_shortcuts(p, typed_only=True)
     _add_augmentation_options(p, d)
     _add_training_options(p, d)
     _add_machine_options(p, d)
@@ -65,7 +65,7 @@ def add_parser(sub) -> None:
 
 def _add_experiment_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
     """What is run: the model, the strategy and where its weights start."""
-    g = p.add_argument_group("what to run")
+    g = TypedOnly(p.add_argument_group("what to run"))
     g.add_argument("--model", default=d.model, help=f"registered model name (default: {d.model})")
     g.add_argument("--strategy", default=d.strategy, help=f"training strategy (default: {d.strategy})")
     g.add_argument("--dataset", default=d.dataset, help=f"dataset (default: {d.dataset}, built in, no download)")
@@ -82,7 +82,7 @@ def _add_experiment_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
 
 def _add_data_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
     """The dataset, its split and its features."""
-    g = p.add_argument_group("data, split and features")
+    g = TypedOnly(p.add_argument_group("data, split and features"))
     g.add_argument("--labeled", type=float, default=d.labeled, metavar="F",
                    help="fraction of training clips that keep their label (default: the dataset's own labels)")
     g.add_argument("--front-end", "--feature-preset", dest="feature_preset", default=None, metavar="NAME",
@@ -92,7 +92,7 @@ def _add_data_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
     g.add_argument("--other-rate", choices=("resample", "refuse"), default=d.other_rate,
                    help="audio at another sample rate than the dataset declares: resample it (said once; default) "
                         "or count it as unusable (refused, or left out with --skip-bad)")
-    add_split_options(p)
+    add_split_options(p, typed_only=True)
     g.add_argument("--folds", type=int, default=0, metavar="K",
                    help="unseen-city: run K cross-city folds (each city tested once) and report mean and worst fold; "
                         "all folds are checked before the first runs (preview: ascbench data split --folds K)")
@@ -100,7 +100,7 @@ def _add_data_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
 
 def _add_semi_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
     """Semi-supervision and the built-in methods' shortcuts."""
-    g = p.add_argument_group("semi-supervision (with any strategy)")
+    g = TypedOnly(p.add_argument_group("semi-supervision (with any strategy)"))
     g.add_argument("--semi", default=d.semi, metavar="NAME",
                    help=f"how unlabeled training clips are used: {d.semi} (default: labeled clips only) or any "
                         "registered method (ascbench list --semi-methods)")
@@ -108,7 +108,7 @@ def _add_semi_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
 
 def _add_augmentation_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
     """Augmentations of the training batches."""
-    g = p.add_argument_group("augmentation")
+    g = TypedOnly(p.add_argument_group("augmentation"))
     g.add_argument("--freq-mask", type=int, default=d.freq_mask, help="SpecAugment widest mel band masked (0: off)")
     g.add_argument("--time-mask", type=int, default=d.time_mask, help="SpecAugment widest frame span masked (0: off)")
     g.add_argument("--mixstyle-p", type=float, default=d.mixstyle_p, help="frequency-wise MixStyle probability (0: off)")
@@ -123,7 +123,7 @@ def _add_augmentation_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
 
 def _add_training_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
     """The optimisation: epochs, optimiser, schedule and model selection."""
-    g = p.add_argument_group("training")
+    g = TypedOnly(p.add_argument_group("training"))
     g.add_argument("--quick", action="store_true",
                    help="a quick check that everything runs: every stage (pretraining too) a couple of one-pass epochs "
                         "unless given; the record is marked quick, and the leaderboard leaves it out unless asked")
@@ -151,7 +151,7 @@ def _add_training_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
 
 def _add_machine_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
     """Where and how it runs, and where its results go (no effect on the numbers but --precision)."""
-    g = p.add_argument_group("machine and output")
+    g = TypedOnly(p.add_argument_group("machine and output"))
     g.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     g.add_argument("--device", default=d.device, metavar="DEV",
                    help="auto | cpu | cuda | cuda:N | mps (default: auto, CUDA when present); recorded with the run")
@@ -175,35 +175,24 @@ def _add_machine_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
                         "its stored config is used, and a run setting given beside it is refused")
 
 
-# Run options whose destination is not the config field of the same name.
-_DEST_FIELDS = {"model_arg": "model_kwargs"}
-
-
-_UNSET = object()
-
-
 def _flag_values(args) -> dict:
-    """Every config field as the run options give it (defaults included)."""
-    kwargs = parse_model_args(args.model_arg)
-    fields = {f for f in RunConfig.__dataclass_fields__}
-    values = {dest: getattr(args, dest) for dest in fields if hasattr(args, dest)}
-    values["loggers"] = tuple(args.loggers or ())
-    values.update(split_fields(args), model_kwargs=kwargs)
+    """The config fields the typed run flags give: an untyped one leaves no attribute (its default is
+    ``argparse.SUPPRESS``, see :class:`TypedOnly`), so what the namespace holds is exactly what was typed."""
+    typed = vars(args)
+    values = {name: typed[name] for name in RunConfig.__dataclass_fields__ if name in typed}
+    if "loggers" in values:
+        values["loggers"] = tuple(values["loggers"])
+    if "model_arg" in typed:  # --model-arg KEY=JSON, repeated: the model's keyword arguments
+        values[CONFIG_FLAG_DESTS["model_arg"]] = parse_model_args(typed["model_arg"])
     return values
 
 
 def _explicit_fields(args) -> dict:
-    """The config fields set on the command line (flags actually typed, then --set), and nothing else, so
-    that a recipe or a config file supplies the rest. A flag given at its default value still counts."""
-    # Repeatable options append to what the namespace holds, so they start at None (untyped) instead of the marker.
-    ns = argparse.Namespace(**{a.dest: None if isinstance(a, argparse._AppendAction) else _UNSET
-                               for a in args.run_parser._actions if a.dest != "help"})
-    args.run_parser.parse_args(args.run_argv, namespace=ns)
-    typed = {_DEST_FIELDS.get(dest, dest) for dest, value in vars(ns).items() if value is not _UNSET and value is not None}
-    values = _flag_values(args)
-    given = {name: values[name] for name in typed if name in values}
+    """The config fields set on the command line (flags typed, then --set), and nothing else, so that a recipe
+    or a config file supplies the rest. A flag given at its default value still counts."""
+    given = _flag_values(args)
     for s in declared().shortcuts:
-        if s.dest in typed and getattr(args, s.dest) not in (None, False):
+        if hasattr(args, s.dest):  # typed (a shortcut has no default either)
             given[s.key] = option_value(s.switch) if s.switch is not None else getattr(args, s.dest)
     from ascbench.sweep import parse_assignment
 
