@@ -169,7 +169,6 @@ def test_a_folder_plugins_shortcut_is_listed_and_sets_its_option(tmp_path, monke
         assert "--my-k K" in shown and "semi my-semi: --set semi.on=false" in shown
         argv = ["run", "--semi", "my-semi", "--my-k", "3", "--my-off"]
         args = build_parser().parse_args(argv)
-        args.run_argv = argv[1:]  # as main() keeps it, to tell typed flags from defaults
         given = _explicit_fields(args)
         assert given["semi.k"] == 3 and given["semi.on"] is False
         from ascbench.config import _options_of_chosen_plugins, _renamed

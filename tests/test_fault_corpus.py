@@ -464,7 +464,6 @@ def test_a_config_file_and_flags_make_one_config(tmp_path, runs):
     path.write_text("epochs: 3\nseed: 4\nmodel: context-only\n", encoding="utf-8")
     argv = ["run", "--config", str(path), "--seed", "1", "--epochs", "30"]
     args = build_parser().parse_args(argv)
-    args.run_argv = argv[1:]
     config = config_from_args(args)
     # Typed flags win over the file, even one typed at its default value (--epochs 30).
     assert (config.epochs, config.seed, config.model) == (30, 1, "context-only")

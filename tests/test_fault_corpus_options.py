@@ -108,7 +108,6 @@ def test_a_recipes_settings_for_another_plugin_are_not_the_users_mistake(registr
 @pytest.mark.parametrize("argv", [["--set", "seed=1", "--seed", "2"], ["--seed", "2", "--set", "seed=1"]])
 def test_set_wins_over_a_typed_flag_in_either_order_and_says_so(argv, capsys):
     args = build_parser().parse_args(["run", *argv])
-    args.run_argv = argv
     assert config_from_args(args).seed == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "seed" in err[0] and "--set seed=1 applies" in err[0] and "precedence" in err[0]
@@ -119,7 +118,6 @@ def test_a_config_file_value_overridden_by_a_flag_is_named(tmp_path, capsys):
     path.write_text("seed = 5\n[options.strategy]\nlr_scale = 0.2\n")
     argv = ["--config", str(path), "--finetune-lr-scale", "0.1", "--seed", "5"]
     args = build_parser().parse_args(["run", *argv])
-    args.run_argv = argv
     config = config_from_args(args)
     err = capsys.readouterr().err.strip().splitlines()
     assert config.options == {"strategy": {"lr_scale": 0.1}} and config.seed == 5

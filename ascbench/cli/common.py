@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import warnings
 from pathlib import Path
 from typing import Any
 
-from ascbench.config import RunConfig
+from ascbench.config import SPLIT, RunConfig
 from ascbench.errors import AscbenchError
 from ascbench.shortcuts import declared
 
@@ -32,18 +33,36 @@ class TypedOnly:
 CONFIG_FLAG_DESTS = {"model_arg": "model_kwargs"}
 
 
+# A field's annotation (a string: config.py postpones them) -> the argparse type of its flag (None: the text).
+_FLAG_TYPES = {"int": int, "float": float}
+
+
+def add_field_flags(p: argparse.ArgumentParser, groups: tuple[str, ...],
+                    typed_only: bool = False) -> dict[str, Any]:
+    """The flags of the RunConfig fields whose ``flag(...)`` declaration names one of ``groups`` (a group title;
+    ``""``: the command's own options), made from the field: ``--field-name`` (or its ``flags``), its type, default
+    and help. Each group is created in the order given, its flags in field order; returns the groups by title, for
+    the flags that set no field. With ``typed_only``, no flag has a default (:class:`TypedOnly`)."""
+    made = {title: p if not title else p.add_argument_group(title) for title in groups}
+    for f in dataclasses.fields(RunConfig):
+        settings = dict(f.metadata)
+        group = settings.pop("group", None)
+        if group not in made:
+            continue
+        flags = settings.pop("flags", None) or ("--" + f.name.replace("_", "-"),)
+        settings["help"] = settings.get("help") or None  # no help: argparse shows the flag alone
+        if f.type == "bool":
+            settings["action"] = "store_true"
+        elif "action" not in settings:  # a repeated flag (append) collects its values; others take one, typed
+            settings.update(type=_FLAG_TYPES.get(f.type.split(" | ")[0]), default=f.default)
+        (TypedOnly(made[group]) if typed_only else made[group]).add_argument(*flags, dest=f.name, **settings)
+    return made
+
+
 def add_split_options(p, typed_only: bool = False) -> None:
     """Protocol options shared by `run` and `data split`, so a previewed split is the one a run gets; with
     ``typed_only``, without defaults (:class:`TypedOnly`)."""
-    d = RunConfig()
-    g = p.add_argument_group("split (protocol options)")
-    g = TypedOnly(g) if typed_only else g
-    g.add_argument("--group-by", default=None, metavar="LEVEL",
-                   help="grouping level kept whole on one side: recording, or session where the dataset declares it "
-                        "(default: the dataset's coarsest; apsipa2025: session = city + date)")
-    g.add_argument("--untaught", default=d.untaught, choices=("exclude", "refuse"),
-                   help="a test class no labeled training clip teaches: leave it out of scoring and name it in the "
-                        "record (exclude, default), or stop (refuse)")
+    add_field_flags(p, (SPLIT,), typed_only)
 
 
 def split_fields(args) -> dict:
