@@ -1,7 +1,7 @@
 """Which config fields a run reads, derived from the plugins it chose and its other settings.
 
 A field set to a value the run never reads (``--pretrain-epochs`` under a strategy that does not pretrain,
-``--test-dates`` when time is held out by time of day) would be stored with the run as if it had shaped the
+``--folds`` under a protocol that has none) would be stored with the run as if it had shaped the
 result. Each conditional field declares here what makes a run read it: a capability a plugin declares
 (``ProtocolSpec.options``, ``StrategySpec.pretrains``, ``ModelSpec.uses_city``, ``ProtocolSpec.scored``) or
 another field's value. :func:`check_applicable` refuses every field that is set but unread, in one line.
@@ -93,17 +93,8 @@ _NO_VALIDATION = "--val-fraction 0 holds out no validation clips"
 
 # Each conditional field and what makes a run read it; a field not listed here is read by every run.
 READ_WHEN: dict[str, tuple[Rule, ...]] = {
-    "test_cities": (protocol_reads("test_cities"),
-                    when(lambda k: not k.folds, "--folds {c.folds} chooses the test cities of every fold")),
     "folds": (protocol_reads("folds"),),
     "fold": (protocol_reads("fold"), when(lambda k: k.folds, "it picks one of --folds K, and no --folds is given")),
-    "time_holdout": (protocol_reads("time_holdout"),),
-    "test_periods": (protocol_reads("test_periods"),
-                     when(lambda k: k.time_holdout == "time-of-day", "--time-holdout {c.time_holdout} holds out dates, "
-                          "not periods of the day (--test-dates)")),
-    "test_dates": (protocol_reads("test_dates"),
-                   when(lambda k: k.time_holdout == "date", "--time-holdout {c.time_holdout} holds out periods of the "
-                        "day (--test-periods); dates need --time-holdout date")),
     "untaught": (protocol_scored,),
     "pretrained": (strategy_pretrains,),
     "pretrain_on": _PRETRAINING,

@@ -9,7 +9,6 @@ import hashlib
 import json
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from ascbench.errors import AscbenchError, ConfigError
 from ascbench.options import KINDS as OPTION_KINDS, fold_dotted
 from ascbench.shortcuts import declared
 # From the import-free vocabulary, not ascbench.protocols (numpy, pandas): `ascbench --help` imports this module.
-from ascbench.vocabulary import DEFAULT_TEST_PERIODS, PERIOD_NAMES, TIME_HOLDOUTS, UNTAUGHT_POLICIES
+from ascbench.vocabulary import UNTAUGHT_POLICIES
 
 if TYPE_CHECKING:  # pragma: no cover
     from ascbench.protocols import ProtocolOptions
@@ -32,78 +31,127 @@ SELECTION_METRICS = ("accuracy", "macro-accuracy", "loss", "last")
 NORMALIZATIONS = ("per-bin", "none", "input-bn")
 MASK_VALUES = ("mean", "floor")
 PRETRAIN_CLASSES = ("source", "target")
+OTHER_RATE_POLICIES = ("resample", "refuse")
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")  # torch.compile's modes
+
+# The groups of `ascbench run --help`, in its order. A field declares its flag once, here: its group, help and any
+# other argparse setting (``choices``, ``metavar``, ``flags`` for names other than ``--field-name``, ``action``);
+# the command line makes the flag from the field (name, type, default). A field without one is set by --set only.
+GENERAL = ""  # the run command's own options (beside --config and --set)
+EXPERIMENT = "what to run"
+DATA = "data, split and features"
+SPLIT = "split (protocol options)"  # shared with `ascbench data split`
+SEMI = "semi-supervision (with any strategy)"
+AUGMENTATION = "augmentation"
+TRAINING = "training"
+MACHINE = "machine and output"
+
+
+def flag(default: Any, group: str, text: str = "", **argparse_settings: Any) -> Any:
+    """A config field with a flag of ``ascbench run`` in ``group``, helped by ``text``."""
+    return field(default=default, metadata={"group": group, "help": text, **argparse_settings})
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    model: str = DEFAULT_MODEL
-    strategy: str = DEFAULT_STRATEGY
-    dataset: str = DEFAULT_DATASET
-    protocol: str = DEFAULT_PROTOCOL
-    labeled: float | None = None  # fraction of training clips labeled; None keeps the dataset's own labels
-    seed: int = 0
-    epochs: int = 30
-    batch_size: int = 32
+    model: str = flag(DEFAULT_MODEL, EXPERIMENT, f"registered model name (default: {DEFAULT_MODEL})")
+    strategy: str = flag(DEFAULT_STRATEGY, EXPERIMENT, f"training strategy (default: {DEFAULT_STRATEGY})")
+    dataset: str = flag(DEFAULT_DATASET, EXPERIMENT, f"dataset (default: {DEFAULT_DATASET}, built in, no download)")
+    protocol: str = flag(DEFAULT_PROTOCOL, EXPERIMENT, f"how train and test are split (default: {DEFAULT_PROTOCOL}); "
+                         "`ascbench list --protocols` says what each one tests (session-holdout was called official)")
+    labeled: float | None = flag(None, DATA, "fraction of training clips that keep their label (default: the dataset's "
+                                 "own labels)", metavar="F")
+    seed: int = flag(0, EXPERIMENT, "seed for splits, initialisation and batching")
+    epochs: int = flag(30, TRAINING, "maximum training epochs (early stopping may end sooner)")
+    batch_size: int = flag(32, TRAINING)
     min_epoch_clips: int = 256  # an epoch repeats the training clips until it has seen at least this many (0: one pass)
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    optimizer: str = "adamw"  # adamw | adam | sgd (momentum 0.9)
-    scheduler: str = "one-cycle"  # one-cycle | step (x step_gamma every step_epochs) | cosine (after warm-up) | constant
+    lr: float = flag(3e-3, TRAINING, "peak learning rate (one-cycle schedule)")
+    weight_decay: float = flag(1e-4, TRAINING)
+    optimizer: str = flag("adamw", TRAINING, choices=OPTIMIZERS)  # sgd: momentum 0.9
+    scheduler: str = flag("one-cycle", TRAINING, "one-cycle (peak --lr) | step (x step_gamma every step_epochs) | "
+                          "cosine (after warmup_epochs) | constant", choices=SCHEDULERS)
     step_epochs: int = 2
     step_gamma: float = 0.9
     warmup_epochs: float = 0.0  # cosine: linear warm-up over this many epochs
-    patience: int = 8  # early stopping on the selection metric; 0 disables it
-    select_on: str = "accuracy"  # validation metric that picks the kept epoch: accuracy (ties: loss) | macro-accuracy | loss | last
-    min_epochs: int | None = None  # earliest epoch early stopping may end training; None: a third of the epochs
-    val_fraction: float = 0.15  # of labeled training recordings, per class
-    city_dropout: float = 0.1  # rate at which a training clip's city is replaced by "unknown"
+    patience: int = flag(8, TRAINING, "early-stopping patience in epochs; 0 disables")
+    select_on: str = flag("accuracy", TRAINING, "validation metric that picks the kept epoch and drives early stopping",
+                          choices=SELECTION_METRICS)  # accuracy: ties broken by loss
+    min_epochs: int | None = flag(None, TRAINING, "earliest epoch early stopping may end training (default: a third "
+                                  "of --epochs)")
+    val_fraction: float = flag(0.15, TRAINING, "labeled training recordings held out, per class, for model selection")
+    city_dropout: float = flag(0.1, AUGMENTATION, "rate at which a training clip's city becomes 'unknown', so that "
+                               "index is learned")
     # strategies that pretrain (finetune, freeze, ...): the pretraining stage on the dataset's source
-    pretrain_epochs: int = 20
-    pretrain_on: str | None = None  # default: the dataset's declared pretraining source
-    pretrained: str | None = None  # a checkpoint to start from instead of pretraining
-    pretrain_data_root: str | None = None  # where the pretraining source lives (e.g. a TAU Urban tree)
-    feature_preset: str | None = None  # the feature front-end (--front-end); default: the dataset's own
-    normalization: str = "per-bin"  # per-bin standardisation from training clips | none | input-bn (a learned BatchNorm, as SE-Trans's bn0)
-    pretrain_classes: str = "source"  # pretrain on the source's own classes, or "target": mapped onto the target's by the dataset's class map
-    recipe: str | None = None  # a registered recipe whose settings fill every field not given explicitly
-    data_root: str | None = None
-    skip_bad: bool = False  # leave unusable audio files out (listed in the run record) instead of refusing
-    other_rate: str = "resample"  # a file at another sample rate: "resample" it (said once) or "refuse" it
-    test_cities: tuple[str, ...] = ()
-    time_holdout: str = "time-of-day"
-    test_periods: tuple[str, ...] = DEFAULT_TEST_PERIODS  # unseen-time by time of day
-    test_dates: tuple[str, ...] = ()  # unseen-time by date (YYYY-MM-DD); empty: the latest quarter of the clips
-    folds: int = 0  # unseen-city cross-city folds; `ascbench run --folds K` runs all K
+    pretrain_epochs: int = flag(20, TRAINING, "maximum epochs of a pretraining stage")
+    pretrain_on: str | None = flag(None, EXPERIMENT, "pretraining source (default: the dataset's own)", metavar="DATASET")
+    pretrained: str | None = flag(None, EXPERIMENT, "start from these weights instead of pretraining",
+                                  metavar="CHECKPOINT")
+    pretrain_data_root: str | None = flag(None, EXPERIMENT, "directory of the pretraining source dataset", metavar="DIR")
+    feature_preset: str | None = flag(None, DATA, "feature front-end: embedded | apsipa2025 | dcase2024 | any registered "
+                                      "(default: the dataset's; `ascbench list --front-ends`)", metavar="NAME",
+                                      flags=("--front-end", "--feature-preset"))
+    normalization: str = flag("per-bin", TRAINING, "per-bin standardisation from training clips | none | input-bn (a "
+                              "learned BatchNorm in front of the model, as SE-Trans's bn0; needed for official SE-Trans "
+                              "weights)", choices=NORMALIZATIONS)
+    pretrain_classes: str = flag("source", TRAINING, "pretrain on the source's own classes, or on the target's through "
+                                 "the dataset's class map", choices=PRETRAIN_CLASSES)
+    recipe: str | None = flag(None, GENERAL, "a registered training recipe (apsipa2025-baseline, dcase2024-baseline, "
+                              "li2026, ...; `ascbench list --recipes`): its settings fill every field not given by a flag "
+                              "or --config; its own options are --set recipe.FIELD=VALUE (every built-in: "
+                              "recipe.budget=0.1 runs a tenth of its epochs)", metavar="NAME")
+    data_root: str | None = flag(None, DATA, "directory of the dataset's audio and metadata")
+    skip_bad: bool = flag(False, DATA, "leave unusable audio files out (listed in the run record)")
+    other_rate: str = flag("resample", DATA, "audio at another sample rate than the dataset declares: resample it (said "
+                           "once; default) or count it as unusable (refused, or left out with --skip-bad)",
+                           choices=OTHER_RATE_POLICIES)
+    folds: int = flag(0, DATA, "unseen-city: run K cross-city folds (each city tested once) and report mean and worst "
+                      "fold; all folds are checked before the first runs (preview: ascbench data split --folds K)",
+                      metavar="K")
     fold: int = 0
-    group_by: str | None = None  # grouping level a split keeps whole; None: the dataset's coarsest (APSIPA: session)
-    untaught: str = "exclude"  # a test class no labeled training clip teaches: "exclude" it from scoring, or "refuse"
-    # semi-supervision (orthogonal to the strategy)
-    semi: str = DEFAULT_SEMI  # a registered method (ascbench list --semi-methods); its own knobs are options (semi.FIELD)
+    group_by: str | None = flag(None, SPLIT, "grouping level kept whole on one side: recording, or session where the "
+                                "dataset declares it (default: the dataset's coarsest; apsipa2025: session = city + date)",
+                                metavar="LEVEL")
+    untaught: str = flag("exclude", SPLIT, "a test class no labeled training clip teaches: leave it out of scoring and "
+                         "name it in the record (exclude, default), or stop (refuse)", choices=UNTAUGHT_POLICIES)
+    # semi-supervision (orthogonal to the strategy); a method's own knobs are its options (semi.FIELD)
+    semi: str = flag(DEFAULT_SEMI, SEMI, f"how unlabeled training clips are used: {DEFAULT_SEMI} (default: labeled clips "
+                     "only) or any registered method (ascbench list --semi-methods)", metavar="NAME")
     # augmentation, applied to every training batch
-    freq_mask: int = 0  # SpecAugment: widest masked mel band (0: off; on the embedded data masking hurt)
-    time_mask: int = 0  # SpecAugment: widest masked frame span
-    mixstyle_p: float = 0.0  # frequency-wise MixStyle probability per batch
-    mixstyle_alpha: float = 0.3
-    mixup_alpha: float = 0.0  # 0 disables mixup
-    roll_seconds: float = 0.0  # roll each training clip in time by up to this much (circular, in whole frames)
-    mask_value: str = "mean"  # SpecAugment fills masks with the mean (0 after per-bin standardisation) or the clip's floor
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    context: str | None = None  # "city", "time" or "city,time": fuse context into a backbone without it
-    threads: int | None = None  # torch intra-op threads; None uses every core
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps (auto: CUDA when present)
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 with a gradient scaler, CUDA only) | auto
-    compile: str = "off"  # torch.compile the training forward: off | default | reduce-overhead | max-autotune
+    freq_mask: int = flag(0, AUGMENTATION, "SpecAugment widest mel band masked (0: off)")  # on the embedded data it hurt
+    time_mask: int = flag(0, AUGMENTATION, "SpecAugment widest frame span masked (0: off)")
+    mixstyle_p: float = flag(0.0, AUGMENTATION, "frequency-wise MixStyle probability (0: off)")
+    mixstyle_alpha: float = flag(0.3, AUGMENTATION)
+    mixup_alpha: float = flag(0.0, AUGMENTATION, "mixup Beta parameter (0: off)")
+    roll_seconds: float = flag(0.0, AUGMENTATION, "roll clips in time by up to this much (0: off)")  # whole frames
+    mask_value: str = flag("mean", AUGMENTATION, "what SpecAugment masks write: the mean, or the clip's floor (as the "
+                           "DCASE baseline)", choices=MASK_VALUES)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # --model-arg KEY=JSON, or --set model.KEY=VALUE
+    context: str | None = flag(None, EXPERIMENT, "fuse city and/or time embeddings into a backbone that has none (e.g. "
+                               "cp-mobile, timm:...)", metavar="city,time")
+    threads: int | None = flag(None, MACHINE, "torch threads (default: all cores)")
+    device: str = flag("auto", MACHINE, "auto | cpu | cuda | cuda:N | mps (default: auto, CUDA when present); recorded "
+                       "with the run", metavar="DEV")
+    precision: str = flag("fp32", MACHINE, "training and inference precision: autocast to bf16 or fp16 (fp16 with a "
+                          "gradient scaler, CUDA only); auto: bf16 where the device computes it natively, else fp32 (the "
+                          "record says which)", choices=PRECISION_NAMES)
+    compile: str = flag("off", MACHINE, "torch.compile the training forward in this mode (default off; helps on CUDA "
+                        "for larger models, costs a compile per training stage; see README, Devices)",
+                        choices=COMPILE_MODES)
     # Plugins' own options by kind, e.g. {"strategy": {"lr_scale": 0.1}} (--set strategy.lr_scale=0.1); checked
     # against the chosen plugin's options class before any data is read (ascbench.options).
     options: dict[str, Any] = field(default_factory=dict)
-    loggers: tuple[str, ...] = ()  # run loggers (plugins) receiving every epoch, e.g. ("csv", "tensorboard")
-    log_dir: str | None = None  # where loggers write (<log_dir>/<run id>/); default <runs dir>/logs
+    loggers: tuple[str, ...] = flag((), MACHINE, "also send every epoch to this run logger (repeatable): csv, "
+                                    "tensorboard or a plugin's (ascbench list --loggers); the run record keeps the "
+                                    "history either way", metavar="NAME", flags=("--logger",), action="append")
+    log_dir: str | None = flag(None, MACHINE, "where loggers write (default: <runs dir>/logs)", metavar="DIR")
     # --quick: QUICK_SETTINGS fill every field not given (as a recipe's do, over it), so every stage, pretraining
     # included, is short; the run's row is marked quick and the leaderboard leaves it out unless asked.
-    quick: bool = False
+    quick: bool = flag(False, TRAINING, "a quick check that everything runs: every stage (pretraining too) a couple of "
+                       "one-pass epochs unless given; the record is marked quick, and the leaderboard leaves it out "
+                       "unless asked")
 
     def __post_init__(self) -> None:
-        # Types first, for every field: a sweep spec's `epochs = 1.5` or `test_cities = "Arden"` must fail
+        # Types first, for every field: a sweep spec's `epochs = 1.5` or `loggers = "csv"` must fail
         # here, before any data is read, not inside a plugin after feature extraction.
         for f in dataclasses.fields(self):
             _check_type(f.name, f.type, getattr(self, f.name))
@@ -139,14 +187,7 @@ class RunConfig:
             raise ConfigError(f"--context takes city, time or city,time; got {self.context!r}")
 
     def _check_protocol_fields(self) -> None:
-        if self.time_holdout not in TIME_HOLDOUTS:
-            raise ConfigError(f"--time-holdout must be one of {', '.join(TIME_HOLDOUTS)}, not {self.time_holdout!r}")
-        unknown = sorted(set(self.test_periods) - set(PERIOD_NAMES))
-        if unknown or not self.test_periods:
-            raise ConfigError(f"--test-periods takes periods from {', '.join(PERIOD_NAMES)}; got {', '.join(self.test_periods) or 'none'}")
-        for date in self.test_dates:
-            if not _DATE.match(date):
-                raise ConfigError(f"--test-dates takes dates as YYYY-MM-DD, got {date!r}")
+        # A protocol's own settings (unseen-time's test periods...) are its options, checked by its options class.
         if self.untaught not in UNTAUGHT_POLICIES:
             raise ConfigError(f"--untaught must be one of {', '.join(UNTAUGHT_POLICIES)}, not {self.untaught!r}")
 
@@ -154,8 +195,7 @@ class RunConfig:
         """What the protocol plugin is told: the split-related fields of this config, and its own options."""
         from ascbench.protocols import ProtocolOptions
 
-        return ProtocolOptions(seed=self.seed, test_cities=self.test_cities, time_holdout=self.time_holdout,
-                               test_periods=self.test_periods, test_dates=self.test_dates, folds=self.folds,
+        return ProtocolOptions(seed=self.seed, folds=self.folds,
                                fold=self.fold if fold is None else fold, group_by=self.group_by, untaught=self.untaught,
                                plugin=plugin)
 
@@ -232,8 +272,9 @@ class RunConfig:
 
     def _comparable(self) -> dict[str, Any]:
         """:meth:`to_dict` with the options at their plugin's default left out: an option given at its default,
-        a record storing every option and one storing only those set all compare equal."""
-        return {**self.to_dict(), "options": set_options(self)}
+        a record storing every option and one storing only those set all compare equal (in the form hashes read:
+        :func:`hashed_form`)."""
+        return hashed_form({**self.to_dict(), "options": set_options(self)})
 
     def digest(self) -> str:
         """A stable hash of the whole config: runs with equal digests were run exactly alike."""
@@ -248,8 +289,6 @@ class RunConfig:
 # What --quick sets unless given explicitly: a couple of epochs per stage, each one pass over its clips.
 QUICK_SETTINGS: dict[str, Any] = {"epochs": 2, "pretrain_epochs": 2, "min_epoch_clips": 0, "patience": 0}
 
-OTHER_RATE_POLICIES = ("resample", "refuse")
-COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")  # torch.compile's modes
 
 SEED_LIMIT = 2**32  # numpy's and torch's seeds are unsigned 32-bit: ascbench owns the bound, not numpy
 
@@ -269,8 +308,31 @@ BOUNDS = {
 # sweep specs and config files that still name them keep working: each is moved into the options of its plugin
 # when the run chose that plugin, and dropped when it holds that plugin's default (a record of a run with
 # --semi none stored pl_rounds = 2, which did nothing).
-# Each plugin declares its own (StrategySpec/SemiSpec ``renamed=``); ascbench.shortcuts reads them.
+# Each plugin declares its own (StrategySpec/SemiSpec/ProtocolSpec ``renamed=``); ascbench.shortcuts reads them.
 _LEGACY = "_legacy"
+
+
+# Of those, the ones that left the config after leaderboards were published, with the value configs held when
+# they were not set. Every hash of a config (its digest, a leaderboard row's setting id) still reads each as the
+# field it was, holding the value the run used, so a published setting id and a stored run's digest stay what they
+# were. (The semi methods' options left before any table was published: they are hashed as options.)
+HASHED_AS_FIELDS: dict[str, Any] = {"test_cities": [], "time_holdout": "time-of-day",
+                                     "test_periods": ["evening", "night"], "test_dates": []}
+
+
+def hashed_form(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` (as :meth:`RunConfig.to_dict` gives it) as hashes read it: each of ``HASHED_AS_FIELDS`` taken
+    out of its plugin's options and written back as a field (its old default when the run chose another plugin)."""
+    out = {**config, "options": {kind: dict(values) for kind, values in (config.get("options") or {}).items()}}
+    renamed = declared().renamed
+    for old, default in HASHED_AS_FIELDS.items():
+        value, r = default, renamed.get(old)
+        if r is not None and config.get(r.kind) == r.plugin and r.option in out["options"].get(r.prefix, {}):
+            value = out["options"][r.prefix].pop(r.option)
+            if not out["options"][r.prefix]:
+                del out["options"][r.prefix]
+        out[old] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 def _renamed(data: dict[str, Any]) -> dict[str, Any]:
@@ -317,6 +379,8 @@ def _options_of_chosen_plugins(data: dict[str, Any]) -> dict[str, Any]:
     for old, value in legacy.items():
         r = declared().renamed[old]
         chosen = data.get(r.kind, defaults[r.kind])
+        if isinstance(value, tuple):  # as a list, as configs stored it and as the default is declared
+            value = list(value)
         if chosen == r.plugin:
             if value != r.default:
                 options.setdefault(r.prefix, {}).setdefault(r.option, value)
@@ -439,8 +503,7 @@ def _check_type(name: str, annotation: str, value: Any) -> None:
                              else "null" if a == "None" else "a whole number" if a == "int" else "a number" if a == "float"
                              else "true or false" if a == "bool" else "text" for a in options)
         raise ConfigError(f"{_flag(name)} must be {wanted}, got {value!r} ({type(value).__name__})")
-TUPLE_FIELDS = ("test_cities", "test_periods", "test_dates", "loggers")  # lists in JSON, tuples here (hashable, frozen)
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+TUPLE_FIELDS = ("loggers",)  # lists in JSON, tuples here (hashable, frozen)
 
 # Fields that decide how a run executes, not what it computes (up to floating-point summation order).
 # torch.compile fuses kernels: the same computation in another summation order.

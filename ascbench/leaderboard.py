@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from ascbench.config import EXECUTION_FIELDS, RunConfig
+from ascbench.config import EXECUTION_FIELDS, RunConfig, hashed_form
 
 GROUP_KEYS = ["dataset", "protocol", "model", "strategy", "semi", "labeled"]
 ROW_KEY = [*GROUP_KEYS, "setting"]  # one leaderboard row: the shown columns and the exact experiment
@@ -32,9 +32,10 @@ def setting_of(config: dict[str, Any]) -> dict[str, str]:
     and the seed) and ``setting_label`` (the recipe or ``default``, plus each field that differs, written as
     the ``--set`` assignments that would make it: ``epochs=2, model.width=48, strategy.lr_scale=0.5``)."""
     cfg = RunConfig.from_stored(config)
-    full = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_THE_EXPERIMENT}
+    full = {k: v for k, v in hashed_form(cfg.to_dict()).items() if k not in _NOT_THE_EXPERIMENT}
     digest = hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:8]
-    baseline = RunConfig.from_dict({"recipe": cfg.recipe, "dataset": cfg.dataset} if cfg.recipe else {}).to_dict()
+    recipe = {"recipe": cfg.recipe, "dataset": cfg.dataset} if cfg.recipe else {}
+    baseline = hashed_form(RunConfig.from_dict(recipe).to_dict())
     shown = set(GROUP_KEYS) | {"recipe"}
     mine = _assignments({k: v for k, v in full.items() if k not in shown})
     theirs = _assignments({k: v for k, v in baseline.items() if k not in shown})

@@ -206,8 +206,8 @@ def _culprit(plan: Plan, exc: BaseException) -> str:
 
 
 def _module(fn: Any) -> str | None:
-    """The module of a plugin's function; None for the core's own (``ascbench.semi``'s built-in methods), whose
-    frames say nothing about which plugin failed."""
+    """The module of a plugin's function; None for the core's own (``ascbench.semi.supervised``, which ``--semi
+    none`` registers), whose frames say nothing about which plugin failed."""
     module = getattr(fn, "__module__", None)
     return None if module is None or module == "ascbench" or module.startswith("ascbench.") else module
 

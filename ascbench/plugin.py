@@ -12,7 +12,8 @@ A plugin imports nothing else from ascbench; ``tests/test_plugin_surface.py`` ho
 scaffold templates to that. What is here is the contract: the hook marker, every spec class, the options a plugin
 may extend, the training job a strategy or semi-supervised method is handed (as a :class:`TrainingJob`
 ``Protocol``: the contract, not the training loop), the errors a plugin may raise, and the helpers the built-in
-plugins use (layers, data checks, file writing, the semi-supervised building blocks). Everything else in ascbench
+plugins use (layers, data checks, file writing, the training calls a semi-supervised method makes, the seeded
+draws a protocol makes). Everything else in ascbench
 may change between versions without notice.
 
 This module imports torch (the layers are ``nn.Module``s); ``import ascbench`` does not import it.
@@ -30,6 +31,7 @@ from ascbench.data.checks import (MetadataSource, anything_at, check_spellings, 
                                   readable_file)
 from ascbench.data.dataset import ClipDataset, DatasetOptions, leaves_root
 from ascbench.data.timefeatures import PERIODS, period_of
+from ascbench.device import model_compute
 from ascbench.errors import AscbenchError, ConfigError, DataError, PluginError, UnknownNameError
 from ascbench.features import FeatureConfig
 from ascbench.fileio import atomic_write_text, cache_root, exclusive_lock, guarded_area
@@ -37,13 +39,13 @@ from ascbench.hookspecs import hookimpl
 from ascbench.layers import (FUSIONS, ContextEncoder, ContextFusion, ConvBNReLU, DepthwiseSeparableConv, EarlyFusion,
                              GatedFusion, InputBatchNorm, ResidualDSBlock, SqueezeExcite)
 from ascbench.metrics import confusion_matrix, log_loss, macro_accuracy, macro_f1
-from ascbench.protocols import ProtocolOptions, Split, all_labeled, official, unseen_city, unseen_time
+from ascbench.protocols import ProtocolOptions, Split, best_draw, stratified_group_holdout
 from ascbench.recipes import BudgetOptions, configure_budget, scale_budget
-from ascbench.semi import (MeanTeacherOptions, PseudoLabelOptions, fit_rows, mean_teacher, pseudo_label,
-                           recording_vote, select_pseudo_labels, supervised)
+from ascbench.semi import fit_rows, supervised
 from ascbench.specs import (CommandSpec, DatasetSpec, Departure, FrontEndSpec, Importer, LoggerSpec, MetricSpec,
                             ModelContext, ModelFamily, ModelSpec, ProtocolSpec, RecipeSpec, SemiSpec, StrategySpec)
-from ascbench.training import FitResult, TrainingHook, predict
+from ascbench.training import FitResult, TrainingHook, augment_batch, predict
+from ascbench.vocabulary import PERIOD_NAMES
 from ascbench.weights import Checkpoint
 
 
@@ -83,16 +85,17 @@ __all__ = [
     "hookimpl", "CommandSpec", "DatasetSpec", "FrontEndSpec", "Importer", "LoggerSpec", "MetricSpec", "ModelContext",
     "ModelFamily", "ModelSpec", "ProtocolSpec", "RecipeSpec", "Departure", "SemiSpec", "StrategySpec",
     # options a plugin extends or reads
-    "BudgetOptions", "DatasetOptions", "ProtocolOptions", "MeanTeacherOptions", "PseudoLabelOptions",
+    "BudgetOptions", "DatasetOptions", "ProtocolOptions",
     # errors
     "AscbenchError", "ConfigError", "DataError", "PluginError", "UnknownNameError",
     # training
-    "TrainingJob", "FitResult", "TrainingHook", "fit_rows", "supervised", "predict", "pseudo_label", "mean_teacher",
-    "select_pseudo_labels", "recording_vote", "Checkpoint",
+    "TrainingJob", "FitResult", "TrainingHook", "fit_rows", "supervised", "predict", "augment_batch", "model_compute",
+    "Checkpoint",
     # data
     "ClipDataset", "MetadataSource", "anything_at", "check_spellings", "file_problem", "parse_timestamps",
-    "readable_file", "leaves_root", "PERIODS", "period_of", "Split", "all_labeled", "official", "unseen_city",
-    "unseen_time", "FeatureConfig",
+    "readable_file", "leaves_root", "PERIODS", "PERIOD_NAMES", "period_of", "FeatureConfig",
+    # protocols: the split a protocol returns, and the seeded draws the built-in ones make
+    "Split", "best_draw", "stratified_group_holdout",
     # metrics (ascbench's own definitions: a plugin's score agrees with metrics.json)
     "macro_accuracy", "macro_f1", "log_loss", "confusion_matrix",
     # recipes, loggers, files

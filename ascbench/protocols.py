@@ -20,8 +20,7 @@ import pandas as pd
 
 from ascbench.data.dataset import CLIP_LEVEL, ClipDataset
 from ascbench.errors import AscbenchError, ConfigError, PluginError
-from ascbench.vocabulary import DEFAULT_TEST_PERIODS, TIME_HOLDOUTS, UNTAUGHT_POLICIES  # noqa: F401 - re-exported
-from ascbench.vocabulary import PERIOD_NAMES as PERIOD_CHOICES
+from ascbench.vocabulary import UNTAUGHT_POLICIES
 
 if TYPE_CHECKING:  # pragma: no cover
     from ascbench.specs import ProtocolSpec
@@ -33,10 +32,6 @@ T = TypeVar("T")
 class ProtocolOptions:
     seed: int = 0
     test_fraction: float = 0.25  # of groups (official without a split), cities (unseen-city) or dates (unseen-time)
-    test_cities: tuple[str, ...] = ()  # explicit hold-out cities for unseen-city
-    time_holdout: str = "time-of-day"  # unseen-time: hold out periods of the day, or dates
-    test_periods: tuple[str, ...] = DEFAULT_TEST_PERIODS  # unseen-time by time of day
-    test_dates: tuple[str, ...] = ()  # unseen-time by date: YYYY-MM-DD; empty: the latest test_fraction of clips
     folds: int = 0  # unseen-city: K cross-city folds (0 = a single seeded hold-out)
     fold: int = 0  # which fold this run tests
     group_by: str | None = None  # grouping level kept whole; None: the dataset's coarsest
@@ -172,15 +167,9 @@ def run_protocol(spec: "ProtocolSpec", dataset: ClipDataset, options: ProtocolOp
                           keeps_groups_whole=spec.keeps_groups_whole, leak=spec.leak)
 
 
-# --- the built-in protocols ------------------------------------------------------------------------------
+# --- helpers a protocol calls (the built-in protocols live in ascbench_plugins.protocols) ---------------
 
-def all_labeled(dataset: ClipDataset, options: ProtocolOptions) -> Split:
-    """Every clip trains and nothing is tested: the model to submit, trained with every label there is
-    (validation for early stopping still comes from labeled training groups)."""
-    return Split(np.arange(len(dataset.meta)), np.array([], dtype=np.int64), {"protocol": "all-labeled"})
-
-
-def _best_draw(draw: Callable[[], T], cost: Callable[[T], int], attempts: int) -> T:
+def best_draw(draw: Callable[[], T], cost: Callable[[T], int], attempts: int) -> T:
     """The first of up to ``attempts`` seeded draws that costs nothing, else the first cheapest.
 
     Used wherever a protocol draws hold-outs at random but must avoid testing classes training cannot
@@ -226,134 +215,7 @@ def stratified_group_holdout(dataset: ClipDataset, groups: np.ndarray, fraction:
                 held.update(rng.choice(free, size=min(want - have, len(free)), replace=False).tolist())
         return np.isin(groups, list(held))
 
-    return _best_draw(draw, lambda test: len(classes_without_training_labels(dataset, ~test, test)), attempts)
-
-
-def official(dataset: ClipDataset, options: ProtocolOptions) -> Split:
-    """The dataset's own train/test split; else a class-stratified hold-out of whole groups.
-
-    The hold-out uses the dataset's ``split_seed`` when it declares one (one official split for every
-    run), else the run's seed.
-    """
-    split = dataset.meta["split"].fillna("").astype(str)
-    if (split == "test").any():
-        test = (split == "test").to_numpy()
-        # Clips the dataset assigns to neither side (e.g. TAU devices outside fold 1) stay out.
-        train = (split == "train").to_numpy() if (split == "train").any() else ~test
-        return Split(np.flatnonzero(train), np.flatnonzero(test), {"protocol": "session-holdout", "source": "dataset split"})
-    level = dataset.resolve_grouping(options.group_by)
-    seed = dataset.split_seed if dataset.split_seed is not None else options.seed
-    test = stratified_group_holdout(dataset, dataset.groups(level), options.test_fraction, seed)
-    return Split(np.flatnonzero(~test), np.flatnonzero(test),
-                 {"protocol": "session-holdout", "source": f"{options.test_fraction:g} of each class's {level}s, seed {seed}"})
-
-
-def _classes_by_city(dataset: ClipDataset) -> tuple[dict[str, set[int]], dict[str, set[int]]]:
-    """Per city: the classes its labeled clips teach, and the classes its known-label clips would test."""
-    labels = dataset.label_indices()
-    frame = pd.DataFrame({"city": dataset.meta["city"].to_numpy(), "y": labels,
-                          "labeled": dataset.meta["labeled"].to_numpy()})
-    frame = frame[frame["y"] >= 0]
-    teaches = frame[frame["labeled"]].groupby("city")["y"].agg(set).to_dict()
-    tests = frame.groupby("city")["y"].agg(set).to_dict()
-    return teaches, tests
-
-
-def _untaught_if_held(held: list[str], cities: list[str], teaches: dict, tests: dict) -> tuple[int, int]:
-    """(classes tested but untaught, classes left to score) when ``held`` cities test and the rest train."""
-    taught = set().union(*(teaches.get(c, set()) for c in cities if c not in held))
-    tested = set().union(*(tests.get(c, set()) for c in held))
-    return len(tested - taught), len(tested & taught)
-
-
-def _fold_assignment(dataset: ClipDataset, cities: list[str], folds: int, seed: int, attempts: int = 200) -> list[list[str]]:
-    """Cities dealt into ``folds`` folds; among seeded shuffles, the first whose every fold scores some class
-    and leaves no tested class untaught, else the one that leaves fewest untaught."""
-    teaches, tests = _classes_by_city(dataset)
-    rng = np.random.default_rng(seed)
-
-    def cost(assignment: list[list[str]]) -> int:
-        total = 0
-        for held in assignment:
-            untaught, scored = _untaught_if_held(held, cities, teaches, tests)
-            total += untaught if scored else 10_000  # a fold with nothing to score cannot run
-        return total
-
-    def deal() -> list[list[str]]:
-        order = rng.permutation(cities)
-        return [sorted(order[k::folds].tolist()) for k in range(folds)]
-
-    return _best_draw(deal, cost, attempts)
-
-
-def unseen_city(dataset: ClipDataset, options: ProtocolOptions) -> Split:
-    """Test on cities that never occur in training.
-
-    Without ``test_cities`` the hold-out cities are drawn with the seed, preferring draws that test no
-    class left untaught (classes and cities are entangled in real data); with ``folds`` every city is
-    tested in exactly one fold.
-    """
-    cities = sorted(dataset.meta["city"].unique())
-    city_col = dataset.meta["city"]
-    if options.folds:
-        if not 2 <= options.folds <= len(cities):
-            raise ConfigError(f"--folds must be between 2 and the number of cities ({len(cities)}), got {options.folds}")
-        if not 0 <= options.fold < options.folds:
-            raise ConfigError(f"--fold must be in [0, {options.folds}), got {options.fold}")
-        held = _fold_assignment(dataset, cities, options.folds, options.seed)[options.fold]
-        test = city_col.isin(held).to_numpy()
-        return Split(np.flatnonzero(~test), np.flatnonzero(test),
-                     {"protocol": "unseen-city", "test_cities_held_out": held, "fold": options.fold, "folds": options.folds})
-    if options.test_cities:
-        absent = sorted(set(options.test_cities) - set(cities))
-        if absent:
-            raise ConfigError(f"test cities {absent} are not in {dataset.name!r}; its cities: {', '.join(cities)}")
-        held = sorted(options.test_cities)
-    else:
-        if len(cities) < 2:
-            raise ConfigError(f"unseen-city needs at least 2 cities; {dataset.name!r} has {len(cities)}")
-        rng = np.random.default_rng(options.seed)
-        count = min(len(cities) - 1, max(1, int(round(options.test_fraction * len(cities)))))
-        teaches, tests = _classes_by_city(dataset)
-        held = _best_draw(lambda: sorted(rng.choice(cities, size=count, replace=False).tolist()),
-                          lambda candidate: _untaught_if_held(candidate, cities, teaches, tests)[0], 500)
-    test = city_col.isin(held).to_numpy()
-    return Split(np.flatnonzero(~test), np.flatnonzero(test), {"protocol": "unseen-city", "test_cities_held_out": held})
-
-
-def unseen_time(dataset: ClipDataset, options: ProtocolOptions) -> Split:
-    """Test on times never seen in training: periods of the day, or dates.
-
-    A group of the chosen level that spans held-out and kept times (a session from afternoon into
-    evening) is tested on its held-out clips; its other clips train nothing, since they would put
-    the group on both sides. They are counted in ``purged_clips``.
-    """
-    meta = dataset.meta
-    if options.time_holdout == "time-of-day":
-        unknown = sorted(set(options.test_periods) - set(PERIOD_CHOICES))
-        if unknown or not options.test_periods:
-            raise ConfigError(f"--test-periods takes periods from {', '.join(PERIOD_CHOICES)}; got {', '.join(options.test_periods) or 'none'}")
-        test = meta["period"].isin(options.test_periods).to_numpy()
-        info = {"protocol": "unseen-time", "holdout": "time-of-day", "test_periods": sorted(options.test_periods)}
-    elif options.time_holdout == "date":
-        dates = meta["timestamp"].dt.strftime("%Y-%m-%d")
-        if options.test_dates:
-            absent = sorted(set(options.test_dates) - set(dates))
-            if absent:
-                raise ConfigError(f"--test-dates {', '.join(absent)}: no clip of {dataset.name!r} was recorded then "
-                                  f"(dates run from {dates.min()} to {dates.max()})")
-            chosen = sorted(options.test_dates)
-        else:  # the latest dates holding about test_fraction of the clips
-            cutoff = meta["timestamp"].dt.normalize().quantile(1.0 - options.test_fraction)
-            chosen = sorted(d for d in dates.unique() if d >= cutoff.strftime("%Y-%m-%d"))
-        test = dates.isin(chosen).to_numpy()
-        info = {"protocol": "unseen-time", "holdout": "date", "test_dates": chosen}
-    else:
-        raise ConfigError(f"unknown time holdout {options.time_holdout!r}; valid: {', '.join(TIME_HOLDOUTS)}")
-    groups = dataset.groups(options.group_by)
-    spanning = np.isin(groups, np.unique(groups[test])) & ~test
-    info["purged_clips"] = int(spanning.sum())
-    return Split(np.flatnonzero(~test & ~spanning), np.flatnonzero(test), info)
+    return best_draw(draw, lambda test: len(classes_without_training_labels(dataset, ~test, test)), attempts)
 
 
 @dataclass

@@ -1,10 +1,11 @@
 """Shortcut flags and old config names, declared by the plugins whose options they set.
 
-A strategy or semi-supervised method may give some of its options a flag of their own (``--pl-rounds 3`` is
+A strategy, semi-supervised method or protocol may give some of its options a flag of their own (``--pl-rounds 3`` is
 ``--set semi.rounds=3``) and keep the config names they had before they were its options (``pl_rounds`` in a stored
 record, a sweep file or a config file). It declares both on its spec (``shortcuts=``, ``renamed=``) as literal
 dicts, and this module reads them from the plugin modules' source without importing them: ``ascbench run --help``
-lists every shortcut without importing torch. The registry holds the same declarations (the specs' fields);
+lists every shortcut, with its option's help (the options class field's literal ``metadata`` help), without
+importing torch. The registry holds the same declarations (the specs' fields);
 ``tests/test_core_names_no_plugin.py`` checks that the two agree.
 """
 
@@ -34,6 +35,7 @@ class Shortcut:
     plugin: str
     option: str
     switch: str | None = None  # "false" for ``"--pl-unbalanced": "class_balanced=false"``; None: takes a value
+    help: str = ""  # the option's own help (its field's metadata["help"] in the plugin's source), for --help
 
     @property
     def key(self) -> str:
@@ -87,16 +89,42 @@ def read_declarations(paths: list[Path]) -> Declarations:
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         except (OSError, SyntaxError, UnicodeDecodeError):
             continue  # the registry reports a plugin it cannot import
+        helps = _option_helps(tree)
         for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
             kind, plugin, given = _spec_call(call)
             if kind is None:
                 continue
+            options_class = next((k.value.id for k in call.keywords
+                                  if k.arg == "options_class" and isinstance(k.value, ast.Name)), "")
             for flag, target in given.get("shortcuts", {}).items():
                 option, _, switch = target.partition("=")
-                shortcuts.append(Shortcut(flag, kind.name, kind.option_prefix, plugin, option, switch or None))
+                shortcuts.append(Shortcut(flag, kind.name, kind.option_prefix, plugin, option, switch or None,
+                                          helps.get(options_class, {}).get(option, "")))
             for old, (option, default) in given.get("renamed", {}).items():
                 renamed[old] = Renamed(old, kind.name, kind.option_prefix, plugin, option, default)
     return Declarations(tuple(shortcuts), renamed)
+
+
+def _option_helps(tree: ast.AST) -> dict[str, dict[str, str]]:
+    """Per class of a module, each field's literal help: ``x: int = field(..., metadata={"help": "..."})``, or
+    ``metadata=_help("...")`` (a one-argument helper); fields without a literal help are left out."""
+    found: dict[str, dict[str, str]] = {}
+    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+        for stmt in cls.body:
+            if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+                    and isinstance(stmt.value, ast.Call)):
+                continue
+            metadata = next((k.value for k in stmt.value.keywords if k.arg == "metadata"), None)
+            text = None
+            if isinstance(metadata, ast.Dict):
+                text = next((v.value for k, v in zip(metadata.keys, metadata.values) if isinstance(k, ast.Constant)
+                             and k.value == "help" and isinstance(v, ast.Constant)), None)
+            elif isinstance(metadata, ast.Call) and len(metadata.args) == 1 \
+                    and isinstance(metadata.args[0], ast.Constant):
+                text = metadata.args[0].value
+            if isinstance(text, str):
+                found.setdefault(cls.name, {})[stmt.target.id] = text
+    return found
 
 
 def _spec_call(call: ast.Call) -> tuple[Kind | None, str, dict[str, Any]]:

@@ -184,7 +184,7 @@ class ProtocolSpec:
     split: Callable[["ClipDataset", "ProtocolOptions"], "Split"]
     description: str = ""
     # The ProtocolOptions fields it reads beyond seed, group_by and untaught; a run that sets another
-    # (e.g. --test-cities under official) is refused instead of silently ignored. None: undeclared.
+    # (e.g. --test-periods under official) is refused instead of silently ignored. None: undeclared.
     options: tuple[str, ...] | None = None
     # Capability flag: False for a protocol with no test side (it trains on every labeled clip, to make the
     # model one submits); its runs are stored but not scored, and leaderboards leave them out.
@@ -199,11 +199,15 @@ class ProtocolSpec:
     # Old names of this protocol that still resolve to it (records, sweep specs and scripts keep working); every
     # new run and every table uses ``name``.
     aliases: tuple[str, ...] = ()
+    # Shortcut flags and old config names of its options, as StrategySpec's ({"--test-cities": "test_cities"}).
+    shortcuts: dict[str, str] = field(default_factory=dict)
+    renamed: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_name("protocol", self.name)
         for alias in self.aliases:
             check_name("protocol", alias)
+        check_shortcuts("protocol", self.name, self.options_class, self.shortcuts, self.renamed)
         if not self.keeps_groups_whole and not self.leak:
             raise ValueError(f"protocol {self.name!r} keeps no groups whole: it must say why its split leaks (leak=...)")
 

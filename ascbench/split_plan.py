@@ -49,7 +49,7 @@ def plan_split(dataset: ClipDataset, config: RunConfig, registry: Registry, fold
                val_fraction: float | None = None) -> SplitPlan:
     """Split ``dataset`` as a run of ``config`` would (fold ``fold`` of ``config.folds`` if given)."""
     spec = registry.protocol(config.protocol)
-    check_applicable(config, registry)  # e.g. --test-cities under a protocol that picks no cities
+    check_applicable(config, registry)  # e.g. --test-dates under a protocol that picks no dates
     own = resolve_for(config, registry, "protocol")
     split = run_protocol(spec, dataset, config.protocol_options(fold, own), registry.owner("protocol", config.protocol))
     part = partition(dataset, split, config.labeled, config.val_fraction if val_fraction is None else val_fraction,

@@ -39,6 +39,7 @@ from ascbench.config import RunConfig, read_table
 from ascbench.errors import AscbenchError, ConfigError, RunInterrupted
 from ascbench.registry import Registry, get_registry
 from ascbench.results import load_rows, runs_dir, store_packed_run
+from ascbench.shortcuts import declared
 
 log = logging.getLogger("ascbench")
 
@@ -85,12 +86,24 @@ class SweepSpec:
             values = {**self.base, **dict(zip(keys, combo))}
             if any(all(values.get(k) == v for k, v in entry.items()) for entry in self.exclude):
                 continue
+            values = _without_others_old_fields(values, set(self.base) - set(keys))
             try:
                 cells.append(applicable_cell(RunConfig.from_dict(values), set(keys)))
             except (TypeError, AscbenchError) as exc:
                 raise ConfigError(f"sweep cell {dict(zip(keys, combo))}: {exc}") from None
         check_distinct(cells)
         return cells
+
+
+def _without_others_old_fields(values: dict[str, Any], shared: set[str]) -> dict[str, Any]:
+    """``values`` without the [base] settings under an old field name of a plugin the cell did not choose
+    (``test_periods``, now unseen-time's option, in a cell of ``official``): left out, as a [base] setting a cell
+    does not read is (:func:`applicable_cell`), where a config file would be refused for naming it."""
+    renamed = declared().renamed
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    elsewhere = {k for k in shared & set(renamed)
+                 if values.get(renamed[k].kind, defaults[renamed[k].kind]) != renamed[k].plugin}
+    return {k: v for k, v in values.items() if k not in elsewhere}
 
 
 def applicable_cell(cell: RunConfig, grid_keys: set[str]) -> RunConfig:

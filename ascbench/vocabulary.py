@@ -1,4 +1,4 @@
-"""Names a run's config is checked against (periods of the day, hold-out kinds, untaught-class policies),
+"""Names a run's config is checked against (periods of the day, untaught-class policies),
 in a module that imports nothing: ``ascbench.config`` needs them, and the command line imports the config to
 build ``ascbench --help``, which must not wait for numpy and pandas (``ascbench.protocols`` and
 ``ascbench.data.timefeatures``, which use them, take them from here)."""
@@ -13,6 +13,4 @@ PERIODS: tuple[tuple[str, int, int], ...] = (
     ("evening", 18, 24),
 )
 PERIOD_NAMES: tuple[str, ...] = tuple(p[0] for p in PERIODS)
-TIME_HOLDOUTS = ("time-of-day", "date")
 UNTAUGHT_POLICIES = ("exclude", "refuse")
-DEFAULT_TEST_PERIODS = ("evening", "night")

@@ -10,8 +10,10 @@ import soundfile as sf
 from ascbench.cli import main
 from ascbench.data.dataset import DatasetOptions
 from ascbench.errors import DataError
-from ascbench.protocols import ProtocolOptions, official, unseen_city, unseen_time
+from ascbench.protocols import ProtocolOptions
 from ascbench_plugins import apsipa2025
+from ascbench_plugins.protocols import UnseenTimeOptions, unseen_city, unseen_time
+from ascbench_plugins.protocols import session_holdout as official
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "apsipa2025"
 META_DIR = SHARED if SHARED.is_dir() else apsipa2025.SHIPPED
@@ -38,7 +40,7 @@ def test_time_features_vary_on_the_real_metadata():
 
 @pytest.mark.parametrize("protocol,options", [
     (official, ProtocolOptions()), (unseen_city, ProtocolOptions(seed=0)), (unseen_city, ProtocolOptions(seed=3)),
-    (unseen_time, ProtocolOptions(time_holdout="date")),
+    (unseen_time, ProtocolOptions(plugin=UnseenTimeOptions(time_holdout="date"))),
 ])
 def test_no_recording_on_both_sides(protocol, options):
     ds = _metadata_only()

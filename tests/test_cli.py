@@ -139,3 +139,25 @@ def test_a_bad_model_argument_fails_before_feature_extraction(runs, capsys, monk
     err = capsys.readouterr().err
     assert "mobileascnet" in err and "gru_hiden" in err and "unexpected keyword" in err
     assert not any(runs.iterdir()), "a run that never started left files behind"
+
+
+def test_run_flags_are_made_from_the_config_fields(capsys):
+    """A config field declares its `ascbench run` flag once, on the field: --help shows the field's help in its
+    group, and an untyped flag leaves nothing in the parsed arguments (the config, a recipe or a file fills it)."""
+    import dataclasses
+
+    from ascbench.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--help"])
+    shown = "".join(capsys.readouterr().out.split())  # argparse wraps lines, hyphenated words too
+    flagged = [f for f in dataclasses.fields(RunConfig) if "group" in f.metadata]
+    assert len(flagged) > 40
+    for f in flagged:
+        names = f.metadata.get("flags") or ("--" + f.name.replace("_", "-"),)
+        assert all(name in shown for name in names), f.name
+        assert "".join(f.metadata["help"].split()) in shown, f.name
+        if f.metadata["group"]:
+            assert "".join(f.metadata["group"].split()) + ":" in shown, f.name
+    untyped = vars(build_parser().parse_args(["run"]))
+    assert not set(untyped) & {f.name for f in dataclasses.fields(RunConfig)}

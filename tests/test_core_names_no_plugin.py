@@ -31,16 +31,7 @@ COMMON_WORDS: dict[str, str] = {
     "none": "the value 'none' of core settings (--normalization none, plot options), as well as --semi none",
 }
 # (file, name) pairs left, each with why.
-ALLOWED: dict[tuple[str, str], str] = {
-    # The facade's __all__ lists the Python function `official` that plugins/protocols.py registers: an identifier.
-    ("plugin.py", "official"): "__all__ names the function ascbench.protocols.official, not the protocol",
-    # The built-in protocols' split functions live in the core (plugins/protocols.py registers them) and write the
-    # protocol's name into the split they return; moving them into the plugin is the rest of issue 32.
-    ("protocols.py", "session-holdout"): "the built-in split function records its own name (to move into the plugin)",
-    ("protocols.py", "unseen-city"): "the built-in split function records its own name (to move into the plugin)",
-    ("protocols.py", "unseen-time"): "the built-in split function records its own name (to move into the plugin)",
-    ("protocols.py", "all-labeled"): "the built-in split function records its own name (to move into the plugin)",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def builtin_plugin_names() -> set[str]:
@@ -146,13 +137,14 @@ def test_the_declarations_read_from_source_are_the_registered_ones():
         assert spec.shortcuts[s.flag] == s.option + (f"={s.switch}" if s.switch else "")
     for r in read.renamed.values():
         assert registry.get(r.kind, r.plugin).renamed[r.old] == (r.option, r.default)
-    registered = {(kind, flag) for kind in ("strategy", "semi") for name in registry.names(kind)
+    registered = {(kind, flag) for kind in ("strategy", "semi", "protocol") for name in registry.names(kind)
                   for flag in registry.get(kind, name).shortcuts}
     assert registered == {(s.kind, s.flag) for s in read.shortcuts}
-    # every shortcut names an option its plugin has
+    # every shortcut names an option its plugin has, and --help shows that option's own help
     for s in read.shortcuts:
         options_class = registry.get(s.kind, s.plugin).options_class
         assert s.option in {f.name for f in dataclasses.fields(options_class)}, s
+        assert s.help and s.help == options_class.__dataclass_fields__[s.option].metadata["help"], s
 
 
 def test_a_folder_plugins_shortcut_is_listed_and_sets_its_option(tmp_path, monkeypatch, capsys):
@@ -177,7 +169,6 @@ def test_a_folder_plugins_shortcut_is_listed_and_sets_its_option(tmp_path, monke
         assert "--my-k K" in shown and "semi my-semi: --set semi.on=false" in shown
         argv = ["run", "--semi", "my-semi", "--my-k", "3", "--my-off"]
         args = build_parser().parse_args(argv)
-        args.run_argv = argv[1:]  # as main() keeps it, to tell typed flags from defaults
         given = _explicit_fields(args)
         assert given["semi.k"] == 3 and given["semi.on"] is False
         from ascbench.config import _options_of_chosen_plugins, _renamed
@@ -188,7 +179,7 @@ def test_a_folder_plugins_shortcut_is_listed_and_sets_its_option(tmp_path, monke
 
 def test_a_shortcut_to_an_option_the_plugin_lacks_is_refused_at_declaration():
     from ascbench.specs import SemiSpec
-    from ascbench.semi import MeanTeacherOptions
+    from ascbench_plugins.semi_methods import MeanTeacherOptions
 
     with pytest.raises(ValueError, match="--mt-nope sets option 'nope'"):
         SemiSpec("x", lambda *a: [], options_class=MeanTeacherOptions, shortcuts={"--mt-nope": "nope"})
@@ -204,8 +195,8 @@ def test_a_shortcut_that_clashes_with_a_core_flag_is_skipped_with_a_warning(tmp_
     (tmp_path / "clash.py").write_text(
         "import ascbench.plugin as ap\n\n"
         "@ap.hookimpl\ndef ascbench_semi_methods():\n"
-        "    return [ap.SemiSpec('clash', ap.supervised, 'x', options_class=ap.MeanTeacherOptions,\n"
-        "                        shortcuts={'--seed': 'ema'})]\n")
+        "    return [ap.SemiSpec('clash', ap.supervised, 'x', options_class=ap.BudgetOptions,\n"
+        "                        shortcuts={'--seed': 'budget'})]\n")
     monkeypatch.setenv("ASCBENCH_PLUGINS_DIR", str(tmp_path))
     declared.cache_clear()
     try:

@@ -164,8 +164,8 @@ def test_recording_grouping_leaks_and_session_grouping_does_not(synthetic):
 def test_unseen_time_scores_what_the_real_data_scores(synthetic, real, periods):
     """Classes recorded only in the held-out periods (Bar at 20-22 h) cannot be taught; classes never recorded
     in them cannot be tested: both leave the same classes scored as on the real metadata."""
-    _, mine = _ceiling(synthetic, protocol="unseen-time", test_periods=periods)
-    _, theirs = _ceiling(real, protocol="unseen-time", test_periods=periods)
+    _, mine = _ceiling(synthetic, protocol="unseen-time", options={"protocol": {"test_periods": periods}})
+    _, theirs = _ceiling(real, protocol="unseen-time", options={"protocol": {"test_periods": periods}})
     labels = lambda ds, split: set(ds.meta["scene_label"].iloc[split.test])  # noqa: E731
     assert labels(synthetic, mine) == labels(real, theirs)
     assert mine.excluded_classes == theirs.excluded_classes

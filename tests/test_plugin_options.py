@@ -169,7 +169,6 @@ def test_a_front_end_plugin_and_front_end_options_run_end_to_end(registry, tmp_p
 def test_one_path_from_the_command_line_a_config_file_and_a_sweep(tmp_path):
     argv = ["run", "--strategy", "finetune", "--set", "strategy.lr_scale=0.5", "--set", "model.width=48"]
     args = build_parser().parse_args(argv)
-    args.run_argv = argv[1:]  # as main() keeps it, to tell typed flags from defaults
     config = config_from_args(args)
     assert config.options == {"strategy": {"lr_scale": 0.5}} and config.model_kwargs == {"width": 48}
     spec = tmp_path / "run.toml"

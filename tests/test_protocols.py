@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 
 from ascbench.errors import ConfigError
-from ascbench.protocols import ProtocolOptions, official, partition, unseen_city, unseen_time
+from ascbench.protocols import ProtocolOptions, partition
+from ascbench_plugins.protocols import UnseenCityOptions, UnseenTimeOptions, unseen_city, unseen_time
+from ascbench_plugins.protocols import session_holdout as official
 
 
 def _groups(ds, rows):
@@ -37,10 +39,10 @@ def test_unseen_city_is_deterministic_and_seed_dependent(tiny):
 
 def test_unseen_city_explicit_cities(tiny):
     city = sorted(tiny.meta["city"].unique())[0]
-    split = unseen_city(tiny, ProtocolOptions(test_cities=(city,)))
+    split = unseen_city(tiny, ProtocolOptions(plugin=UnseenCityOptions(test_cities=(city,))))
     assert _column(tiny, split.test, "city") == {city}
     with pytest.raises(ConfigError, match="Atlantis"):
-        unseen_city(tiny, ProtocolOptions(test_cities=("Atlantis",)))
+        unseen_city(tiny, ProtocolOptions(plugin=UnseenCityOptions(test_cities=("Atlantis",))))
 
 
 def test_unseen_time_of_day(tiny):
@@ -50,7 +52,7 @@ def test_unseen_time_of_day(tiny):
 
 
 def test_unseen_time_by_date(tiny):
-    split = unseen_time(tiny, ProtocolOptions(time_holdout="date"))
+    split = unseen_time(tiny, ProtocolOptions(plugin=UnseenTimeOptions(time_holdout="date")))
     ts = tiny.meta["timestamp"].dt.normalize()
     assert ts.iloc[split.train].max() < ts.iloc[split.test].min()
     assert not _groups(tiny, split.train) & _groups(tiny, split.test)

@@ -16,6 +16,7 @@ from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset, DatasetOptions
 from ascbench.errors import AscbenchError, ConfigError
 from ascbench.metadata_ceiling import metadata_ceiling
+from ascbench.options import resolve_all
 from ascbench.protocols import ProtocolOptions, Split, run_protocol
 from ascbench.registry import build_registry, get_registry
 from ascbench.specs import ProtocolSpec
@@ -36,11 +37,12 @@ CASES = {
     "official": dict(protocol="official"),
     "unseen-city s0": dict(protocol="unseen-city"),
     "unseen-city s2": dict(protocol="unseen-city", seed=2),
-    "unseen-city Xi'an": dict(protocol="unseen-city", test_cities=("Xi'an",)),
+    "unseen-city Xi'an": dict(protocol="unseen-city", options={"protocol": {"test_cities": ("Xi'an",)}}),
     "unseen-time evening+night": dict(protocol="unseen-time"),
-    "unseen-time morning": dict(protocol="unseen-time", test_periods=("morning",)),
-    "unseen-time date": dict(protocol="unseen-time", time_holdout="date"),
-    "unseen-time June": dict(protocol="unseen-time", time_holdout="date", test_dates=("2023-06-18", "2023-06-19")),
+    "unseen-time morning": dict(protocol="unseen-time", options={"protocol": {"test_periods": ("morning",)}}),
+    "unseen-time date": dict(protocol="unseen-time", options={"protocol": {"time_holdout": "date"}}),
+    "unseen-time June": dict(protocol="unseen-time", options={"protocol": {"time_holdout": "date",
+                                                                            "test_dates": ("2023-06-18", "2023-06-19")}}),
     **{f"fold {k + 1}/4": dict(protocol="unseen-city", folds=4, fold=k) for k in range(4)},
 }
 
@@ -59,7 +61,7 @@ def test_every_protocol_runs_on_the_real_dev_metadata_with_sessions_whole(dev, c
     assert set(labels[part.test]) <= taught  # every scored class is taught
     excluded = {dev.classes.index(c) for c in split.excluded_classes}
     assert not excluded & set(labels[part.test])  # excluded classes are not scored
-    if CASES[case]["protocol"] == "unseen-time" and "test_periods" in CASES[case] or case == "unseen-time evening+night":
+    if case in ("unseen-time morning", "unseen-time evening+night"):
         periods = set(split.info["test_periods"])
         assert set(dev.meta["period"].iloc[part.test]) <= periods
         assert not set(dev.meta["period"].iloc[train_side]) & periods
@@ -72,7 +74,8 @@ def test_the_default_time_of_day_holdout_names_what_it_cannot_score(dev):
     assert plan.split.info["purged_clips"] > 0  # afternoon clips of sessions that run into the evening
     with pytest.raises(ConfigError, match="Bar, Construction site.*--untaught exclude"):
         plan_split(dev, RunConfig(dataset="apsipa2025", protocol="unseen-time", untaught="refuse"), get_registry())
-    morning = plan_split(dev, RunConfig(dataset="apsipa2025", protocol="unseen-time", test_periods=("morning",)),
+    morning = plan_split(dev, RunConfig(dataset="apsipa2025", protocol="unseen-time",
+                                               options={"protocol": {"test_periods": ("morning",)}}),
                          get_registry())
     assert morning.split.excluded_classes == ()  # a hold-out that scores every class it tests
 
@@ -209,19 +212,21 @@ def test_unknown_grouping_level_and_bad_split_options_fail_before_any_data(tiny)
     with pytest.raises(ConfigError, match="declares the levels recording"):
         plan_split(tiny, RunConfig(dataset="embedded-tiny", group_by="session"), get_registry())
     with pytest.raises(ConfigError, match="--test-periods takes periods"):
-        RunConfig(test_periods=("dusk",))
+        resolve_all(RunConfig.from_dict({"protocol": "unseen-time", "test_periods": ["dusk"]}), get_registry())
     with pytest.raises(ConfigError, match="YYYY-MM-DD"):
-        RunConfig(test_dates=("18/06/2023",))
-    with pytest.raises(ConfigError, match="test_cities\\) must be a list"):
-        RunConfig(test_cities="Arden")
+        resolve_all(RunConfig.from_dict({"protocol": "unseen-time", "time_holdout": "date",
+                                         "test_dates": ["18/06/2023"]}), get_registry())
+    with pytest.raises(ConfigError, match="protocol.test_cities must be a list"):
+        resolve_all(RunConfig.from_dict({"protocol": "unseen-city", "test_cities": 5}), get_registry())
     with pytest.raises(ConfigError, match="--untaught"):
         RunConfig(untaught="ignore")
 
 
 def test_a_test_date_nobody_recorded_on_is_named(dev):
     with pytest.raises(ConfigError, match="--test-dates 2023-01-01: no clip"):
-        plan_split(dev, RunConfig(dataset="apsipa2025", protocol="unseen-time", time_holdout="date",
-                                  test_dates=("2023-01-01",)), get_registry())
+        plan_split(dev, RunConfig(dataset="apsipa2025", protocol="unseen-time",
+                                  options={"protocol": {"time_holdout": "date", "test_dates": ("2023-01-01",)}}),
+                   get_registry())
 
 
 def test_pretraining_on_the_dataset_under_test_is_refused():

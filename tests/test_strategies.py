@@ -8,7 +8,7 @@ import ascbench.pipeline
 from ascbench.config import RunConfig
 from ascbench.errors import ConfigError
 from ascbench.runner import execute
-from ascbench.semi import select_pseudo_labels
+from ascbench_plugins.semi_methods import select_pseudo_labels
 from ascbench.training import DataBundle
 
 SMALL = {"stem_channels": 8, "channels": [8, 16, 16], "gru_hidden": 16}
@@ -174,7 +174,7 @@ def test_recording_vote_uses_labeled_clips_and_averages_the_rest():
 
     import pandas as pd
 
-    from ascbench.semi import recording_vote
+    from ascbench_plugins.semi_methods import recording_vote
 
     meta = pd.DataFrame({"group": ["r1", "r1", "r1", "r2", "r2", "r3"]})
     data = types.SimpleNamespace(dataset=types.SimpleNamespace(meta=meta), labels=np.array([2, 0, 1, 1, 0, 0]))

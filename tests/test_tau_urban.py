@@ -7,9 +7,10 @@ import soundfile as sf
 from ascbench.config import RunConfig
 from ascbench.data.dataset import DatasetOptions
 from ascbench.errors import DataError
-from ascbench.protocols import ProtocolOptions, official
+from ascbench.protocols import ProtocolOptions
 from ascbench.runner import execute
 from ascbench_plugins import tau_urban
+from ascbench_plugins.protocols import session_holdout as official
 
 CITIES = ["barcelona", "helsinki", "lisbon"]
 SMALL = {"stem_channels": 8, "channels": [8, 16, 16], "gru_hidden": 16}

@@ -128,8 +128,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     parser = build_parser(plugin_commands=_names_another_command(argv))
     args = parser.parse_args(argv)
-    if args.command == "run":  # the run's own options, to tell typed flags from defaults (recipes fill the rest)
-        args.run_argv = argv[argv.index("run") + 1:]
     # Under torchrun only rank 0 reports progress; the other ranks speak up only for problems.
     quiet_rank = os.environ.get("RANK", "0") != "0"
     level = logging.DEBUG if args.debug else logging.WARNING if quiet_rank else logging.INFO

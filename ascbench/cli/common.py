@@ -3,38 +3,116 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import warnings
 from pathlib import Path
+from typing import Any
 
-from ascbench.config import RunConfig
+from ascbench.config import SPLIT, RunConfig
 from ascbench.errors import AscbenchError
+from ascbench.shortcuts import declared
 
 
-def add_split_options(p) -> None:
-    """Protocol options shared by `run` and `data split`, so a previewed split is the one a run gets."""
-    d = RunConfig()
-    g = p.add_argument_group("split (protocol options)")
-    g.add_argument("--group-by", default=None, metavar="LEVEL",
-                   help="grouping level kept whole on one side: recording, or session where the dataset declares it "
-                        "(default: the dataset's coarsest; apsipa2025: session = city + date)")
-    g.add_argument("--test-cities", default="", metavar="A,B", help="unseen-city: comma-separated hold-out cities")
-    g.add_argument("--time-holdout", default=d.time_holdout, choices=("time-of-day", "date"),
-                   help="unseen-time: hold out periods of the day (--test-periods) or dates (--test-dates)")
-    g.add_argument("--test-periods", default=",".join(d.test_periods), metavar="P,Q",
-                   help="unseen-time by time of day: held-out periods among night, morning, afternoon, evening "
-                        f"(default: {','.join(d.test_periods)})")
-    g.add_argument("--test-dates", default="", metavar="YYYY-MM-DD,...",
-                   help="unseen-time by date: held-out dates (default: the latest dates, a quarter of the clips)")
-    g.add_argument("--untaught", default=d.untaught, choices=("exclude", "refuse"),
-                   help="a test class no labeled training clip teaches: leave it out of scoring and name it in the "
-                        "record (exclude, default), or stop (refuse)")
+class TypedOnly:
+    """An argument group whose flags for config fields have no default (``argparse.SUPPRESS``): the parsed
+    namespace then holds exactly the fields typed, a flag given at its default value too, and nothing else, so a
+    recipe or a config file supplies the rest (``ascbench run``). Other flags (``--wide``) keep their defaults."""
+
+    def __init__(self, group: Any) -> None:
+        self.group = group
+
+    def add_argument(self, *flags: str, **kwargs: Any) -> argparse.Action:
+        dest = kwargs.get("dest") or flags[0].lstrip("-").replace("-", "_")
+        if dest in RunConfig.__dataclass_fields__ or dest in CONFIG_FLAG_DESTS:
+            kwargs["default"] = argparse.SUPPRESS
+        return self.group.add_argument(*flags, **kwargs)
+
+
+# Flags that set a config field under a destination of another name (``--model-arg`` fills ``model_kwargs``).
+CONFIG_FLAG_DESTS = {"model_arg": "model_kwargs"}
+
+
+# A field's annotation (a string: config.py postpones them) -> the argparse type of its flag (None: the text).
+_FLAG_TYPES = {"int": int, "float": float}
+
+
+def add_field_flags(p: argparse.ArgumentParser, groups: tuple[str, ...],
+                    typed_only: bool = False) -> dict[str, Any]:
+    """The flags of the RunConfig fields whose ``flag(...)`` declaration names one of ``groups`` (a group title;
+    ``""``: the command's own options), made from the field: ``--field-name`` (or its ``flags``), its type, default
+    and help. Each group is created in the order given, its flags in field order; returns the groups by title, for
+    the flags that set no field. With ``typed_only``, no flag has a default (:class:`TypedOnly`)."""
+    made = {title: p if not title else p.add_argument_group(title) for title in groups}
+    for f in dataclasses.fields(RunConfig):
+        settings = dict(f.metadata)
+        group = settings.pop("group", None)
+        if group not in made:
+            continue
+        flags = settings.pop("flags", None) or ("--" + f.name.replace("_", "-"),)
+        settings["help"] = settings.get("help") or None  # no help: argparse shows the flag alone
+        if f.type == "bool":
+            settings["action"] = "store_true"
+        elif "action" not in settings:  # a repeated flag (append) collects its values; others take one, typed
+            settings.update(type=_FLAG_TYPES.get(f.type.split(" | ")[0]), default=f.default)
+        (TypedOnly(made[group]) if typed_only else made[group]).add_argument(*flags, dest=f.name, **settings)
+    return made
+
+
+def add_split_options(p, typed_only: bool = False) -> None:
+    """Protocol options shared by `run` and `data split`, so a previewed split is the one a run gets; with
+    ``typed_only``, without defaults (:class:`TypedOnly`)."""
+    add_field_flags(p, (SPLIT,), typed_only)
 
 
 def split_fields(args) -> dict:
     """The RunConfig fields that the split options set."""
-    names = lambda text: tuple(x.strip() for x in text.split(",") if x.strip())  # noqa: E731
-    return {"group_by": args.group_by, "test_cities": names(args.test_cities), "time_holdout": args.time_holdout,
-            "test_periods": names(args.test_periods), "test_dates": names(args.test_dates), "untaught": args.untaught}
+    return {"group_by": args.group_by, "untaught": args.untaught}
+
+
+def add_plugin_shortcuts(p: argparse.ArgumentParser, kinds: tuple[str, ...] | None = None,
+                         typed_only: bool = False) -> None:
+    """The shortcut flags plugins declare for their own options (each is one --set PREFIX.FIELD=VALUE); with
+    ``kinds``, only those of plugins of these kinds (``data split`` takes the protocols'); with ``typed_only``, an
+    untyped one leaves no attribute (``argparse.SUPPRESS``), else it holds None (False for a switch)."""
+    g = p.add_argument_group("plugins' shortcuts (each sets one of a plugin's options; any: --set PREFIX.FIELD=VALUE)")
+    untyped: dict[str, Any] = {"default": argparse.SUPPRESS} if typed_only else {}
+    for s in declared().shortcuts:
+        if kinds is not None and s.kind not in kinds:
+            continue
+        try:
+            sets = f"--set {s.key}={'VALUE' if s.switch is None else s.switch}"
+            # the option's own help, read from the plugin's source, before what the flag stands for
+            text = f"{s.kind} {s.plugin}: {s.help} ({sets})" if s.help else f"{s.kind} {s.plugin}: {sets}"
+            text = text.replace("%", "%%")  # argparse formats help with %: a plugin's "30 %" is text
+            if s.switch is None:
+                g.add_argument(s.flag, dest=s.dest, type=option_value, metavar=s.option.upper(), help=text,
+                               **({"default": None} | untyped))
+            else:
+                g.add_argument(s.flag, dest=s.dest, action="store_true", help=text, **untyped)
+        except (argparse.ArgumentError, ValueError) as exc:  # a flag taken already: the plugin's, not the CLI's fault
+            from ascbench.registry import PluginWarning
+
+            warnings.warn(f"{s.kind} {s.plugin!r}: shortcut {s.flag} skipped ({exc}); use --set {s.key}=VALUE",
+                          PluginWarning, stacklevel=2)
+
+
+def option_value(text: str) -> Any:
+    """A shortcut flag's value, read as ``--set`` reads one (so both reach the option's own type check alike)."""
+    from ascbench.sweep import parse_assignment
+
+    return parse_assignment(f"value={text}", multi=False)[1]
+
+
+def shortcut_options(args, kinds: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """The options that the typed shortcut flags of ``kinds``' plugins set, per option prefix (for a command that
+    builds its config from flags alone, as ``data split`` does)."""
+    options: dict[str, dict[str, Any]] = {}
+    for s in declared().shortcuts:
+        value = getattr(args, s.dest, None)
+        if s.kind in kinds and value not in (None, False):
+            options.setdefault(s.prefix, {})[s.option] = option_value(s.switch) if s.switch is not None else value
+    return options
 
 
 class CacheDir(argparse.Action):

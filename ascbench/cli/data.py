@@ -8,7 +8,8 @@ from collections import Counter
 from ascbench.config import RunConfig, current_protocol_name
 from ascbench.defaults import DEFAULT_PROTOCOL
 from ascbench.errors import AscbenchError
-from ascbench.cli.common import add_split_options, check_folds, load_dataset, split_fields
+from ascbench.cli.common import (add_plugin_shortcuts, add_split_options, check_folds, load_dataset, shortcut_options,
+                                 split_fields)
 
 
 def command(args) -> int:
@@ -53,7 +54,8 @@ def _split(args) -> int:
 
     args.protocol = current_protocol_name(args.protocol)  # an old name (official) is shown as today's
     config = RunConfig(dataset=args.dataset, protocol=args.protocol, seed=args.seed, labeled=args.labeled,
-                       folds=args.folds, data_root=args.data_root, **split_fields(args))
+                       folds=args.folds, data_root=args.data_root, options=shortcut_options(args, ("protocol",)),
+                       **split_fields(args))
     check_folds(config)
     if args.output:
         from ascbench.fileio import check_output
@@ -158,6 +160,7 @@ def add_parser(sub) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--labeled", type=float, default=None)
     add_split_options(q)
+    add_plugin_shortcuts(q, kinds=("protocol",))
     q.add_argument("--folds", type=int, default=0, metavar="K",
                    help="unseen-city: preview K cross-city folds (test cities, sizes, classes not scored, ceiling)")
     q.add_argument("--data-root", default=None)

@@ -52,13 +52,15 @@ def command(args) -> int:
 
 
 def _applicable(config: dict) -> dict:
-    """The run's config without the protocol settings its protocol does not read (``--test-cities`` under
-    ``official``...): they were not used, so the meta file must not suggest they were."""
+    """The run's config without the protocol settings its protocol does not read (``--test-periods`` under
+    ``official``, an older record's ``test_cities``, now unseen-city's option...): they were not used, so the
+    meta file must not suggest they were."""
     from dataclasses import fields
 
     from ascbench.errors import AscbenchError
     from ascbench.protocols import ProtocolOptions
     from ascbench.registry import get_registry
+    from ascbench.shortcuts import declared
 
     try:
         reads = get_registry().protocol(config.get("protocol", "")).options
@@ -68,6 +70,8 @@ def _applicable(config: dict) -> dict:
         return config  # the protocol did not declare what it reads
     always = {"seed", "group_by", "untaught", "plugin"}
     unused = {f.name for f in fields(ProtocolOptions)} - always - set(reads)
+    unused |= {old for old, r in declared().renamed.items()
+               if r.kind == "protocol" and r.plugin != config.get("protocol")}
     return {k: v for k, v in config.items() if k not in unused}
 
 

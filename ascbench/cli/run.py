@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from pathlib import Path
 from typing import Any, ContextManager
 
-from ascbench.config import TUPLE_FIELDS, RunConfig
+from ascbench.config import (AUGMENTATION, DATA, EXPERIMENT, GENERAL, MACHINE, SEMI, SPLIT, TRAINING, TUPLE_FIELDS,
+                             RunConfig)
 from ascbench.errors import AscbenchError, ConfigError
 from ascbench.shortcuts import declared
-from ascbench.cli.common import add_cache_dir, add_split_options, check_folds, parse_model_args, split_fields
+from ascbench.cli.common import (CONFIG_FLAG_DESTS, TypedOnly, add_cache_dir, add_field_flags, add_plugin_shortcuts,
+                                 check_folds, option_value, parse_model_args)
 
 
 EPILOG_RUN = """examples:
@@ -39,159 +40,28 @@ PRECEDENCE = "recipe < --config file < typed flags < --set, a later --set over a
 
 
 def add_parser(sub) -> None:
-    d = RunConfig()
     p = sub.add_parser("run", help="train and score one model with one strategy", epilog=EPILOG_RUN,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(run_parser=p)
     p.add_argument("--config", default=None, metavar="FILE",
                    help="a TOML or YAML file of run settings (the field names of config.json); typed flags and --set win "
                         "over it (see the end of this help)")
-    p.add_argument("--recipe", default=None, metavar="NAME",
-                   help="a registered training recipe (apsipa2025-baseline, dcase2024-baseline, li2026, ...; "
-                        "`ascbench list --recipes`): its settings fill every field not given by a flag or --config; its own "
-                        "options are --set recipe.FIELD=VALUE (every built-in: recipe.budget=0.1 runs a tenth of its epochs)")
+    # The flags of config fields are made from the fields (ascbench.config.flag): each is declared once, there.
+    groups = add_field_flags(p, (GENERAL, EXPERIMENT, DATA, SPLIT, SEMI), typed_only=True)
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="FIELD=VALUE",
                    help="set any config field or plugin option (e.g. --set val_fraction=0.2 --set strategy.lr_scale=0.1 "
                         "--set semi.rounds=3); repeatable; wins over typed flags and --config, a later --set over an earlier "
                         "one; `ascbench list` shows each plugin's options")
-    _add_experiment_options(p, d)
-    _add_data_options(p, d)
-    _add_semi_options(p, d)
-    _add_plugin_shortcuts(p)
-    _add_augmentation_options(p, d)
-    _add_training_options(p, d)
-    _add_machine_options(p, d)
+    TypedOnly(groups[EXPERIMENT]).add_argument(
+        "--model-arg", action="append", metavar="KEY=JSON",
+        help="model constructor argument, e.g. --model-arg gru_hidden=96 (repeatable)")
+    add_plugin_shortcuts(p, typed_only=True)
+    machine = add_field_flags(p, (AUGMENTATION, TRAINING, MACHINE), typed_only=True)[MACHINE]
+    _add_output_options(machine)
 
 
-def _add_experiment_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
-    """What is run: the model, the strategy and where its weights start."""
-    g = p.add_argument_group("what to run")
-    g.add_argument("--model", default=d.model, help=f"registered model name (default: {d.model})")
-    g.add_argument("--strategy", default=d.strategy, help=f"training strategy (default: {d.strategy})")
-    g.add_argument("--dataset", default=d.dataset, help=f"dataset (default: {d.dataset}, built in, no download)")
-    g.add_argument("--protocol", default=d.protocol,
-                   help=f"how train and test are split (default: {d.protocol}); `ascbench list --protocols` says what each "
-                        "one tests (session-holdout was called official)")
-    g.add_argument("--seed", type=int, default=d.seed, help="seed for splits, initialisation and batching")
-    g.add_argument("--model-arg", action="append", default=[], metavar="KEY=JSON",
-                   help="model constructor argument, e.g. --model-arg gru_hidden=96 (repeatable)")
-    g.add_argument("--context", default=None, metavar="city,time",
-                   help="fuse city and/or time embeddings into a backbone that has none (e.g. cp-mobile, timm:...)")
-    g.add_argument("--pretrain-on", default=None, metavar="DATASET", help="pretraining source (default: the dataset's own)")
-    g.add_argument("--pretrained", default=None, metavar="CHECKPOINT", help="start from these weights instead of pretraining")
-    g.add_argument("--pretrain-data-root", default=None, metavar="DIR", help="directory of the pretraining source dataset")
-
-
-def _add_data_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
-    """The dataset, its split and its features."""
-    g = p.add_argument_group("data, split and features")
-    g.add_argument("--labeled", type=float, default=d.labeled, metavar="F",
-                   help="fraction of training clips that keep their label (default: the dataset's own labels)")
-    g.add_argument("--front-end", "--feature-preset", dest="feature_preset", default=None, metavar="NAME",
-                   help="feature front-end: embedded | apsipa2025 | dcase2024 | any registered (default: the dataset's; `ascbench list --front-ends`)")
-    g.add_argument("--data-root", default=None, help="directory of the dataset's audio and metadata")
-    g.add_argument("--skip-bad", action="store_true", help="leave unusable audio files out (listed in the run record)")
-    g.add_argument("--other-rate", choices=("resample", "refuse"), default=d.other_rate,
-                   help="audio at another sample rate than the dataset declares: resample it (said once; default) "
-                        "or count it as unusable (refused, or left out with --skip-bad)")
-    add_split_options(p)
-    g.add_argument("--folds", type=int, default=0, metavar="K",
-                   help="unseen-city: run K cross-city folds (each city tested once) and report mean and worst fold; "
-                        "all folds are checked before the first runs (preview: ascbench data split --folds K)")
-
-
-def _add_semi_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
-    """Semi-supervision and the built-in methods' shortcuts."""
-    g = p.add_argument_group("semi-supervision (with any strategy)")
-    g.add_argument("--semi", default=d.semi, metavar="NAME",
-                   help=f"how unlabeled training clips are used: {d.semi} (default: labeled clips only) or any "
-                        "registered method (ascbench list --semi-methods)")
-
-
-def _add_plugin_shortcuts(p: argparse.ArgumentParser) -> None:
-    """The shortcut flags plugins declare for their own options (each is one --set PREFIX.FIELD=VALUE)."""
-    g = p.add_argument_group("plugins' shortcuts (each sets one of a plugin's options; any: --set PREFIX.FIELD=VALUE)")
-    for s in declared().shortcuts:
-        try:
-            if s.switch is None:
-                g.add_argument(s.flag, dest=s.dest, type=_option_value, default=None, metavar=s.option.upper(),
-                               help=f"{s.kind} {s.plugin}: --set {s.key}=VALUE")
-            else:
-                g.add_argument(s.flag, dest=s.dest, action="store_true",
-                               help=f"{s.kind} {s.plugin}: --set {s.key}={s.switch}")
-        except (argparse.ArgumentError, ValueError) as exc:  # a flag taken already: the plugin's, not the CLI's fault
-            from ascbench.registry import PluginWarning
-
-            warnings.warn(f"{s.kind} {s.plugin!r}: shortcut {s.flag} skipped ({exc}); use --set {s.key}=VALUE",
-                          PluginWarning, stacklevel=2)
-
-
-def _option_value(text: str) -> Any:
-    """A shortcut flag's value, read as ``--set`` reads one (so both reach the option's own type check alike)."""
-    from ascbench.sweep import parse_assignment
-
-    return parse_assignment(f"value={text}", multi=False)[1]
-
-
-def _add_augmentation_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
-    """Augmentations of the training batches."""
-    g = p.add_argument_group("augmentation")
-    g.add_argument("--freq-mask", type=int, default=d.freq_mask, help="SpecAugment widest mel band masked (0: off)")
-    g.add_argument("--time-mask", type=int, default=d.time_mask, help="SpecAugment widest frame span masked (0: off)")
-    g.add_argument("--mixstyle-p", type=float, default=d.mixstyle_p, help="frequency-wise MixStyle probability (0: off)")
-    g.add_argument("--mixstyle-alpha", type=float, default=d.mixstyle_alpha)
-    g.add_argument("--mixup-alpha", type=float, default=d.mixup_alpha, help="mixup Beta parameter (0: off)")
-    g.add_argument("--city-dropout", type=float, default=d.city_dropout,
-                   help="rate at which a training clip's city becomes 'unknown', so that index is learned")
-    g.add_argument("--roll-seconds", type=float, default=d.roll_seconds, help="roll clips in time by up to this much (0: off)")
-    g.add_argument("--mask-value", default=d.mask_value, choices=("mean", "floor"),
-                   help="what SpecAugment masks write: the mean, or the clip's floor (as the DCASE baseline)")
-
-
-def _add_training_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
-    """The optimisation: epochs, optimiser, schedule and model selection."""
-    g = p.add_argument_group("training")
-    g.add_argument("--quick", action="store_true",
-                   help="a quick check that everything runs: every stage (pretraining too) a couple of one-pass epochs "
-                        "unless given; the record is marked quick, and the leaderboard leaves it out unless asked")
-    g.add_argument("--epochs", type=int, default=d.epochs, help="maximum training epochs (early stopping may end sooner)")
-    g.add_argument("--pretrain-epochs", type=int, default=d.pretrain_epochs, help="maximum epochs of a pretraining stage")
-    g.add_argument("--batch-size", type=int, default=d.batch_size)
-    g.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (one-cycle schedule)")
-    g.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs; 0 disables")
-    g.add_argument("--optimizer", default=d.optimizer, choices=("adamw", "adam", "sgd"))
-    g.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    g.add_argument("--scheduler", default=d.scheduler, choices=("one-cycle", "step", "cosine", "constant"),
-                   help="one-cycle (peak --lr) | step (x step_gamma every step_epochs) | cosine (after warmup_epochs) | constant")
-    g.add_argument("--select-on", default=d.select_on, choices=("accuracy", "macro-accuracy", "loss", "last"),
-                   help="validation metric that picks the kept epoch and drives early stopping")
-    g.add_argument("--min-epochs", type=int, default=d.min_epochs,
-                   help="earliest epoch early stopping may end training (default: a third of --epochs)")
-    g.add_argument("--val-fraction", type=float, default=d.val_fraction,
-                   help="labeled training recordings held out, per class, for model selection")
-    g.add_argument("--normalization", default=d.normalization, choices=("per-bin", "none", "input-bn"),
-                   help="per-bin standardisation from training clips | none | input-bn (a learned BatchNorm in front "
-                        "of the model, as SE-Trans's bn0; needed for official SE-Trans weights)")
-    g.add_argument("--pretrain-classes", default=d.pretrain_classes, choices=("source", "target"),
-                   help="pretrain on the source's own classes, or on the target's through the dataset's class map")
-
-
-def _add_machine_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
-    """Where and how it runs, and where its results go (no effect on the numbers but --precision)."""
-    g = p.add_argument_group("machine and output")
-    g.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    g.add_argument("--device", default=d.device, metavar="DEV",
-                   help="auto | cpu | cuda | cuda:N | mps (default: auto, CUDA when present); recorded with the run")
-    g.add_argument("--precision", default=d.precision, choices=("fp32", "bf16", "fp16", "auto"),
-                   help="training and inference precision: autocast to bf16 or fp16 (fp16 with a gradient scaler, CUDA "
-                        "only); auto: bf16 where the device computes it natively, else fp32 (the record says which)")
-    g.add_argument("--compile", default=d.compile, choices=("off", "default", "reduce-overhead", "max-autotune"),
-                   help="torch.compile the training forward in this mode (default off; helps on CUDA for larger "
-                        "models, costs a compile per training stage; see README, Devices)")
-    g.add_argument("--logger", dest="loggers", action="append", default=None, metavar="NAME",
-                   help="also send every epoch to this run logger (repeatable): csv, tensorboard or a plugin's "
-                        "(ascbench list --loggers); the run record keeps the history either way")
-    g.add_argument("--log-dir", default=None, metavar="DIR", help="where loggers write (default: <runs dir>/logs)")
+def _add_output_options(g: Any) -> None:
+    """Where the results go and how the run shows itself: no config field (no effect on the numbers)."""
     g.add_argument("--runs-dir", default=None, help="where runs are stored (default: $ASCBENCH_RUNS_DIR or ./runs)")
     add_cache_dir(g)
     g.add_argument("--no-progress", action="store_true",
@@ -202,36 +72,25 @@ def _add_machine_options(p: argparse.ArgumentParser, d: RunConfig) -> None:
                         "its stored config is used, and a run setting given beside it is refused")
 
 
-# Run options whose destination is not the config field of the same name.
-_DEST_FIELDS = {"model_arg": "model_kwargs"}
-
-
-_UNSET = object()
-
-
 def _flag_values(args) -> dict:
-    """Every config field as the run options give it (defaults included)."""
-    kwargs = parse_model_args(args.model_arg)
-    fields = {f for f in RunConfig.__dataclass_fields__}
-    values = {dest: getattr(args, dest) for dest in fields if hasattr(args, dest)}
-    values["loggers"] = tuple(args.loggers or ())
-    values.update(split_fields(args), model_kwargs=kwargs)
+    """The config fields the typed run flags give: an untyped one leaves no attribute (its default is
+    ``argparse.SUPPRESS``, see :class:`TypedOnly`), so what the namespace holds is exactly what was typed."""
+    typed = vars(args)
+    values = {name: typed[name] for name in RunConfig.__dataclass_fields__ if name in typed}
+    if "loggers" in values:
+        values["loggers"] = tuple(values["loggers"])
+    if "model_arg" in typed:  # --model-arg KEY=JSON, repeated: the model's keyword arguments
+        values[CONFIG_FLAG_DESTS["model_arg"]] = parse_model_args(typed["model_arg"])
     return values
 
 
 def _explicit_fields(args) -> dict:
-    """The config fields set on the command line (flags actually typed, then --set), and nothing else, so
-    that a recipe or a config file supplies the rest. A flag given at its default value still counts."""
-    # Repeatable options append to what the namespace holds, so they start at None (untyped) instead of the marker.
-    ns = argparse.Namespace(**{a.dest: None if isinstance(a, argparse._AppendAction) else _UNSET
-                               for a in args.run_parser._actions if a.dest != "help"})
-    args.run_parser.parse_args(args.run_argv, namespace=ns)
-    typed = {_DEST_FIELDS.get(dest, dest) for dest, value in vars(ns).items() if value is not _UNSET and value is not None}
-    values = _flag_values(args)
-    given = {name: values[name] for name in typed if name in values}
+    """The config fields set on the command line (flags typed, then --set), and nothing else, so that a recipe
+    or a config file supplies the rest. A flag given at its default value still counts."""
+    given = _flag_values(args)
     for s in declared().shortcuts:
-        if s.dest in typed and getattr(args, s.dest) not in (None, False):
-            given[s.key] = _option_value(s.switch) if s.switch is not None else getattr(args, s.dest)
+        if hasattr(args, s.dest):  # typed (a shortcut has no default either)
+            given[s.key] = option_value(s.switch) if s.switch is not None else getattr(args, s.dest)
     from ascbench.sweep import parse_assignment
 
     for text in args.assignments:
