@@ -91,10 +91,10 @@ def test_a_sweep_base_setting_is_dropped_from_the_cells_that_do_not_read_it():
     assert by_strategy["scratch"].pretrain_epochs == RunConfig().pretrain_epochs  # not stored as if it mattered
     # a protocol's option under its old field name (test_periods, now unseen-time's): kept where that protocol runs
     cells = SweepSpec({"test_periods": ["morning"], "dataset": "embedded-tiny"},
-                      {"protocol": ["official", "unseen-time"]}).cells()
+                      {"protocol": ["session-holdout", "unseen-time"]}).cells()
     by_protocol = {c.protocol: c for c in cells}
     assert by_protocol["unseen-time"].options == {"protocol": {"test_periods": ["morning"]}}
-    assert by_protocol["official"].options == {}
+    assert by_protocol["session-holdout"].options == {}
 
 
 def test_a_recipes_settings_for_another_plugin_are_not_the_users_mistake(registry):

@@ -38,7 +38,7 @@ def command(args) -> int:
 
     bars = not args.no_progress and sys.stderr.isatty()
     with console_progress(bars):
-        record = execute(RunConfig.from_dict(config), runs_root=args.runs_dir, progress=bars)
+        record = execute(_as_it_ran(RunConfig.from_dict(config), row), runs_root=args.runs_dir, progress=bars)
     print(f"original  {args.run_id}: accuracy {format_percent(row['accuracy'])}  macro-F1 {format_percent(row['macro_f1'])}")
     print(f"re-run    {record.run_id}: accuracy {format_percent(record.row['accuracy'])}  "
           f"macro-F1 {format_percent(record.row['macro_f1'])}")
@@ -47,6 +47,20 @@ def command(args) -> int:
         return 1
     print("reproduced")
     return 0
+
+
+def _as_it_ran(config: RunConfig, row: dict) -> RunConfig:
+    """``config`` with what its machine chose pinned: ``--precision auto`` becomes the precision it resolved to
+    there, and an unset thread count the threads it used. Both change the numbers (bf16 against fp32; another
+    summation order), so a re-run on a machine that would choose otherwise still repeats the original."""
+    pinned = {}
+    if config.precision == "auto" and row.get("precision"):
+        pinned["precision"] = row["precision"]
+    if config.threads is None and row.get("threads"):
+        pinned["threads"] = int(row["threads"])
+    if pinned:
+        print("as the original ran: " + ", ".join(f"--{k} {v}" for k, v in pinned.items()))
+    return config.replace(**pinned)
 
 
 def add_parser(sub) -> None:
