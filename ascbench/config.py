@@ -131,9 +131,10 @@ class RunConfig:
     threads: int | None = flag(None, MACHINE, "torch threads (default: all cores)")
     device: str = flag("auto", MACHINE, "auto | cpu | cuda | cuda:N | mps (default: auto, CUDA when present); recorded "
                        "with the run", metavar="DEV")
-    precision: str = flag("fp32", MACHINE, "training and inference precision: autocast to bf16 or fp16 (fp16 with a "
-                          "gradient scaler, CUDA only); auto: bf16 where the device computes it natively, else fp32 (the "
-                          "record says which)", choices=PRECISION_NAMES)
+    # auto since 2026-12-02: paired fp32-vs-bf16 runs found no accuracy lost (leaderboards/precision, README).
+    precision: str = flag("auto", MACHINE, "training and inference precision: auto (default): bf16 where the device "
+                          "computes it natively, else fp32 (the record says which); fp32; or autocast to bf16 or fp16 "
+                          "(fp16 with a gradient scaler, CUDA only)", choices=PRECISION_NAMES)
     compile: str = flag("off", MACHINE, "torch.compile the training forward in this mode (default off; helps on CUDA "
                         "for larger models, costs a compile per training stage; see README, Devices)",
                         choices=COMPILE_MODES)

@@ -20,7 +20,14 @@ def test_auto_runs_on_the_cpu_and_says_so(runs):
     assert main(TINY + ["--device", "auto"]) == 0
     (row,) = load_rows(runs)
     metrics = json.loads((runs / row["run_id"] / "metrics.json").read_text())
-    assert row["device"] == "cpu" and row["precision"] == "fp32"
+    # --precision auto (the default) resolves to what this CPU computes natively, read here from the kernel's flags
+    from pathlib import Path
+
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    expected = "bf16" if flags & {"avx512_bf16", "amx_bf16"} else "fp32"
+    assert row["device"] == "cpu" and row["precision"] == expected
+    assert metrics["compute"]["precision_requested"] == "auto" and metrics["compute"]["precision_reason"]
     assert metrics["compute"]["device"] == "cpu" and metrics["compute"]["device_name"]
     assert metrics["complexity"]["latency_device"] == "cpu"
 
