@@ -90,7 +90,7 @@ def sort_table(table: pd.DataFrame, key: str, registry: Any = None) -> pd.DataFr
 
         registry = get_registry()
     metric = key.replace("_", "-")
-    if metric in registry.entries["metric"]:
+    if registry.has("metric", metric):
         ascending = not registry.metric(metric).higher_is_better
     else:
         ascending = key in COSTS

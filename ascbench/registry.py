@@ -54,6 +54,13 @@ class Registry:
         for alias in getattr(spec, "aliases", ()):
             self.aliases[kind][alias] = key
 
+    def has(self, kind: str, name: str) -> bool:
+        """Whether ``name`` resolves here: a registered name, an old name of one, or a model of a registered family.
+        Ask this rather than looking in ``entries``, which holds current names only."""
+        if self.canonical(kind, name) in self.entries[kind]:
+            return True
+        return kind == "model" and self._family_of(name) is not None
+
     def canonical(self, kind: str, name: str) -> str:
         """The current name of ``name`` (itself unless it is an old name a spec declares as an alias)."""
         return self.aliases[kind].get(name, name)
@@ -94,7 +101,8 @@ class Registry:
         """Which plugin, package, version and source registered ``name``: what a record keeps, so a row
         can be re-run elsewhere (``rerun`` says which package to install when it is missing)."""
         status = self.status.get(self.owner(kind, name))
-        return {"kind": kind, "name": name, **(status.provenance() if status else {"plugin": self.owner(kind, name)})}
+        return {"kind": kind, "name": self.canonical(kind, name),
+                **(status.provenance() if status else {"plugin": self.owner(kind, name)})}
 
     # Convenience accessors, so call sites read naturally.
     def model(self, name: str) -> ModelSpec:

@@ -318,7 +318,7 @@ def _plugin_provenance(config: RunConfig, registry: Registry) -> list[dict]:
             ("protocol", config.protocol), ("front-end", frontend_name(config, registry))]
     used += [("recipe", config.recipe)] if config.recipe else []
     used += [("logger", name) for name in config.loggers]
-    return [registry.provenance(kind, name) for kind, name in used if name in registry.entries[kind]]
+    return [registry.provenance(kind, name) for kind, name in used if registry.has(kind, name)]
 
 
 def _start_loggers(specs: list, config: RunConfig, run_id: str, root: Path) -> list[callbacks.RunLogger]:

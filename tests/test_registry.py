@@ -51,6 +51,13 @@ def test_an_old_name_resolves_to_the_renamed_plugin_and_tables_show_the_new_one(
     assert registry.protocol("official") is registry.protocol("session-holdout")
     assert registry.canonical("protocol", "official") == "session-holdout"
     assert "official" not in registry.names("protocol")  # listed once, under its current name
+    assert registry.has("protocol", "official") and not registry.has("protocol", "officiall")
+    assert registry.provenance("protocol", "official")["name"] == "session-holdout"
+    # a published record made under the old name: rerun finds its plugin installed
+    from ascbench.cli.rerun import _check_plugins_installed
+
+    _check_plugins_installed({}, {"provenance": {"plugins": [{"kind": "protocol", "name": "official",
+                                                               "plugin": "protocols", "distribution": "ascbench"}]}})
     assert RunConfig.from_dict({"protocol": "official"}).protocol == "session-holdout"
     assert RunConfig.from_dict({"protocol": "official"}).digest() == RunConfig().digest()
 

@@ -16,7 +16,7 @@ def _check_plugins_installed(config: dict, metrics: dict) -> None:
     registry = get_registry()
     for used in metrics.get("provenance", {}).get("plugins", []):
         kind, name = used["kind"], used["name"]
-        if name in registry.entries[kind] or (kind == "model" and registry._family_of(name)):
+        if registry.has(kind, name):
             continue
         package, version = used.get("distribution"), used.get("version")
         if package:
