@@ -43,7 +43,12 @@ def command(args) -> int:
     print(f"re-run    {record.run_id}: accuracy {format_percent(record.row['accuracy'])}  "
           f"macro-F1 {format_percent(record.row['macro_f1'])}")
     if f"{row['accuracy']:.4f}" != f"{record.row['accuracy']:.4f}":
-        print("the re-run differs; compare provenance (versions, machine, threads) in both records")
+        made, now = row.get("git_commit"), record.row.get("git_commit")
+        if made and now and made != now:
+            print(f"the re-run differs: the original was made at commit {made[:10]}, the re-run at {now[:10]}; code "
+                  "changed since can change the numbers (git diff the two commits)")
+        else:
+            print("the re-run differs; compare provenance (versions, machine, threads) in both records")
         return 1
     print("reproduced")
     return 0
