@@ -228,9 +228,9 @@ class RunConfig:
             given = (data.get("options") or {}).get("recipe") if isinstance(data.get("options"), dict) else None
             recipe = fold_dotted(_renamed(recipe_settings(data["recipe"], data.get("dataset", DEFAULT_DATASET), given)))
             data = _under(_for_chosen_plugins(recipe, data), data)
-        data = _options_of_chosen_plugins(data)
-        if isinstance(data.get("protocol"), str):
+        if isinstance(data.get("protocol"), str):  # before the old fields are placed: their messages name it so
             data["protocol"] = current_protocol_name(data["protocol"])
+        data = _options_of_chosen_plugins(data)
         for name in TUPLE_FIELDS:
             if isinstance(data.get(name), list):
                 data[name] = tuple(data[name])

@@ -101,8 +101,31 @@ def read_declarations(paths: list[Path]) -> Declarations:
                 shortcuts.append(Shortcut(flag, kind.name, kind.option_prefix, plugin, option, switch or None,
                                           helps.get(options_class, {}).get(option, "")))
             for old, (option, default) in given.get("renamed", {}).items():
-                renamed[old] = Renamed(old, kind.name, kind.option_prefix, plugin, option, default)
+                claim = Renamed(old, kind.name, kind.option_prefix, plugin, option, default)
+                if _refused_old_name(claim, renamed.get(old)):
+                    continue
+                renamed[old] = claim
     return Declarations(tuple(shortcuts), renamed)
+
+
+def _refused_old_name(claim: Renamed, earlier: Renamed | None) -> bool:
+    """An old name a plugin may not claim, warned about: a field the core config has today (the plugin would take
+    ``epochs`` from every run), or one another plugin claimed first (the first declaration keeps it)."""
+    import dataclasses
+    import warnings
+
+    from ascbench.config import RunConfig
+    from ascbench.registry import PluginWarning
+
+    if claim.old in {f.name for f in dataclasses.fields(RunConfig)}:
+        why = "it is a field of the core config"
+    elif earlier is not None:
+        why = f"{earlier.kind} {earlier.plugin!r} declares it already"
+    else:
+        return False
+    warnings.warn(f"{claim.kind} {claim.plugin!r}: old name {claim.old!r} for {claim.prefix}.{claim.option} ignored "
+                  f"({why})", PluginWarning, stacklevel=3)
+    return True
 
 
 def _option_helps(tree: ast.AST) -> dict[str, dict[str, str]]:

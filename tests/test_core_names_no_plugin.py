@@ -187,21 +187,69 @@ def test_a_shortcut_to_an_option_the_plugin_lacks_is_refused_at_declaration():
         SemiSpec("x", lambda *a: [], options_class=MeanTeacherOptions, renamed={"mt_old": ("gone", 1)})
 
 
-def test_a_shortcut_that_clashes_with_a_core_flag_is_skipped_with_a_warning(tmp_path, monkeypatch):
+@pytest.mark.parametrize("flag, argv, dest, value", [
+    ("--seed", ["run", "--seed", "3"], "seed", 3),
+    ("--epochs", ["run", "--epochs", "3"], "epochs", 3),  # a core flag made after the shortcuts once crashed every command
+    ("--output", ["data", "split", "embedded-tiny", "--output", "x.csv"], "output", "x.csv"),
+])
+def test_a_shortcut_that_clashes_with_a_core_flag_is_skipped_with_a_warning(tmp_path, monkeypatch, flag, argv, dest,
+                                                                          value):
     from ascbench.cli import build_parser
     from ascbench.registry import PluginWarning
     from ascbench.shortcuts import declared
 
+    kind, hook, spec = ("protocol", "ascbench_protocols", "ProtocolSpec") if argv[0] == "data" else \
+        ("semi", "ascbench_semi_methods", "SemiSpec")
     (tmp_path / "clash.py").write_text(
         "import ascbench.plugin as ap\n\n"
-        "@ap.hookimpl\ndef ascbench_semi_methods():\n"
-        "    return [ap.SemiSpec('clash', ap.supervised, 'x', options_class=ap.BudgetOptions,\n"
-        "                        shortcuts={'--seed': 'budget'})]\n")
+        f"@ap.hookimpl\ndef {hook}():\n"
+        f"    return [ap.{spec}('clash', ap.supervised, 'x', options_class=ap.BudgetOptions,\n"
+        f"                        shortcuts={{'{flag}': 'budget'}})]\n")
     monkeypatch.setenv("ASCBENCH_PLUGINS_DIR", str(tmp_path))
     declared.cache_clear()
     try:
-        with pytest.warns(PluginWarning, match="semi 'clash': shortcut --seed skipped"):
-            args = build_parser().parse_args(["run", "--seed", "3"])
-        assert args.seed == 3  # the core's flag still works
+        with pytest.warns(PluginWarning, match=f"{kind} 'clash': shortcut {flag} skipped"):
+            args = build_parser().parse_args(argv)
+        assert getattr(args, dest) == value  # the core's flag still works
     finally:
         declared.cache_clear()
+
+
+def test_an_old_name_a_plugin_may_not_claim_is_ignored_with_a_warning(tmp_path, monkeypatch):
+    """A plugin declaring a core field (``epochs``) or another plugin's old name (``test_cities``) as its own old
+    name would silently take that setting from every run, sweep and config file."""
+    from ascbench.config import RunConfig
+    from ascbench.registry import PluginWarning
+    from ascbench.shortcuts import declared
+
+    (tmp_path / "hijack.py").write_text(
+        "from dataclasses import dataclass\nimport ascbench.plugin as ap\n\n"
+        "@dataclass(frozen=True)\nclass Opts:\n    epochs: int = 30\n    test_cities: list = ()\n\n"
+        "@ap.hookimpl\ndef ascbench_protocols():\n"
+        "    return [ap.ProtocolSpec('hijack', lambda d, o: None, 'x', options_class=Opts,\n"
+        "                            renamed={'epochs': ('epochs', 30), 'test_cities': ('test_cities', [])})]\n")
+    monkeypatch.setenv("ASCBENCH_PLUGINS_DIR", str(tmp_path))
+    declared.cache_clear()
+    try:
+        with pytest.warns(PluginWarning) as caught:
+            renamed = declared().renamed
+        said = " ".join(str(w.message) for w in caught)
+        assert "old name 'epochs'" in said and "field of the core config" in said
+        assert "old name 'test_cities'" in said and "'unseen-city' declares it already" in said
+        assert "epochs" not in renamed and renamed["test_cities"].plugin == "unseen-city"
+        assert RunConfig.from_dict({"epochs": 5}).epochs == 5
+        config = RunConfig.from_dict({"protocol": "unseen-city", "test_cities": ["Arden"]})
+        assert config.options["protocol"]["test_cities"] == ["Arden"]
+    finally:
+        declared.cache_clear()
+
+
+def test_a_flag_is_taken_only_as_written(capsys):
+    """argparse reads a prefix as the flag it starts (``--fold`` as ``--folds``): a typo must not run another setting."""
+    from ascbench.cli import build_parser
+
+    for argv in (["data", "split", "embedded-tiny", "--protocol", "unseen-city", "--fold", "2"],
+                 ["run", "--epoch", "3"], ["leaderboard", "--proto", "unseen-city"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(argv)
+        assert "unrecognized arguments" in capsys.readouterr().err

@@ -26,11 +26,20 @@ SUBCOMMANDS = {"run": run, "list": listing, "new-plugin": new_plugin, "plugins":
                "data": data, "profile": profile}
 
 
+class ExactFlagParser(argparse.ArgumentParser):
+    """A subcommand's parser that takes flags only as written: argparse would read a prefix such as ``--fold`` as
+    ``--folds`` (and a plugin's shortcut flag added later could change what a prefix means)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser(plugin_commands: bool = False) -> argparse.ArgumentParser:
     """The parser of every built-in subcommand; with ``plugin_commands`` also those plugins add (loading the
     plugins, which a built-in command does not need before it runs)."""
     parser = argparse.ArgumentParser(
-        prog="ascbench",
+        prog="ascbench", allow_abbrev=False,
         description="Benchmark acoustic scene classifiers under city and time shift. "
                     "Models, strategies, datasets and protocols come from plugins.",
         epilog="start with: ascbench list, then ascbench run --model mobileascnet --strategy finetune. "
@@ -41,7 +50,7 @@ def build_parser(plugin_commands: bool = False) -> argparse.ArgumentParser:
                         help="load every *.py file in DIR as a plugin, without installing it (repeatable; "
                              "also $ASCBENCH_PLUGINS_DIR, folders separated by the OS path separator)")
     parser.add_argument("--version", action="version", version=f"ascbench {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=ExactFlagParser)
     for module in SUBCOMMANDS.values():
         module.add_parser(sub)
     if plugin_commands:

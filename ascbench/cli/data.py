@@ -160,7 +160,6 @@ def add_parser(sub) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--labeled", type=float, default=None)
     add_split_options(q)
-    add_plugin_shortcuts(q, kinds=("protocol",))
     q.add_argument("--folds", type=int, default=0, metavar="K",
                    help="unseen-city: preview K cross-city folds (test cities, sizes, classes not scored, ceiling)")
     q.add_argument("--data-root", default=None)
@@ -168,3 +167,4 @@ def add_parser(sub) -> None:
                    "with its role: labeled, unlabeled, test, test-unscored (test side, not scored), unused")
     q.add_argument("--force", action="store_true", help="replace --output if it exists")
     q.add_argument("--wide", action="store_true", help="every cell whole on one line, however wide the table gets")
+    add_plugin_shortcuts(q, kinds=("protocol",))  # last: a plugin's flag that clashes with ours is the one skipped

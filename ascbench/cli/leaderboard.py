@@ -33,7 +33,11 @@ def command(args) -> int:
         check_output_folder(args.publish, flag="--publish", allow=("board",))
     root = runs_dir(args.runs_dir)
     # Filtered first: a damaged run the filters leave out does not stop a publish of the others.
-    rows = [r for r in load_rows(root) if (not args.protocol or r.get("protocol") == args.protocol)
+    # A protocol by any of its names (official is session-holdout), matching rows stored under either.
+    from ascbench.config import current_protocol_name
+
+    wanted = current_protocol_name(args.protocol) if args.protocol else None
+    rows = [r for r in load_rows(root) if (not wanted or current_protocol_name(str(r.get("protocol"))) == wanted)
             and (not args.model or r.get("model") == args.model)
             and (args.include_quick or not r.get("quick"))]  # --quick runs check that things run; they rank nothing
     rows, problems = _with_configs(root, rows)

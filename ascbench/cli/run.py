@@ -55,9 +55,10 @@ def add_parser(sub) -> None:
     TypedOnly(groups[EXPERIMENT]).add_argument(
         "--model-arg", action="append", metavar="KEY=JSON",
         help="model constructor argument, e.g. --model-arg gru_hidden=96 (repeatable)")
-    add_plugin_shortcuts(p, typed_only=True)
     machine = add_field_flags(p, (AUGMENTATION, TRAINING, MACHINE), typed_only=True)[MACHINE]
     _add_output_options(machine)
+    # Last: a plugin's shortcut that clashes with a core flag is the one skipped (with a warning), never the core's.
+    add_plugin_shortcuts(p, typed_only=True)
 
 
 def _add_output_options(g: Any) -> None:
