@@ -19,7 +19,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ascbench.config import RunConfig, recipe_settings
+from ascbench.config import RunConfig, flag_of, recipe_settings
 from ascbench.errors import ConfigError
 from ascbench.options import fold_dotted
 
@@ -50,7 +50,7 @@ def protocol_reads(name: str) -> Rule:
         declared = c.spec("protocol").options
         if declared is None or name in declared:
             return None
-        reads = ", ".join(f"--{n.replace('_', '-')}" for n in declared) or "none of the split options"
+        reads = ", ".join(flag_of(n) for n in declared) or "none of the split options"
         return f"{c.named('protocol')} does not use it; it reads {reads}"
     return rule
 
@@ -145,7 +145,7 @@ def check_applicable(config: RunConfig, registry: Any) -> None:
     """Refuse, in one line, every field the run sets but would not read (see the module docstring)."""
     found = unread(config, registry)
     if found:
-        reasons = "; ".join(f"--{name.replace('_', '-')}: {reason}" for name, reason in found.items())
+        reasons = "; ".join(f"{flag_of(name)}: {reason}" for name, reason in found.items())
         values = ", ".join(f"{name} = {_shown(getattr(config, name))}" for name in found)
         raise ConfigError(f"{reasons}. Drop {values}: a setting the run does not read is refused, not stored as "
                           "if it mattered")

@@ -439,9 +439,20 @@ def read_table(path: str | os.PathLike, what: str) -> dict[str, Any]:
     return data
 
 
+def flag_of(name: str) -> str:
+    """How a user sets config field ``name`` on the command line: its flag (``--val-fraction``, ``--logger``), or
+    ``--set step_gamma`` for a field with no flag of its own, so that a message never names a flag that does not
+    exist."""
+    field_ = RunConfig.__dataclass_fields__.get(name)
+    if field_ is None or "group" not in field_.metadata:
+        return f"--set {name}"
+    return (field_.metadata.get("flags") or (f"--{name.replace('_', '-')}",))[0]
+
+
 def flag_name(name: str) -> str:
     """``--val-fraction (val_fraction)``: a config field as a message names it, flag and field."""
-    return f"--{name.replace('_', '-')} ({name})"
+    flag = flag_of(name)
+    return flag if flag.startswith("--set ") else f"{flag} ({name})"
 
 
 _flag = flag_name

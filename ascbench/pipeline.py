@@ -27,7 +27,7 @@ import torch.nn as nn
 
 from ascbench.applicability import check_applicable
 from ascbench.complexity import latency_ms, profile as count_complexity, torchinfo_macs
-from ascbench.config import RunConfig
+from ascbench.config import RunConfig, flag_of
 from ascbench.data.audio import FileReport
 from ascbench.data.dataset import ClipDataset, DatasetOptions
 from ascbench.errors import AscbenchError, ConfigError, DataError, PluginError, call_plugin, check_returned
@@ -112,7 +112,7 @@ def check_against_data(config: RunConfig, cfg: FeatureConfig, dataset: ClipDatas
     shape = f"{cfg.n_mels} mel bins x {n_frames} frames for {dataset.name}'s {dataset.clip_seconds:g} s clips"
     for name, value, size in (("freq_mask", config.freq_mask, cfg.n_mels), ("time_mask", config.time_mask, n_frames)):
         if value >= size:
-            raise ConfigError(f"--{name.replace('_', '-')} {value} ({name}) is as wide as the spectrogram ({shape}) and "
+            raise ConfigError(f"{flag_of(name)} {value} ({name}) is as wide as the spectrogram ({shape}) and "
                               f"would blank whole clips; for this data it must be in [0, {size - 1}]")
     if config.roll_seconds > dataset.clip_seconds:
         raise ConfigError(f"--roll-seconds {config.roll_seconds:g} (roll_seconds) is longer than {dataset.name}'s "
