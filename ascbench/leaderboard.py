@@ -27,13 +27,17 @@ ROW_KEY = [*GROUP_KEYS, "setting"]  # one leaderboard row: the shown columns and
 _NOT_THE_EXPERIMENT = {"seed", "fold", "data_root", "pretrain_data_root", *EXECUTION_FIELDS}
 
 
-def setting_of(config: dict[str, Any]) -> dict[str, str]:
+def setting_of(config: dict[str, Any], resolved_precision: str | None = None) -> dict[str, str]:
     """``setting`` (a short id of everything that defines the experiment except the columns a row shows
     and the seed) and ``setting_label`` (the recipe or ``default``, plus each field that differs, written as
-    the ``--set`` assignments that would make it: ``epochs=2, model.width=48, strategy.lr_scale=0.5``)."""
+    the ``--set`` assignments that would make it: ``epochs=2, model.width=48, strategy.lr_scale=0.5``).
+
+    ``--precision auto`` is identified by what it resolved to (``resolved_precision``, the row's): runs of one
+    config made in bf16 on one machine and in fp32 on another are two experiments, never one row's seeds."""
     cfg = RunConfig.from_stored(config)
     full = {k: v for k, v in hashed_form(cfg.to_dict()).items() if k not in _NOT_THE_EXPERIMENT}
-    digest = hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:8]
+    identity = {**full, "precision": resolved_precision} if cfg.precision == "auto" and resolved_precision else full
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
     recipe = {"recipe": cfg.recipe, "dataset": cfg.dataset} if cfg.recipe else {}
     baseline = hashed_form(RunConfig.from_dict(recipe).to_dict())
     shown = set(GROUP_KEYS) | {"recipe"}
@@ -71,7 +75,8 @@ def _short(value: Any) -> str:
 
 def with_settings(rows: list[dict], configs: dict[str, dict]) -> list[dict]:
     """``rows`` with their experiment's setting, from each run's stored config (by run id)."""
-    return [{**row, **setting_of(configs[row["run_id"]])} if row["run_id"] in configs else row for row in rows]
+    return [{**row, **setting_of(configs[row["run_id"]], row.get("precision"))} if row["run_id"] in configs else row
+            for row in rows]
 FORMATS = ("table", "markdown", "csv")
 
 

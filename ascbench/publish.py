@@ -107,7 +107,7 @@ def _row_of(record: dict) -> dict:
     from ascbench.records import provenance_key
     from ascbench.stats import RunPredictions
 
-    row = {**record["row"], **setting_of(record["config"]),
+    row = {**record["row"], **setting_of(record["config"], record["row"].get("precision")),
            "_predictions": RunPredictions.from_metrics(record["row"]["seed"], record["metrics"]),
            "_classes": len(record["metrics"].get("class_accuracy") or {}) or np.nan,
            "_code": provenance_key(record["row"], record["metrics"])}

@@ -155,7 +155,11 @@ def _identity(config: dict, metrics: dict | None) -> str:
     from ascbench.records import code_digest
 
     plugins = ((metrics or {}).get("provenance") or {}).get("plugins") or []
-    return f"{RunConfig.from_stored(config).experiment_digest()}/{code_digest(plugins)}"
+    cfg = RunConfig.from_stored(config)
+    resolved = ((metrics or {}).get("compute") or {}).get("precision")
+    if cfg.precision == "auto" and resolved:  # as ascbench.leaderboard.setting_of: auto is what it resolved to
+        cfg = cfg.replace(precision=resolved)
+    return f"{cfg.experiment_digest()}/{code_digest(plugins)}"
 
 
 def cell_identity(cell: RunConfig, registry: Registry) -> str:
@@ -163,7 +167,21 @@ def cell_identity(cell: RunConfig, registry: Registry) -> str:
     from ascbench.records import code_digest
     from ascbench.runner import _plugin_provenance
 
-    return f"{cell.experiment_digest()}/{code_digest(_plugin_provenance(cell, registry))}"
+    return f"{_as_resolved(cell, registry).experiment_digest()}/{code_digest(_plugin_provenance(cell, registry))}"
+
+
+def _as_resolved(cell: RunConfig, registry: Registry) -> RunConfig:
+    """``cell`` with ``--precision auto`` resolved as a run here would resolve it: a cell stored as bf16 is made
+    here only if auto gives bf16 here too (on an fp32-only machine the same cell is another experiment)."""
+    if cell.precision != "auto":
+        return cell
+    from ascbench.device import Compute, ModelNeeds
+
+    try:
+        resolved = Compute.from_names(cell.device, "auto", ModelNeeds.of(registry.model(cell.model))).precision
+    except AscbenchError:  # a device this machine lacks (a cell for a Ray cluster): compared as given
+        return cell
+    return cell.replace(precision=resolved)
 
 
 def finished_experiments(root: Path) -> dict[str, dict]:
@@ -253,8 +271,9 @@ def check_distinct(cells: list[RunConfig]) -> None:
     """Refuse two cells that are one experiment (``seed = [1, 1]``, or a plugin under its old and new name):
     the second would only be skipped as already made, or run twice and counted once."""
     seen: dict[str, RunConfig] = {}
+    registry = get_registry()
     for cell in cells:
-        digest = cell.experiment_digest()
+        digest = _as_resolved(cell, registry).experiment_digest()  # precision auto and what it gives here: one
         if digest in seen:
             raise ConfigError(f"sweep cells {describe(seen[digest])!r} and {describe(cell)!r} are the same experiment "
                               "(a grid value listed twice, or one setting under two names); list each value once")

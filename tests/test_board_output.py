@@ -109,6 +109,10 @@ def test_sweep_does_not_call_a_cell_stored_when_its_plugin_changed(tmp_path, reg
     record = _record("mobileascnet-tiny", 0, 0.5, "2026-01-01T00:00:00")
     record["config"] = cell.to_dict()
     record["metrics"]["provenance"]["plugins"] = _plugin_provenance(cell, registry)
+    from ascbench.device import Compute, ModelNeeds  # what every run records: the precision auto resolved to
+
+    record["metrics"]["compute"] = {"precision": Compute.from_names(
+        "auto", cell.precision, ModelNeeds.of(registry.model(cell.model))).precision}
     runs = _store(tmp_path, [record])
     assert already_made([cell], runs, registry=registry) == {0: ("stored", record["row"])}
     record["metrics"]["provenance"]["plugins"][0]["source_sha256"] = "before-the-fix"

@@ -208,7 +208,12 @@ def test_cells_already_published_are_skipped_without_their_runs_directory(tmp_pa
     from ascbench.runner import _plugin_provenance
 
     # Made with the plugins installed now: a record of other (or unknown) plugin sources would run again.
-    metrics = {"provenance": {"plugins": _plugin_provenance(published, get_registry())}}
+    from ascbench.device import Compute, ModelNeeds
+
+    # ... and the precision --precision auto resolved to, which every run records
+    resolved = Compute.from_names("auto", "auto", ModelNeeds.of(get_registry().model(published.model))).precision
+    metrics = {"provenance": {"plugins": _plugin_provenance(published, get_registry())},
+               "compute": {"precision": resolved}}
     (board / "published-s0.json").write_text(json.dumps({"row": row, "config": published.replace(threads=3).to_dict(),
                                                           "metrics": metrics}))
     caplog.set_level("INFO", logger="ascbench")
@@ -268,3 +273,27 @@ def test_dry_run_refuses_model_arguments_the_model_cannot_take(tmp_path, capsys)
                  str(tmp_path), "--dry-run"]) == 0
     assert "(precision=bf16)" in capsys.readouterr().out  # cells that differ read apart
     assert not any(tmp_path.iterdir())
+
+
+def test_precision_auto_is_identified_by_what_it_resolved_to(registry):
+    """A run made with --precision auto is the experiment it computed: in bf16 on one machine, fp32 on another. Its
+    row never pools seeds of both, a sweep cell is 'stored' only where auto resolves alike, and a grid listing
+    auto beside what auto gives here lists one experiment twice."""
+    from ascbench.config import RunConfig
+    from ascbench.device import Compute, ModelNeeds
+    from ascbench.leaderboard import setting_of
+    from ascbench.sweep import _identity, cell_identity
+
+    auto = RunConfig(dataset="embedded-tiny").to_record()
+    pinned = {**auto, "precision": "bf16"}
+    assert setting_of(auto, "bf16")["setting"] == setting_of(pinned, "bf16")["setting"]
+    assert setting_of(auto, "bf16")["setting"] != setting_of(auto, "fp32")["setting"]
+    assert setting_of(auto, "bf16")["setting_label"] == "default"  # what was asked for, as the label says it
+    here = Compute.from_names("auto", "auto", ModelNeeds.of(registry.model("mobileascnet"))).precision
+    other = "fp32" if here == "bf16" else "bf16"
+    cell = RunConfig(dataset="embedded-tiny")
+    same = _identity(auto, {"compute": {"precision": here}}).split("/")[0]
+    elsewhere = _identity(auto, {"compute": {"precision": other}}).split("/")[0]
+    assert cell_identity(cell, registry).split("/")[0] == same != elsewhere
+    with pytest.raises(ConfigError, match="are the same experiment"):
+        SweepSpec({"dataset": "embedded-tiny"}, {"precision": ["auto", here]}).cells()

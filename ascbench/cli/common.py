@@ -83,7 +83,9 @@ def add_plugin_shortcuts(p: argparse.ArgumentParser, kinds: tuple[str, ...] | No
         try:
             sets = f"--set {s.key}={'VALUE' if s.switch is None else s.switch}"
             # the option's own help, read from the plugin's source, before what the flag stands for
-            text = f"{s.kind} {s.plugin}: {s.help} ({sets})" if s.help else f"{s.kind} {s.plugin}: {sets}"
+            # A switch that turns an option off must not read as the option's own (positive) help.
+            what = f"{s.option} = {s.switch}, instead of: {s.help}" if s.help and s.switch is not None else s.help
+            text = f"{s.kind} {s.plugin}: {what} ({sets})" if what else f"{s.kind} {s.plugin}: {sets}"
             text = text.replace("%", "%%")  # argparse formats help with %: a plugin's "30 %" is text
             if s.switch is None:
                 g.add_argument(s.flag, dest=s.dest, type=option_value, metavar=s.option.upper(), help=text,

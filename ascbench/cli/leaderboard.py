@@ -126,7 +126,7 @@ def _with_configs(root: Path, rows: list[dict]) -> tuple[list[dict], list[str]]:
         if found:
             problems += found
             continue
-        kept.append({**row, **setting_of(config), "_predictions": RunPredictions.from_metrics(row["seed"], metrics),
+        kept.append({**row, **setting_of(config, row.get("precision")), "_predictions": RunPredictions.from_metrics(row["seed"], metrics),
                      "_code": provenance_key(row, metrics)})
     return kept, problems
 
