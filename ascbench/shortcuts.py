@@ -111,13 +111,11 @@ def read_declarations(paths: list[Path]) -> Declarations:
 def _refused_old_name(claim: Renamed, earlier: Renamed | None) -> bool:
     """An old name a plugin may not claim, warned about: a field the core config has today (the plugin would take
     ``epochs`` from every run), or one another plugin claimed first (the first declaration keeps it)."""
-    import dataclasses
     import warnings
 
-    from ascbench.config import RunConfig
     from ascbench.registry import PluginWarning
 
-    if claim.old in {f.name for f in dataclasses.fields(RunConfig)}:
+    if claim.old in _core_fields():
         why = "it is a field of the core config"
     elif earlier is not None:
         why = f"{earlier.kind} {earlier.plugin!r} declares it already"
@@ -126,6 +124,15 @@ def _refused_old_name(claim: Renamed, earlier: Renamed | None) -> bool:
     warnings.warn(f"{claim.kind} {claim.plugin!r}: old name {claim.old!r} for {claim.prefix}.{claim.option} ignored "
                   f"({why})", PluginWarning, stacklevel=3)
     return True
+
+
+@functools.lru_cache(maxsize=None)
+def _core_fields() -> frozenset[str]:
+    """The fields of ``RunConfig``, read from ascbench/config.py's source: config imports this module, so it cannot
+    be imported here (and the source is what ``--help`` reads for plugins too)."""
+    tree = ast.parse(Path(__file__).with_name("config.py").read_text(encoding="utf-8"))
+    run_config = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "RunConfig")
+    return frozenset(n.target.id for n in run_config.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name))
 
 
 def _option_helps(tree: ast.AST) -> dict[str, dict[str, str]]:

@@ -237,6 +237,9 @@ def test_an_old_name_a_plugin_may_not_claim_is_ignored_with_a_warning(tmp_path, 
         assert "old name 'epochs'" in said and "field of the core config" in said
         assert "old name 'test_cities'" in said and "'unseen-city' declares it already" in said
         assert "epochs" not in renamed and renamed["test_cities"].plugin == "unseen-city"
+        from ascbench.shortcuts import _core_fields  # read from config.py's source: every field, none else
+
+        assert _core_fields() == {f.name for f in dataclasses.fields(RunConfig)}
         assert RunConfig.from_dict({"epochs": 5}).epochs == 5
         config = RunConfig.from_dict({"protocol": "unseen-city", "test_cities": ["Arden"]})
         assert config.options["protocol"]["test_cities"] == ["Arden"]
