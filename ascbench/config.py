@@ -156,6 +156,11 @@ class RunConfig:
         # here, before any data is read, not inside a plugin after feature extraction.
         for f in dataclasses.fields(self):
             _check_type(f.name, f.type, getattr(self, f.name))
+            # A number field holds a float however it was written (--lr 1, lr = 1 in TOML, --set lr=1.0): one
+            # experiment has one digest, so a sweep never runs it twice nor a board splits its seeds over two rows.
+            value = getattr(self, f.name)
+            if "float" in f.type.split(" | ") and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
         for name, interval in BOUNDS.items():
             value = getattr(self, name)
             if value is not None and not _within(value, interval):

@@ -293,3 +293,15 @@ def test_resume_refuses_a_damaged_stage_and_settings_it_would_ignore(content, ex
 def test_folds_with_a_fold_given_refuses_the_fold(runs, capsys):
     err = _one_line_error(["--protocol", "unseen-city", "--folds", "3", "--set", "fold=1"], capsys)
     assert "runs every fold in turn" in err
+
+
+def test_a_number_field_holds_the_same_value_however_it_was_written(tmp_path):
+    """--lr 1, --set lr=1.0 and lr = 1 in a config file are one experiment: one digest, so a sweep skips it and a
+    board keeps its seeds in one row."""
+    from ascbench.cli import build_parser
+    from ascbench.cli.run import config_from_args
+
+    (tmp_path / "c.toml").write_text("lr = 1\nlabeled = 1\n")
+    made = [config_from_args(build_parser().parse_args(["run", *argv])) for argv in
+            (["--lr", "1", "--labeled", "1"], ["--set", "lr=1.0", "--set", "labeled=1.0"], ["--config", str(tmp_path / "c.toml")])]
+    assert len({c.experiment_digest() for c in made}) == 1 and all(isinstance(c.lr, float) for c in made)

@@ -61,6 +61,7 @@ def test_excluded_combinations_are_left_out(tmp_path):
     ("[grid\n", "does not parse"),
     # One experiment twice: a value listed twice, or a protocol under its old and its current name.
     ("[grid]\nseed = [1, 1]\n", "are the same experiment"),
+    ("[grid]\nlr = [1, 1.0]\n", "are the same experiment"),  # a number is a number however it is written
     ("[grid]\nprotocol = ['official', 'session-holdout']\n", "are the same experiment"),
     ("[base]\nmodel = 'mobileascnet'\n[grid]\nseed = [0]\nepochs = [2, 2]\n", "are the same experiment"),
 ])
