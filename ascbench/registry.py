@@ -42,17 +42,19 @@ class Registry:
 
     def add(self, kind: str, spec: Any, plugin: str) -> None:
         table, owners = self.entries[kind], self.owners[kind]
-        key = spec.prefix if isinstance(spec, ModelFamily) else spec.name
-        for name in (key, *getattr(spec, "aliases", ())):
-            if name in table or name in self.aliases[kind]:
-                first = owners.get(name) or owners[self.aliases[kind][name]]
-                raise PluginError(
-                    f"{kind} {name!r} is registered twice: by plugin {first!r} and by plugin {plugin!r}"
-                )
+        key = _spec_key(spec)
+        self.refuse_taken(kind, spec, plugin)
         table[key] = spec
         owners[key] = plugin
         for alias in getattr(spec, "aliases", ()):
             self.aliases[kind][alias] = key
+
+    def refuse_taken(self, kind: str, spec: Any, plugin: str) -> None:
+        """Raise when ``spec``'s name or one of its old names is already a name or old name here, naming both plugins."""
+        for name in (_spec_key(spec), *getattr(spec, "aliases", ())):
+            if name in self.entries[kind] or name in self.aliases[kind]:
+                raise PluginError(f"{kind} {name!r} is registered twice: by plugin {self.owner(kind, name)!r} and "
+                                  f"by plugin {plugin!r}")
 
     def has(self, kind: str, name: str) -> bool:
         """Whether ``name`` resolves here: a registered name, an old name of one, or a model of a registered family.
@@ -341,10 +343,7 @@ def _offered_specs(pm: pluggy.PluginManager, registry: Registry, plugin_name: st
                 if not isinstance(spec, spec_cls):
                     raise PluginError(f"plugin {plugin_name!r}: {hook_name} must return {spec_cls.__name__} "
                                       f"objects, got {type(spec).__name__}")
-                for key in (_spec_key(spec), *getattr(spec, "aliases", ())):
-                    if key in registry.entries[kind] or key in registry.aliases[kind]:
-                        raise PluginError(f"{kind} {key!r} is registered twice: by plugin "
-                                          f"{registry.owner(kind, key)!r} and by plugin {plugin_name!r}")
+                registry.refuse_taken(kind, spec, plugin_name)
                 offered.append((kind, spec))
     return offered
 
