@@ -43,11 +43,13 @@ def session_holdout(dataset: ap.ClipDataset, options: ap.ProtocolOptions) -> ap.
 
 
 def _names(option: str, value: Any) -> tuple[str, ...]:
-    """A list option as the run gives it: a list of names, or one comma-separated text (``--test-cities A,B``)."""
+    """A list option as the run gives it: a list of names, or one comma-separated text (``--test-cities A,B``).
+    Held out is a set, so it is stored sorted and once each: ``B,A`` or ``A,A,B`` is the experiment ``A,B`` (one
+    digest, one board row), not a second identity for the same split."""
     if isinstance(value, str):
-        return tuple(v.strip() for v in value.split(",") if v.strip())
+        return tuple(sorted({v.strip() for v in value.split(",") if v.strip()}))
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return tuple(value)
+        return tuple(sorted({v.strip() for v in value if v.strip()}))
     raise ap.ConfigError(f"protocol.{option} must be a list of names, got {value!r} ({type(value).__name__})")
 
 

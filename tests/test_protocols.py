@@ -100,3 +100,16 @@ def test_cross_city_folds_test_every_city_once(tiny):
     assert sorted(tested) == sorted(cities)
     with pytest.raises(ConfigError, match="--folds"):
         unseen_city(tiny, ProtocolOptions(folds=99))
+
+
+@pytest.mark.parametrize("given", ["Taipei,Beijing", "Beijing,Taipei,Beijing", ["Taipei", " Beijing", "Taipei"]])
+def test_held_out_names_are_a_set_one_experiment_however_written(given):
+    """Reordered or repeated hold-out names are the same split, so they must be one config digest (one board row,
+    one sweep cell), not a second identity."""
+    from ascbench.config import RunConfig
+
+    written = RunConfig.from_dict({"protocol": "unseen-city", "protocol.test_cities": given})
+    plain = RunConfig.from_dict({"protocol": "unseen-city", "protocol.test_cities": "Beijing,Taipei"})
+    assert written.digest() == plain.digest()
+    periods = [UnseenTimeOptions(test_periods=p).test_periods for p in ("night,evening", ["evening", "night", "night"])]
+    assert periods == [("evening", "night")] * 2
