@@ -38,6 +38,8 @@ CLASSES = [
 SAMPLE_RATE = 16_000
 GENERATOR_VERSION = 3
 GENERATOR_SEED = 20250
+# The README section that lists what the built-in data plants (linked beside every leaderboard table on it).
+DOCUMENTATION = "README.md#what-was-planted-in-the-built-in-data"
 
 TARGET_CITIES = ["Arden", "Belmora", "Corvale", "Dunmere", "Eastwick", "Fairhaven", "Glenrock", "Harrowgate"]
 SOURCE_CITIES = ["Ironbridge", "Juniper", "Kestrel", "Lowfield"]
@@ -314,12 +316,12 @@ def ascbench_datasets() -> list[ap.DatasetSpec]:
     return [
         ap.DatasetSpec("embedded", loader("embedded"),
                        "synthetic city/time-shifted scenes, 8 cities, 20 % labeled (default; no download)",
-                       pretrain_source="embedded-source", synthetic=True),
+                       pretrain_source="embedded-source", synthetic=True, documentation=DOCUMENTATION),
         ap.DatasetSpec("embedded-source", loader("embedded-source"),
-                       "synthetic scenes from 4 other cities, fully labeled: the pretraining source", synthetic=True),
+                       "synthetic scenes from 4 other cities, fully labeled: the pretraining source", synthetic=True, documentation=DOCUMENTATION),
         ap.DatasetSpec("embedded-tiny", loader("embedded-tiny"),
                        "a very small embedded dataset for smoke tests", pretrain_source="embedded-tiny-source",
-                       synthetic=True),
+                       synthetic=True, documentation=DOCUMENTATION),
         ap.DatasetSpec("embedded-tiny-source", loader("embedded-tiny-source"),
-                       "pretraining source for embedded-tiny", synthetic=True),
+                       "pretraining source for embedded-tiny", synthetic=True, documentation=DOCUMENTATION),
     ]

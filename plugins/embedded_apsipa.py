@@ -5,13 +5,13 @@ real dev metadata (shipped in ``data/apsipa2025/``) is the opposite, and this da
 row for row: its 8 cities, its 328 recordings with their exact timestamps and scenes, and so its 31
 sessions (city + date). Each class is recorded in 1-3 cities on 2-11 city-days, Bar only at 20-22 h,
 Public square and Traffic street in Xi'an only; a metadata lookup scores on it what it scores on the real
-metadata ("nearest in time, same city": 89 % macro accuracy on the recording-grouped official hold-out
+metadata ("nearest in time, same city": 89 % macro accuracy on the recording-grouped session hold-out
 against 87 % on the real metadata, 40 % on the session-grouped one against 40 %).
 
 **Kept and cut** (so that a run costs about what a run on ``embedded`` costs: 1,738 s of audio against 1,920 s):
 
 * kept: every recording, with its city, timestamp and scene, hence every session and the joint
-  distribution of class x city x time of day; the split seed of ``apsipa2025``, so ``official`` holds
+  distribution of class x city x time of day; the split seed of ``apsipa2025``, so ``session-holdout`` holds
   out the same sessions (or recordings) as on the real data;
 * cut: one clip for every ``clip_divisor`` (5) real clips of a recording, at least one: 1,738 clips
   instead of 8,700; clips of 1 s at 16 kHz instead of 10 s at 44.1 kHz;
@@ -59,6 +59,8 @@ from ascbench_plugins import apsipa2025, embedded
 
 GENERATOR_VERSION = 1
 NAME, SOURCE_NAME = "embedded-apsipa", "embedded-apsipa-source"
+# The README section that lists what this module plants (linked beside every leaderboard table on this data).
+DOCUMENTATION = "README.md#what-was-planted-in-the-built-in-data"
 REAL_METADATA = apsipa2025.SHIPPED / apsipa2025.META_FILES["dev"]
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 COLUMNS = ["filename", "scene_label", "labeled", "city", "timestamp", "group", "session", "split"]
@@ -164,7 +166,7 @@ def _recording_rows(city: str, stamp: pd.Timestamp, scene: str, clips: int, labe
 
 def build_metadata(spec: ApsipaLikeSpec = SPEC, path: Path = REAL_METADATA) -> pd.DataFrame:
     """The clip table: one row per kept clip, in the standard columns plus ``session`` (no audio needed).
-    ``split`` is empty: ``official`` draws a hold-out with the split seed, as for apsipa2025."""
+    ``split`` is empty: ``session-holdout`` draws a hold-out with the split seed, as for apsipa2025."""
     recs = real_recordings(path)
     kept, labeled = clip_counts(recs, spec)
     rows = [row for rec, n, n_labeled in zip(recs.itertuples(index=False), kept, labeled)
@@ -277,7 +279,8 @@ def ascbench_datasets() -> list[ap.DatasetSpec]:
         ap.DatasetSpec(NAME, load,
                        "synthetic scenes on the real APSIPA 2025 dev schedule (cities, times, sessions, classes), "
                        "1,738 clips, 20 % labeled; split by session (no download)",
-                       pretrain_source=SOURCE_NAME),
+                       pretrain_source=SOURCE_NAME, synthetic=True, documentation=DOCUMENTATION),
         ap.DatasetSpec(SOURCE_NAME, load_source,
-                       "synthetic scenes from 4 other cities, fully labeled: the pretraining source of embedded-apsipa"),
+                       "synthetic scenes from 4 other cities, fully labeled: the pretraining source of embedded-apsipa",
+                       synthetic=True, documentation=DOCUMENTATION),
     ]

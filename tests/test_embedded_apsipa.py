@@ -307,3 +307,19 @@ def test_audio_evidence_beats_the_metadata_ceiling_on_session_holdout(registry):
         scores[level] = (macro_accuracy(labels[test], model.predict(scaler.transform(features[test]))), split_plan.ceiling["best"])
     assert scores["session"][0] > scores["session"][1] + 0.15, scores
     assert scores["recording"][0] > scores["session"][0], scores
+
+
+def test_every_synthetic_dataset_says_so_and_links_what_was_planted(registry):
+    """Boards print a synthetic dataset's nature and link its planted effects beside every table: each built-in
+    synthetic dataset must declare both, and the link must land on a heading the README has."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    anchors = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+               for h in re.findall(r"^#+ (.+)$", readme, flags=re.M)}
+    for name in ("embedded-apsipa", "embedded-apsipa-source", "embedded", "embedded-source"):
+        spec = registry.dataset(name)
+        assert spec.synthetic, name
+        page, _, anchor = spec.documentation.partition("#")
+        assert page == "README.md" and anchor in anchors, (name, spec.documentation)
