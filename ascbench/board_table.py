@@ -8,7 +8,9 @@ split into several, each keyed by the row number; long setting labels become foo
 
 from __future__ import annotations
 
+import os
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,31 +23,110 @@ MD_WIDTH = 100
 DESCRIPTIVE = ("strategy", "semi", "labeled", "setting", "seeds", "failed runs")
 
 
-def dataset_note(name: str) -> str:
-    """``name``: what its plugin says it is, leading with whether its audio is synthetic."""
+def _dataset_spec(name: str):
+    """The dataset's spec, or None when its plugin is not installed here."""
     from ascbench.errors import AscbenchError
     from ascbench.registry import get_registry
 
     try:
-        spec = get_registry().dataset(name)
+        return get_registry().dataset(name)
     except AscbenchError:
+        return None
+
+
+def _protocol_spec(name: str):
+    """The protocol's spec (old names resolve), or None when its plugin is not installed here."""
+    from ascbench.errors import AscbenchError
+    from ascbench.registry import get_registry
+
+    try:
+        return get_registry().protocol(name)
+    except AscbenchError:
+        return None
+
+
+def documentation_link(documentation: str, board_dir: Path | None) -> str:
+    """Where a plugin's ``documentation`` (a URL, or a path from the repository root such as
+    ``README.md#anchor``) is, as seen from the board's folder: a relative link when the board lies inside the
+    ascbench repository (``../README.md#anchor`` from ``leaderboards/``), else the path named as the
+    repository's."""
+    if not documentation or "://" in documentation:
+        return documentation
+    root = Path(__file__).resolve().parent.parent
+    path, _, anchor = documentation.partition("#")
+    if board_dir is None or not (root / path).exists():
+        return f"{documentation} in the ascbench repository"
+    board = board_dir.resolve()
+    if board != root and root not in board.parents:
+        return f"{documentation} in the ascbench repository"
+    relative = os.path.relpath(root / path, board).replace(os.sep, "/")
+    return f"{relative}#{anchor}" if anchor else relative
+
+
+def dataset_documentation_links(table: pd.DataFrame, board_dir: Path | None = None) -> list[str]:
+    """The documentation links of the board's datasets as its notes write them (for the page to make clickable)."""
+    specs = [_dataset_spec(n) for n in sorted(set(table["dataset"]))] if not table.empty else []
+    links = [documentation_link(s.documentation, board_dir) for s in specs if s is not None and s.documentation]
+    return [link for link in links if not link.endswith(" in the ascbench repository")]
+
+
+def dataset_kind(name: str) -> str:
+    """A dataset's nature in a few words for headings: "synthetic audio", "recorded audio" or "plugin not
+    installed"."""
+    spec = _dataset_spec(name)
+    if spec is None:
+        return "plugin not installed here"
+    return "synthetic audio" if spec.synthetic else "recorded audio"
+
+
+def section_title(dataset: str, protocol: str) -> str:
+    """A section's heading: its data and what kind of audio it is, its protocol, and LEAKY where the protocol keeps
+    no group whole, so that nobody reads a leaky or synthetic number from the heading alone as a finding."""
+    spec = _protocol_spec(protocol)
+    leaky = " (LEAKY split)" if spec is not None and not spec.keeps_groups_whole else ""
+    return f"{dataset} ({dataset_kind(dataset)}) — {protocol}{leaky}"
+
+
+def dataset_note(name: str, board_dir: Path | None = None) -> str:
+    """``name``: what its plugin says it is, leading with whether its audio is synthetic, and where what was
+    planted in it is written."""
+    spec = _dataset_spec(name)
+    if spec is None:
         return f"{name} (its dataset plugin is not installed here, so its description is unknown)"
     kind = ("procedurally generated synthetic audio made by its plugin, not recordings: scores on it say how "
             "methods compare on this synthetic task, not how they do on real scenes" if spec.synthetic else
             "recorded audio")
-    return f"{name}: {kind}; {spec.description}" if spec.description else f"{name}: {kind}"
+    note = f"{name}: {kind}; {spec.description}" if spec.description else f"{name}: {kind}"
+    if spec.documentation:
+        what = "what was planted in it" if spec.synthetic else "what it is"
+        note += f" ({what}: {documentation_link(spec.documentation, board_dir)})"
+    return note
 
 
 def protocol_note(name: str) -> str:
-    """``name``: what the protocol's plugin says it tests."""
-    from ascbench.errors import AscbenchError
-    from ascbench.registry import get_registry
+    """``name``: what the protocol's plugin says it tests, and why its split leaks where it does."""
+    spec = _protocol_spec(name)
+    if spec is None:
+        return f"{name}: its protocol plugin is not installed here, so its description is unknown"
+    note = f"{name}: {spec.description}" if spec.description else name
+    if not spec.keeps_groups_whole:
+        note += f". LEAKY: {spec.leak}"
+    return note
 
-    try:
-        description = get_registry().protocol(name).description
-    except AscbenchError:
-        description = "its protocol plugin is not installed here, so its description is unknown"
-    return f"{name}: {description}" if description else name
+
+def board_title(table: pd.DataFrame) -> str:
+    """The board's title, naming its data and what kind of audio it is."""
+    names = sorted(set(table["dataset"])) if not table.empty else []
+    return "ascbench leaderboard" + (": " + ", ".join(f"{n} ({dataset_kind(n)})" for n in names) if names else "")
+
+
+def data_header(table: pd.DataFrame, board_dir: Path | None = None) -> str:
+    """The board's opening line on its data: each dataset, whether its audio is synthetic, and where what was
+    planted in it is written (the first thing a reader of any rendering sees)."""
+    if table.empty:
+        return ""
+    names = sorted(set(table["dataset"]))
+    return "\n" + wrap("Data of this board: " + "; ".join(dataset_note(n, board_dir) for n in names) + ".") + "\n"
 
 
 def made_note(part: pd.DataFrame) -> str:
@@ -61,10 +142,10 @@ def made_note(part: pd.DataFrame) -> str:
     return f"made at commit{'s' if len(commits) > 1 else ''} {named}{when}"
 
 
-def section_notes(part: pd.DataFrame) -> list[str]:
+def section_notes(part: pd.DataFrame, board_dir: Path | None = None) -> list[str]:
     """The sentences every rendering of a section starts with: data, protocol, when and at what commit."""
     dataset, protocol = part["dataset"].iloc[0], part["protocol"].iloc[0]
-    return [f"Data: {dataset_note(dataset)}.", f"Protocol {protocol_note(protocol)}.",
+    return [f"Data: {dataset_note(dataset, board_dir)}.", f"Protocol {protocol_note(protocol)}.",
             f"Rows {made_note(part)}."]
 
 
@@ -135,7 +216,7 @@ def wrap(text: str, width: int = MD_WIDTH) -> str:
     return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False))
 
 
-def markdown_section(part: pd.DataFrame, extra_note: str = "") -> str:
+def markdown_section(part: pd.DataFrame, extra_note: str = "", board_dir: Path | None = None) -> str:
     """One section of leaderboard.md: its notes, then its table(s), within ``MD_WIDTH`` columns. Setting labels
     longer than a short word become footnotes (s1, s2, ...) listed under the tables."""
     shown, constants = display_frame(part)
@@ -149,7 +230,7 @@ def markdown_section(part: pd.DataFrame, extra_note: str = "") -> str:
     if len(constant_setting) > 12:
         footnotes[constant_setting] = "s1"
         constants["setting"] = "s1"
-    notes = [*section_notes(part), constants_note(constants), extra_note]
+    notes = [*section_notes(part, board_dir), constants_note(constants), extra_note]
     text = "\n".join(wrap(n) for n in notes if n) + "\n\n" + "\n\n".join(narrow_tables(shown))
     if footnotes:
         text += "\n\n" + "\n".join(wrap(f"{key}: {label}") for label, key in footnotes.items())

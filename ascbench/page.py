@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 
 import pandas as pd
 
-from ascbench.board_table import constants_note, display_frame, section_notes
+from ascbench.board_table import (board_title, constants_note, data_header, dataset_documentation_links,
+                                  display_frame, section_notes, section_title)
 from ascbench.claims import Claim, compare
 from ascbench.plots import accuracy_vs_macs, model_colours
 
@@ -78,8 +80,19 @@ def _table(part: pd.DataFrame) -> tuple[str, str]:
     return table, constants_note(constants)
 
 
-def leaderboard_page(table: pd.DataFrame, claims: list[Claim], intro: str = "") -> str:
+def _linked(text: str, links: list[str]) -> str:
+    """``text`` as HTML, each documentation link in it made clickable."""
+    escaped = html.escape(text)
+    for link in links:
+        target = html.escape(link)
+        escaped = escaped.replace(target, f'<a href="{target}">{target}</a>')
+    return escaped
+
+
+def leaderboard_page(table: pd.DataFrame, claims: list[Claim], intro: str = "", board_dir: Path | None = None) -> str:
+    """The self-contained web page of a board: its data, a section per dataset x protocol, then the claims."""
     sections, links = [], []
+    doc_links = dataset_documentation_links(table, board_dir)
     colours = model_colours(table["model"])  # one colour per model in every figure of the page
     for (dataset, protocol), part in table.groupby(["dataset", "protocol"], sort=True):
         part = part.reset_index(drop=True)
@@ -89,8 +102,8 @@ def leaderboard_page(table: pd.DataFrame, claims: list[Claim], intro: str = "") 
         figure = accuracy_vs_macs(part, chance, ceiling, title=f"{dataset} / {protocol}", colours=colours)
         links.append(f'<a href="#{sid}">{html.escape(dataset)} / {html.escape(protocol)}</a>')
         body, constants = _table(part)
-        about = "".join(f"<p class=\"about\">{html.escape(line)}</p>" for line in section_notes(part))
-        sections.append(f'<section class="board" id="{sid}"><h2>{html.escape(dataset)} — {html.escape(protocol)}</h2>\n'
+        about = "".join(f"<p class=\"about\">{_linked(line, doc_links)}</p>" for line in section_notes(part, board_dir))
+        sections.append(f'<section class="board" id="{sid}"><h2>{html.escape(section_title(dataset, protocol))}</h2>\n'
                         f"{about}\n"
                         f'<p class="note">{html.escape(note + "; " if note else "")}{len(part)} rows, ranked by macro accuracy. '
                         f"{html.escape(constants)}</p>\n"
@@ -111,8 +124,9 @@ def leaderboard_page(table: pd.DataFrame, claims: list[Claim], intro: str = "") 
                       "a paired t-test would need for 80 % power.</p>\n" + "\n".join(claim_html) + "</section>"
                       if claims else "")
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>ascbench leaderboard</title><style>{STYLE}</style></head>
-<body><h1>ascbench leaderboard</h1>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(board_title(table))}</title><style>{STYLE}</style></head>
+<body><h1>{html.escape(board_title(table))}</h1>
+<p class="data">{_linked(data_header(table, board_dir).strip(), doc_links)}</p>
 <p>{html.escape(intro)}</p>
 <nav>Show <select id="pick" onchange="show(this.value)"><option value="all">every section</option>{options}</select>
 {' '.join(links)}{' <a href="#claims">claims</a>' if claims else ''}</nav>

@@ -315,10 +315,12 @@ def ascbench_datasets() -> list[ap.DatasetSpec]:
 
     return [
         ap.DatasetSpec("embedded", loader("embedded"),
-                       "synthetic city/time-shifted scenes, 8 cities, 20 % labeled (default; no download)",
+                       "synthetic city/time-shifted scenes, 8 cities, every class in every city and period, "
+                       "20 % labeled (no download)",
                        pretrain_source="embedded-source", synthetic=True, documentation=DOCUMENTATION),
         ap.DatasetSpec("embedded-source", loader("embedded-source"),
-                       "synthetic scenes from 4 other cities, fully labeled: the pretraining source", synthetic=True, documentation=DOCUMENTATION),
+                       "synthetic scenes from 4 other cities, fully labeled: the pretraining source", synthetic=True,
+                       documentation=DOCUMENTATION),
         ap.DatasetSpec("embedded-tiny", loader("embedded-tiny"),
                        "a very small embedded dataset for smoke tests", pretrain_source="embedded-tiny-source",
                        synthetic=True, documentation=DOCUMENTATION),
