@@ -152,7 +152,7 @@ class RunConfig:
                        "unless asked")
 
     def __post_init__(self) -> None:
-        # Types first, for every field: a sweep spec's `epochs = 1.5` or `loggers = "csv"` must fail
+        # Types first, for every field: a sweep spec's `epochs = 1.5` or `loggers = 3` must fail
         # here, before any data is read, not inside a plugin after feature extraction.
         for f in dataclasses.fields(self):
             _check_type(f.name, f.type, getattr(self, f.name))
@@ -237,6 +237,10 @@ class RunConfig:
             data["protocol"] = current_protocol_name(data["protocol"])
         data = _options_of_chosen_plugins(data)
         for name in TUPLE_FIELDS:
+            # One reading for every source: a list, or one comma-separated text (`loggers = "csv"` in a file or a
+            # sweep spec, as `--set loggers=csv,tensorboard` on the command line).
+            if isinstance(data.get(name), str):
+                data[name] = [v.strip() for v in data[name].split(",") if v.strip()]
             if isinstance(data.get(name), list):
                 data[name] = tuple(data[name])
         return cls(**data)
@@ -246,10 +250,17 @@ class RunConfig:
         """A TOML or YAML table of config fields (``epochs = 10``), with ``overrides`` on top; checked
         like every other config, before any data is read."""
         fields = read_table(path, "config file")
+        # The file alone first, so that a fault is blamed on where it was written: the file's, or the command line's.
         try:
-            return cls.from_dict({**fields, **(overrides or {})})
+            file_config = cls.from_dict(fields)
         except ConfigError as exc:
             raise ConfigError(f"config file {path}: {exc}") from None
+        if not overrides:
+            return file_config
+        try:
+            return cls.from_dict({**fields, **overrides})
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (from the command line's settings, over config file {path})") from None
 
     @classmethod
     def from_stored(cls, data: dict[str, Any]) -> "RunConfig":
@@ -519,7 +530,12 @@ def _check_type(name: str, annotation: str, value: Any) -> None:
         wanted = " or ".join("a list of names" if a.startswith("tuple") else "a table" if a.startswith("dict")
                              else "null" if a == "None" else "a whole number" if a == "int" else "a number" if a == "float"
                              else "true or false" if a == "bool" else "text" for a in options)
+        if isinstance(value, float) and not math.isfinite(value):  # 1e999 reads as inf: say why it is refused
+            why = "not a number" if math.isnan(value) else "a number too large for a float, such as 1e999, reads as inf"
+            raise ConfigError(f"{_flag(name)} must be a finite number, got {value!r} ({why})")
         raise ConfigError(f"{_flag(name)} must be {wanted}, got {value!r} ({type(value).__name__})")
+
+
 TUPLE_FIELDS = ("loggers",)  # lists in JSON, tuples here (hashable, frozen)
 
 # Fields that decide how a run executes, not what it computes (up to floating-point summation order).

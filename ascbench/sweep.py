@@ -134,7 +134,26 @@ def parse_assignment(text: str, multi: bool) -> tuple[str, Any]:
         except json.JSONDecodeError:
             return v
 
-    return key, ([value(v) for v in raw.split(",")] if multi else value(raw))
+    return key, ([value(v) for v in _top_level_parts(raw)] if multi else value(raw))
+
+
+def _top_level_parts(raw: str) -> list[str]:
+    """``raw`` split on the commas outside brackets, braces and quotes: ``[8,16],[16,32]`` is two values, and
+    ``[8,16]`` one (a list-valued model argument), not ``[8`` and ``16]``."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(raw):
+        if quote:
+            quote = "" if ch == quote and raw[i - 1] != "\\" else quote
+        elif ch == '"':  # JSON's quote
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(raw[start:i])
+            start = i + 1
+    return [*parts, raw[start:]]
 
 
 @dataclass

@@ -7,7 +7,7 @@ from collections import Counter
 
 from ascbench.config import RunConfig, current_protocol_name
 from ascbench.defaults import DEFAULT_PROTOCOL
-from ascbench.errors import AscbenchError
+from ascbench.errors import AscbenchError, ConfigError
 from ascbench.cli.common import (add_plugin_shortcuts, add_split_options, check_folds, load_dataset, shortcut_options,
                                  split_fields)
 
@@ -53,9 +53,7 @@ def _split(args) -> int:
     from ascbench.metadata_ceiling import describe as describe_ceiling
 
     args.protocol = current_protocol_name(args.protocol)  # an old name (official) is shown as today's
-    config = RunConfig(dataset=args.dataset, protocol=args.protocol, seed=args.seed, labeled=args.labeled,
-                       folds=args.folds, data_root=args.data_root, options=shortcut_options(args, ("protocol",)),
-                       **split_fields(args))
+    config = _split_config(args)
     check_folds(config)
     if args.output:
         from ascbench.fileio import check_output
@@ -84,6 +82,29 @@ def _split(args) -> int:
         _write_roles(args.output, ds, [split_plan], folds=False, force=args.force)
         print(f"wrote {args.output}")
     return 0
+
+
+# What `data split --set` may set: the split's own settings and the options of the protocol and the dataset (anything
+# else would be accepted and silently do nothing to the split shown).
+SPLIT_SETTINGS = ("seed", "labeled", "folds", "group_by", "untaught", "protocol.", "dataset.")
+
+
+def _split_config(args) -> RunConfig:
+    """The config of the split to preview, through the one path every run's config takes (``RunConfig.from_dict``):
+    the flags, then the protocol shortcuts, then ``--set``, each over the one before."""
+    from ascbench.sweep import parse_assignment
+
+    given = {"dataset": args.dataset, "protocol": args.protocol, "seed": args.seed, "labeled": args.labeled,
+             "folds": args.folds, "data_root": args.data_root, **split_fields(args)}
+    for prefix, values in shortcut_options(args, ("protocol",)).items():
+        given.update({f"{prefix}.{name}": value for name, value in values.items()})
+    for text in args.assignments:
+        key, value = parse_assignment(text, multi=False)
+        if not any(key == s or (s.endswith(".") and key.startswith(s)) for s in SPLIT_SETTINGS):
+            raise ConfigError(f"data split --set {text}: only the split's settings are read here (seed, labeled, folds, "
+                              "group_by, untaught, protocol.FIELD, dataset.FIELD); other fields do not change the split")
+        given[key] = value
+    return RunConfig.from_dict(given)
 
 
 def _kept_whole(info: dict) -> str:
@@ -167,4 +188,7 @@ def add_parser(sub) -> None:
                    "with its role: labeled, unlabeled, test, test-unscored (test side, not scored), unused")
     q.add_argument("--force", action="store_true", help="replace --output if it exists")
     q.add_argument("--wide", action="store_true", help="every cell whole on one line, however wide the table gets")
+    q.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                   help="a protocol's or dataset's option, as `ascbench run --set` takes it (repeatable): e.g. "
+                   "--set protocol.test_fraction=0.3 (`ascbench list --protocols` lists each protocol's options)")
     add_plugin_shortcuts(q, kinds=("protocol",))  # last: a plugin's flag that clashes with ours is the one skipped

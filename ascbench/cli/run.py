@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, ContextManager
 
-from ascbench.config import (AUGMENTATION, DATA, EXPERIMENT, GENERAL, MACHINE, SEMI, SPLIT, TRAINING, TUPLE_FIELDS,
+from ascbench.config import (AUGMENTATION, DATA, EXPERIMENT, GENERAL, MACHINE, SEMI, SPLIT, TRAINING,
                              RunConfig)
 from ascbench.errors import AscbenchError, ConfigError
 from ascbench.shortcuts import declared
@@ -96,9 +96,7 @@ def _explicit_fields(args) -> dict:
 
     for text in args.assignments:
         key, value = parse_assignment(text, multi=False)
-        if key in TUPLE_FIELDS and isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        given[key] = value
+        given[key] = value  # a list field's comma-separated text is split by RunConfig.from_dict, as from a file
     return given
 
 
