@@ -225,8 +225,12 @@ class RunConfig:
         if unknown:
             hints = [f"{u!r} (did you mean {', '.join(difflib.get_close_matches(u, known, 2))}?)"
                      if difflib.get_close_matches(u, known, 2) else repr(u) for u in unknown]
+            tables = [u for u in unknown if isinstance(data[u], dict)]
+            where = (f"; a plugin's options are not a table of their own ({', '.join(map(repr, tables))}): write them "
+                     f"under [options.KIND] (KIND: {', '.join(OPTION_KINDS)}), e.g. [options.protocol] "
+                     "test_cities = [...], or as --set protocol.test_cities=...") if tables else ""
             raise ConfigError(f"unknown config field(s) {', '.join(hints)}; `ascbench run --help` lists every field "
-                              f"(each is also --set NAME=VALUE)")
+                              f"(each is also --set NAME=VALUE){where}")
         if data.get("quick") is True:  # before the recipe, so the quick settings win over its epochs
             data = _under(QUICK_SETTINGS, data)
         if data.get("recipe"):
@@ -242,7 +246,9 @@ class RunConfig:
             if isinstance(data.get(name), str):
                 data[name] = [v.strip() for v in data[name].split(",") if v.strip()]
             if isinstance(data.get(name), list):
-                data[name] = tuple(data[name])
+                # A set of names: ["csv", "csv"] is one csv logger, not two writers of one file.
+                data[name] = tuple(dict.fromkeys(data[name])) if all(isinstance(v, str) for v in data[name]) \
+                    else tuple(data[name])
         return cls(**data)
 
     @classmethod
@@ -533,7 +539,14 @@ def _check_type(name: str, annotation: str, value: Any) -> None:
         if isinstance(value, float) and not math.isfinite(value):  # 1e999 reads as inf: say why it is refused
             why = "not a number" if math.isnan(value) else "a number too large for a float, such as 1e999, reads as inf"
             raise ConfigError(f"{_flag(name)} must be a finite number, got {value!r} ({why})")
-        raise ConfigError(f"{_flag(name)} must be {wanted}, got {value!r} ({type(value).__name__})")
+        hint = ""
+        if name in OPTION_KINDS and isinstance(value, dict):  # [protocol] name = ... / test_cities = ... in a file
+            hint = (f"; {name} is the plugin's name (e.g. {name} = \"...\"), and its options go under "
+                    f"[options.{name}] in a config file or --set {name}.FIELD=VALUE")
+        elif name == "model" and isinstance(value, dict):
+            hint = ("; model is the model's name (e.g. model = \"mobileascnet\"), and its arguments go under "
+                    "[model_kwargs] in a config file or --set model.ARG=VALUE")
+        raise ConfigError(f"{_flag(name)} must be {wanted}, got {value!r} ({type(value).__name__}){hint}")
 
 
 TUPLE_FIELDS = ("loggers",)  # lists in JSON, tuples here (hashable, frozen)

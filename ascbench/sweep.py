@@ -53,6 +53,8 @@ class SweepSpec:
     # Combinations left out, each a partial cell: {"model": "context-only", "strategy": "freeze"} drops
     # every cell with both values (a model with nothing to freeze, say).
     exclude: list[dict[str, Any]] = field(default_factory=list)
+    # Where the cells were written, so that a bad value is blamed on its file (or on the command line).
+    origin: str = "the command line's --grid/--base"
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SweepSpec":
@@ -66,20 +68,23 @@ class SweepSpec:
         if not isinstance(exclude, list) or not all(isinstance(e, dict) and e for e in exclude):
             raise ConfigError(f"sweep spec {path}: exclude must be a list of tables such as "
                               f"[[exclude]] model = \"context-only\" strategy = \"freeze\"")
-        return cls(dict(data.get("base") or {}), dict(data.get("grid") or {}), [dict(e) for e in exclude])
+        return cls(dict(data.get("base") or {}), dict(data.get("grid") or {}), [dict(e) for e in exclude],
+                   origin=f"sweep spec {path}")
 
     def with_overrides(self, grid: dict[str, list[Any]], base: dict[str, Any]) -> "SweepSpec":
-        return SweepSpec({**self.base, **base}, {**self.grid, **grid}, list(self.exclude))
+        from_file = self.origin != SweepSpec.origin
+        origin = f"{self.origin} with the command line's --grid/--base" if from_file and (grid or base) else self.origin
+        return SweepSpec({**self.base, **base}, {**self.grid, **grid}, list(self.exclude), origin)
 
     def cells(self) -> list[RunConfig]:
         """Every combination of the grid over the base config, in a stable order."""
         for key, values in self.grid.items():
             if not isinstance(values, list) or not values:
-                raise ConfigError(f"sweep grid entry {key!r} must be a non-empty list, got {values!r}")
+                raise ConfigError(f"{self.origin}: grid entry {key!r} must be a non-empty list, got {values!r}")
         known = {f.name for f in dataclasses.fields(RunConfig)}
         for entry in self.exclude:
             if set(entry) - known:
-                raise ConfigError(f"sweep exclude entry {entry}: unknown config field(s) {sorted(set(entry) - known)}")
+                raise ConfigError(f"{self.origin}: exclude entry {entry}: unknown config field(s) {sorted(set(entry) - known)}")
         keys = list(self.grid)
         cells = []
         for combo in itertools.product(*(self.grid[k] for k in keys)):
@@ -90,7 +95,7 @@ class SweepSpec:
             try:
                 cells.append(applicable_cell(RunConfig.from_dict(values), set(keys)))
             except (TypeError, AscbenchError) as exc:
-                raise ConfigError(f"sweep cell {dict(zip(keys, combo))}: {exc}") from None
+                raise ConfigError(f"{self.origin}, cell {dict(zip(keys, combo))}: {exc}") from None
         check_distinct(cells)
         return cells
 

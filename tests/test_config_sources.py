@@ -62,3 +62,37 @@ def test_data_split_takes_protocol_options_by_set_and_refuses_unrelated_fields(c
     assert main(["data", "split", "embedded-tiny", "--protocol", "random-clips",
                  "--set", "protocol.test_fraction=abc"]) == 2
     assert "test_fraction" in capsys.readouterr().err
+
+
+def test_a_repeated_logger_is_one_logger():
+    """Loggers are a set of names: two csv loggers would write one file twice."""
+    assert RunConfig.from_dict({"loggers": ["csv", "csv"]}).loggers == ("csv",)
+    assert RunConfig.from_dict({"loggers": "csv,csv"}).loggers == ("csv",)
+
+
+def test_a_bad_sweep_cell_names_its_spec_file(tmp_path):
+    from ascbench.sweep import SweepSpec
+
+    spec_path = tmp_path / "mine.toml"
+    spec_path.write_text('[base]\nseed = 1.5\n[grid]\nmodel = ["mobileascnet"]\n')
+    with pytest.raises(ConfigError, match=r"^sweep spec .*mine\.toml, cell \{'model': 'mobileascnet'\}: --seed"):
+        SweepSpec.load(spec_path).cells()
+    with pytest.raises(ConfigError, match=r"mine\.toml with the command line's --grid/--base, cell"):
+        SweepSpec.load(spec_path).with_overrides({"epochs": [1]}, {}).cells()
+    with pytest.raises(ConfigError, match=r"^the command line's --grid/--base, cell"):
+        SweepSpec().with_overrides({"epochs": [0]}, {}).cells()
+
+
+@pytest.mark.parametrize("text, hint", [
+    ('protocol = "unseen-city"\n[unseen-city]\ntest_cities = ["x"]\n', r"\[options\.protocol\]"),
+    ('[protocol]\nname = "unseen-city"\n', r"protocol is the plugin's name.*\[options\.protocol\]"),
+    ('[model]\nname = "mobileascnet"\n', r"\[model_kwargs\]"),
+])
+def test_a_plugin_table_in_a_config_file_is_pointed_to_where_options_go(tmp_path, text, hint):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=hint):
+        RunConfig.from_file(path)
+    # and the place it points to works
+    path.write_text('protocol = "unseen-city"\n[options.protocol]\ntest_cities = ["Belmora"]\n')
+    assert RunConfig.from_file(path).options == {"protocol": {"test_cities": ["Belmora"]}}

@@ -42,7 +42,7 @@ CONFIG_CASES = [
     ({"epochs": 0}, "--epochs"), ({"epochs": 1.5}, "whole number"), ({"epochs": "3"}, "whole number"),
     ({"epochs": True}, "whole number"), ({"pretrain_epochs": 0}, "--pretrain-epochs"), ({"batch_size": 0}, "--batch-size"),
     ({"min_epoch_clips": -1}, "--set min_epoch_clips"), ({"lr": 0}, "--lr"), ({"lr": -1e-3}, "--lr"),
-    ({"lr": math.inf}, "must be a number"), ({"lr": math.nan}, "must be a number"), ({"lr": "fast"}, "must be a number"),
+    ({"lr": math.inf}, "must be a finite number, got inf"), ({"lr": math.nan}, "must be a finite number, got nan"), ({"lr": "fast"}, "must be a number"),
     ({"weight_decay": -1.0}, "--weight-decay"), ({"patience": -1}, "--patience"), ({"val_fraction": 1.0}, "--val-fraction"),
     ({"val_fraction": -0.1}, "--val-fraction"), ({"city_dropout": 1.0}, "--city-dropout"),
     ({"labeled": 0.0}, "--labeled"), ({"labeled": 1.5}, "--labeled"),

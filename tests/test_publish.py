@@ -136,7 +136,8 @@ def test_the_page_renders_in_a_headless_browser_without_network(published, tmp_p
     sections = re.findall(r'<section class="board" id="([^"]+)"[^>]*>(.*?)</section>', dom, flags=re.S)
     assert len(sections) == len(boards) > 0
     for (dataset, protocol), (_, body) in zip(boards, sections):
-        assert f"{dataset} — {protocol}" in html_lib.unescape(body)
+        # Every built-in dataset the fixture publishes is synthetic, and the heading must say so.
+        assert f"{dataset} (synthetic audio) — {protocol}" in html_lib.unescape(body)
         expected = sum(r["dataset"] == dataset and r["protocol"] == protocol for r in rows)
         assert body.count("<tr><td>") == expected and "<svg" in body
     links = re.findall(r'href="(results/[^"]+)"', dom)
