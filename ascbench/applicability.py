@@ -19,7 +19,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ascbench.config import RunConfig, flag_of, recipe_settings
+from ascbench.config import QUICK_SETTINGS, RunConfig, flag_of, recipe_settings
 from ascbench.errors import ConfigError
 from ascbench.options import fold_dotted
 
@@ -125,6 +125,8 @@ def baseline(config: RunConfig) -> dict[str, Any]:
     if config.recipe:
         settings = fold_dotted(recipe_settings(config.recipe, config.dataset, config.options.get("recipe")))
         values.update({k: tuple(v) if isinstance(v, list) else v for k, v in settings.items() if k in values})
+    if config.quick:  # --quick's short stages are a bundle too, set for every strategy alike: not the user's doing
+        values.update(QUICK_SETTINGS)
     return values
 
 

@@ -152,6 +152,18 @@ class RunConfig:
                        "unless asked")
 
     def __post_init__(self) -> None:
+        for name in TUPLE_FIELDS:
+            object.__setattr__(self, name, _name_set(getattr(self, name)))
+        if isinstance(self.context, str) and self.context.strip():
+            # The model reads which parts are present, not their order: "time, city" is "city,time", one digest.
+            parts = {p.strip() for p in self.context.split(",")}
+            object.__setattr__(self, "context", ",".join(p for p in ("city", "time") if p in parts)
+                               if parts <= {"city", "time"} else self.context)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if "None" in f.type.split(" | ") and isinstance(value, str) and not value.strip():
+                # "" would be stored as a setting unlike the unset default it behaves as (another digest)
+                raise ConfigError(f"{_flag(f.name)} is empty; leave it unset for the default, or give a value")
         # Types first, for every field: a sweep spec's `epochs = 1.5` or `loggers = 3` must fail
         # here, before any data is read, not inside a plugin after feature extraction.
         for f in dataclasses.fields(self):
@@ -240,15 +252,6 @@ class RunConfig:
         if isinstance(data.get("protocol"), str):  # before the old fields are placed: their messages name it so
             data["protocol"] = current_protocol_name(data["protocol"])
         data = _options_of_chosen_plugins(data)
-        for name in TUPLE_FIELDS:
-            # One reading for every source: a list, or one comma-separated text (`loggers = "csv"` in a file or a
-            # sweep spec, as `--set loggers=csv,tensorboard` on the command line).
-            if isinstance(data.get(name), str):
-                data[name] = [v.strip() for v in data[name].split(",") if v.strip()]
-            if isinstance(data.get(name), list):
-                # A set of names: ["csv", "csv"] is one csv logger, not two writers of one file.
-                data[name] = tuple(dict.fromkeys(data[name])) if all(isinstance(v, str) for v in data[name]) \
-                    else tuple(data[name])
         return cls(**data)
 
     @classmethod
@@ -264,7 +267,7 @@ class RunConfig:
         if not overrides:
             return file_config
         try:
-            return cls.from_dict({**fields, **overrides})
+            return cls.from_dict(_under(fold_dotted(_renamed(fields)), fold_dotted(_renamed(overrides))))
         except ConfigError as exc:
             raise ConfigError(f"{exc} (from the command line's settings, over config file {path})") from None
 
@@ -373,10 +376,19 @@ def _under(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     merged = {**base, **top}
     if _LEGACY in base or _LEGACY in top:
         merged[_LEGACY] = {**base.get(_LEGACY, {}), **top.get(_LEGACY, {})}
-    options = {kind: {**base.get("options", {}).get(kind, {}), **top.get("options", {}).get(kind, {})}
-               for kind in {*base.get("options", {}), *top.get("options", {})}}
-    if options:
-        merged["options"] = options
+    # Tables merge key by key, as `--set model.width=32` over a file's [model_kwargs] does: `--model-arg width=32`
+    # over the same file must not drop its other model arguments. A table that is not a table is left for the
+    # config's type check to name.
+    low, high = base.get("model_kwargs"), top.get("model_kwargs")
+    if isinstance(low, dict) and isinstance(high, dict):
+        merged["model_kwargs"] = {**low, **high}
+    low, high = base.get("options", {}), top.get("options", {})
+    if isinstance(low, dict) and isinstance(high, dict):
+        options = {kind: {**low[kind], **high[kind]}
+                   if isinstance(low.get(kind), dict) and isinstance(high.get(kind), dict)
+                   else high.get(kind, low.get(kind)) for kind in {*low, *high}}
+        if options:
+            merged["options"] = options
     return merged
 
 
@@ -439,26 +451,91 @@ def recipe_settings(name: str, dataset: str | None = None, options: dict[str, An
 
 
 def read_table(path: str | os.PathLike, what: str) -> dict[str, Any]:
-    """The top-level table of a TOML (or, by suffix, YAML) file; one clear line when it cannot be read."""
+    """The top-level table of a TOML, YAML (``.yaml``/``.yml``) or JSON file; one clear line when it cannot be read.
+    Every format reads a value alike: YAML as YAML 1.2 does (``010`` is ten, ``1e-3`` a number, ``no`` text, a key
+    given twice refused, as TOML does), dates as their ISO text (``2024-01-05`` is ``"2024-01-05"``, as
+    ``--set`` reads it), and a leading byte-order mark is ignored."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    suffix = path.suffix.lower()
     try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
+        if suffix in (".yaml", ".yml"):
+            data = _yaml_table(text)
+        elif suffix == ".json":
+            data = json.loads(text)
         else:
             import tomllib
 
             data = tomllib.loads(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{what} {path}: {exc}") from None
     except Exception as exc:
-        raise ConfigError(f"{what} {path} does not parse: {exc}") from None
+        kind = "YAML" if suffix in (".yaml", ".yml") else "JSON" if suffix == ".json" else \
+            "TOML (a .yaml, .yml or .json name is read as that format)"
+        raise ConfigError(f"{what} {path} does not parse as {kind}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{what} {path} must hold a table of settings, not {type(data).__name__}")
-    return data
+    return _dates_as_text(data)
+
+
+def _dates_as_text(value: Any) -> Any:
+    import datetime
+
+    if isinstance(value, (datetime.date, datetime.time)):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _dates_as_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dates_as_text(v) for v in value]
+    return value
+
+
+def _yaml_table(text: str) -> Any:
+    """YAML read by YAML 1.2's core schema (PyYAML speaks 1.1, where ``010`` is eight, ``1e-3`` is text and
+    ``no`` is false), refusing a key given twice."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers
+                if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool")]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+    Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+                                 list("-+0123456789"))
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+        list("-+0123456789."))
+
+    def integer(loader: Any, node: Any) -> int:
+        value = loader.construct_scalar(node)
+        return int(value, 8) if value.startswith("0o") else int(value, 16) if value.startswith("0x") else int(value)
+
+    def floating(loader: Any, node: Any) -> float:
+        value = loader.construct_scalar(node).lower()
+        return float(value.replace(".inf", "inf").replace(".nan", "nan"))
+
+    def mapping(loader: Any, node: Any, deep: bool = False) -> dict:
+        keys = [loader.construct_object(key, deep=deep) for key, _ in node.value]
+        twice = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ConfigError(f"{', '.join(twice)} given twice in one table (line {node.start_mark.line + 1}); "
+                              "keep one")
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    Loader.add_constructor("tag:yaml.org,2002:int", integer)
+    Loader.add_constructor("tag:yaml.org,2002:float", floating)
+    Loader.add_constructor("tag:yaml.org,2002:map", lambda loader, node: mapping(loader, node, deep=True))
+    return yaml.load(text, Loader=Loader) or {}  # noqa: S506 - a SafeLoader with 1.2 scalars
 
 
 def flag_of(name: str) -> str:
@@ -550,6 +627,17 @@ def _check_type(name: str, annotation: str, value: Any) -> None:
 
 
 TUPLE_FIELDS = ("loggers",)  # lists in JSON, tuples here (hashable, frozen)
+
+
+def _name_set(value: Any) -> Any:
+    """A list field as one reading for every source: a list, a tuple (a repeated flag) or comma-separated text
+    (`loggers = "csv"` in a file, `--set loggers=csv,tensorboard`, `--logger csv,tensorboard`), each name stripped
+    and kept once (["csv", "csv"] is one csv logger, not two writers of one file). Anything else is left for the
+    type check to name."""
+    items = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
+    if items is None or not all(isinstance(v, str) for v in items):
+        return tuple(value) if isinstance(value, list) else value
+    return tuple(dict.fromkeys(part.strip() for v in items for part in v.split(",") if part.strip()))
 
 # Fields that decide how a run executes, not what it computes (up to floating-point summation order).
 # torch.compile fuses kernels: the same computation in another summation order.

@@ -38,6 +38,9 @@ def fold_dotted(data: dict[str, Any]) -> dict[str, Any]:
     model_kwargs = dict(data.get("model_kwargs") or {}) if isinstance(data.get("model_kwargs") or {}, dict) else None
     for key, value in dotted.items():
         kind, _, name = key.partition(".")
+        if (kind == "model" or kind in KINDS) and (not name.strip() or "." in name):
+            raise ConfigError(f"{key!r}: a plugin option is KIND.FIELD and a model argument model.ARG, with one "
+                              "name after the dot (e.g. strategy.lr_scale, model.width)")
         if kind == "model" and model_kwargs is not None:
             model_kwargs[name] = value
         elif kind in KINDS:
@@ -75,10 +78,17 @@ def resolve(kind: str, name: str, owner: str, options_cls: type | None, given: d
     if options_cls is None:
         return None
     hints = typing.get_type_hints(options_cls)
-    for key, value in given.items():
+    for key, value in list(given.items()):
+        takes_float = float in typing.get_args(hints[key]) or hints[key] is float
+        if takes_float and isinstance(value, float) and not math.isfinite(value):
+            why = "not a number" if math.isnan(value) else "a number too large for a float reads as inf"
+            raise ConfigError(f"{kind}.{key} of {kind} {name!r} must be a finite number, got {value!r} ({why})")
         if not _fits(hints[key], value):
             raise ConfigError(f"{kind}.{key} of {kind} {name!r} must be {_describe(hints[key])}, got {value!r} "
                               f"({type(value).__name__})")
+        if takes_float and isinstance(value, int) and not isinstance(value, bool):
+            # 1 and 1.0 are one value: one experiment has one digest, as for the config's own number fields.
+            given[key] = float(value)
     try:
         return dataclasses.replace(base, **given) if base is not None else options_cls(**given)
     except (TypeError, ValueError, ConfigError) as exc:  # the options class's own checks (__post_init__)

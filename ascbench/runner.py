@@ -147,6 +147,12 @@ def _check_places(root: Path, config: RunConfig) -> None:
     check_output_folder(cache_root(), flag="--cache-dir", allow=("cache",))
     if config.log_dir:
         check_output_folder(config.log_dir, flag="--log-dir", allow=("store",))
+        if Path(config.log_dir).resolve() == root.resolve():
+            # Loggers write into LOG_DIR/RUN_ID: here, the very folder the finished run is moved to, so the run
+            # could not be stored. Refused before any training, not after it.
+            raise ConfigError(f"--log-dir {config.log_dir} is the runs directory: loggers write into LOG_DIR/RUN_ID, "
+                              f"where the finished run itself is stored; leave --log-dir unset (logs go to "
+                              f"{root / 'logs'}) or pass another folder")
 
 
 def _open_slot(root: Path, config: RunConfig, resume: str | os.PathLike | None, world: int) -> RunSlot:

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable
 from tqdm.auto import tqdm
 
 from ascbench.options import resolve_all
-from ascbench.config import RunConfig, read_table
+from ascbench.config import EXECUTION_FIELDS, RunConfig, read_table
 from ascbench.errors import AscbenchError, ConfigError, RunInterrupted
 from ascbench.registry import Registry, get_registry
 from ascbench.results import load_rows, runs_dir, store_packed_run
@@ -54,7 +54,7 @@ class SweepSpec:
     # every cell with both values (a model with nothing to freeze, say).
     exclude: list[dict[str, Any]] = field(default_factory=list)
     # Where the cells were written, so that a bad value is blamed on its file (or on the command line).
-    origin: str = "the command line's --grid/--base"
+    origin: str = "the command line's --grid/--set"
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SweepSpec":
@@ -68,36 +68,87 @@ class SweepSpec:
         if not isinstance(exclude, list) or not all(isinstance(e, dict) and e for e in exclude):
             raise ConfigError(f"sweep spec {path}: exclude must be a list of tables such as "
                               f"[[exclude]] model = \"context-only\" strategy = \"freeze\"")
+        for section in ("base", "grid"):
+            if not isinstance(data.get(section) or {}, dict):
+                raise ConfigError(f"sweep spec {path}: [{section}] must be a table of settings")
+        both = sorted(set(data.get("base") or {}) & set(data.get("grid") or {}))
+        if both:  # one of the two would be dropped without a word
+            raise ConfigError(f"sweep spec {path}: {', '.join(both)} is in both [base] and [grid]; keep it in one "
+                              "([grid] to sweep it, [base] for one value in every cell)")
         return cls(dict(data.get("base") or {}), dict(data.get("grid") or {}), [dict(e) for e in exclude],
                    origin=f"sweep spec {path}")
 
     def with_overrides(self, grid: dict[str, list[Any]], base: dict[str, Any]) -> "SweepSpec":
+        """The spec with the command line's ``--grid`` axes and ``--set`` values over it: a ``--set`` of a key the
+        spec sweeps replaces that axis (the command line overrides the spec), as ``--grid`` replaces one."""
         from_file = self.origin != SweepSpec.origin
-        origin = f"{self.origin} with the command line's --grid/--base" if from_file and (grid or base) else self.origin
-        return SweepSpec({**self.base, **base}, {**self.grid, **grid}, list(self.exclude), origin)
+        origin = f"{self.origin} with the command line's --grid/--set" if from_file and (grid or base) else self.origin
+        axes = {k: v for k, v in {**self.grid, **grid}.items() if k not in base or k in grid}
+        return SweepSpec({**self.base, **base}, axes, list(self.exclude), origin)
 
     def cells(self) -> list[RunConfig]:
-        """Every combination of the grid over the base config, in a stable order."""
+        """Every combination of the grid over the base config, in a stable order, less the excluded ones."""
         for key, values in self.grid.items():
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"{self.origin}: grid entry {key!r} must be a non-empty list, got {values!r}")
-        known = {f.name for f in dataclasses.fields(RunConfig)}
+        known = {f.name for f in dataclasses.fields(RunConfig)} | set(self.grid) | set(self.base)
         for entry in self.exclude:
             if set(entry) - known:
-                raise ConfigError(f"{self.origin}: exclude entry {entry}: unknown config field(s) {sorted(set(entry) - known)}")
+                raise ConfigError(f"{self.origin}: exclude entry {entry}: unknown config field(s) "
+                                  f"{sorted(set(entry) - known)}; an entry names config fields or the [grid]'s keys "
+                                  "(a plugin option as \"strategy.lr_scale\")")
         keys = list(self.grid)
-        cells = []
+        cells, used = [], [False] * len(self.exclude)
         for combo in itertools.product(*(self.grid[k] for k in keys)):
             values = {**self.base, **dict(zip(keys, combo))}
-            if any(all(values.get(k) == v for k, v in entry.items()) for entry in self.exclude):
+            raw = [all(values.get(k) == v for k, v in entry.items()) for entry in self.exclude]
+            if any(raw):  # as written: skipped without being built (it may be a combination that cannot be)
+                used = [u or r for u, r in zip(used, raw)]
                 continue
             values = _without_others_old_fields(values, set(self.base) - set(keys))
             try:
-                cells.append(applicable_cell(RunConfig.from_dict(values), set(keys)))
+                cell = applicable_cell(RunConfig.from_dict(values), set(keys))
             except (TypeError, AscbenchError) as exc:
-                raise ConfigError(f"{self.origin}, cell {dict(zip(keys, combo))}: {exc}") from None
+                raise ConfigError(f"{self._blame(dict(zip(keys, combo)))}: {exc}") from None
+            # As the run reads them: the old name of a protocol, a field left at its default, 1 for 1.0.
+            read = [_excludes(cell, entry) for entry in self.exclude]
+            used = [u or r for u, r in zip(used, read)]
+            if not any(read):
+                cells.append(cell)
+        unused = [entry for entry, u in zip(self.exclude, used) if not u]
+        if unused:
+            raise ConfigError(f"{self.origin}: exclude entr{'y' if len(unused) == 1 else 'ies'} "
+                              f"{', '.join(map(str, unused))} match{'es' if len(unused) == 1 else ''} no cell of the "
+                              "grid; check the names and values (a value is matched as the run reads it: \"1\" is "
+                              "text, not the seed 1), or remove the entry")
+        if keys and not cells:
+            raise ConfigError(f"{self.origin}: every cell of the grid is excluded; nothing would run")
         check_distinct(cells)
         return cells
+
+    def _blame(self, combo: dict[str, Any]) -> str:
+        """Where a bad cell's fault was written: the [base] (or --set) alone when it fails alone, else the cell."""
+        try:
+            RunConfig.from_dict(dict(self.base))
+        except (TypeError, AscbenchError):
+            return f"{self.origin}, [base] (or --set)"
+        return f"{self.origin}, cell {combo}" if combo else f"{self.origin}, [base] (or --set)"
+
+
+def _excludes(cell: RunConfig, entry: dict[str, Any]) -> bool:
+    """Whether ``entry`` matches ``cell`` as the run reads its values (names through their aliases)."""
+    from ascbench.config import current_protocol_name
+
+    for key, wanted in entry.items():
+        value = cell.value(key)
+        if key == "protocol" and isinstance(wanted, str):
+            wanted = current_protocol_name(wanted)
+        if isinstance(value, tuple):
+            value = list(value)
+        if isinstance(wanted, bool) != isinstance(value, bool) or isinstance(wanted, str) != isinstance(value, str) \
+                or value != wanted:
+            return False
+    return True
 
 
 def _without_others_old_fields(values: dict[str, Any], shared: set[str]) -> dict[str, Any]:
@@ -271,24 +322,32 @@ def check_names(cells: Iterable[RunConfig], registry: Registry) -> None:
     """Fail before anything runs if any cell names an unknown model, strategy, dataset or protocol, sets an
     option its plugin lacks, or gives model arguments its model cannot be built with (each model x arguments
     x dataset built once, on the dataset's clip table: no audio is read or generated)."""
-    from ascbench import pipeline
-
     built: set[str] = set()
     for cell in cells:
-        registry.model(cell.model)
-        registry.strategy(cell.strategy)
-        registry.semi(cell.semi)
-        registry.dataset(cell.dataset)
-        registry.protocol(cell.protocol)
-        resolve_all(cell, registry)  # plugins' own options too
-        key = json.dumps([cell.model, cell.model_kwargs, cell.context, cell.dataset, cell.data_root], sort_keys=True,
-                         default=str)
-        if cell.model_kwargs and key not in built:
-            try:
-                pipeline.load(pipeline.resolve(cell, registry), require_audio=False)
-            except AscbenchError as exc:
-                raise ConfigError(f"sweep cell {describe(cell)}: {exc}") from None
-            built.add(key)
+        try:
+            check_cell(cell, registry, built)
+        except AscbenchError as exc:  # the same error (an unknown name stays an UnknownNameError), located
+            exc.args = (f"sweep cell {describe(cell)}: {exc}",)
+            raise
+
+
+def check_cell(cell: RunConfig, registry: Registry, built: set[str] | None = None) -> None:
+    """One config's plugin names, their options and its model arguments, checked without reading audio (a model
+    built once per model x arguments x dataset in ``built``)."""
+    from ascbench import pipeline
+
+    built = set() if built is None else built
+    registry.model(cell.model)
+    registry.strategy(cell.strategy)
+    registry.semi(cell.semi)
+    registry.dataset(cell.dataset)
+    registry.protocol(cell.protocol)
+    resolve_all(cell, registry)  # plugins' own options too
+    key = json.dumps([cell.model, cell.model_kwargs, cell.context, cell.dataset, cell.data_root], sort_keys=True,
+                     default=str)
+    if cell.model_kwargs and key not in built:
+        pipeline.load(pipeline.resolve(cell, registry), require_audio=False)
+        built.add(key)
 
 
 def check_distinct(cells: list[RunConfig]) -> None:
@@ -297,7 +356,12 @@ def check_distinct(cells: list[RunConfig]) -> None:
     seen: dict[str, RunConfig] = {}
     registry = get_registry()
     for cell in cells:
-        digest = _as_resolved(cell, registry).experiment_digest()  # precision auto and what it gives here: one
+        resolved = _as_resolved(cell, registry)
+        digest = resolved.experiment_digest()  # precision auto and what it gives here: one
+        if digest in seen and _as_resolved(seen[digest], registry).digest() != resolved.digest():
+            raise ConfigError(f"sweep cells {describe(seen[digest])!r} and {describe(cell)!r} differ only in how they "
+                              f"run ({', '.join(EXECUTION_FIELDS)}), which makes them one experiment; give such a "
+                              "setting one value, in [base] or --set")
         if digest in seen:
             raise ConfigError(f"sweep cells {describe(seen[digest])!r} and {describe(cell)!r} are the same experiment "
                               "(a grid value listed twice, or one setting under two names); list each value once")

@@ -74,12 +74,12 @@ def test_a_bad_sweep_cell_names_its_spec_file(tmp_path):
     from ascbench.sweep import SweepSpec
 
     spec_path = tmp_path / "mine.toml"
-    spec_path.write_text('[base]\nseed = 1.5\n[grid]\nmodel = ["mobileascnet"]\n')
-    with pytest.raises(ConfigError, match=r"^sweep spec .*mine\.toml, cell \{'model': 'mobileascnet'\}: --seed"):
+    spec_path.write_text('[grid]\nmodel = ["mobileascnet"]\nseed = [0, 1.5]\n')
+    with pytest.raises(ConfigError, match=r"^sweep spec .*mine\.toml, cell \{'model': 'mobileascnet', 'seed': 1.5\}: --seed"):
         SweepSpec.load(spec_path).cells()
-    with pytest.raises(ConfigError, match=r"mine\.toml with the command line's --grid/--base, cell"):
+    with pytest.raises(ConfigError, match=r"mine\.toml with the command line's --grid/--set, cell"):
         SweepSpec.load(spec_path).with_overrides({"epochs": [1]}, {}).cells()
-    with pytest.raises(ConfigError, match=r"^the command line's --grid/--base, cell"):
+    with pytest.raises(ConfigError, match=r"^the command line's --grid/--set, cell"):
         SweepSpec().with_overrides({"epochs": [0]}, {}).cells()
 
 
@@ -96,3 +96,139 @@ def test_a_plugin_table_in_a_config_file_is_pointed_to_where_options_go(tmp_path
     # and the place it points to works
     path.write_text('protocol = "unseen-city"\n[options.protocol]\ntest_cities = ["Belmora"]\n')
     assert RunConfig.from_file(path).options == {"protocol": {"test_cities": ["Belmora"]}}
+
+
+def test_the_command_line_merges_into_a_file_s_tables(tmp_path):
+    """`--model-arg width=32` over a file's [model_kwargs] changes width and keeps the rest, as --set model.width does."""
+    path = tmp_path / "c.toml"
+    path.write_text('[model_kwargs]\ngru_hidden = 96\nwidth = 48\n[options.strategy]\nlr_scale = 0.1\n')
+    by_table = RunConfig.from_file(path, {"model_kwargs": {"width": 32}, "options": {"semi": {}}})
+    by_key = RunConfig.from_file(path, {"model.width": 32})
+    assert by_table.model_kwargs == by_key.model_kwargs == {"gru_hidden": 96, "width": 32}
+    assert by_table.options["strategy"] == {"lr_scale": 0.1} and by_table.digest() == by_key.digest()
+
+
+@pytest.mark.parametrize("name, text, expected", [
+    ("a.yaml", "seed: 010\nlr: 1e-3\ndevice: cpu\n", {"seed": 10, "lr": 0.001, "device": "cpu"}),  # YAML 1.2 numbers
+    ("b.YAML", "seed: 3\nlr: .5\n", {"seed": 3, "lr": 0.5}),  # the suffix in any case
+    ("c.toml", "\ufeffseed = 1\n", {"seed": 1}),  # a byte-order mark, invisible in an editor
+    ("d.json", '{"seed": 2}', {"seed": 2}),
+    ("e.toml", "[options.protocol]\ntest_dates = [2024-01-05]\n", {"options": {"protocol": {"test_dates": ["2024-01-05"]}}}),
+])
+def test_every_format_reads_a_value_alike(tmp_path, name, text, expected):
+    from ascbench.config import read_table
+
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    assert read_table(path, "config file") == expected
+
+
+def test_a_key_given_twice_in_yaml_is_refused_as_in_toml(tmp_path):
+    from ascbench.sweep import SweepSpec
+
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: 1\nseed: 2\n")
+    with pytest.raises(ConfigError, match="seed given twice"):
+        RunConfig.from_file(path)
+    path.write_text("grid:\n  seed: [0, 1]\ngrid:\n  seed: [5]\n")
+    with pytest.raises(ConfigError, match="grid given twice"):
+        SweepSpec.load(path)
+
+
+def test_a_date_is_read_as_its_text_so_the_experiment_has_one_digest(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('protocol = "unseen-time"\n[options.protocol]\ntime_holdout = "date"\ntest_dates = [2024-01-05]\n')
+    typed = RunConfig.from_dict({"protocol": "unseen-time", "protocol.time_holdout": "date",
+                                 "protocol.test_dates": "2024-01-05"})
+    assert RunConfig.from_file(path).experiment_digest() == typed.experiment_digest()
+
+
+@pytest.mark.parametrize("one, other", [
+    ({"strategy.lr_scale": 1}, {"strategy.lr_scale": 1.0}),
+    ({"context": "time,city"}, {"context": "city, time"}),
+    ({"loggers": ("csv", "csv")}, {"loggers": "csv"}),
+    ({"loggers": ("csv,tensorboard",)}, {"loggers": [" csv ", "tensorboard"]}),
+])
+def test_one_experiment_written_two_ways_has_one_digest(one, other):
+    assert RunConfig.from_dict(one).digest() == RunConfig.from_dict(other).digest()
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"pretrain_on": ""}, "is empty"), ({"group_by": " "}, "is empty"),
+    ({"model.": 3}, "one name after the dot"), ({"strategy.a.b": 3}, "one name after the dot"),
+])
+def test_an_empty_or_malformed_setting_is_refused(data, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig.from_dict(data)
+
+
+def test_a_non_finite_plugin_option_says_why():
+    from ascbench import pipeline
+    from ascbench.registry import get_registry
+
+    with pytest.raises(ConfigError, match="semi.threshold .* must be a finite number, got nan"):
+        pipeline.resolve(RunConfig.from_dict({"semi": "pseudo-label", "semi.threshold": float("nan")}), get_registry())
+
+
+def test_quick_works_with_a_strategy_that_does_not_pretrain():
+    """--quick's own short stages are not the user's settings: scratch does not read pretrain_epochs, and is run."""
+    from ascbench import pipeline
+    from ascbench.registry import get_registry
+
+    pipeline.resolve(RunConfig.from_dict({"quick": True, "strategy": "scratch", "dataset": "embedded-tiny"}),
+                     get_registry())
+
+
+def test_a_log_dir_that_is_the_runs_dir_is_refused_before_training(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    code = main(["run", "--dataset", "embedded-tiny", "--quick", "--runs-dir", str(runs), "--logger", "csv",
+                 "--log-dir", str(runs), "--no-progress"])
+    assert code != 0 and "is the runs directory" in capsys.readouterr().err
+    assert not [p for p in runs.glob("*") if p.is_dir()]  # nothing trained, nothing left
+
+
+def test_run_names_the_config_file_for_an_unknown_plugin(tmp_path, capsys):
+    path = tmp_path / "c.toml"
+    path.write_text('dataset = "embedded-tiny"\nmodel = "mobileascnett"\n')
+    assert main(["run", "--config", str(path), "--quick", "--runs-dir", str(tmp_path / "runs")]) != 0
+    err = capsys.readouterr().err
+    assert "unknown model 'mobileascnett'" in err and f"config file {path}" in err
+
+
+def _spec(tmp_path, text):
+    from ascbench.sweep import SweepSpec
+
+    path = tmp_path / "spec.toml"
+    path.write_text('[base]\ndataset = "embedded-tiny"\n' + text)
+    return SweepSpec.load(path)
+
+
+def test_an_exclude_entry_matches_as_the_run_reads_its_values(tmp_path):
+    spec = _spec(tmp_path, '[grid]\nprotocol = ["session-holdout", "unseen-city"]\nstrategy = ["scratch", "finetune"]\n'
+                           '[[exclude]]\nprotocol = "official"\nmodel = "mobileascnet"\nstrategy = "scratch"\n')
+    cells = spec.cells()  # the old protocol name, and a model left at its default, both match
+    assert [(c.protocol, c.strategy) for c in cells] == [("session-holdout", "finetune"), ("unseen-city", "scratch"),
+                                                         ("unseen-city", "finetune")]
+
+
+@pytest.mark.parametrize("exclude, message", [
+    ('model = "cp-mobil"', "matches no cell"), ('seed = "1"', "matches no cell"),
+    ('dataset = "embedded-tiny"', "every cell of the grid is excluded"),
+])
+def test_an_exclude_that_does_nothing_or_everything_is_refused(tmp_path, exclude, message):
+    with pytest.raises(ConfigError, match=message):
+        _spec(tmp_path, f'[grid]\nseed = [0, 1]\n[[exclude]]\n{exclude}\n').cells()
+
+
+def test_sweep_set_overrides_a_grid_axis_and_base_faults_are_blamed_on_base(tmp_path):
+    spec = _spec(tmp_path, "[grid]\nseed = [0, 1]\n")
+    assert [c.seed for c in spec.with_overrides({}, {"seed": 5}).cells()] == [5]
+    with pytest.raises(ConfigError, match=r"spec\.toml with the command line's --grid/--set, \[base\] \(or --set\): --epochs"):
+        spec.with_overrides({}, {"epochs": 0}).cells()
+    with pytest.raises(ConfigError, match="seed is in both"):
+        _spec(tmp_path, "seed = 7\n[grid]\nseed = [0, 1]\n")
+
+
+def test_cells_differing_only_in_execution_settings_are_told_so(tmp_path):
+    with pytest.raises(ConfigError, match="differ only in how they run"):
+        _spec(tmp_path, '[grid]\nloggers = ["csv", "tensorboard"]\n').cells()

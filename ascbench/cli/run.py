@@ -202,6 +202,7 @@ def command(args) -> int:
         _print_summary(config, record, args.wide)
         return 0
     config = config_from_args(args)  # a config error is told before torch is imported: in a fraction of a second
+    _check_before_start(config, args)
     from ascbench.runner import execute
 
     if config.folds:
@@ -226,6 +227,20 @@ def command(args) -> int:
     if main_rank:  # under torchrun one summary, from rank 0
         _print_summary(config, record, args.wide)
     return 0
+
+
+def _check_before_start(config: RunConfig, args) -> None:
+    """Plugin names, their options and the model's arguments, checked before the run is announced (no audio is
+    read); a fault in settings that came partly from a config file says where they were read."""
+    from ascbench.registry import get_registry
+    from ascbench.sweep import check_cell
+
+    try:
+        check_cell(config, get_registry())
+    except AscbenchError as exc:
+        if args.config:  # the same error, located
+            exc.args = (f"{exc} (the run's settings: config file {args.config}, with the command line's over it)",)
+        raise
 
 
 def console_progress(bars: bool) -> ContextManager[None]:
