@@ -123,8 +123,26 @@ class SweepSpec:
                               "text, not the seed 1), or remove the entry")
         if keys and not cells:
             raise ConfigError(f"{self.origin}: every cell of the grid is excluded; nothing would run")
+        self._check_base_options_taken(cells)
         check_distinct(cells)
         return cells
+
+    def _check_base_options_taken(self, cells: list[RunConfig]) -> None:
+        """A [base] plugin option is left out of the cells whose plugin does not take it; one that no cell's plugin
+        takes is a misspelling, not a shared setting."""
+        from ascbench.options import fold_dotted
+
+        try:
+            given = fold_dotted(dict(self.base)).get("options") or {}
+        except AscbenchError:
+            return
+        for kind, values in given.items():
+            for name in values if isinstance(values, dict) else ():
+                if cells and not any(name in c.options.get(kind, {}) for c in cells):
+                    chosen = sorted({str(getattr(c, kind, None)) for c in cells})
+                    raise ConfigError(f"{self.origin}, [base] (or --set): {kind}.{name} is taken by none of the "
+                                      f"cells' {kind} plugins ({', '.join(chosen)}); check its spelling "
+                                      "(`ascbench list` shows each plugin's options)")
 
     def _blame(self, combo: dict[str, Any]) -> str:
         """Where a bad cell's fault was written: the [base] (or --set) alone when it fails alone, else the cell."""
@@ -174,7 +192,27 @@ def applicable_cell(cell: RunConfig, grid_keys: set[str]) -> RunConfig:
         base = baseline(cell)
         cell = cell.replace(**{name: base[name] for name in shared})
     check_applicable(cell, registry)
-    return cell
+    return _without_unread_base_options(cell, grid_keys, registry)
+
+
+def _without_unread_base_options(cell: RunConfig, grid_keys: set[str], registry: Registry) -> RunConfig:
+    """``cell`` without the [base] plugin options its chosen plugin does not take (``strategy.lr_scale`` in the
+    cells of ``scratch`` beside those of ``finetune``), as for [base] fields; a swept option is kept and refused."""
+    from ascbench.options import KINDS, fields_of
+
+    options = {kind: dict(values) for kind, values in cell.options.items()}
+    for kind, values in cell.options.items():
+        if kind not in KINDS or kind == "frontend" or getattr(cell, kind, None) is None:
+            continue
+        try:
+            taken = fields_of(registry.get(kind, getattr(cell, kind)).options_class)
+        except AscbenchError:
+            continue  # an unknown plugin: check_names says so
+        for name in values:
+            if name not in taken and f"{kind}.{name}" not in grid_keys and "options" not in grid_keys:
+                del options[kind][name]
+    options = {kind: values for kind, values in options.items() if values}
+    return cell if options == {k: v for k, v in cell.options.items() if v} else cell.replace(options=options)
 
 
 def parse_assignment(text: str, multi: bool) -> tuple[str, Any]:

@@ -232,3 +232,12 @@ def test_sweep_set_overrides_a_grid_axis_and_base_faults_are_blamed_on_base(tmp_
 def test_cells_differing_only_in_execution_settings_are_told_so(tmp_path):
     with pytest.raises(ConfigError, match="differ only in how they run"):
         _spec(tmp_path, '[grid]\nloggers = ["csv", "tensorboard"]\n').cells()
+
+
+def test_a_base_plugin_option_is_left_out_of_cells_whose_plugin_does_not_take_it(tmp_path):
+    """As a [base] field is: strategy.lr_scale shared over scratch and finetune cells is finetune's alone; an
+    option no cell's plugin takes is a misspelling and is refused."""
+    cells = _spec(tmp_path, '"strategy.lr_scale" = 0.1\n[grid]\nstrategy = ["scratch", "finetune"]\n').cells()
+    assert [(c.strategy, c.options) for c in cells] == [("scratch", {}), ("finetune", {"strategy": {"lr_scale": 0.1}})]
+    with pytest.raises(ConfigError, match="strategy.lr_scal is taken by none"):
+        _spec(tmp_path, '"strategy.lr_scal" = 0.1\n[grid]\nstrategy = ["scratch", "finetune"]\n').cells()
