@@ -86,7 +86,9 @@ def _split(args) -> int:
 
 # What `data split --set` may set: the split's own settings and the options of the protocol and the dataset (anything
 # else would be accepted and silently do nothing to the split shown).
-SPLIT_SETTINGS = ("seed", "labeled", "folds", "group_by", "untaught", "protocol.", "dataset.")
+SPLIT_SETTINGS = ("seed", "labeled", "folds", "group_by", "untaught", "data_root", "protocol.", "dataset.")
+# The flags' own defaults: a --set over one of them is not a conflict, only over a typed value.
+_SPLIT_FLAG_DEFAULTS = {"seed": 0, "folds": 0}
 
 
 def _split_config(args) -> RunConfig:
@@ -102,7 +104,13 @@ def _split_config(args) -> RunConfig:
         key, value = parse_assignment(text, multi=False)
         if not any(key == s or (s.endswith(".") and key.startswith(s)) for s in SPLIT_SETTINGS):
             raise ConfigError(f"data split --set {text}: only the split's settings are read here (seed, labeled, folds, "
-                              "group_by, untaught, protocol.FIELD, dataset.FIELD); other fields do not change the split")
+                              "group_by, untaught, data_root, protocol.FIELD, dataset.FIELD); other fields do not "
+                              "change the split")
+        earlier = given.get(key)
+        if earlier is not None and earlier != _SPLIT_FLAG_DEFAULTS.get(key, None) and earlier != value:
+            # as `ascbench run` says it: two values for one setting, and which one applies
+            print(f"ascbench: warning: {key} is given different values ({earlier!r} by its flag; --set {text}); "
+                  f"--set {text} applies", file=sys.stderr)
         given[key] = value
     return RunConfig.from_dict(given)
 
