@@ -243,10 +243,10 @@ def test_a_base_plugin_option_is_left_out_of_cells_whose_plugin_does_not_take_it
         _spec(tmp_path, '"strategy.lr_scal" = 0.1\n[grid]\nstrategy = ["scratch", "finetune"]\n').cells()
 
 
-def test_data_split_says_which_of_two_values_applies_and_reads_data_root(capsys):
+def test_data_split_says_which_of_two_values_applies_and_reads_data_root(capsys, tmp_path):
     assert main(["data", "split", "embedded-tiny", "--seed", "2", "--set", "seed=1"]) == 0
     assert "seed is given different values" in capsys.readouterr().err
     assert main(["data", "split", "embedded-tiny", "--set", "seed=1"]) == 0  # over the flag's default: no warning
     assert "different values" not in capsys.readouterr().err
-    assert main(["data", "split", "embedded-tiny", "--set", "data_root=/tmp"]) == 0  # as --data-root /tmp is
+    assert main(["data", "split", "embedded-tiny", "--set", f"data_root={tmp_path / 'data'}"]) == 0  # as --data-root
     assert "only the split's settings" not in capsys.readouterr().err
