@@ -250,3 +250,11 @@ def test_data_split_says_which_of_two_values_applies_and_reads_data_root(capsys,
     assert "different values" not in capsys.readouterr().err
     assert main(["data", "split", "embedded-tiny", "--set", f"data_root={tmp_path / 'data'}"]) == 0  # as --data-root
     assert "only the split's settings" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("setting, message", [("device=quantum", "is not a device"),
+                                              ("loggers=nosuch", "unknown logger 'nosuch'")])
+def test_a_dry_run_lists_as_run_only_cells_that_can_start(setting, message, capsys, tmp_path):
+    code = main(["sweep", "--grid", "seed=0", "--set", "dataset=embedded-tiny", "--set", setting, "--dry-run",
+                 "--runs-dir", str(tmp_path)])
+    assert code != 0 and message in capsys.readouterr().err
