@@ -173,6 +173,7 @@ def aggregate(rows: list[dict]) -> pd.DataFrame:
         latency_ms=("latency_ms", "median"), train_s=("train_s", "median"),
         run_ids=("run_id", list) if "run_id" in df else ("seed", lambda s: []),
         classes=("_classes", "max") if "_classes" in df else ("seed", lambda s: np.nan),
+        chance=("_chance", "mean") if "_chance" in df else ("seed", lambda s: np.nan),
         # What the row's runs were made with and when, for the tables' headers.
         commits=("git_commit", lambda s: sorted(set(s.dropna()))) if "git_commit" in df else ("seed", lambda s: []),
         first_made=("finished", "min") if "finished" in df else ("seed", lambda s: ""),

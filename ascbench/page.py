@@ -12,7 +12,7 @@ import pandas as pd
 
 from ascbench.board_table import (board_title, constants_note, data_header, dataset_documentation_links,
                                   display_frame, section_notes, section_title)
-from ascbench.claims import Claim, compare
+from ascbench.claims import CLAIMS_INTRO, Claim, claims_title, compare
 from ascbench.plots import accuracy_vs_macs, model_colours
 
 # The page fits a 1,280 px window without sideways scrolling: the body is capped below it and table cells
@@ -42,15 +42,24 @@ document.querySelectorAll('table.sortable').forEach(t =>
 
 
 def chance_and_ceiling(part: pd.DataFrame) -> tuple[float | None, float | None]:
-    """A section's chance level (one over its classes) and metadata ceiling (what city and time alone score)."""
-    chance = 1.0 / part["classes"].max() if "classes" in part and part["classes"].notna().any() else None
+    """A section's chance level (a uniform guess's macro accuracy: one over the classes each run scores, averaged
+    over the section's runs, as unseen-city scores another number of classes per seed) and metadata ceiling (what
+    city and time alone score)."""
+    if "chance" in part and part["chance"].notna().any():
+        known = part[part["chance"].notna()]
+        chance = float((known["chance"] * known["seeds"].clip(lower=1)).sum() / known["seeds"].clip(lower=1).sum())
+    else:
+        chance = 1.0 / part["classes"].max() if "classes" in part and part["classes"].notna().any() else None
     ceiling = float(part["metadata_ceiling"].max()) if part["metadata_ceiling"].notna().any() else None
     return chance, ceiling
 
 
 def section_note(part: pd.DataFrame) -> str:
     chance, ceiling = chance_and_ceiling(part)
-    bits = ([f"chance {100 * chance:.1f} %"] if chance else []) + (
+    varies = "chance" in part and part["chance"].nunique() > 1 or "classes" in part and part["classes"].nunique() > 1
+    bits = ([f"chance {100 * chance:.1f} %" + (" (one over the classes each run scores, averaged over the runs: the "
+                                                 "scored classes differ between seeds)" if varies else "")]
+            if chance else []) + (
         [f"metadata ceiling {100 * ceiling:.1f} % (what city and time alone score on these splits)"]
         if ceiling is not None else [])
     return "; ".join(bits)
@@ -107,7 +116,8 @@ def leaderboard_page(table: pd.DataFrame, claims: list[Claim], intro: str = "", 
                         f"{about}\n"
                         f'<p class="note">{html.escape(note + "; " if note else "")}{len(part)} rows, ranked by macro accuracy. '
                         f"{html.escape(constants)}</p>\n"
-                        f"{body}\n<figure>{figure}<figcaption class=\"note\">Macro accuracy against MACs per "
+                        f"{body}\n<figure>{figure}<figcaption class=\"note\">"
+                        f"{html.escape(section_title(dataset, protocol))}: macro accuracy against MACs per "
                         "clip; numbers are the table's rows, colours its models, marker shapes its strategies."
                         "</figcaption></figure></section>")
     options = "".join(f'<option value="{section_id(d, p)}">{html.escape(d)} / {html.escape(p)}</option>'
@@ -119,10 +129,10 @@ def leaderboard_page(table: pd.DataFrame, claims: list[Claim], intro: str = "", 
             "<p>no pair of rows to compare</p>"
         claim_html.append(f"<h3>{html.escape(claim.name)}: {html.escape(claim.key)} {html.escape(claim.a)} vs "
                           f"{html.escape(claim.b)}</h3>\n{body}")
-    claims_section = ('<section id="claims"><h2>Claims</h2><p class="note">Pairs of rows that differ only in the '
-                      "named column, on the same seeds and test clips: the paired randomisation test, and the seeds "
-                      "a paired t-test would need for 80 % power.</p>\n" + "\n".join(claim_html) + "</section>"
-                      if claims else "")
+    claims_section = (f'<section id="claims"><h2>{html.escape(claims_title(table))}</h2><p class="note">'
+                      f"{html.escape(CLAIMS_INTRO)}</p>\n"
+                      f'<p class="data">{_linked(data_header(table, board_dir).strip(), doc_links)}</p>\n'
+                      + "\n".join(claim_html) + "</section>" if claims else "")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(board_title(table))}</title><style>{STYLE}</style></head>
 <body><h1>{html.escape(board_title(table))}</h1>

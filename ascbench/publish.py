@@ -110,6 +110,8 @@ def _row_of(record: dict) -> dict:
     row = {**record["row"], **setting_of(record["config"], record["row"].get("precision")),
            "_predictions": RunPredictions.from_metrics(record["row"]["seed"], record["metrics"]),
            "_classes": len(record["metrics"].get("class_accuracy") or {}) or np.nan,
+           # A uniform guess's macro accuracy on this run's scored classes (unseen-city scores 3 to 5 per seed).
+           "_chance": 1 / len(record["metrics"]["class_accuracy"]) if record["metrics"].get("class_accuracy") else np.nan,
            "_code": provenance_key(record["row"], record["metrics"])}
     # Rows written before they carried the training time: it is in the run's timings.
     row.setdefault("train_s", record["metrics"].get("timings", {}).get("train_s"))
@@ -129,7 +131,7 @@ def render_all(rows: list[dict], with_html: bool = True, claims: list | None = N
                board_dir: Path | None = None) -> dict[str, str]:
     """Every table file of a board from its rows and claims; ``board_dir`` (where they will be written) makes the
     links to each dataset's documentation relative to it."""
-    from ascbench.board_table import board_title, data_header, markdown_section, section_title
+    from ascbench.board_table import board_title, data_header, dataset_kind, markdown_section, section_title
     from ascbench.claims import render_claims
     from ascbench.page import section_note
 
@@ -139,10 +141,11 @@ def render_all(rows: list[dict], with_html: bool = True, claims: list | None = N
         note = section_note(part)
         body = markdown_section(part, note + "." if note else "", board_dir)
         sections.append(f"\n## {section_title(dataset, protocol)}\n\n{body}")
-    sections.append(render_claims(table, claims or []))
+    sections.append(render_claims(table, claims or [], board_dir))
     files = {
         "leaderboard.md": "".join(sections),
-        "leaderboard.csv": render(table, "csv"),
+        # every line says its data's kind: a CSV row pasted alone must not pass for a result on recorded audio
+        "leaderboard.csv": render(table.assign(audio=[dataset_kind(d) for d in table["dataset"]]), "csv"),
         "leaderboard.tex": _latex(table, board_dir),
     }
     if with_html:
@@ -158,15 +161,21 @@ def _latex(table, board_dir: Path | None = None) -> str:
 
     plain = table.drop(columns=["accuracy_std", "macro_accuracy_std", "run_ids", "_runs", "commits", "first_made",
                                 "last_made"], errors="ignore")
+    plain = plain.astype(object).where(plain.notna(), None)  # a value that does not apply (no folds) prints "--"
     body = tabulate(plain.assign(
-        macro_accuracy=[f"{100 * m:.1f} $\\pm$ {100 * s:.1f}" for m, s in zip(table["macro_accuracy"], table["macro_accuracy_std"])],
-        accuracy=[f"{100 * m:.1f} $\\pm$ {100 * s:.1f}" for m, s in zip(table["accuracy"], table["accuracy_std"])]),
-        headers="keys", tablefmt="latex_raw", showindex=False, floatfmt=".4f")
+        macro_accuracy=[_tex_mean_std(m, s) for m, s in zip(table["macro_accuracy"], table["macro_accuracy_std"])],
+        accuracy=[_tex_mean_std(m, s) for m, s in zip(table["accuracy"], table["accuracy_std"])]),
+        headers="keys", tablefmt="latex_raw", showindex=False, floatfmt=".4f", missingval="--")
     notes = []
     for (dataset, protocol), part in table.groupby(["dataset", "protocol"], sort=True):
         notes.append(f"{section_title(dataset, protocol)}: " + " ".join(section_notes(part, board_dir)))
     caption = _tex_escape("ascbench leaderboard, generated from its run records. " + " ".join(notes))
     return f"\\begin{{table}}\n\\caption{{{caption}}}\n{body}\n\\end{{table}}\n"
+
+
+def _tex_mean_std(mean: float, std: float) -> str:
+    """``62.1 $\\pm$ 3.4``; a single seed has no spread, and shows none (not ``nan``)."""
+    return f"{100 * mean:.1f}" if std is None or np.isnan(std) else f"{100 * mean:.1f} $\\pm$ {100 * std:.1f}"
 
 
 _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",

@@ -333,3 +333,43 @@ def test_chance_and_ceiling_are_one_line_when_equal_and_labels_never_overlap():
     heights = sorted(ax.transData.transform((xi, yi))[1] * 72 / fig.dpi + dy for (_, dy), xi, yi in zip(offsets, x, y))
     assert min(np.diff(heights)) >= 1.2 * 6.5 - 1e-6  # a line of text apart
     plt.close(fig)
+
+
+def test_chance_averages_over_runs_that_score_different_classes(tmp_path):
+    """unseen-city scores 3 to 5 classes per seed: chance is a uniform guess's macro accuracy averaged over runs,
+    not one over the most classes any run scored."""
+    records = [_record("a", s, 0.6, f"2026-01-01T00:0{s}:00") for s in range(2)]
+    records[1]["metrics"]["class_accuracy"] = {"0": 0.5, "1": 0.5}  # this seed scores 2 classes, the other 4
+    board = _board(tmp_path, records)
+    text = " ".join((board / "leaderboard.md").read_text().split())
+    assert "chance 37.5 %" in text  # (1/4 + 1/2) / 2, by hand
+    assert check(board) == []
+
+
+def test_claim_columns_are_the_paired_seeds_means_and_every_rendering_names_the_data(tmp_path):
+    import csv
+
+    records = [_record("ctx", s, 0.9, f"2026-01-01T00:0{s}:00") for s in range(5)]
+    records += [_record("plain", s, 0.3, f"2026-01-02T00:0{s}:00") for s in range(3)]  # 3 seeds against 5
+    board = tmp_path / "board"
+    (board / "results").mkdir(parents=True)
+    (board / "claims.toml").write_text('[[claim]]\nname = "context"\nkey = "model"\na = "ctx"\nb = "plain"\n')
+    for r in records:
+        (board / "results" / f"{r['row']['run_id']}.json").write_text(json.dumps(r))
+    publish(board)
+    from ascbench.claims import compare, read_claims
+    from ascbench.publish import read_published
+    from ascbench.leaderboard import aggregate
+
+    line = compare(aggregate(read_published(board)[0]), read_claims(board / "claims.toml")[0]).iloc[0]
+    by_hand = [np.mean([r["metrics"]["macro_accuracy"] for r in records if r["row"]["model"] == m and
+                        r["row"]["seed"] < 3]) for m in ("ctx", "plain")]
+    assert line["ctx %"] == round(100 * by_hand[0], 1) and line["plain %"] == round(100 * by_hand[1], 1)
+    assert abs(line["ctx %"] - line["plain %"] - line["difference (points)"]) <= 0.11
+    md, page = (board / "leaderboard.md").read_text(), html.unescape((board / "index.html").read_text())
+    assert "## Claims on embedded (synthetic audio)" in md and "Claims on embedded (synthetic audio)" in page
+    assert page.count("embedded (synthetic audio) — session-holdout: macro accuracy against MACs") == 1
+    rows = list(csv.DictReader((board / "leaderboard.csv").open()))
+    assert rows and all(r["audio"] == "synthetic audio" for r in rows)
+    one_seed = _board(tmp_path, [_record("solo", 0, 0.6, "2026-01-01T00:00:00")], name="single")
+    assert "nan" not in (one_seed / "leaderboard.tex").read_text()
