@@ -62,6 +62,17 @@ def _board(tmp_path, records: list[dict], name: str = "board"):
     return board
 
 
+def _claims_board(tmp_path, records: list[dict]):
+    """A board of ``records`` with one claim: model ctx against plain."""
+    board = tmp_path / "board"
+    (board / "results").mkdir(parents=True)
+    (board / "claims.toml").write_text('[[claim]]\nname = "context"\nkey = "model"\na = "ctx"\nb = "plain"\n')
+    for r in records:
+        (board / "results" / f"{r['row']['run_id']}.json").write_text(json.dumps(r))
+    publish(board)
+    return board
+
+
 def _store(tmp_path, records: list[dict]):
     runs = tmp_path / "runs"
     runs.mkdir()
@@ -171,12 +182,7 @@ def test_every_rendering_names_the_synthetic_data_protocol_commit_and_date(tmp_p
 def test_claims_on_the_page_name_the_better_value(tmp_path):
     records = [_record(m, s, skill, f"2026-01-01T00:0{s}:00") for m, skill in (("ctx", 0.95), ("plain", 0.3))
                for s in range(3)]
-    board = tmp_path / "board"
-    (board / "results").mkdir(parents=True)
-    (board / "claims.toml").write_text('[[claim]]\nname = "context"\nkey = "model"\na = "ctx"\nb = "plain"\n')
-    for r in records:
-        (board / "results" / f"{r['row']['run_id']}.json").write_text(json.dumps(r))
-    publish(board)
+    board = _claims_board(tmp_path, records)
     page, md = (board / "index.html").read_text(), (board / "leaderboard.md").read_text()
     assert "ctx better" in page and "ctx better" in md
     assert "a better" not in page and "b better" not in page
@@ -351,12 +357,7 @@ def test_claim_columns_are_the_paired_seeds_means_and_every_rendering_names_the_
 
     records = [_record("ctx", s, 0.9, f"2026-01-01T00:0{s}:00") for s in range(5)]
     records += [_record("plain", s, 0.3, f"2026-01-02T00:0{s}:00") for s in range(3)]  # 3 seeds against 5
-    board = tmp_path / "board"
-    (board / "results").mkdir(parents=True)
-    (board / "claims.toml").write_text('[[claim]]\nname = "context"\nkey = "model"\na = "ctx"\nb = "plain"\n')
-    for r in records:
-        (board / "results" / f"{r['row']['run_id']}.json").write_text(json.dumps(r))
-    publish(board)
+    board = _claims_board(tmp_path, records)
     from ascbench.claims import compare, read_claims
     from ascbench.publish import read_published
     from ascbench.leaderboard import aggregate
