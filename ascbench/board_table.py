@@ -87,7 +87,7 @@ def section_title(dataset: str, protocol: str) -> str:
     return f"{dataset} ({dataset_kind(dataset)}) — {protocol}{leaky}"
 
 
-def dataset_note(name: str, board_dir: Path | None = None) -> str:
+def dataset_note(name: str, board_dir: Path | None = None, markdown: bool = False) -> str:
     """``name``: what its plugin says it is, leading with whether its audio is synthetic, and where what was
     planted in it is written."""
     spec = _dataset_spec(name)
@@ -99,7 +99,10 @@ def dataset_note(name: str, board_dir: Path | None = None) -> str:
     note = f"{name}: {kind}; {spec.description}" if spec.description else f"{name}: {kind}"
     if spec.documentation:
         what = "what was planted in it" if spec.synthetic else "what it is"
-        note += f" ({what}: {documentation_link(spec.documentation, board_dir)})"
+        link = documentation_link(spec.documentation, board_dir)
+        # Markdown gets a link it can follow; the page finds the bare path and links it; LaTeX prints the path.
+        clickable = markdown and not link.endswith(" in the ascbench repository")
+        note += f" ([{what}]({link}))" if clickable else f" ({what}: {link})"
     return note
 
 
@@ -120,13 +123,13 @@ def board_title(table: pd.DataFrame) -> str:
     return "ascbench leaderboard" + (": " + ", ".join(f"{n} ({dataset_kind(n)})" for n in names) if names else "")
 
 
-def data_header(table: pd.DataFrame, board_dir: Path | None = None) -> str:
+def data_header(table: pd.DataFrame, board_dir: Path | None = None, markdown: bool = False) -> str:
     """The board's opening line on its data: each dataset, whether its audio is synthetic, and where what was
     planted in it is written (the first thing a reader of any rendering sees)."""
     if table.empty:
         return ""
     names = sorted(set(table["dataset"]))
-    return "\n" + wrap("Data of this board: " + "; ".join(dataset_note(n, board_dir) for n in names) + ".") + "\n"
+    return "\n" + wrap("Data of this board: " + "; ".join(dataset_note(n, board_dir, markdown) for n in names) + ".") + "\n"
 
 
 def made_note(part: pd.DataFrame) -> str:
@@ -142,10 +145,10 @@ def made_note(part: pd.DataFrame) -> str:
     return f"made at commit{'s' if len(commits) > 1 else ''} {named}{when}"
 
 
-def section_notes(part: pd.DataFrame, board_dir: Path | None = None) -> list[str]:
+def section_notes(part: pd.DataFrame, board_dir: Path | None = None, markdown: bool = False) -> list[str]:
     """The sentences every rendering of a section starts with: data, protocol, when and at what commit."""
     dataset, protocol = part["dataset"].iloc[0], part["protocol"].iloc[0]
-    return [f"Data: {dataset_note(dataset, board_dir)}.", f"Protocol {protocol_note(protocol)}.",
+    return [f"Data: {dataset_note(dataset, board_dir, markdown)}.", f"Protocol {protocol_note(protocol)}.",
             f"Rows {made_note(part)}."]
 
 
@@ -230,7 +233,7 @@ def markdown_section(part: pd.DataFrame, extra_note: str = "", board_dir: Path |
     if len(constant_setting) > 12:
         footnotes[constant_setting] = "s1"
         constants["setting"] = "s1"
-    notes = [*section_notes(part, board_dir), constants_note(constants), extra_note]
+    notes = [*section_notes(part, board_dir, markdown=True), constants_note(constants), extra_note]
     text = "\n".join(wrap(n) for n in notes if n) + "\n\n" + "\n\n".join(narrow_tables(shown))
     if footnotes:
         text += "\n\n" + "\n".join(wrap(f"{key}: {label}") for label, key in footnotes.items())

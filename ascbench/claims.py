@@ -119,7 +119,7 @@ def render_claims(table: pd.DataFrame, claims: list[Claim], board_dir: Path | No
         return ""
     from ascbench.board_table import data_header, narrow_tables, wrap
 
-    parts = [f"\n## {claims_title(table)}\n\n" + wrap(CLAIMS_INTRO) + "\n" + data_header(table, board_dir)]
+    parts = [f"\n## {claims_title(table)}\n\n" + wrap(CLAIMS_INTRO) + "\n" + data_header(table, board_dir, markdown=True)]
     for claim in claims:
         lines = compare(table, claim)
         body = ("\n\n".join(narrow_tables(lines.assign(**{"#": range(1, len(lines) + 1)})[["#", *lines.columns]]))

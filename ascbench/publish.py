@@ -136,7 +136,7 @@ def render_all(rows: list[dict], with_html: bool = True, claims: list | None = N
     from ascbench.page import section_note
 
     table = aggregate(rows)
-    sections = [f"# {board_title(table)}\n\n", HEADER, data_header(table, board_dir)]
+    sections = [f"# {board_title(table)}\n\n", HEADER, data_header(table, board_dir, markdown=True)]
     for (dataset, protocol), part in table.groupby(["dataset", "protocol"], sort=True):
         note = section_note(part)
         body = markdown_section(part, note + "." if note else "", board_dir)

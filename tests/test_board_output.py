@@ -374,3 +374,15 @@ def test_claim_columns_are_the_paired_seeds_means_and_every_rendering_names_the_
     assert rows and all(r["audio"] == "synthetic audio" for r in rows)
     one_seed = _board(tmp_path, [_record("solo", 0, 0.6, "2026-01-01T00:00:00")], name="single")
     assert "nan" not in (one_seed / "leaderboard.tex").read_text()
+
+
+def test_a_markdown_board_links_what_was_planted_and_the_link_resolves():
+    from pathlib import Path
+
+    from ascbench.board_table import dataset_note
+
+    repo = Path(__file__).resolve().parent.parent
+    note = dataset_note("embedded-apsipa", repo / "leaderboards", markdown=True)
+    assert "[what was planted in it](../README.md#what-was-planted-in-the-built-in-data)" in note
+    assert "### What was planted in the built-in data" in (repo / "README.md").read_text()
+    assert "(what was planted in it: ../README.md#" in dataset_note("embedded-apsipa", repo / "leaderboards")  # LaTeX
