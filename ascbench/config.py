@@ -159,14 +159,12 @@ class RunConfig:
             parts = {p.strip() for p in self.context.split(",")}
             object.__setattr__(self, "context", ",".join(p for p in ("city", "time") if p in parts)
                                if parts <= {"city", "time"} else self.context)
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if "None" in f.type.split(" | ") and isinstance(value, str) and not value.strip():
-                # "" would be stored as a setting unlike the unset default it behaves as (another digest)
-                raise ConfigError(f"{_flag(f.name)} is empty; leave it unset for the default, or give a value")
         # Types first, for every field: a sweep spec's `epochs = 1.5` or `loggers = 3` must fail
         # here, before any data is read, not inside a plugin after feature extraction.
         for f in dataclasses.fields(self):
+            if "None" in f.type.split(" | ") and isinstance(getattr(self, f.name), str) and not getattr(self, f.name).strip():
+                # "" would be stored as a setting unlike the unset default it behaves as (another digest)
+                raise ConfigError(f"{_flag(f.name)} is empty; leave it unset for the default, or give a value")
             _check_type(f.name, f.type, getattr(self, f.name))
             # A number field holds a float however it was written (--lr 1, lr = 1 in TOML, --set lr=1.0): one
             # experiment has one digest, so a sweep never runs it twice nor a board splits its seeds over two rows.

@@ -41,10 +41,7 @@ def resolve_device(name: str) -> torch.device:
             return torch.device("cuda")
         mps = getattr(torch.backends, "mps", None)
         return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"--device {name!r} is not a device; use {DEVICE_CHOICES}") from None
+    device = parse_device_name(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f"--device {name}: CUDA is not available on this machine "
@@ -55,7 +52,17 @@ def resolve_device(name: str) -> torch.device:
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
             raise ConfigError(f"--device {name}: Apple MPS is not available here; use --device cpu or auto")
-    elif device.type != "cpu":
+    return device
+
+
+def parse_device_name(name: str) -> torch.device:
+    """A device name's form, without asking whether this machine has it (a sweep's cells may run on a Ray
+    cluster's GPUs that the machine checking them lacks; :func:`resolve_device` checks presence)."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {name!r} is not a device; use {DEVICE_CHOICES}") from None
+    if device.type not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"--device {name!r} is not supported; use {DEVICE_CHOICES}")
     return device
 

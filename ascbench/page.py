@@ -45,18 +45,16 @@ def chance_and_ceiling(part: pd.DataFrame) -> tuple[float | None, float | None]:
     """A section's chance level (a uniform guess's macro accuracy: one over the classes each run scores, averaged
     over the section's runs, as unseen-city scores another number of classes per seed) and metadata ceiling (what
     city and time alone score)."""
-    if "chance" in part and part["chance"].notna().any():
-        known = part[part["chance"].notna()]
-        chance = float((known["chance"] * known["seeds"].clip(lower=1)).sum() / known["seeds"].clip(lower=1).sum())
-    else:
-        chance = 1.0 / part["classes"].max() if "classes" in part and part["classes"].notna().any() else None
+    known = part[part["chance"].notna()]
+    weights = known["seeds"].clip(lower=1)
+    chance = float((known["chance"] * weights).sum() / weights.sum()) if len(known) else None
     ceiling = float(part["metadata_ceiling"].max()) if part["metadata_ceiling"].notna().any() else None
     return chance, ceiling
 
 
 def section_note(part: pd.DataFrame) -> str:
     chance, ceiling = chance_and_ceiling(part)
-    varies = "chance" in part and part["chance"].nunique() > 1 or "classes" in part and part["classes"].nunique() > 1
+    varies = part["chance"].nunique() > 1
     bits = ([f"chance {100 * chance:.1f} %" + (" (one over the classes each run scores, averaged over the runs: the "
                                                  "scored classes differ between seeds)" if varies else "")]
             if chance else []) + (

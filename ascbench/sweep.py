@@ -383,27 +383,15 @@ def check_cell(cell: RunConfig, registry: Registry, built: set[str] | None = Non
     resolve_all(cell, registry)  # plugins' own options too
     for name in cell.loggers:
         registry.logger(name)
-    _check_device_name(cell.device)
+    if cell.device and cell.device != "auto":
+        from ascbench.device import parse_device_name
+
+        parse_device_name(cell.device)
     key = json.dumps([cell.model, cell.model_kwargs, cell.context, cell.dataset, cell.data_root], sort_keys=True,
                      default=str)
     if cell.model_kwargs and key not in built:
         pipeline.load(pipeline.resolve(cell, registry), require_audio=False)
         built.add(key)
-
-
-def _check_device_name(name: str | None) -> None:
-    """A device this machine or a cluster's could be: the name's form only (a sweep's cells may run on a Ray
-    cluster with GPUs the machine that checks them lacks; the run checks presence)."""
-    if not name or name == "auto":
-        return
-    import torch
-
-    try:
-        kind = torch.device(name).type
-    except (RuntimeError, ValueError):
-        kind = None
-    if kind not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"--device {name!r} is not a device; use auto, cpu, cuda, cuda:N or mps")
 
 
 def check_distinct(cells: list[RunConfig]) -> None:

@@ -258,3 +258,9 @@ def test_a_dry_run_lists_as_run_only_cells_that_can_start(setting, message, caps
     code = main(["sweep", "--grid", "seed=0", "--set", "dataset=embedded-tiny", "--set", setting, "--dry-run",
                  "--runs-dir", str(tmp_path)])
     assert code != 0 and message in capsys.readouterr().err
+
+
+def test_data_split_flags_left_untyped_never_conflict_with_a_set(capsys):
+    """An untyped split flag holds no value (the config's default applies), so --set over it warns of nothing."""
+    assert main(["data", "split", "embedded-tiny", "--set", "untaught=refuse", "--set", "folds=0"]) == 0
+    assert "different values" not in capsys.readouterr().err

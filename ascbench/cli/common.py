@@ -66,8 +66,8 @@ def add_split_options(p, typed_only: bool = False) -> None:
 
 
 def split_fields(args) -> dict:
-    """The RunConfig fields that the split options set."""
-    return {"group_by": args.group_by, "untaught": args.untaught}
+    """The RunConfig fields that the split options set: those typed (untyped flags leave no attribute)."""
+    return {name: getattr(args, name) for name in ("group_by", "untaught") if hasattr(args, name)}
 
 
 def add_plugin_shortcuts(p: argparse.ArgumentParser, kinds: tuple[str, ...] | None = None,

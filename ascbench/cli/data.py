@@ -87,8 +87,6 @@ def _split(args) -> int:
 # What `data split --set` may set: the split's own settings and the options of the protocol and the dataset (anything
 # else would be accepted and silently do nothing to the split shown).
 SPLIT_SETTINGS = ("seed", "labeled", "folds", "group_by", "untaught", "data_root", "protocol.", "dataset.")
-# The flags' own defaults: a --set over one of them is not a conflict, only over a typed value.
-_SPLIT_FLAG_DEFAULTS = {"seed": 0, "folds": 0}
 
 
 def _split_config(args) -> RunConfig:
@@ -96,8 +94,10 @@ def _split_config(args) -> RunConfig:
     the flags, then the protocol shortcuts, then ``--set``, each over the one before."""
     from ascbench.sweep import parse_assignment
 
-    given = {"dataset": args.dataset, "protocol": args.protocol, "seed": args.seed, "labeled": args.labeled,
-             "folds": args.folds, "data_root": args.data_root, **split_fields(args)}
+    # Flags left untyped hold None (the config's defaults apply), so a --set over one is no conflict.
+    flags = {"seed": args.seed, "labeled": args.labeled, "folds": args.folds, "data_root": args.data_root}
+    given = {"dataset": args.dataset, "protocol": args.protocol, **{k: v for k, v in flags.items() if v is not None},
+             **split_fields(args)}
     for prefix, values in shortcut_options(args, ("protocol",)).items():
         given.update({f"{prefix}.{name}": value for name, value in values.items()})
     for text in args.assignments:
@@ -107,7 +107,7 @@ def _split_config(args) -> RunConfig:
                               "group_by, untaught, data_root, protocol.FIELD, dataset.FIELD); other fields do not "
                               "change the split")
         earlier = given.get(key)
-        if earlier is not None and earlier != _SPLIT_FLAG_DEFAULTS.get(key, None) and earlier != value:
+        if earlier is not None and earlier != value:
             # as `ascbench run` says it: two values for one setting, and which one applies
             print(f"ascbench: warning: {key} is given different values ({earlier!r} by its flag; --set {text}); "
                   f"--set {text} applies", file=sys.stderr)
@@ -186,10 +186,10 @@ def add_parser(sub) -> None:
     q = data_sub.add_parser("split", help="preview a protocol's split: sides, classes not scored, metadata ceiling, folds; write it as CSV")
     q.add_argument("dataset")
     q.add_argument("--protocol", default=DEFAULT_PROTOCOL)
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=int, default=None, help="split seed (default: 0)")
     q.add_argument("--labeled", type=float, default=None)
-    add_split_options(q)
-    q.add_argument("--folds", type=int, default=0, metavar="K",
+    add_split_options(q, typed_only=True)  # untyped: the config's defaults, and no conflict with a --set
+    q.add_argument("--folds", type=int, default=None, metavar="K",
                    help="unseen-city: preview K cross-city folds (test cities, sizes, classes not scored, ceiling)")
     q.add_argument("--data-root", default=None)
     q.add_argument("--output", help="write the split to this CSV: one row per clip (per clip and fold with --folds) "
