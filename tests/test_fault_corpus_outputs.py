@@ -43,13 +43,18 @@ def kept(tmp_path_factory):
     return types.SimpleNamespace(base=base, runs=runs, board=board, run_id=row["run_id"], run=runs / row["run_id"])
 
 
-def _snapshot(*roots: Path) -> dict[str, tuple[str, int]]:
-    """Every file under ``roots`` with its content hash and permission bits."""
+def _snapshot(*roots: Path) -> dict[str, tuple]:
+    """Every file under ``roots`` with its permission bits, size, modification time and inode, and the content
+    hash of every file under 1 MB. The session's cache holds a gigabyte of generated audio and features by the
+    time this runs; hashing it twice per case cost 3 s each. A write to a large file shows in its size or its
+    nanosecond modification time; a replacement in its inode."""
     found = {}
     for root in roots:
         for path in sorted(root.rglob("*")):
             if path.is_file() and not path.is_symlink():
-                found[str(path)] = (hashlib.sha256(path.read_bytes()).hexdigest(), stat.S_IMODE(path.stat().st_mode))
+                info = path.stat()
+                digest = hashlib.sha256(path.read_bytes()).hexdigest() if info.st_size < 2 ** 20 else None
+                found[str(path)] = (digest, stat.S_IMODE(info.st_mode), info.st_size, info.st_mtime_ns, info.st_ino)
     return found
 
 

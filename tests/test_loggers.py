@@ -38,6 +38,8 @@ def test_history_is_in_the_record_and_the_csv_logger_writes_it_live(runs):
         rows = list(csv.DictReader(f))
     assert [(r["stage"], int(r["epoch"])) for r in rows] == [("scratch", 1), ("scratch", 2), ("scratch", 3)]
     assert [float(r["loss"]) for r in rows] == pytest.approx([r["loss"] for r in history])
+    elapsed = [float(r["elapsed_s"]) for r in rows]  # the wall time the record leaves out, growing epoch by epoch
+    assert 0 < elapsed[0] < elapsed[1] < elapsed[2] and all("elapsed_s" not in r for r in history)
     summary = json.loads((runs / "logs" / row["run_id"] / "summary.json").read_text())
     assert summary["macro_accuracy"] == pytest.approx(metrics["macro_accuracy"])
     # Loggers only watch: the experiment is the same with or without them.
