@@ -4,8 +4,9 @@ length (10 s, 44.1 kHz, PCM-16: about 8.6 GB), run as a user runs it, one ``ascb
 Phases: cold feature extraction plus a one-epoch run on 1/4, 1/2 and all of the dev rows (official
 protocol: the per-phase time against the number of rows shows whether anything grows faster than
 linearly); a one-epoch run under every protocol on all rows (warm cache); ``ascbench predict`` on the
-1,100 eval clips (cold extraction). Each phase reports seconds, clips/s and the process's peak resident
-memory (``wait4``); the end of the session prints the table and the feature cache's size on disk.
+1,100 eval clips (cold extraction); the ``li2026`` recipe end to end with its pseudo-label stage (about 40
+minutes on 2 cores: ``-k 'not li2026'`` leaves it out). Each phase reports seconds, clips/s and the process's
+peak resident memory (``wait4``); the end of the session prints the table and the feature cache's size on disk.
 
 Slow and disk-hungry, so marked ``slow`` (run it with ``-m slow``). ``ASCBENCH_SCALE_AUDIO=DIR`` keeps
 the generated audio in DIR for the next run (default: a temporary directory, removed afterwards);
