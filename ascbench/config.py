@@ -463,7 +463,7 @@ def read_table(path: str | os.PathLike, what: str) -> dict[str, Any]:
         if suffix in (".yaml", ".yml"):
             data = _yaml_table(text)
         elif suffix == ".json":
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_json_table)
         else:
             import tomllib
 
@@ -477,6 +477,16 @@ def read_table(path: str | os.PathLike, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{what} {path} must hold a table of settings, not {type(data).__name__}")
     return _dates_as_text(data)
+
+
+def _json_table(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (the json module would keep the last silently; TOML and YAML
+    refuse it too)."""
+    keys = [k for k, _ in pairs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ConfigError(f"{', '.join(twice)} given twice in one object; keep one")
+    return dict(pairs)
 
 
 def _dates_as_text(value: Any) -> Any:

@@ -133,6 +133,13 @@ def test_a_key_given_twice_in_yaml_is_refused_as_in_toml(tmp_path):
     path.write_text("grid:\n  seed: [0, 1]\ngrid:\n  seed: [5]\n")
     with pytest.raises(ConfigError, match="grid given twice"):
         SweepSpec.load(path)
+    json_path = tmp_path / "c.json"  # the json module would keep the last value silently
+    json_path.write_text('{"seed": 1, "seed": "x"}')
+    with pytest.raises(ConfigError, match="seed given twice"):
+        RunConfig.from_file(json_path)
+    json_path.write_text('{"base": {"lr": 0.1}, "grid": {"seed": [0], "seed": [1]}}')
+    with pytest.raises(ConfigError, match="seed given twice"):
+        SweepSpec.load(json_path)
 
 
 def test_a_date_is_read_as_its_text_so_the_experiment_has_one_digest(tmp_path):
