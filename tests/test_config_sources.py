@@ -123,23 +123,19 @@ def test_every_format_reads_a_value_alike(tmp_path, name, text, expected):
     assert read_table(path, "config file") == expected
 
 
-def test_a_key_given_twice_in_yaml_is_refused_as_in_toml(tmp_path):
+@pytest.mark.parametrize("name,text,twice", [
+    ("c.yaml", "seed: 1\nseed: 2\n", "seed"),
+    ("s.yaml", "grid:\n  seed: [0, 1]\ngrid:\n  seed: [5]\n", "grid"),
+    ("c.json", '{"seed": 1, "seed": "x"}', "seed"),  # the json module would keep the last value silently
+    ("s.json", '{"base": {"lr": 0.1}, "grid": {"seed": [0], "seed": [1]}}', "seed"),
+])
+def test_a_key_given_twice_in_yaml_or_json_is_refused_as_in_toml(tmp_path, name, text, twice):
     from ascbench.sweep import SweepSpec
 
-    path = tmp_path / "c.yaml"
-    path.write_text("seed: 1\nseed: 2\n")
-    with pytest.raises(ConfigError, match="seed given twice"):
-        RunConfig.from_file(path)
-    path.write_text("grid:\n  seed: [0, 1]\ngrid:\n  seed: [5]\n")
-    with pytest.raises(ConfigError, match="grid given twice"):
-        SweepSpec.load(path)
-    json_path = tmp_path / "c.json"  # the json module would keep the last value silently
-    json_path.write_text('{"seed": 1, "seed": "x"}')
-    with pytest.raises(ConfigError, match="seed given twice"):
-        RunConfig.from_file(json_path)
-    json_path.write_text('{"base": {"lr": 0.1}, "grid": {"seed": [0], "seed": [1]}}')
-    with pytest.raises(ConfigError, match="seed given twice"):
-        SweepSpec.load(json_path)
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"{twice} given twice"):
+        (SweepSpec.load if name.startswith("s.") else RunConfig.from_file)(path)
 
 
 def test_a_date_is_read_as_its_text_so_the_experiment_has_one_digest(tmp_path):
