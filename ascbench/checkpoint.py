@@ -8,19 +8,25 @@ optimiser, schedule, random generators, early-stopping bookkeeping, the hook's o
 stages after it run as usual. Stages are named by their description and how often it occurred, so
 a pretraining stage that got cached in the meantime does not shift the names of the others.
 
-The checkpoint is one file in the run's staging directory, replaced atomically at every epoch end.
+The checkpoint is one file in the run's staging directory, replaced atomically at every epoch end. The state is
+copied at the epoch end; serialising and writing it (with its fsync, tens of milliseconds) happen on a writer
+thread while the next epoch trains. At most one write is in flight; the next save, and leaving
+:func:`checkpointing`, wait for it, so a run never commits, and an interrupted run never exits, before its last
+checkpoint is on disk. A process killed mid-write keeps the previous checkpoint whole (the write is atomic).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 
 from ascbench.errors import DataError
@@ -45,6 +51,8 @@ class Checkpointer:
         self.state: dict[str, Any] = {"version": FORMAT_VERSION, "config_digest": config_digest,
                                       "finished": {}, "current": None, "elapsed_s": 0.0}
         self._started = time.perf_counter()
+        self._writer: threading.Thread | None = None
+        self._write_error: BaseException | None = None
         self.earlier_s = 0.0  # wall time spent by the processes that ran this run before it was resumed
         if self.path.exists():
             self._load()
@@ -87,6 +95,7 @@ class Checkpointer:
         self.state["finished"][stage] = {"model": {k: v.clone() for k, v in model_state.items()}, "result": result}
         self.state["current"] = None
         self._write()
+        self.flush()  # stage ends are few: each is on disk before the next stage (or anything else) starts
 
     @property
     def last_position(self) -> str | None:
@@ -100,9 +109,48 @@ class Checkpointer:
 
     def _write(self) -> None:
         self.state["elapsed_s"] = self.earlier_s + time.perf_counter() - self._started
-        buffer = io.BytesIO()
-        torch.save(self.state, buffer)
-        atomic_write_bytes(self.path, buffer.getvalue())
+        state = _snapshot(self.state)  # training goes on changing the live tensors and lists in place
+        self.flush()
+        self._writer = threading.Thread(target=self._write_now, args=(state,), name="ascbench-checkpoint")
+        self._writer.start()
+
+    def _write_now(self, state: dict) -> None:
+        try:
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            atomic_write_bytes(self.path, buffer.getvalue())
+        except BaseException as exc:  # raised in the training thread by the next flush
+            self._write_error = exc
+
+    def flush(self) -> None:
+        """Wait for the checkpoint write in flight; raise its error (a full disk) here, in the training thread."""
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+        error, self._write_error = self._write_error, None
+        if error is not None:
+            raise error
+
+
+def _snapshot(value: Any) -> Any:
+    """A copy of a checkpoint's state that later training cannot change: tensors and arrays cloned, containers
+    rebuilt (a state dict keeps its type and its ``_metadata``, which ``load_state_dict`` reads)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, dict):
+        copied = type(value)((k, _snapshot(v)) for k, v in value.items())
+        if getattr(value, "__dict__", None):
+            copied.__dict__.update(value.__dict__)
+        return copied
+    if type(value) is list:
+        return [_snapshot(v) for v in value]
+    if type(value) is tuple:
+        return tuple(_snapshot(v) for v in value)
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple
+        return type(value)(*(_snapshot(v) for v in value))
+    return value  # numbers, text, None, torch.Size: immutable
 
 
 def active() -> Checkpointer | None:
@@ -114,5 +162,13 @@ def checkpointing(checkpointer: Checkpointer) -> Iterator[Checkpointer]:
     token = _active.set(checkpointer)
     try:
         yield checkpointer
+    except BaseException:
+        try:
+            checkpointer.flush()  # an interrupted run leaves its last checkpoint whole on disk
+        except Exception as exc:  # the run's own error is the one to report
+            log.warning("the last checkpoint could not be written: %s", exc)
+        raise
+    else:
+        checkpointer.flush()
     finally:
         _active.reset(token)

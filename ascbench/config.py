@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ascbench.defaults import DEFAULT_DATASET, DEFAULT_MODEL, DEFAULT_PROTOCOL, DEFAULT_SEMI, DEFAULT_STRATEGY
 from ascbench.errors import AscbenchError, ConfigError
+from ascbench.fileio import read_file_text
 from ascbench.options import KINDS as OPTION_KINDS, fold_dotted
 from ascbench.shortcuts import declared
 # From the import-free vocabulary, not ascbench.protocols (numpy, pandas): `ascbench --help` imports this module.
@@ -316,15 +317,21 @@ QUICK_SETTINGS: dict[str, Any] = {"epochs": 2, "pretrain_epochs": 2, "min_epoch_
 
 SEED_LIMIT = 2**32  # numpy's and torch's seeds are unsigned 32-bit: ascbench owns the bound, not numpy
 
-# Allowed values of numeric fields, as intervals (a batch of one clip is skipped: batch norm cannot train on it) ("[1, inf)": at least 1); None values skip the check.
+# Allowed values of numeric fields, as intervals ("[1, 100000]": 1 to 100,000 inclusive); None values skip the check.
+# Every count has a finite upper end, far beyond any real run, so that a typo (1e20 clips per epoch, a batch of a
+# billion) is refused at once instead of running for ever or failing deep inside training. A batch of one clip is
+# refused too: batch norm cannot train on it.
+MAX_EPOCHS = 100_000
+MAX_EPOCH_CLIPS = 10_000_000
 BOUNDS = {
-    "seed": f"[0, {SEED_LIMIT})", "epochs": "[1, inf)", "pretrain_epochs": "[1, inf)", "batch_size": "[2, inf)",
-    "min_epoch_clips": "[0, inf)", "patience": "[0, inf)", "threads": "[1, inf)", "folds": "[0, inf)", "fold": "[0, inf)",
-    "lr": "(0, inf)", "weight_decay": "[0, inf)", "labeled": "(0, 1]",
-    "val_fraction": "[0, 1)", "city_dropout": "[0, 1)", "freq_mask": "[0, inf)", "time_mask": "[0, inf)",
-    "mixstyle_p": "[0, 1]", "mixstyle_alpha": "(0, inf)", "mixup_alpha": "[0, inf)",
-    "step_epochs": "[1, inf)", "step_gamma": "(0, 1]", "warmup_epochs": "[0, inf)", "min_epochs": "[1, inf)",
-    "roll_seconds": "[0, inf)",
+    "seed": f"[0, {SEED_LIMIT})", "epochs": f"[1, {MAX_EPOCHS}]", "pretrain_epochs": f"[1, {MAX_EPOCHS}]",
+    "batch_size": "[2, 65536]", "min_epoch_clips": f"[0, {MAX_EPOCH_CLIPS}]", "patience": f"[0, {MAX_EPOCHS}]",
+    "threads": "[1, 4096]", "folds": "[0, 1000]", "fold": "[0, 1000)",
+    "lr": "(0, 1000]", "weight_decay": "[0, 1000]", "labeled": "(0, 1]",
+    "val_fraction": "[0, 1)", "city_dropout": "[0, 1)", "freq_mask": "[0, 100000]", "time_mask": "[0, 100000]",
+    "mixstyle_p": "[0, 1]", "mixstyle_alpha": "(0, 1000]", "mixup_alpha": "[0, 1000]",
+    "step_epochs": f"[1, {MAX_EPOCHS}]", "step_gamma": "(0, 1]", "warmup_epochs": f"[0, {MAX_EPOCHS}]",
+    "min_epochs": f"[1, {MAX_EPOCHS}]", "roll_seconds": "[0, 3600]",
 }
 
 
@@ -455,7 +462,7 @@ def read_table(path: str | os.PathLike, what: str) -> dict[str, Any]:
     ``--set`` reads it), and a leading byte-order mark is ignored."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_file_text(path, encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}") from None
     suffix = path.suffix.lower()

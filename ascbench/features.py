@@ -31,7 +31,8 @@ from ascbench.data.audio import CHECKS_VERSION, FileReport, mark_duplicates, rea
 from ascbench.data.checks import file_problem
 from ascbench.data.dataset import ClipDataset
 from ascbench.errors import ConfigError, DataError
-from ascbench.fileio import atomic_write_text, cache_root, exclusive_lock, files_state_digest
+from ascbench.fileio import (atomic_write_text, cache_root, exclusive_lock, feature_cache_root, files_state_digest,
+                             mark_cache_area)
 
 log = logging.getLogger("ascbench")
 
@@ -172,7 +173,7 @@ def _memo_key(memo: Path) -> str | None:
 
 
 def features_dir() -> Path:
-    return Path(os.environ.get("ASCBENCH_FEATURE_DIR") or cache_root() / "features")
+    return feature_cache_root()
 
 
 def extract(dataset: ClipDataset, cfg: FeatureConfig, batch_size: int = 8, progress: bool = True,
@@ -356,6 +357,7 @@ def load_checked_features(dataset: ClipDataset, cfg: FeatureConfig, progress: bo
         if found is not None:
             return CheckedFeatures(*found, cached=True)
     try:
+        mark_cache_area(root)
         with exclusive_lock(root / f".{dataset.name}.lock"):
             key = audio_content_key(dataset, cfg, threads)
             directory = root / f"{dataset.name}-{key}"

@@ -31,6 +31,77 @@ def cache_root() -> Path:
     return Path(os.environ.get("ASCBENCH_CACHE_DIR") or Path.home() / ".cache" / "ascbench")
 
 
+def data_cache_root() -> Path:
+    """Where built-in datasets are generated: ``$ASCBENCH_DATA_DIR``, by default ``<cache>/data``."""
+    return Path(os.environ.get("ASCBENCH_DATA_DIR") or cache_root() / "data")
+
+
+def feature_cache_root() -> Path:
+    """Where extracted features are cached: ``$ASCBENCH_FEATURE_DIR``, by default ``<cache>/features``."""
+    return Path(os.environ.get("ASCBENCH_FEATURE_DIR") or cache_root() / "features")
+
+
+def cache_areas() -> list[Path]:
+    """Every folder ascbench fills as a cache under the current environment (each may sit outside the others)."""
+    return [cache_root(), data_cache_root(), feature_cache_root()]
+
+
+# The Cache Directory Tagging convention (https://bford.info/cachedir/): backup tools skip a tagged folder,
+# and guarded_area refuses user outputs under it, even when the variable that placed it there is no longer
+# set (data generated under one $ASCBENCH_DATA_DIR, an export pointed into it later without it).
+CACHE_TAG = "CACHEDIR.TAG"
+CACHE_TAG_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
+_CACHE_TAG_TEXT = (f"{CACHE_TAG_SIGNATURE}\n# This file is a cache directory tag created by ascbench: everything here is "
+                   "regenerated on demand, and ascbench refuses to write user outputs into it.\n")
+
+
+def mark_cache_area(folder: Path) -> None:
+    """Create ``folder`` and tag it as one of ascbench's caches (once; a tag already there is left as it is).
+    Best effort: a folder that cannot be written is reported by the cache fill that needs it, with its fix."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.path.lexists(folder / CACHE_TAG):
+            atomic_write_text(folder / CACHE_TAG, _CACHE_TAG_TEXT)
+    except OSError:
+        pass
+
+
+def _is_ascbench_cache(folder: Path) -> bool:
+    try:
+        with open(folder / CACHE_TAG, "rb") as f:
+            head = f.read(200)
+    except OSError:  # no tag (the usual case), or a folder we cannot read: not known to be a cache
+        return False
+    return head.startswith(CACHE_TAG_SIGNATURE.encode()) and b"ascbench" in head
+
+
+class NotRegularFileError(OSError):
+    """A path that names a folder, a pipe, a device or a socket where a file was expected."""
+
+
+def read_file_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of the regular file at ``path``. Opened without blocking and checked before reading: a FIFO
+    (or a link to one) would otherwise block the command forever, and a device such as /dev/zero never ends.
+    Raises :class:`NotRegularFileError` (an OSError whose ``strerror`` says what the path is) for anything else."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = "a folder" if stat.S_ISDIR(mode) else "a pipe, a device or a socket"
+            raise NotRegularFileError(0, f"not a regular file ({what})", str(path))
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def read_file_text(path: str | os.PathLike, encoding: str = "utf-8", errors: str = "strict") -> str:
+    """:func:`read_file_bytes`, decoded."""
+    return read_file_bytes(path).decode(encoding, errors)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file beside ``path``, fsync, then rename over it: readers see old or new, never half."""
     path = Path(path)
@@ -89,13 +160,16 @@ def guarded_area(path: Path, allow: tuple[str, ...] = ()) -> str | None:
     real = Path(os.path.realpath(given))
     if real != given:
         candidates.append(real)
-    cache = Path(os.path.realpath(cache_root()))
+    caches = [] if "cache" in allow else [Path(os.path.realpath(area)) for area in cache_areas()]
     for candidate in candidates:
         if candidate.name == "results.jsonl" and "store" not in allow:
             return f"the results store {candidate}"
-        if "cache" not in allow and (candidate == cache or cache in candidate.parents):
-            return f"ascbench's cache {cache}"
+        for cache in caches:
+            if candidate == cache or cache in candidate.parents:
+                return f"ascbench's cache {cache}"
         for folder in candidate.parents:
+            if "cache" not in allow and _is_ascbench_cache(folder):
+                return f"ascbench's cache {folder}"
             kind, words = _kept_folder(folder)
             if kind and kind not in allow:
                 return words

@@ -23,6 +23,10 @@ from typing import Any
 from ascbench.errors import ConfigError
 from ascbench.kinds import OPTION_PREFIXES
 
+# Whole-number plugin options (pseudo-label rounds, a front-end's FFT size, ...) are counts and sizes: one past
+# this is a typo, as the config's own count fields have finite upper ends (ascbench.config.BOUNDS).
+OPTION_INT_LIMIT = 1_000_000
+
 # The plugin kinds whose options a run can set, in the order they are checked (declared in ascbench.kinds).
 KINDS = OPTION_PREFIXES
 
@@ -86,6 +90,10 @@ def resolve(kind: str, name: str, owner: str, options_cls: type | None, given: d
         if not _fits(hints[key], value):
             raise ConfigError(f"{kind}.{key} of {kind} {name!r} must be {_describe(hints[key])}, got {value!r} "
                               f"({type(value).__name__})")
+        if isinstance(value, int) and not isinstance(value, bool) and not takes_float and abs(value) > OPTION_INT_LIMIT:
+            raise ConfigError(f"{kind}.{key} of {kind} {name!r} must be between -{OPTION_INT_LIMIT:,} and "
+                              f"{OPTION_INT_LIMIT:,}, got {value!r}: no run needs more (rounds, sizes, counts), and a "
+                              "typo is refused here rather than running for ever or failing in the middle of a run")
         if takes_float and isinstance(value, int) and not isinstance(value, bool):
             # 1 and 1.0 are one value: one experiment has one digest, as for the config's own number fields.
             given[key] = float(value)

@@ -32,7 +32,7 @@ from ascbench.device import Compute, ModelNeeds
 from ascbench.errors import ConfigError, DataError
 from ascbench.features import load_checked_features, unusable_files_error
 from ascbench.options import resolve_frontend
-from ascbench.fileio import write_output
+from ascbench.fileio import read_file_bytes, write_output
 from ascbench.registry import Registry
 from ascbench.results import read_record_file
 from ascbench.specs import ModelContext
@@ -59,7 +59,10 @@ def load_run_weights(run_dir: Path) -> dict:
     path = run_dir / "model.pt"
     if not path.exists():
         raise DataError(f"{run_dir} has no model.pt: is it a finished run directory (runs/<run_id>)?")
-    raw = path.read_bytes()
+    try:
+        raw = read_file_bytes(path)
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
     core = getattr(np, "_core", None) or np.core  # numpy 2 renamed np.core
     numpy_globals = [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.float32))]
     try:

@@ -17,7 +17,7 @@ from tabulate import tabulate
 
 from ascbench.board_table import wrap
 from ascbench.errors import AscbenchError
-from ascbench.fileio import atomic_write_text
+from ascbench.fileio import atomic_write_text, read_file_text
 from ascbench.leaderboard import aggregate, render, setting_of
 
 TABLE_FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.tex")
@@ -60,7 +60,7 @@ def import_runs(runs_root: Path, publish_dir: Path, rows: list[dict], allow_nons
         if bad_config or bad_metrics:
             problems += [p for p in (bad_config, bad_metrics) if p]
             continue
-        problems += verify(row, metrics, str(run_dir / "metrics.json"))
+        problems += verify(row, metrics, str(run_dir / "metrics.json"), config)
         # Keys with a leading underscore are the leaderboard's working data (predictions read from metrics), not the row.
         records.append({"row": {k: v for k, v in row.items() if not k.startswith("_")}, "config": config,
                         "metrics": metrics})
@@ -95,7 +95,7 @@ def read_published(publish_dir: Path) -> tuple[list[dict], list[str]]:
         if bad is None and not (isinstance(record, dict) and all(isinstance(record.get(k), dict)
                                                                  for k in ("row", "config", "metrics"))):
             bad = f"{path}: not a run record (needs row, config and metrics objects); restore it or remove it"
-        found = [bad] if bad else verify(record["row"], record["metrics"], str(path))
+        found = [bad] if bad else verify(record["row"], record["metrics"], str(path), record["config"])
         if found:
             problems += found
             continue
@@ -209,7 +209,7 @@ def check(publish_dir: Path) -> list[str]:
     expected = render_all(rows, with_html=False, claims=read_claims(publish_dir / "claims.toml"), board_dir=publish_dir)
     for name in TABLE_FILES:
         path = publish_dir / name
-        actual = path.read_text(encoding="utf-8") if path.exists() else ""
+        actual = read_file_text(path) if path.exists() else ""
         if actual != expected[name]:
             diff = difflib.unified_diff(expected[name].splitlines(), actual.splitlines(),
                                         f"{name} (from results)", f"{name} (published)", lineterm="", n=0)

@@ -6,8 +6,9 @@ A leaderboard row is only as good as the records under it, so each record is rea
   traceback that takes the whole leaderboard down;
 * its metrics are recomputed from its stored per-clip predictions (or, for records made before those were
   stored, from its confusion matrix) and must agree with what it states;
-* the results-table row (``results.jsonl``, or a published record's ``row``) must agree with the run's
-  metrics: a hand-edited row is reported and not ranked.
+* the results-table row (``results.jsonl``, or a published record's ``row``) must have the type the store
+  writes in every field, and agree with the run's config (model, strategy, protocol, dataset, seed, fold, ...)
+  and metrics (scores, complexity, fingerprints): a hand-edited or copied row is reported and not ranked.
 
 The identity of an experiment includes what produced its numbers: the source of every plugin the run used
 (model, strategy, dataset, protocol, ...) and the dataset's content fingerprint. A plugin fixed and re-run
@@ -24,12 +25,12 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ascbench.errors import DataError
 from ascbench.metrics import confusion_matrix, macro_accuracy, macro_f1
+from ascbench.results import ROW_METRICS, read_record_file, row_type_problems, shown_briefly
 
 # Plugins that decide what a run computes; loggers only watch it.
 _NOT_COMPUTING = {"logger"}
-# Scores a results row repeats from its run's metrics.json: the two must agree.
-ROW_METRICS = ("accuracy", "macro_accuracy", "macro_f1", "log_loss", "worst_city_accuracy", "worst_period_accuracy")
 TOLERANCE = 1e-6  # stored values are full-precision JSON floats; this only absorbs summation order
 
 
@@ -37,9 +38,6 @@ def read_json(path: Path, what: str) -> tuple[Any, str | None]:
     """(content, None), or (None, one line naming the file and what is wrong with it): the store's own reader
     (``results.read_record_file``), with its refusal returned rather than raised so one bad file is listed
     beside the others."""
-    from ascbench.errors import DataError
-    from ascbench.results import read_record_file
-
     try:
         return read_record_file(path, what), None
     except DataError as exc:
@@ -60,6 +58,97 @@ def provenance_key(row: dict, metrics: dict | None) -> str:
     return f"{code_digest(plugins)}/{row.get('dataset_fingerprint') or ''}"
 
 
+def _number_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _table_of_numbers(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and _number_or_none(v) for k, v in value.items())
+
+
+def _history_ok(value: Any) -> bool:
+    """A list of stages, each an object whose ``epochs`` is a list of objects of numbers (``epoch``, ``loss``, ...)."""
+    return isinstance(value, list) and all(
+        isinstance(stage, dict) and isinstance(stage.get("epochs", []), list)
+        and all(isinstance(e, dict) and all(_number_or_none(v) for v in e.values()) for e in stage.get("epochs", []))
+        for stage in value)
+
+
+# The parts of metrics.json that commands read (export, plot, the leaderboard, rerun), with the form each must have.
+# Checked before any of them is used, so a damaged part is named, not met as a generic error deep in a command.
+_METRICS_FORM = {
+    "complexity": (lambda v: isinstance(v, dict) and all(_number_or_none(v.get(k)) for k in
+                                                        ("params", "macs", "macs_per_second", "param_kb", "latency_ms")),
+                   "an object whose params, macs, param_kb and latency_ms are numbers"),
+    "history": (_history_ok, "a list of stages, each with a list of epochs of numbers"),
+    "city_accuracy": (_table_of_numbers, "an object of numbers"),
+    "period_accuracy": (_table_of_numbers, "an object of numbers"),
+    "class_accuracy": (_table_of_numbers, "an object of numbers"),
+    "class_log_loss": (_table_of_numbers, "an object of numbers"),
+    "timings": (_table_of_numbers, "an object of numbers"),
+    "scores": (_table_of_numbers, "an object of numbers"),
+    "confusion_matrix": (lambda v: isinstance(v, list) and all(
+        isinstance(r, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in r) for r in v),
+                         "a list of rows of whole numbers"),
+    **{key: (lambda v: isinstance(v, dict), "an object") for key in ("split", "metadata_ceiling", "compute", "features",
+                                                                     "provenance", "test_predictions", "recipe")},
+}
+
+
+def metrics_form_problems(metrics: dict) -> list[str]:
+    """Each part of ``metrics`` that is there but not of the form ascbench writes (``null`` counts as absent)."""
+    return [f"{key} is {shown_briefly(metrics[key])}, not {what}" for key, (ok, what) in _METRICS_FORM.items()
+            if metrics.get(key) is not None and not ok(metrics[key])]
+
+
+def derived_row_fields(config: dict | None, metrics: dict | None) -> dict[str, Any]:
+    """The row fields a run's own files determine: its identity from config.json (as ``_result_row`` copies it),
+    its complexity, split and fingerprints from metrics.json. A key its files do not hold (a record made before
+    that field existed) is left out, so it is not compared."""
+    config, metrics = config if isinstance(config, dict) else {}, metrics if isinstance(metrics, dict) else {}
+    found = {key: config[key] for key in ("model", "strategy", "semi", "dataset", "protocol", "labeled", "seed", "quick")
+             if key in config}
+    if "folds" in config and "fold" in config:
+        folds, fold = config["folds"], config["fold"]
+        found["fold"] = f"{fold + 1}/{folds}" if folds and isinstance(fold, int) else None
+    complexity = metrics.get("complexity")
+    if isinstance(complexity, dict):
+        found.update({key: complexity[key] for key in ("params", "macs", "macs_per_second", "param_kb", "latency_ms")
+                      if key in complexity})
+    split = metrics.get("split")
+    if isinstance(split, dict) and "group_by" in split:
+        found["group_by"] = split["group_by"]
+    ceiling = metrics.get("metadata_ceiling")
+    if isinstance(ceiling, dict) and "best" in ceiling:
+        found["metadata_ceiling"] = ceiling["best"]
+    for key in ("dataset_fingerprint", "split_fingerprint"):
+        if key in metrics:
+            found[key] = metrics[key]
+    compute = metrics.get("compute")
+    if isinstance(compute, dict) and "precision" in compute:
+        found["precision"] = compute["precision"]
+    return found
+
+
+def identity_problems(row: dict, config: dict | None, metrics: dict | None, where: str) -> list[str]:
+    """Every field of ``row`` that disagrees with what the run's config and metrics say it must be."""
+    problems = []
+    for key, expected in derived_row_fields(config, metrics).items():
+        if key in row and not _same_value(row[key], expected):
+            source = "config" if key in ("model", "strategy", "semi", "dataset", "protocol", "labeled", "seed", "quick",
+                                         "fold") else "metrics"
+            problems.append(f"{where}: {key} is {shown_briefly(row[key])} in the results row but "
+                            f"{shown_briefly(expected)} in the run's {source} (the row was edited or belongs to "
+                            "another run)")
+    return problems
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return (not isinstance(a, bool) and not isinstance(b, bool)) and _same(a, b)
+    return type(a) is type(b) and a == b
+
+
 def _same(a: Any, b: Any) -> bool:
     """Equal scores: both missing (None or NaN), or within TOLERANCE."""
     missing = [v is None or (isinstance(v, float) and math.isnan(v)) for v in (a, b)]
@@ -71,15 +160,25 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
-def verify(row: dict, metrics: dict, where: str) -> list[str]:
-    """Every disagreement of a record with itself, one line each naming ``where`` and the metric: the row
-    against the metrics (a score the row states must be in the metrics too), the metrics against their
-    recomputation from the per-clip predictions. Empty: it checks out."""
+def verify(row: dict, metrics: dict, where: str, config: dict | None = None) -> list[str]:
+    """Every disagreement of a record with itself, one line each naming ``where`` and the field: the row's form
+    (:func:`row_type_problems`), the row against the run's ``config`` and metrics (identity, complexity,
+    fingerprints, and every score the row states), the metrics against their recomputation from the per-clip
+    predictions. Empty: it checks out."""
+    malformed = row_type_problems(row)
+    if malformed:
+        return [f"{where}: its results row is malformed: {'; '.join(malformed)}"]
     if not isinstance(metrics, dict):
         return [f"{where}: the run's metrics are not a JSON object"]
-    problems = [f"{where}: {key} is {_shown(row.get(key))} in the results row but {_shown(metrics.get(key))} in the "
-                "run's metrics (the row was edited or belongs to another run)"
-                for key in ROW_METRICS if key in row and not _same(row.get(key), metrics.get(key))]
+    if config is not None and not isinstance(config, dict):
+        return [f"{where}: the run's config is not a JSON object"]
+    damaged = metrics_form_problems(metrics)
+    if damaged:
+        return [f"{where}: the run's metrics are damaged: {'; '.join(damaged)}"]
+    problems = identity_problems(row, config, metrics, where)
+    problems += [f"{where}: {key} is {_shown(row.get(key))} in the results row but {_shown(metrics.get(key))} in the "
+                 "run's metrics (the row was edited or belongs to another run)"
+                 for key in ROW_METRICS if key in row and not _same(row.get(key), metrics.get(key))]
     if metrics.get("accuracy") is None and metrics.get("macro_accuracy") is None and not metrics.get("test_predictions"):
         return problems  # an unscored run (a protocol without a test side), the row agreeing: nothing to recompute
     try:

@@ -20,17 +20,79 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import shutil
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ascbench.checkpoint import CHECKPOINT_FILE
 from ascbench.errors import ConfigError, DataError
-from ascbench.fileio import append_line, atomic_write_bytes, atomic_write_text
+from ascbench.fileio import append_line, atomic_write_bytes, atomic_write_text, read_file_bytes, read_file_text
 
 RESULTS_FILE = "results.jsonl"
+
+
+# Scores a results row repeats from its run's metrics.json: the two must agree (ascbench.records).
+ROW_METRICS = ("accuracy", "macro_accuracy", "macro_f1", "log_loss", "worst_city_accuracy", "worst_period_accuracy")
+_NUMBER = (int, float)
+_TEXT_OR_NONE = (str, type(None))
+_NUMBER_OR_NONE = (int, float, type(None))
+# The type of every field ascbench writes in a results row (ascbench.runner._result_row). A field may be missing
+# (rows made before it existed), but one that is there must have its type: a list as a dataset name or text as
+# a labeled fraction would otherwise reach the ranking code and stop it, or be shown as if it were a run's.
+ROW_TYPES: dict[str, tuple[type, ...]] = {
+    "run_id": (str,), "model": (str,), "strategy": (str,), "dataset": (str,), "protocol": (str,), "seed": (int,),
+    "semi": (str,), "labeled": _NUMBER_OR_NONE, "fold": _TEXT_OR_NONE, "quick": (bool,), "leaky": (bool,),
+    "group_by": _TEXT_OR_NONE, "precision": (str,), "device": (str,), "threads": (int,), "processes": (int,),
+    "config_digest": (str,), "experiment_digest": (str,), "dataset_fingerprint": _TEXT_OR_NONE,
+    "split_fingerprint": _TEXT_OR_NONE, "finished": _TEXT_OR_NONE, "ascbench": _TEXT_OR_NONE, "torch": _TEXT_OR_NONE,
+    "python": _TEXT_OR_NONE, "git_commit": _TEXT_OR_NONE, "cpu": _TEXT_OR_NONE,
+    **{key: _NUMBER_OR_NONE for key in (*ROW_METRICS, "metadata_ceiling", "params", "macs", "macs_per_second",
+                                        "param_kb", "latency_ms", "wall_s", "train_s")},
+}
+SCORES_THAT_MAY_BE_NAN = (*ROW_METRICS, "metadata_ceiling")
+# Without these a row names no experiment: the leaderboard could not group it or say whose it is.
+ROW_REQUIRED = ("run_id", "model", "strategy", "dataset", "protocol", "seed")
+
+
+def row_type_problems(row: Any) -> list[str]:
+    """What makes ``row`` not a results row as ascbench writes them: a missing identity field, or a field of the
+    wrong type (booleans are not numbers here: ``"seed": true`` is refused). Empty: it has the form of a row."""
+    if not isinstance(row, dict):
+        return [f"it is a JSON {type(row).__name__}, not an object"]
+    problems = [f"{key} is missing" for key in ROW_REQUIRED if key not in row]
+    for key, types in ROW_TYPES.items():
+        if key not in row:
+            continue
+        value = row[key]
+        wrong = not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
+        if not wrong and isinstance(value, float) and not math.isfinite(value) and key not in SCORES_THAT_MAY_BE_NAN:
+            # a score may be NaN (unscorable: no test side); a seed, a size or a time may not
+            problems.append(f"{key} is {value!r}, not a finite number")
+        elif wrong:
+            problems.append(f"{key} is {shown_briefly(value)} ({_json_type(value)}, expected "
+                            f"{' or '.join(dict.fromkeys(_json_type_name(t) for t in types))})")
+    return problems
+
+
+def _json_type(value: Any) -> str:
+    return _json_type_name(type(value))
+
+
+def _json_type_name(kind: type) -> str:
+    return {str: "text", int: "a number", float: "a number", bool: "true/false", type(None): "null",
+            list: "a list", dict: "an object"}.get(kind, kind.__name__)
+
+
+def shown_briefly(value: Any) -> str:
+    """A value as JSON, cut to 40 characters: what an error line quotes of a damaged field."""
+    text = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
 
 
 def runs_dir(override: str | os.PathLike | None = None) -> Path:
@@ -91,7 +153,7 @@ def unfinished_runs(root: Path) -> list[tuple[Path, dict]]:
     found = []
     for path in sorted(Path(root).glob(f".*{PARTIAL_SUFFIX}")):
         try:
-            found.append((path, json.loads((path / "config.json").read_text(encoding="utf-8"))))
+            found.append((path, json.loads(read_file_text(path / "config.json"))))
         except (OSError, json.JSONDecodeError):
             continue  # a staging directory from before config.json was written: nothing to resume
     return found
@@ -124,6 +186,28 @@ def _check_runs_dir(root: Path) -> None:
                         "to a writable folder") from None
     if not os.access(root, os.W_OK | os.X_OK):
         raise DataError(f"runs directory {root} is not writable; pass --runs-dir DIR to a writable folder")
+    problem = results_file_problem(root / RESULTS_FILE)
+    if problem is None and os.path.exists(root / RESULTS_FILE) and not os.access(root / RESULTS_FILE, os.R_OK | os.W_OK):
+        problem = "is not readable and writable by you"
+    if problem:  # found now, not after the training: a run that cannot be stored is not started
+        raise DataError(f"the results store {root / RESULTS_FILE} {problem}; a run could not be stored in it. "
+                        "Fix or move it, or pass --runs-dir DIR to another folder")
+
+
+def results_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be the results table (a folder, a FIFO, a device, a socket, a broken link), or None
+    (a regular file, or nothing yet). From ``os.stat``, before any read: reading a FIFO would block forever."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return f"cannot be reached ({exc.strerror or exc}: a broken link?)"
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file (a pipe, a device or a socket)"
+    return None
 
 
 def open_run(root: Path, config: dict, digest: str, new_run_id: str, resume: Path | None = None,
@@ -165,8 +249,14 @@ def commit_run(root: Path, slot: RunSlot, record: RunRecord) -> Path:
         (staging / leftover).unlink(missing_ok=True)
     final = root / record.run_id
     os.replace(staging, final)
+    try:
+        append_line(root / RESULTS_FILE, json.dumps(record.row, sort_keys=True))
+    except BaseException:
+        # No row, so no finished run either: a run folder without its row would be listed by nothing, yet
+        # look finished to every guard. Back to staging; the caller discards it and says it was not stored.
+        os.replace(final, staging)
+        raise
     slot.release()
-    append_line(root / RESULTS_FILE, json.dumps(record.row, sort_keys=True))
     return final
 
 
@@ -174,12 +264,14 @@ def load_rows(root: Path) -> list[dict]:
     """Every row of the results table; a damaged line (a torn write, bytes that are not UTF-8, JSON that
     is not a row) is reported with its line number and skipped, so one bad line never hides the rest."""
     path = root / RESULTS_FILE
+    problem = results_file_problem(path)
+    if problem:
+        raise DataError(f"the results store {path} {problem}; the results table must be a file (move it away, or "
+                        "pass --runs-dir DIR to another folder)")
     if not path.exists():
         return []
-    if path.is_dir():
-        raise DataError(f"{path} is a directory; the results table must be a file (move the directory away)")
     rows = []
-    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+    for number, raw in enumerate(read_file_bytes(path).splitlines(), start=1):
         if not raw.strip():
             continue
         try:
@@ -188,6 +280,11 @@ def load_rows(root: Path) -> list[dict]:
             row = None
         if not isinstance(row, dict) or not isinstance(row.get("run_id"), str):
             print(f"warning: {path}:{number} is not a complete result row; skipped", file=sys.stderr)
+            continue
+        malformed = row_type_problems(row)
+        if malformed:  # valid JSON but not a row as the store writes it (a hand edit): named and skipped, as above
+            print(f"warning: {path}:{number} (run {row['run_id']}) is not a well-formed result row: "
+                  f"{'; '.join(malformed)}; skipped (restore the line from the run's files, or remove it)", file=sys.stderr)
             continue
         rows.append(row)
     return rows
@@ -198,7 +295,7 @@ def read_record_file(path: Path, what: str = "run record") -> dict:
     naming the file: missing, unreadable, not JSON (hand-edited, truncated) or not a JSON object."""
     path = Path(path)
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(read_file_text(path))
     except FileNotFoundError:
         raise DataError(f"{what} {path} is missing; the run's directory is incomplete (was it moved or edited?)") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -222,5 +319,10 @@ def store_packed_run(root: Path, run_id: str, files: dict[str, bytes], row: dict
     for name, data in files.items():
         atomic_write_bytes(staging / Path(name).name, data)
     os.replace(staging, final)
-    append_line(root / RESULTS_FILE, json.dumps(row, sort_keys=True))
+    try:
+        append_line(root / RESULTS_FILE, json.dumps(row, sort_keys=True))
+    except BaseException:  # as commit_run: no row, no run folder
+        os.replace(final, staging)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return final

@@ -24,7 +24,7 @@ from ascbench.checkpoint import Checkpointer, checkpointing
 from ascbench.data.dataset import ClipDataset
 from ascbench.device import Compute, ModelNeeds
 from ascbench.errors import ConfigError, DataError, RunInterrupted
-from ascbench.fileio import cache_root, check_output_folder
+from ascbench.fileio import cache_root, check_output_folder, mark_cache_area
 from ascbench.pretraining import pretrained_state
 from ascbench.metadata_ceiling import describe as describe_ceiling
 from ascbench.registry import Registry
@@ -145,6 +145,7 @@ def _check_places(root: Path, config: RunConfig) -> None:
     if not (root.exists() and not root.is_dir()):  # a file there: open_run says so, with what to pass instead
         check_output_folder(root, flag="--runs-dir", allow=("store",))
     check_output_folder(cache_root(), flag="--cache-dir", allow=("cache",))
+    mark_cache_area(cache_root())  # tagged, so outputs stay out of it after $ASCBENCH_CACHE_DIR changes
     if config.log_dir:
         check_output_folder(config.log_dir, flag="--log-dir", allow=("store",))
         if Path(config.log_dir).resolve() == root.resolve():

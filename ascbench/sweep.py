@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from ascbench.options import resolve_all
 from ascbench.config import EXECUTION_FIELDS, RunConfig, read_table
 from ascbench.errors import AscbenchError, ConfigError, RunInterrupted
+from ascbench.fileio import read_file_text
 from ascbench.registry import Registry, get_registry
 from ascbench.results import load_rows, runs_dir, store_packed_run
 from ascbench.shortcuts import declared
@@ -302,16 +303,21 @@ def finished_experiments(root: Path) -> dict[str, dict]:
 
     The digest is recomputed from each run's stored config rather than taken from its row: a config
     field added since the run was made then takes its default (which reproduces the old behaviour),
-    so an upgrade does not make every stored cell look new. A run whose config or metrics cannot be read
-    has no identity to match and never makes a cell look stored.
+    so an upgrade does not make every stored cell look new. A run whose config or metrics cannot be read, or
+    whose record does not check out (ascbench.records.verify: the leaderboard leaves it off), has no identity
+    to match and never makes a cell look stored: the cell runs again.
     """
+    from ascbench.records import read_json, verify
+
     found = {}
     for row in load_rows(root):
+        config, bad_config = read_json(root / row["run_id"] / "config.json", "run config")
+        metrics, bad_metrics = read_json(root / row["run_id"] / "metrics.json", "run metrics")
+        if bad_config or bad_metrics or verify(row, metrics, row["run_id"], config):
+            continue
         try:
-            config = json.loads((root / row["run_id"] / "config.json").read_text(encoding="utf-8"))
-            metrics = json.loads((root / row["run_id"] / "metrics.json").read_text(encoding="utf-8"))
             found[_identity(config, metrics)] = row
-        except (OSError, ValueError, AscbenchError):
+        except (ValueError, TypeError, AscbenchError):
             continue
     return found
 
@@ -319,13 +325,17 @@ def finished_experiments(root: Path) -> dict[str, dict]:
 def published_experiments(publish_dir: Path) -> dict[str, dict]:
     """Rows of a published leaderboard (``DIR/results/*.json``) by experiment identity, so a sweep can skip
     cells already published even where the runs directory that made them is gone."""
+    from ascbench.records import verify
+
     found = {}
     for path in sorted(Path(publish_dir, "results").glob("*.json")):
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
+            record = json.loads(read_file_text(path))
+            if verify(record["row"], record["metrics"], str(path), record["config"]):
+                raise ValueError("its record does not check out")
             found[_identity(record["config"], record["metrics"])] = record["row"]
         except (OSError, ValueError, KeyError, TypeError, AscbenchError):
-            log.warning("skipping unreadable published record %s", path)
+            log.warning("skipping published record %s: unreadable, or it does not check out", path)
     return found
 
 

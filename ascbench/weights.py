@@ -7,6 +7,7 @@ and refuses when too little of the model would come from the checkpoint: a silen
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from ascbench.errors import ConfigError, DataError
+from ascbench.fileio import read_file_bytes
 from ascbench.layers import InputBatchNorm
 
 log = logging.getLogger("ascbench")
@@ -46,7 +48,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     """The raw contents of a checkpoint file (tensors, plain data and numpy arrays only; no code runs from it)."""
     try:
         with torch.serialization.safe_globals(_array_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(io.BytesIO(read_file_bytes(path)), map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ConfigError(f"checkpoint {path} does not exist; --pretrained takes the path of a torch.save file "
                           "(an ascbench run's model.pt or an official checkpoint)") from None

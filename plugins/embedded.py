@@ -237,7 +237,7 @@ def generate(name: str, spec: EmbeddedSpec, directory: Path) -> pd.DataFrame:
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("ASCBENCH_DATA_DIR") or ap.cache_root() / "data")
+    return ap.data_cache_root()
 
 
 def ensure_generated(directory: Path, manifest: dict, build: Callable[[], object], user_folder: bool = False) -> None:
@@ -262,6 +262,8 @@ def ensure_generated(directory: Path, manifest: dict, build: Callable[[], object
             ap.readable_file(path, "metadata file" if path.suffix == ".csv" else "manifest")
     if not up_to_date():
         try:
+            if not user_folder:  # generated into the cache: tag its root, so no later --output lands in it
+                ap.mark_cache_area(directory.parent)
             with ap.exclusive_lock(directory.parent / f".{directory.name}.lock"):
                 if not up_to_date():  # another process may have generated it while we waited
                     build()

@@ -119,6 +119,7 @@ def test_sweep_does_not_call_a_cell_stored_when_its_plugin_changed(tmp_path, reg
     cell = RunConfig.from_dict({"dataset": "embedded-tiny", "model": "mobileascnet-tiny", "strategy": "scratch"})
     record = _record("mobileascnet-tiny", 0, 0.5, "2026-01-01T00:00:00")
     record["config"] = cell.to_dict()
+    record["row"].update(dataset=cell.dataset, protocol=cell.protocol)  # a row agrees with its run's config
     record["metrics"]["provenance"]["plugins"] = _plugin_provenance(cell, registry)
     from ascbench.device import Compute, ModelNeeds  # what every run records: the precision auto resolved to
 
@@ -244,6 +245,7 @@ def test_export_reports_macro_accuracy_and_only_the_protocols_settings(tmp_path,
     record["metrics"].update(complexity={"params": 1, "macs_per_second": 1, "macs": 1,
                                          "param_bytes": {"float32": 4, "float16": 2}},
                              class_log_loss={str(c): 1.0 for c in range(4)}, city_accuracy={})
+    record["row"].update(params=1, macs=1)  # as the row of a run with that complexity says
     record["config"]["test_cities"] = []  # as records stored it before it became unseen-city's option: not official's
     board = _board(tmp_path, [record])
     assert main(["export", record["row"]["run_id"], "--from", str(board)]) == 0
@@ -254,7 +256,8 @@ def test_export_reports_macro_accuracy_and_only_the_protocols_settings(tmp_path,
 
 def test_plot_never_writes_into_a_run_folder(tmp_path, monkeypatch, capsys):
     record = _record("a", 0, 0.6, "2026-01-01T00:00:00")
-    del record["metrics"]["test_predictions"]  # bars without clip counts: no dataset to load, a fast test
+    # A dataset not installed here: bars drawn without clip counts, nothing to load, a fast test.
+    record["config"]["dataset"] = record["row"]["dataset"] = "not-installed"
     record["metrics"].update(city_accuracy={"x": 0.5}, period_accuracy={"night": 0.5, "morning": 0.6},
                              history=[{"stage": "pretrain", "epochs": [{"epoch": 1, "loss": 1.0}]},
                                       {"stage": "finetune", "epochs": [{"epoch": 1, "loss": 0.9}]}])

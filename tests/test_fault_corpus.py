@@ -300,7 +300,8 @@ def test_unusable_audio_is_refused_by_name_then_left_out_and_listed(tiny, tmp_pa
 
 # --- the results store: a damaged line is reported and skipped, never hides the others --------------------
 
-GOOD = json.dumps({"run_id": "r1", "model": "m", "accuracy": 0.5})
+GOOD = json.dumps({"run_id": "r1", "model": "m", "strategy": "scratch", "dataset": "d", "protocol": "p", "seed": 0,
+                   "accuracy": 0.5})
 RESULTS_CASES = [
     (b"\xff\xfe not utf-8\n", "non-UTF-8 bytes"),
     (b"[1, 2, 3]\n", "a JSON array"),
@@ -323,7 +324,7 @@ def test_results_store_line(damage, what, tmp_path, capsys):
 
 def test_results_store_that_is_a_directory(tmp_path):
     (tmp_path / "results.jsonl").mkdir()
-    with pytest.raises(DataError, match="is a directory"):
+    with pytest.raises(DataError, match="is a folder, not a file"):
         load_rows(tmp_path)
 
 

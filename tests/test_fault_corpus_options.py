@@ -144,7 +144,7 @@ DATA_RANGES = [
     (["--roll-seconds", "3"], "--roll-seconds 3 (roll_seconds) is longer than embedded-tiny's 1 s clips", "[0, 1]"),
     (["--val-fraction", "0.99"], "--val-fraction 0.99 (val_fraction) holds out every labeled recording", "[0, 0."),
     (["--labeled", "0.0001"], "--labeled 0.0001 (labeled) leaves no class", ", 1]"),
-    (["--batch-size", "1"], "--batch-size (batch_size) must be in [2, inf)", ""),
+    (["--batch-size", "1"], "--batch-size (batch_size) must be in [2, 65536]", ""),
     (["--set", "frontend.hop_length=0"], "frontend.hop_length = 0 (given) is out of range", "[1, inf)"),
     (["--set", "frontend.n_mels=100000"], "frontend.n_mels = 100000 (given) is out of range", "n_fft // 2 + 1"),
 ]
@@ -280,6 +280,7 @@ def test_a_record_stores_every_plugin_option_and_old_records_compare_equal():
 @pytest.mark.parametrize("content,extra,words", [
     ("{not json", [], "its config.json cannot be read"),
     (json.dumps(RunConfig().to_record()), ["--seed", "3"], "so seed would be ignored"),
+    (json.dumps(RunConfig().to_record()), ["--runs-dir", "elsewhere"], "is stored where it was started"),
 ])
 def test_resume_refuses_a_damaged_stage_and_settings_it_would_ignore(content, extra, words, tmp_path, capsys):
     stage = tmp_path / ".20260101-x.partial"

@@ -10,6 +10,7 @@ umask, and existing files are replaced only with ``--force``.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import types
@@ -391,3 +392,183 @@ def test_a_split_value_in_other_words_is_refused(tiny, tmp_path, capsys):
     assert main(["data", "split", "embedded-tiny", "--data-root", str(root)]) == 2
     err = capsys.readouterr().err
     assert "'TEST'" in err and "split" in err
+
+
+@pytest.mark.parametrize("variable", ["ASCBENCH_DATA_DIR", "ASCBENCH_FEATURE_DIR"])
+@pytest.mark.parametrize("command", ["export --force", "plot"])
+def test_a_cache_moved_out_of_the_cache_root_stays_guarded(kept, tmp_path, monkeypatch, variable, command, capsys):
+    """The data and feature caches can each live anywhere ($ASCBENCH_DATA_DIR, $ASCBENCH_FEATURE_DIR); an output
+    pointed into one is refused while the variable is set, and still after it is unset (the folder is tagged)."""
+    moved = tmp_path / "moved"
+    monkeypatch.setenv(variable, str(moved))
+    dataset = "embedded-tiny" if variable == "ASCBENCH_DATA_DIR" else None
+    assert main(["data", "split", "embedded-tiny", "--output", str(tmp_path / "split.csv")]) == 0
+    if variable == "ASCBENCH_FEATURE_DIR":  # the feature cache fills on a run
+        assert main(["run", *RUN, "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert (moved / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    inside = sorted(p for p in moved.iterdir() if p.is_dir() and not p.name.startswith("."))[0]
+    target = inside / ("metadata.csv" if dataset else "mine.csv")
+    for env_set in (True, False):
+        if not env_set:
+            monkeypatch.delenv(variable)
+        before = _snapshot(moved)
+        argv = (["export", kept.run_id, "--runs-dir", str(kept.runs), "--output", str(target), "--force"]
+                if command.startswith("export") else
+                ["plot", kept.run_id, "--runs-dir", str(kept.runs), "--output", str(inside / "plots")])
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "would write into" in err and "ascbench's cache" in err, err
+        assert _snapshot(moved) == before
+
+
+# A results row that is valid JSON but not a row as the store writes it: named by line and skipped, never the
+# generic error, and never ranked or published.
+MALFORMED_ROWS = {
+    "dataset as a list": {"dataset": ["embedded-tiny"]},
+    "labeled fraction as text": {"labeled": "x"},
+    "model as null": {"model": None},
+    "seed as text": {"seed": "0"},
+    "seed as true": {"seed": True},
+    "seed as a fraction": {"seed": 0.5},
+    "fold as a number": {"fold": 3},
+    "quick as text": {"quick": "no"},
+    "params as text": {"params": "many"},
+    "macs as an object": {"macs": {"n": 1}},
+    "a score as a list": {"macro_accuracy": [0.5]},
+    "protocol missing": {"protocol": "__drop__"},
+}
+
+
+@pytest.mark.parametrize("edit", list(MALFORMED_ROWS))
+def test_a_malformed_row_is_named_by_line_and_skipped(kept, tmp_path, edit, capsys):
+    runs = _copy_runs(kept, tmp_path)
+    change = MALFORMED_ROWS[edit]
+    _edit_record(runs, kept.run_id, lambda row, m: [row.pop(k) if v == "__drop__" else row.__setitem__(k, v)
+                                                    for k, v in change.items()])
+    field = next(iter(change))
+    for argv in (["leaderboard", "--runs-dir", str(runs), "--format", "csv"], ["export", kept.run_id, "--runs-dir",
+                                                                               str(runs), "--output", str(tmp_path / "x.csv")]):
+        main(argv)
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "--debug" not in err, err
+    main(["leaderboard", "--runs-dir", str(runs), "--format", "csv"])
+    err = capsys.readouterr().err
+    assert f"results.jsonl:1 (run {kept.run_id})" in err and field in err and "skipped" in err, err
+    assert main(["leaderboard", "--runs-dir", str(runs), "--publish", str(tmp_path / "board"),
+                 "--allow-nonstandard"]) == 2
+    assert not list((tmp_path / "board" / "results").glob("*.json")) if (tmp_path / "board" / "results").exists() else True
+
+
+# A well-formed row whose identity is not its run's (a hand edit, a row copied from another run): its run's
+# config and metrics say what it must be, and the leaderboard leaves it off naming the field.
+IDENTITY_EDITS = {
+    "model renamed": {"model": "mobileascnet"},
+    "another seed": {"seed": 7},
+    "another protocol": {"protocol": "unseen-city"},
+    "another dataset": {"dataset": "embedded"},
+    "another strategy": {"strategy": "finetune"},
+    "a labeled fraction": {"labeled": 0.5},
+    "a fold": {"fold": "1/5"},
+    "not quick said quick": {"quick": True},
+    "another precision": {"precision": "fp16"},
+    "twice the parameters": {"params": "__double__"},
+    "another grouping": {"group_by": "city"},
+    "another dataset fingerprint": {"dataset_fingerprint": "0000000000000000"},
+    "another split fingerprint": {"split_fingerprint": "0000000000000000"},
+    "a higher metadata ceiling": {"metadata_ceiling": 0.99},
+}
+
+
+@pytest.mark.parametrize("edit", list(IDENTITY_EDITS))
+def test_a_row_that_is_not_its_runs_is_not_ranked_published_or_counted_as_made(kept, tmp_path, edit, capsys):
+    from ascbench.config import RunConfig
+    from ascbench.registry import get_registry
+    from ascbench.sweep import already_made
+
+    runs = _copy_runs(kept, tmp_path)
+    cell = RunConfig.from_stored(json.loads((runs / kept.run_id / "config.json").read_text()))
+    assert already_made([cell], runs, registry=get_registry())  # before the edit the cell counts as made
+    change = IDENTITY_EDITS[edit]
+    field = next(iter(change))
+    _edit_record(runs, kept.run_id, lambda row, m: row.update(
+        {k: (row[k] * 2 if v == "__double__" else v) for k, v in change.items()}))
+    main(["leaderboard", "--runs-dir", str(runs), "--format", "csv", "--include-quick"])  # a row said quick shows too
+    out, err = capsys.readouterr()
+    assert kept.run_id in err and f"{field} is " in err and "Traceback" not in err, err
+    assert kept.run_id not in out
+    assert main(["leaderboard", "--runs-dir", str(runs), "--publish", str(tmp_path / "board"),
+                 "--allow-nonstandard"]) == 2
+    assert not already_made([cell], runs, registry=get_registry())  # so a sweep runs the cell again
+
+
+# Parts of metrics.json that export, plot and rerun read, damaged: each command names the part and stops before
+# using the record, as the leaderboard leaves such a record off.
+DAMAGED_PARTS = {
+    "complexity as text": ("complexity", "x"),
+    "complexity with text parameters": ("complexity", {"params": "many", "macs": 1}),
+    "history as an object": ("history", {"epochs": 1}),
+    "history with text losses": ("history", [{"epochs": [{"epoch": 1, "loss": "low"}]}]),
+    "city accuracy as a list": ("city_accuracy", [0.5]),
+    "class accuracy with text": ("class_accuracy", {"Bus": "high"}),
+    "confusion matrix of text": ("confusion_matrix", [["1"]]),
+    "timings as a number": ("timings", 3),
+    "split as a list": ("split", []),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGED_PARTS))
+@pytest.mark.parametrize("command", ["export", "plot", "rerun", "leaderboard"])
+def test_a_damaged_part_of_the_metrics_is_named_by_every_command(kept, tmp_path, damage, command, capsys):
+    runs = _copy_runs(kept, tmp_path)
+    key, value = DAMAGED_PARTS[damage]
+    _edit_record(runs, kept.run_id, lambda row, m: m.__setitem__(key, value))
+    argv = {"export": ["export", kept.run_id, "--output", str(tmp_path / "out.yaml")],
+            "plot": ["plot", kept.run_id, "--output", str(tmp_path / "plots")],
+            "rerun": ["rerun", kept.run_id, "--no-progress"],
+            "leaderboard": ["leaderboard", "--format", "csv"]}[command]
+    code = main([*argv, "--runs-dir", str(runs)])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "--debug" not in err, err
+    assert f"{key} is " in err and kept.run_id in err, err
+    if command != "leaderboard":
+        assert code == 2
+        assert not (tmp_path / "out.yaml").exists() and not (tmp_path / "plots").exists()
+    assert len(load_rows(runs)) == 1  # nothing added: the rerun did not run
+
+
+@pytest.mark.parametrize("what", ["a folder", "a pipe"])
+def test_a_results_store_that_cannot_take_a_row_is_refused_before_training(tmp_path, what, capsys):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "results.jsonl").mkdir() if what == "a folder" else os.mkfifo(runs / "results.jsonl")
+    assert main(["run", *RUN, "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert "results.jsonl" in err and ("folder" in err or "pipe" in err) and "--runs-dir" in err, err
+    assert sorted(p.name for p in runs.iterdir()) == ["results.jsonl"]  # no run folder, finished or staged
+    assert main(["leaderboard", "--runs-dir", str(runs)]) == 2  # read, not waited on
+
+
+def test_a_row_that_cannot_be_appended_leaves_no_run_folder(tmp_path, monkeypatch, capsys):
+    """The store accepted at the start, the append fails at the end (a full disk): no run folder without its
+    row, and the message says the run was not stored."""
+    import ascbench.results
+
+    def full_disk(path, line):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ascbench.results, "append_line", full_disk)
+    runs = tmp_path / "runs"
+    assert main(["run", *RUN, "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot store run" in err and "No space left" in err, err
+    assert [p.name for p in runs.iterdir() if not p.name.startswith(".lock")] == []
+
+
+@pytest.mark.parametrize("flag", ["--config", "--grid-file"])
+def test_a_pipe_named_as_a_settings_file_is_refused_not_waited_on(tmp_path, flag, capsys):
+    pipe = tmp_path / "settings.toml"
+    os.mkfifo(pipe)
+    argv = ["run", "--config", str(pipe)] if flag == "--config" else ["sweep", str(pipe), "--dry-run"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert str(pipe) in err and "not a regular file" in err, err

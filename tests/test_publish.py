@@ -176,7 +176,7 @@ def test_records_name_each_plugins_package_and_rerun_says_what_to_install(publis
     expected = hashlib.sha256(open(plugin_module.__file__, "rb").read()).hexdigest()[:16]  # independent of ascbench
     assert model["source_sha256"] == expected
     # A row whose model comes from a package this machine lacks: rerun names the package and version.
-    record["config"]["model"] = "my-net"
+    record["config"]["model"] = record["row"]["model"] = "my-net"
     record["metrics"]["provenance"]["plugins"][0] = {**model, "name": "my-net", "plugin": "my-net",
                                                       "distribution": "ascbench-my-net", "version": "0.3.0"}
     path.write_text(json.dumps(record))

@@ -41,8 +41,10 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
 
 def test_torn_last_line_is_reported_and_earlier_rows_survive(tmp_path, capsys):
     path = tmp_path / "results.jsonl"
-    path.write_text(json.dumps({"run_id": "a"}) + "\n" + json.dumps({"run_id": "b"}) + "\n" + '{"run_id": "c", "b"')
-    assert load_rows(tmp_path) == [{"run_id": "a"}, {"run_id": "b"}]
+    a, b = ({"run_id": name, "model": "m", "strategy": "scratch", "dataset": "d", "protocol": "p", "seed": 0}
+            for name in "ab")
+    path.write_text(json.dumps(a) + "\n" + json.dumps(b) + "\n" + '{"run_id": "c", "b"')
+    assert load_rows(tmp_path) == [a, b]
     assert "results.jsonl:3" in capsys.readouterr().err
 
 

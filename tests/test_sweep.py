@@ -208,29 +208,27 @@ def test_two_process_data_parallel_run_writes_one_row(tmp_path):
 def test_cells_already_published_are_skipped_without_their_runs_directory(tmp_path, caplog):
     """A published grid can be finished in a fresh checkout: the published records stand in for the
     runs directory that made them."""
+    from ascbench.cli import main
+
     published, other = SweepSpec(TINY, {"model": ["context-only"], "strategy": ["scratch"], "seed": [0, 1]}).cells()
-    board = tmp_path / "board" / "results"
-    board.mkdir(parents=True)
-    row = {"run_id": "published-s0", "accuracy": 0.25}
-    from ascbench.registry import get_registry
-    from ascbench.runner import _plugin_provenance
-
-    # Made with the plugins installed now: a record of other (or unknown) plugin sources would run again.
-    from ascbench.device import Compute, ModelNeeds
-
-    # ... and the precision --precision auto resolved to, which every run records
-    resolved = Compute.from_names("auto", "auto", ModelNeeds.of(get_registry().model(published.model))).precision
-    metrics = {"provenance": {"plugins": _plugin_provenance(published, get_registry())},
-               "compute": {"precision": resolved}}
-    (board / "published-s0.json").write_text(json.dumps({"row": row, "config": published.replace(threads=3).to_dict(),
-                                                          "metrics": metrics}))
+    made = run_sweep([published.replace(threads=3)], jobs=1, runs_root=tmp_path / "made", progress=False)
+    assert main(["leaderboard", "--runs-dir", str(tmp_path / "made"), "--publish", str(tmp_path / "board"),
+                 "--allow-nonstandard"]) == 0
+    shutil.rmtree(tmp_path / "made")  # a fresh checkout: only the board is left
     caplog.set_level("INFO", logger="ascbench")
     outcomes = run_sweep([published, other], jobs=1, runs_root=tmp_path / "runs", progress=False,
                          published=tmp_path / "board")
     assert [o.status for o in outcomes] == ["skipped", "done"]  # the thread count is not part of the experiment
     assert f"2 cells, 0 already in {tmp_path / 'runs'}, 1 published in {tmp_path / 'board'}, 1 to run" in caplog.text
-    assert outcomes[0].run_id == "published-s0" and str(tmp_path / "board") in outcomes[0].reason
+    assert outcomes[0].run_id == made[0].run_id and str(tmp_path / "board") in outcomes[0].reason
     assert [r["seed"] for r in load_rows(tmp_path / "runs")] == [1]
+    # A published record that does not check out (its row edited) stands in for nothing: its cell runs again.
+    record_path = next((tmp_path / "board" / "results").glob("*.json"))
+    record = json.loads(record_path.read_text())
+    record["row"]["macro_accuracy"] = 0.99
+    record_path.write_text(json.dumps(record))
+    again = run_sweep([published], jobs=1, runs_root=tmp_path / "runs", progress=False, published=tmp_path / "board")
+    assert [o.status for o in again] == ["done"]
 
 
 def test_gpus_per_cell_gives_each_ray_cell_a_gpu(tmp_path, monkeypatch):

@@ -141,13 +141,26 @@ def find_record(run_id: str, runs_root: str | None, published: str | None) -> tu
         missing = [k for k in ("row", "config", "metrics") if not isinstance(record.get(k), dict)]
         if missing:
             raise AscbenchError(f"published record {path} is damaged: no {', '.join(missing)}")
-        return record["row"], record["config"], record["metrics"]
+        return _checked(record["row"], record["config"], record["metrics"], str(path))
     root = runs_dir(runs_root)
     rows = [r for r in load_rows(root) if r["run_id"] == run_id]
     if not rows:
         raise AscbenchError(f"run {run_id!r} is not in {root / 'results.jsonl'} (use --from DIR for a published leaderboard)")
-    return (rows[0], read_record_file(root / run_id / "config.json", "run config"),
-            read_record_file(root / run_id / "metrics.json", "run metrics"))
+    return _checked(rows[0], read_record_file(root / run_id / "config.json", "run config"),
+                    read_record_file(root / run_id / "metrics.json", "run metrics"), str(root / run_id / "metrics.json"))
+
+
+def _checked(row: dict, config: dict, metrics: dict, where: str) -> tuple[dict, dict, dict]:
+    """The record, if it checks out as the leaderboard checks it (ascbench.records.verify); else one error
+    listing what is wrong: a command never exports, plots or re-runs a record the leaderboard would leave off."""
+    from ascbench.errors import DataError
+    from ascbench.records import verify
+
+    problems = verify(row, metrics, where, config)
+    if problems:
+        raise DataError(f"run {row.get('run_id')}'s record does not check out, so it is not used: "
+                        + " | ".join(problems) + " (restore the run's files from a copy, or re-run it)")
+    return row, config, metrics
 
 
 def load_dataset(name: str, data_root: str | None, require_audio: bool):

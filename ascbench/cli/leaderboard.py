@@ -122,7 +122,7 @@ def _with_configs(root: Path, rows: list[dict]) -> tuple[list[dict], list[str]]:
         run_dir = root / row["run_id"]
         config, bad_config = read_json(run_dir / "config.json", f"the config of run {row['run_id']}")
         metrics, bad_metrics = read_json(run_dir / "metrics.json", f"the metrics of run {row['run_id']}")
-        found = [p for p in (bad_config, bad_metrics) if p] or verify(row, metrics, str(run_dir / "metrics.json"))
+        found = [p for p in (bad_config, bad_metrics) if p] or verify(row, metrics, str(run_dir / "metrics.json"), config)
         if found:
             problems += found
             continue

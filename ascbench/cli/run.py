@@ -11,6 +11,7 @@ from typing import Any, ContextManager
 from ascbench.config import (AUGMENTATION, DATA, EXPERIMENT, GENERAL, MACHINE, SEMI, SPLIT, TRAINING,
                              RunConfig)
 from ascbench.errors import AscbenchError, ConfigError
+from ascbench.fileio import read_file_text
 from ascbench.shortcuts import declared
 from ascbench.cli.common import (CONFIG_FLAG_DESTS, TypedOnly, add_cache_dir, add_field_flags, add_plugin_shortcuts,
                                  check_folds, option_value, parse_model_args)
@@ -279,6 +280,10 @@ def _check_all_folds(config: RunConfig) -> None:
 def _check_nothing_but_resume(args) -> None:
     """--resume continues a run with its stored config: a run setting given beside it would be ignored."""
     given = sorted(_explicit_fields(args)) + (["--config"] if args.config else [])
+    home = Path(args.resume).resolve().parent
+    if args.runs_dir is not None and Path(args.runs_dir).resolve() != home:
+        raise ConfigError(f"--resume {args.resume} is stored where it was started, in {home}, not in --runs-dir "
+                          f"{args.runs_dir}; drop --runs-dir (or pass --runs-dir {home})")
     if given:
         raise ConfigError(f"--resume {args.resume} continues the run with its stored config, so "
                           f"{', '.join(given)} would be ignored; drop them (or start a new run without --resume)")
@@ -289,7 +294,7 @@ def _resume_config(path: Path) -> RunConfig:
 
     check_unfinished(path)  # a finished run is never resumed, so never rewritten or deleted
     try:
-        stored = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        stored = json.loads(read_file_text(path / "config.json"))
         if not isinstance(stored, dict):
             raise ValueError(f"it holds {type(stored).__name__}, not a table of fields")
         return RunConfig.from_stored(stored)
