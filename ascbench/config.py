@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ascbench.defaults import DEFAULT_DATASET, DEFAULT_MODEL, DEFAULT_PROTOCOL, DEFAULT_SEMI, DEFAULT_STRATEGY
 from ascbench.errors import AscbenchError, ConfigError
 from ascbench.fileio import read_file_text
-from ascbench.options import KINDS as OPTION_KINDS, fold_dotted
+from ascbench.options import KINDS as OPTION_KINDS, OPTION_INT_LIMIT, fold_dotted
 from ascbench.shortcuts import declared
 # From the import-free vocabulary, not ascbench.protocols (numpy, pandas): `ascbench --help` imports this module.
 from ascbench.vocabulary import UNTAUGHT_POLICIES
@@ -190,6 +190,11 @@ class RunConfig:
         if self.folds == 1 or (self.folds and self.fold >= self.folds):
             raise ConfigError(f"--folds takes 0 (no folds) or at least 2, and fold < folds; got folds={self.folds}, fold={self.fold}")
         self._check_protocol_fields()
+        for key, value in self.model_kwargs.items():
+            if any(abs(n) > OPTION_INT_LIMIT for n in _whole_numbers_in(value)):
+                raise ConfigError(f"model argument {key} = {value!r}: a whole number beyond ±{OPTION_INT_LIMIT:,} (a "
+                                  "width, a depth, a count) is a typo no model needs; it is refused before the model "
+                                  "is built")
         bad = [k for k, v in self.options.items() if k not in OPTION_KINDS or not isinstance(v, dict)]
         if bad:
             raise ConfigError(f"options {bad}: plugin options are given per kind ({', '.join(OPTION_KINDS)}) as a "
@@ -639,6 +644,19 @@ def _check_type(name: str, annotation: str, value: Any) -> None:
             hint = ("; model is the model's name (e.g. model = \"mobileascnet\"), and its arguments go under "
                     "[model_kwargs] in a config file or --set model.ARG=VALUE")
         raise ConfigError(f"{_flag(name)} must be {wanted}, got {value!r} ({type(value).__name__}){hint}")
+
+
+def _whole_numbers_in(value: Any) -> list[int]:
+    """Every whole number in a model argument, inside lists and tables too (``channels = [8, 16, 10**9]``)."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [n for v in value for n in _whole_numbers_in(v)]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _whole_numbers_in(v)]
+    return []
 
 
 TUPLE_FIELDS = ("loggers",)  # lists in JSON, tuples here (hashable, frozen)

@@ -157,7 +157,9 @@ def guarded_area(path: Path, allow: tuple[str, ...] = ()) -> str | None:
     """
     given = Path(os.path.abspath(path))
     candidates = [given]
-    real = Path(os.path.realpath(given))
+    # From the path as given, not from ``given``: abspath folds "link/.." away as text, while the kernel (and
+    # realpath) follows the link first, so "link-to-a-run/../x" lands beside the run, not beside the link.
+    real = Path(os.path.realpath(path))
     if real != given:
         candidates.append(real)
     caches = [] if "cache" in allow else [Path(os.path.realpath(area)) for area in cache_areas()]

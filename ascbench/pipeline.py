@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,9 @@ def resolve(config: RunConfig, registry: Registry | None = None) -> Plan:
     options = resolve_all(config, registry)
     check_applicable(config, registry)  # a setting the run would not read is refused, not stored
     if config.pretrained and not Path(config.pretrained).is_file():
-        raise ConfigError(f"--pretrained {config.pretrained}: no such file; pass the path of a torch.save checkpoint "
+        what = ("no such file" if not os.path.lexists(config.pretrained) else "a folder" if Path(config.pretrained).is_dir()
+                else "not a regular file (a pipe, a device, a socket or a broken link)")
+        raise ConfigError(f"--pretrained {config.pretrained}: {what}; pass the path of a torch.save checkpoint "
                           "(an ascbench run's model.pt or an official checkpoint)")
     loggers = [_logger_spec(registry, name) for name in config.loggers]
     return Plan(config, registry, model, strategy, semi, dataset, options, loggers)

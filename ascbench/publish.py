@@ -19,6 +19,7 @@ from ascbench.board_table import wrap
 from ascbench.errors import AscbenchError
 from ascbench.fileio import atomic_write_text, read_file_text
 from ascbench.leaderboard import aggregate, render, setting_of
+from ascbench.results import known_fields
 
 TABLE_FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.tex")
 HEADER = wrap(
@@ -107,7 +108,7 @@ def _row_of(record: dict) -> dict:
     from ascbench.records import provenance_key
     from ascbench.stats import RunPredictions
 
-    row = {**record["row"], **setting_of(record["config"], record["row"].get("precision")),
+    row = {**known_fields(record["row"]), **setting_of(record["config"], record["row"].get("precision")),
            "_predictions": RunPredictions.from_metrics(record["row"]["seed"], record["metrics"]),
            "_classes": len(record["metrics"].get("class_accuracy") or {}) or np.nan,
            # A uniform guess's macro accuracy on this run's scored classes (unseen-city scores 3 to 5 per seed).

@@ -25,7 +25,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ascbench.errors import DataError
+from ascbench.config import RunConfig
+from ascbench.errors import AscbenchError, DataError
 from ascbench.metrics import confusion_matrix, macro_accuracy, macro_f1
 from ascbench.results import ROW_METRICS, read_record_file, row_type_problems, shown_briefly
 
@@ -69,9 +70,30 @@ def _table_of_numbers(value: Any) -> bool:
 def _history_ok(value: Any) -> bool:
     """A list of stages, each an object whose ``epochs`` is a list of objects of numbers (``epoch``, ``loss``, ...)."""
     return isinstance(value, list) and all(
-        isinstance(stage, dict) and isinstance(stage.get("epochs", []), list)
-        and all(isinstance(e, dict) and all(_number_or_none(v) for v in e.values()) for e in stage.get("epochs", []))
+        isinstance(stage, dict) and isinstance(stage.get("epochs"), list)
+        and all(isinstance(e, dict) and all(_number_or_none(v) for v in e.values()) for e in stage["epochs"])
         for stage in value)
+
+
+def _whole_numbers(value: Any, limit: int) -> bool:
+    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < limit
+                                           for v in value)
+
+
+def _predictions_ok(value: Any) -> bool:
+    """Per-clip predictions: class indices (whole numbers, one per clip, as many as the truths), the clips' rows
+    in the dataset and their groups. Fractional or huge labels would be truncated or overflow when recounted."""
+    if not isinstance(value, dict):
+        return False
+    true, predicted = value.get("true", []), value.get("predicted", [])
+    return (_whole_numbers(true, 100_000) and _whole_numbers(predicted, 100_000) and len(true) == len(predicted)
+            and _whole_numbers(value.get("row", []), 2**53) and isinstance(value.get("group", []), list)
+            and all(isinstance(g, str) for g in value.get("group", [])))
+
+
+def _provenance_ok(value: Any) -> bool:
+    plugins = value.get("plugins", []) if isinstance(value, dict) else None
+    return isinstance(plugins, list) and all(isinstance(p, dict) for p in plugins)
 
 
 # The parts of metrics.json that commands read (export, plot, the leaderboard, rerun), with the form each must have.
@@ -90,8 +112,10 @@ _METRICS_FORM = {
     "confusion_matrix": (lambda v: isinstance(v, list) and all(
         isinstance(r, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in r) for r in v),
                          "a list of rows of whole numbers"),
+    "test_predictions": (_predictions_ok, "an object of per-clip class indices (whole numbers), rows and groups"),
+    "provenance": (_provenance_ok, "an object whose plugins are a list of objects"),
     **{key: (lambda v: isinstance(v, dict), "an object") for key in ("split", "metadata_ceiling", "compute", "features",
-                                                                     "provenance", "test_predictions", "recipe")},
+                                                                     "recipe")},
 }
 
 
@@ -175,6 +199,11 @@ def verify(row: dict, metrics: dict, where: str, config: dict | None = None) -> 
     damaged = metrics_form_problems(metrics)
     if damaged:
         return [f"{where}: the run's metrics are damaged: {'; '.join(damaged)}"]
+    if config is not None:
+        try:  # what the leaderboard, rerun and sweep read it as: a config that does not load is named here
+            RunConfig.from_stored(config)
+        except AscbenchError as exc:
+            return [f"{where}: the run's config.json is not a valid run config ({exc})"]
     problems = identity_problems(row, config, metrics, where)
     problems += [f"{where}: {key} is {_shown(row.get(key))} in the results row but {_shown(metrics.get(key))} in the "
                  "run's metrics (the row was edited or belongs to another run)"

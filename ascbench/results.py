@@ -22,6 +22,7 @@ import fcntl
 import json
 import math
 import os
+import re
 import shutil
 import stat
 import sys
@@ -55,8 +56,11 @@ ROW_TYPES: dict[str, tuple[type, ...]] = {
                                         "param_kb", "latency_ms", "wall_s", "train_s")},
 }
 SCORES_THAT_MAY_BE_NAN = (*ROW_METRICS, "metadata_ceiling")
-# Without these a row names no experiment: the leaderboard could not group it or say whose it is.
-ROW_REQUIRED = ("run_id", "model", "strategy", "dataset", "protocol", "seed")
+# Without these a row names no experiment, or has no score to rank: every row ascbench ever published has them.
+ROW_REQUIRED = ("run_id", "model", "strategy", "semi", "dataset", "protocol", "labeled", "seed", "fold", "accuracy",
+                "macro_accuracy", "macro_f1", "log_loss", "params", "macs")
+# A run id names a folder of the runs directory and a file of a board: one plain name, never a path.
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=,@-]{0,199}")
 
 
 def row_type_problems(row: Any) -> list[str]:
@@ -65,6 +69,9 @@ def row_type_problems(row: Any) -> list[str]:
     if not isinstance(row, dict):
         return [f"it is a JSON {type(row).__name__}, not an object"]
     problems = [f"{key} is missing" for key in ROW_REQUIRED if key not in row]
+    if isinstance(row.get("run_id"), str) and not RUN_ID_PATTERN.fullmatch(row["run_id"]):
+        problems.append(f"run_id {shown_briefly(row['run_id'])} is not a plain run name (letters, digits, '.', '-', "
+                        "'_'; no folder, no leading dot)")
     for key, types in ROW_TYPES.items():
         if key not in row:
             continue
@@ -86,6 +93,12 @@ def _json_type(value: Any) -> str:
 def _json_type_name(kind: type) -> str:
     return {str: "text", int: "a number", float: "a number", bool: "true/false", type(None): "null",
             list: "a list", dict: "an object"}.get(kind, kind.__name__)
+
+
+def known_fields(row: dict) -> dict:
+    """``row`` with only the fields ascbench writes: a field added by hand (``superseded``, ``_chance``) would
+    otherwise stand in for a column the leaderboard computes itself."""
+    return {key: value for key, value in row.items() if key in ROW_TYPES}
 
 
 def shown_briefly(value: Any) -> str:
@@ -286,7 +299,7 @@ def load_rows(root: Path) -> list[dict]:
             print(f"warning: {path}:{number} (run {row['run_id']}) is not a well-formed result row: "
                   f"{'; '.join(malformed)}; skipped (restore the line from the run's files, or remove it)", file=sys.stderr)
             continue
-        rows.append(row)
+        rows.append(known_fields(row))
     return rows
 
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ascbench.config import RunConfig
 from ascbench.data.dataset import ClipDataset
 from ascbench.device import NEEDS_ATTRIBUTE, Compute, ModelNeeds, model_compute
-from ascbench.errors import ConfigError, check_returned
+from ascbench.errors import AscbenchError, ConfigError, PluginError, check_returned
 from ascbench.features import read_rows
 from ascbench.augment import freq_mixstyle, spec_augment, time_roll
 from ascbench.layers import ContextFusion, InputBatchNorm
@@ -35,9 +35,20 @@ def create_model(spec: ModelSpec, ctx: ModelContext, config: RunConfig, label: s
     from ascbench.registry import plugin_label
 
     torch.manual_seed(config.seed)
+    name = label or plugin_label("model", spec.name)
+    try:
+        built = spec.build(ctx, **config.model_kwargs)
+    except AscbenchError:
+        raise
+    except Exception as exc:  # one line: the arguments the user gave are the likely cause, else the plugin
+        reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+        if config.model_kwargs:
+            args = " ".join(f"--model-arg {k}={v!r}" for k, v in config.model_kwargs.items())
+            raise ConfigError(f"{name} cannot be built with {args} ({reason}); `ascbench list models` shows its "
+                              "arguments") from None
+        raise PluginError(f"{name} cannot be built ({reason})") from exc
     # What the build returns is checked here, else a strategy would be blamed for the model's fault.
-    model = check_returned(label or plugin_label("model", spec.name), spec.build(ctx, **config.model_kwargs),
-                           nn.Module, "a torch nn.Module")
+    model = check_returned(name, built, nn.Module, "a torch nn.Module")
     if config.context:
         if spec.uses_city or spec.uses_time:
             raise ConfigError(f"model {spec.name!r} already fuses city/time context; --context is for backbones without it")

@@ -306,3 +306,18 @@ def test_a_number_field_holds_the_same_value_however_it_was_written(tmp_path):
     made = [config_from_args(build_parser().parse_args(["run", *argv])) for argv in
             (["--lr", "1", "--labeled", "1"], ["--set", "lr=1.0", "--set", "labeled=1.0"], ["--config", str(tmp_path / "c.toml")])]
     assert len({c.experiment_digest() for c in made}) == 1 and all(isinstance(c.lr, float) for c in made)
+
+
+@pytest.mark.parametrize("value,words", [("1000001", "beyond ±1,000,000"), ("[8, 16, 1000000000]", "beyond ±1,000,000"),
+                                         ("-5", "cannot be built with --model-arg hidden=-5"),
+                                         ("1.5", "cannot be built with --model-arg hidden=1.5"),
+                                         ('"x"', "cannot be built with --model-arg hidden='x'")])
+@pytest.mark.parametrize("command", ["profile", "run"])
+def test_a_model_argument_no_model_can_take_is_one_line_before_any_work(tmp_path, command, value, words, capsys):
+    argv = (["profile", "context-only"] if command == "profile" else
+            ["run", "--dataset", "embedded-tiny", "--model", "context-only", "--strategy", "scratch", "--epochs", "1",
+             "--no-progress", "--runs-dir", str(tmp_path / "runs")])
+    assert main([*argv, "--model-arg", f"hidden={value}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1 and "--debug" not in err, err
+    assert not (tmp_path / "runs").exists() or not [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]

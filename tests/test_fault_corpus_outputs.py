@@ -10,6 +10,7 @@ umask, and existing files are replaced only with ``--force``.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import stat
@@ -572,3 +573,82 @@ def test_a_pipe_named_as_a_settings_file_is_refused_not_waited_on(tmp_path, flag
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert str(pipe) in err and "not a regular file" in err, err
+
+
+def test_a_link_then_dot_dot_is_resolved_as_the_kernel_resolves_it(kept, tmp_path, capsys):
+    """"link-to-a-run/../<run>/metrics.json" is the run's own file once the link is followed; folding ".." away as
+    text first would point beside the link instead (and a folder of that name there made it look harmless)."""
+    runs = _copy_runs(kept, tmp_path)
+    link = tmp_path / "L"
+    link.symlink_to(runs / kept.run_id)
+    (tmp_path / kept.run_id).mkdir()  # the text-folded path exists and is innocent
+    sneaky = f"{link}/../{kept.run_id}"
+    before = _snapshot(runs)
+    for argv in (["export", kept.run_id, "--runs-dir", str(runs), "--output", f"{sneaky}/metrics.json", "--force"],
+                 ["plot", kept.run_id, "--runs-dir", str(runs), "--output", sneaky],
+                 ["leaderboard", "--runs-dir", str(runs), "--output", f"{link}/../board.md"],
+                 ["leaderboard", "--runs-dir", str(runs), "--publish", f"{link}/../pub", "--allow-nonstandard"],
+                 ["new-plugin", "myplug", "--kind", "metric", "--dir", f"{link}/../myplug"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "would write into" in err and "--debug" not in err, err
+    assert _snapshot(runs) == before
+
+
+@pytest.mark.parametrize("run_id", ["/tmp/elsewhere/rec", "../outside", "a/b", ".hidden", ""])
+def test_a_row_whose_run_id_is_a_path_is_malformed(kept, tmp_path, run_id, capsys):
+    runs = _copy_runs(kept, tmp_path)
+    _edit_record(runs, kept.run_id, lambda row, m: row.update(run_id=run_id))
+    main(["leaderboard", "--runs-dir", str(runs), "--format", "csv"])
+    err = capsys.readouterr().err
+    assert "results.jsonl:1" in err and "skipped" in err and "--debug" not in err, err
+    assert main(["leaderboard", "--runs-dir", str(runs), "--publish", str(tmp_path / "board"),
+                 "--allow-nonstandard"]) == 2
+    assert main(["export", run_id or "x/..", "--runs-dir", str(runs)]) == 2
+
+
+@pytest.mark.parametrize("field", ["superseded", "_chance", "_classes", "chance", "seeds"])
+def test_a_field_added_to_a_row_by_hand_never_stands_in_for_a_computed_column(kept, tmp_path, field, capsys):
+    runs = _copy_runs(kept, tmp_path)
+    _edit_record(runs, kept.run_id, lambda row, m: row.update({field: 0}))
+    assert main(["leaderboard", "--runs-dir", str(runs), "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    assert "--debug" not in err and kept.run_id.split("-")[2] in out, (out, err)
+
+
+# Damage a forger or a bad copy leaves in the parts a command reads; each is named, never the catch-all, and the
+# other runs of the store stay on the board.
+DEEPER_DAMAGE = {
+    "plugins as text": lambda row, cfg, m: m["provenance"].update(plugins="x"),
+    "plugins as numbers": lambda row, cfg, m: m["provenance"].update(plugins=[1, 2]),
+    "huge predictions": lambda row, cfg, m: m["test_predictions"].update(
+        predicted=[10 ** 30] * len(m["test_predictions"]["predicted"])),
+    "fractional truths": lambda row, cfg, m: m["test_predictions"].update(
+        true=[t + 0.5 for t in m["test_predictions"]["true"]]),
+    "a stage without epochs": lambda row, cfg, m: m.update(history=[{"stage": 5}]),
+    "a row without accuracy": lambda row, cfg, m: row.pop("accuracy"),
+    "epochs as text in the config": lambda row, cfg, m: cfg.update(epochs="abc"),
+    "an unknown field in the config": lambda row, cfg, m: cfg.update(bogus=1),
+    "lr NaN in the config": lambda row, cfg, m: cfg.update(lr=float("nan")),
+    "an unknown recipe in the config": lambda row, cfg, m: cfg.update(recipe="nonexistent"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DEEPER_DAMAGE))
+def test_deeper_damage_is_named_and_leaves_the_other_runs_ranked(kept, tmp_path, damage, capsys):
+    runs = _copy_runs(kept, tmp_path)
+    assert main(["run", *RUN, "--seed", "1", "--runs-dir", str(runs)]) == 0
+    (first, second) = load_rows(runs)
+    config_path = runs / first["run_id"] / "config.json"
+    config = json.loads(config_path.read_text())
+    _edit_record(runs, first["run_id"], lambda row, m: DEEPER_DAMAGE[damage](row, config, m))
+    config_path.write_text(json.dumps(config))
+    capsys.readouterr()
+    assert main(["leaderboard", "--runs-dir", str(runs), "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    assert first["run_id"] in err and "--debug" not in err and "Traceback" not in err, err
+    assert len(pd.read_csv(io.StringIO(out))) == 1  # the other seed is still ranked
+    for argv in (["export", first["run_id"]], ["plot", first["run_id"], "--output", str(tmp_path / "p")]):
+        assert main([*argv, "--runs-dir", str(runs)]) == 2
+        err = capsys.readouterr().err
+        assert "--debug" not in err and "Traceback" not in err, err

@@ -131,8 +131,11 @@ def add_cache_dir(parser) -> None:
 
 def find_record(run_id: str, runs_root: str | None, published: str | None) -> tuple[dict, dict, dict]:
     """(row, config, metrics) of a run, from a published directory or the runs store."""
-    from ascbench.results import load_rows, read_record_file, runs_dir
+    from ascbench.results import RUN_ID_PATTERN, load_rows, read_record_file, runs_dir
 
+    if not RUN_ID_PATTERN.fullmatch(run_id):
+        raise AscbenchError(f"{run_id!r} is not a run id (a plain name such as 20260101-120000-mobileascnet-...; "
+                            "`ascbench leaderboard` lists them)")
     if published:
         path = Path(published) / "results" / f"{run_id}.json"
         if not path.exists():
