@@ -300,8 +300,9 @@ def test_unusable_audio_is_refused_by_name_then_left_out_and_listed(tiny, tmp_pa
 
 # --- the results store: a damaged line is reported and skipped, never hides the others --------------------
 
-GOOD = json.dumps({"run_id": "r1", "model": "m", "strategy": "scratch", "dataset": "d", "protocol": "p", "seed": 0,
-                   "accuracy": 0.5})
+GOOD = json.dumps({"run_id": "r1", "model": "m", "strategy": "scratch", "semi": "none", "dataset": "d", "protocol": "p",
+                   "labeled": None, "seed": 0, "fold": None, "accuracy": 0.5, "macro_accuracy": 0.5, "macro_f1": 0.5,
+                   "log_loss": 1.0, "params": 10, "macs": 100})
 RESULTS_CASES = [
     (b"\xff\xfe not utf-8\n", "non-UTF-8 bytes"),
     (b"[1, 2, 3]\n", "a JSON array"),

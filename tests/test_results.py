@@ -41,8 +41,9 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
 
 def test_torn_last_line_is_reported_and_earlier_rows_survive(tmp_path, capsys):
     path = tmp_path / "results.jsonl"
-    a, b = ({"run_id": name, "model": "m", "strategy": "scratch", "dataset": "d", "protocol": "p", "seed": 0}
-            for name in "ab")
+    a, b = ({"run_id": name, "model": "m", "strategy": "scratch", "semi": "none", "dataset": "d", "protocol": "p",
+             "labeled": None, "seed": 0, "fold": None, "accuracy": 0.5, "macro_accuracy": 0.5, "macro_f1": 0.5,
+             "log_loss": 1.0, "params": 10, "macs": 100} for name in "ab")
     path.write_text(json.dumps(a) + "\n" + json.dumps(b) + "\n" + '{"run_id": "c", "b"')
     assert load_rows(tmp_path) == [a, b]
     assert "results.jsonl:3" in capsys.readouterr().err
