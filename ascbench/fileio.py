@@ -28,7 +28,7 @@ from typing import Iterable, Iterator
 
 def cache_root() -> Path:
     """Root of everything ascbench caches (datasets, features, pretrained stages): ``$ASCBENCH_CACHE_DIR``."""
-    return Path(os.environ.get("ASCBENCH_CACHE_DIR") or Path.home() / ".cache" / "ascbench")
+    return Path(os.environ.get("ASCBENCH_CACHE_DIR") or default_cache_root())
 
 
 def data_cache_root() -> Path:
@@ -60,11 +60,26 @@ def mark_cache_area(folder: Path) -> None:
     Best effort: a folder that cannot be written is reported by the cache fill that needs it, with its fix."""
     folder = Path(folder)
     try:
+        if os.path.lexists(folder / CACHE_TAG):
+            return
+        # Only a folder that is ascbench's: new, empty, or under the default cache. A tag in a folder the user
+        # pointed --cache-dir at that holds their own files (a home, a project) would make backup tools skip it.
+        ours = not folder.exists() or not any(folder.iterdir()) or _under(folder, default_cache_root())
         folder.mkdir(parents=True, exist_ok=True)
-        if not os.path.lexists(folder / CACHE_TAG):
+        if ours:
             atomic_write_text(folder / CACHE_TAG, _CACHE_TAG_TEXT)
     except OSError:
         pass
+
+
+def default_cache_root() -> Path:
+    """Where the cache goes when $ASCBENCH_CACHE_DIR is unset (read when called: $HOME may change)."""
+    return Path.home() / ".cache" / "ascbench"
+
+
+def _under(path: Path, root: Path) -> bool:
+    path, root = Path(os.path.realpath(path)), Path(os.path.realpath(root))
+    return path == root or root in path.parents
 
 
 def _is_ascbench_cache(folder: Path) -> bool:

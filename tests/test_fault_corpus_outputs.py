@@ -652,3 +652,20 @@ def test_deeper_damage_is_named_and_leaves_the_other_runs_ranked(kept, tmp_path,
         assert main([*argv, "--runs-dir", str(runs)]) == 2
         err = capsys.readouterr().err
         assert "--debug" not in err and "Traceback" not in err, err
+
+
+def test_a_cache_pointed_at_a_folder_of_the_users_own_files_is_not_tagged(tmp_path, monkeypatch):
+    """A cache tag makes backup tools skip the folder: it is written only into a folder that is ascbench's (new,
+    empty or under the default cache), never into a project or a home the user pointed --cache-dir at."""
+    from ascbench.fileio import mark_cache_area
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "notes.txt").write_text("mine")
+    mark_cache_area(project)
+    assert not (project / "CACHEDIR.TAG").exists()
+    for fresh in (tmp_path / "new-cache", tmp_path / "empty-cache"):
+        if fresh.name.startswith("empty"):
+            fresh.mkdir()
+        mark_cache_area(fresh)
+        assert (fresh / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
