@@ -357,7 +357,7 @@ def load_checked_features(dataset: ClipDataset, cfg: FeatureConfig, progress: bo
         if found is not None:
             return CheckedFeatures(*found, cached=True)
     try:
-        mark_cache_area(root)
+        mark_cache_area(root, "$ASCBENCH_FEATURE_DIR (or --cache-dir)")
         with exclusive_lock(root / f".{dataset.name}.lock"):
             key = audio_content_key(dataset, cfg, threads)
             directory = root / f"{dataset.name}-{key}"

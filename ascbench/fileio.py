@@ -55,10 +55,22 @@ _CACHE_TAG_TEXT = (f"{CACHE_TAG_SIGNATURE}\n# This file is a cache directory tag
                    "regenerated on demand, and ascbench refuses to write user outputs into it.\n")
 
 
-def mark_cache_area(folder: Path) -> None:
+def check_cache_place(folder: Path, what: str) -> None:
+    """A cache is never filled inside a run, the results store or a published board (whichever command fills
+    it: run, predict, data info); ConfigError naming ``what`` set it there (``$ASCBENCH_DATA_DIR``, ...)."""
+    from ascbench.errors import ConfigError
+
+    area = guarded_area(Path(folder) / "_", allow=("cache",))
+    if area:
+        raise ConfigError(f"{what} {folder} is inside {area}, which no command may change but the one that owns it; "
+                          f"point {what} at a folder of its own")
+
+
+def mark_cache_area(folder: Path, what: str = "--cache-dir") -> None:
     """Create ``folder`` and tag it as one of ascbench's caches (once; a tag already there is left as it is).
     Best effort: a folder that cannot be written is reported by the cache fill that needs it, with its fix."""
     folder = Path(folder)
+    check_cache_place(folder, what)
     try:
         if os.path.lexists(folder / CACHE_TAG):
             return
@@ -221,7 +233,10 @@ def write_output(path: str | os.PathLike, data: bytes | str, *, force: bool = Fa
     refuse = _output_refusal(target, force, flag)
     if refuse:
         raise ConfigError(refuse)
-    atomic_write_bytes(target, data.encode("utf-8") if isinstance(data, str) else data)
+    try:
+        atomic_write_bytes(target, data.encode("utf-8") if isinstance(data, str) else data)
+    except OSError as exc:  # a read-only or pseudo file system (/sys, /proc), a full disk: nothing was written
+        raise ConfigError(f"cannot write {flag} {target}: {exc.strerror or exc}; pass a path in a writable folder") from None
     return target
 
 
@@ -241,7 +256,11 @@ def check_output_folder(folder: str | os.PathLike, *, flag: str = "--output", al
     from ascbench.errors import ConfigError
 
     folder = Path(folder)
-    area = guarded_area(folder / "_", allow)
+    try:
+        area = guarded_area(folder / "_", allow)
+    except OSError as exc:  # a path too long for the system, a folder that cannot be searched
+        raise ConfigError(f"{flag} {str(folder)[:60]}... cannot be used: {exc.strerror or exc}; pass a shorter or "
+                          "other path") from None
     if area:
         raise ConfigError(f"{flag} {folder} would write into {area}, which no command may change but the one that "
                           f"owns it; pass {flag} a folder outside it")
@@ -249,8 +268,19 @@ def check_output_folder(folder: str | os.PathLike, *, flag: str = "--output", al
         raise ConfigError(f"{flag} {folder} is a file, not a folder; pass a folder")
 
 
+# The temporary file beside an output is ".<name>.<8 random>.tmp": 14 bytes longer than the name itself.
+_TEMPORARY_NAME_EXTRA = 14
+
+
 def _output_refusal(target: Path, force: bool, flag: str) -> str | None:
-    area = guarded_area(target)
+    longest = os.pathconf(Path(os.path.abspath(target)).anchor, "PC_NAME_MAX") if os.name == "posix" else 255
+    if len(os.fsencode(target.name)) + _TEMPORARY_NAME_EXTRA > longest:
+        return (f"{flag} {str(target)[:60]}...: the file name is {len(os.fsencode(target.name))} bytes long; at most "
+                f"{longest - _TEMPORARY_NAME_EXTRA} are possible here (the name of its temporary file must fit too)")
+    try:
+        area = guarded_area(target)
+    except OSError as exc:  # a path too long for the system, a folder that cannot be searched
+        return f"{flag} {str(target)[:60]}... cannot be used: {exc.strerror or exc}; pass a shorter or other path"
     if area:
         return (f"{flag} {target} would write into {area}, which no command may change but the one that owns it; "
                 f"pass {flag} a path outside it")
@@ -269,6 +299,8 @@ def _output_refusal(target: Path, force: bool, flag: str) -> str | None:
         if os.path.lexists(folder):
             if not folder.is_dir():
                 return f"{flag} {target}: {folder} is a file, not a folder; pass a path under a folder"
+            if not os.access(folder, os.W_OK | os.X_OK):  # found before the work, not after it
+                return f"{flag} {target}: {folder} is not writable; pass a path in a writable folder"
             break
     return None
 
@@ -280,7 +312,8 @@ def append_line(path: Path, line: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # 0666 less the umask, like any file the user makes: a group-shared store stays appendable by the group.
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    # O_NOFOLLOW: a link in the store's place would send the row into whatever it points at.
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         # A torn last line (a crash mid-write, a hand edit without a newline) must not swallow this row: start it

@@ -259,6 +259,12 @@ def _folder_plugins(skip: _Skipper) -> list[tuple[PluginStatus, object | None]]:
         for path in sorted(folder.glob("*.py")):
             if path.name.startswith("_"):
                 continue  # __init__.py and private helpers are not plugins
+            if not path.is_file():  # a FIFO would block the import, a link to /dev/zero never end it
+                status = PluginStatus(path.stem, str(path))
+                skip(status, f"plugin file {path} is not a regular file (a folder, a pipe, a device or a broken "
+                             "link); replace it with the plugin's source file")
+                candidates.append((status, None))
+                continue
             candidates.append(_import_file(path, skip))
     return candidates
 

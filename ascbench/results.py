@@ -167,7 +167,7 @@ def unfinished_runs(root: Path) -> list[tuple[Path, dict]]:
     for path in sorted(Path(root).glob(f".*{PARTIAL_SUFFIX}")):
         try:
             found.append((path, json.loads(read_file_text(path / "config.json"))))
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError, RecursionError):
             continue  # a staging directory from before config.json was written: nothing to resume
     return found
 
@@ -200,6 +200,9 @@ def _check_runs_dir(root: Path) -> None:
     if not os.access(root, os.W_OK | os.X_OK):
         raise DataError(f"runs directory {root} is not writable; pass --runs-dir DIR to a writable folder")
     problem = results_file_problem(root / RESULTS_FILE)
+    if problem is None and os.path.islink(root / RESULTS_FILE):
+        # A row appended through a link lands in whatever it points at (a finished run's metrics.json, say).
+        problem = f"is a link (to {os.path.realpath(root / RESULTS_FILE)}); rows are appended only to a real file"
     if problem is None and os.path.exists(root / RESULTS_FILE) and not os.access(root / RESULTS_FILE, os.R_OK | os.W_OK):
         problem = "is not readable and writable by you"
     if problem:  # found now, not after the training: a run that cannot be stored is not started
@@ -283,13 +286,14 @@ def load_rows(root: Path) -> list[dict]:
                         "pass --runs-dir DIR to another folder)")
     if not path.exists():
         return []
-    rows = []
+    rows: list[dict] = []
+    lines: dict[str, list[int]] = {}
     for number, raw in enumerate(read_file_bytes(path).splitlines(), start=1):
         if not raw.strip():
             continue
         try:
             row = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # also nested too deep, or a 5,000-digit number
             row = None
         if not isinstance(row, dict) or not isinstance(row.get("run_id"), str):
             print(f"warning: {path}:{number} is not a complete result row; skipped", file=sys.stderr)
@@ -300,7 +304,25 @@ def load_rows(root: Path) -> list[dict]:
                   f"{'; '.join(malformed)}; skipped (restore the line from the run's files, or remove it)", file=sys.stderr)
             continue
         rows.append(known_fields(row))
-    return rows
+        lines.setdefault(row["run_id"], []).append(number)
+    return _without_conflicting_duplicates(rows, lines, path)
+
+
+def _without_conflicting_duplicates(rows: list[dict], lines: dict[str, list[int]], path: Path) -> list[dict]:
+    """One row per run id. The store appends each run once, so two lines for one run are a copy or an edit: an
+    exact copy counts once; lines that differ are all skipped (which one is the run's own cannot be told here,
+    and every command must give the same verdict), named with their line numbers."""
+    by_run: dict[str, list[dict]] = {}
+    for row in rows:
+        by_run.setdefault(row["run_id"], []).append(row)
+    kept = []
+    for run_id, copies in by_run.items():
+        if any(r != copies[0] for r in copies[1:]):
+            print(f"warning: {path} holds {len(copies)} different rows for run {run_id} (lines "
+                  f"{', '.join(map(str, lines[run_id]))}); none is used: remove the wrong ones", file=sys.stderr)
+        else:
+            kept.append(copies[0])
+    return kept
 
 
 def read_record_file(path: Path, what: str = "run record") -> dict:
@@ -316,6 +338,9 @@ def read_record_file(path: Path, what: str = "run record") -> dict:
     except json.JSONDecodeError as exc:
         raise DataError(f"{what} {path} is damaged: not JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); "
                         "restore it from a copy, or set the run aside") from None
+    except (ValueError, RecursionError) as exc:  # a number of thousands of digits, or arrays nested thousands deep
+        reason = "nested too deep" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+        raise DataError(f"{what} {path} is damaged: {reason}; restore it from a copy, or set the run aside") from None
     if not isinstance(value, dict):
         raise DataError(f"{what} {path} is damaged: it holds a JSON {type(value).__name__}, not an object")
     return value

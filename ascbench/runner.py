@@ -24,7 +24,7 @@ from ascbench.checkpoint import Checkpointer, checkpointing
 from ascbench.data.dataset import ClipDataset
 from ascbench.device import Compute, ModelNeeds
 from ascbench.errors import ConfigError, DataError, RunInterrupted
-from ascbench.fileio import cache_root, check_output_folder, mark_cache_area
+from ascbench.fileio import cache_areas, cache_root, check_output_folder, mark_cache_area
 from ascbench.pretraining import pretrained_state
 from ascbench.metadata_ceiling import describe as describe_ceiling
 from ascbench.registry import Registry
@@ -138,6 +138,11 @@ def _prepare_process(config: RunConfig, semi: SemiSpec, compute: Compute, resume
     return world
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+    return path == folder or folder in path.parents
+
+
 def _check_places(root: Path, config: RunConfig) -> None:
     """A run writes into its runs directory, the cache and its log folder; none of them may lie inside another
     place ascbench keeps (runs inside a published board or the cache, a cache inside the results store, logs
@@ -145,6 +150,11 @@ def _check_places(root: Path, config: RunConfig) -> None:
     if not (root.exists() and not root.is_dir()):  # a file there: open_run says so, with what to pass instead
         check_output_folder(root, flag="--runs-dir", allow=("store",))
     check_output_folder(cache_root(), flag="--cache-dir", allow=("cache",))
+    for area in cache_areas():  # by path too: a fresh runs folder has no results.jsonl yet to be recognised by
+        if _inside(area, root) or _inside(root, area):
+            raise ConfigError(f"the cache {area} and the runs directory {root} overlap; ascbench keeps them apart "
+                              "(a run's files must not be cache entries, nor the reverse): point --cache-dir or "
+                              "--runs-dir elsewhere")
     mark_cache_area(cache_root())  # tagged, so outputs stay out of it after $ASCBENCH_CACHE_DIR changes
     if config.log_dir:
         check_output_folder(config.log_dir, flag="--log-dir", allow=("store",))

@@ -77,7 +77,8 @@ def plugin_sources() -> list[Path]:
             continue  # the registry says why, when it loads
         if found is not None and found.origin and found.origin.endswith(".py"):
             paths.append(Path(found.origin))
-    return paths + [p for folder in plugin_dirs() if folder.is_dir() for p in sorted(folder.glob("*.py"))]
+    # Regular files only: reading a FIFO blocks (the registry names such a file when it loads plugins).
+    return paths + [p for folder in plugin_dirs() if folder.is_dir() for p in sorted(folder.glob("*.py")) if p.is_file()]
 
 
 def read_declarations(paths: list[Path]) -> Declarations:

@@ -334,7 +334,7 @@ def published_experiments(publish_dir: Path) -> dict[str, dict]:
             if verify(record["row"], record["metrics"], str(path), record["config"]):
                 raise ValueError("its record does not check out")
             found[_identity(record["config"], record["metrics"])] = record["row"]
-        except (OSError, ValueError, KeyError, TypeError, AscbenchError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError, AscbenchError):
             log.warning("skipping published record %s: unreadable, or it does not check out", path)
     return found
 

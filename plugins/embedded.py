@@ -263,7 +263,7 @@ def ensure_generated(directory: Path, manifest: dict, build: Callable[[], object
     if not up_to_date():
         try:
             if not user_folder:  # generated into the cache: tag its root, so no later --output lands in it
-                ap.mark_cache_area(directory.parent)
+                ap.mark_cache_area(directory.parent, "$ASCBENCH_DATA_DIR (or --cache-dir)")
             with ap.exclusive_lock(directory.parent / f".{directory.name}.lock"):
                 if not up_to_date():  # another process may have generated it while we waited
                     build()

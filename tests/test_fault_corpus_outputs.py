@@ -14,6 +14,8 @@ import io
 import json
 import os
 import stat
+import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -647,7 +649,7 @@ def test_deeper_damage_is_named_and_leaves_the_other_runs_ranked(kept, tmp_path,
     assert main(["leaderboard", "--runs-dir", str(runs), "--format", "csv"]) == 0
     out, err = capsys.readouterr()
     assert first["run_id"] in err and "--debug" not in err and "Traceback" not in err, err
-    assert len(pd.read_csv(io.StringIO(out))) == 1  # the other seed is still ranked
+    assert pd.read_csv(io.StringIO(out))["seeds"].tolist() == [1]  # the other seed is still ranked
     for argv in (["export", first["run_id"]], ["plot", first["run_id"], "--output", str(tmp_path / "p")]):
         assert main([*argv, "--runs-dir", str(runs)]) == 2
         err = capsys.readouterr().err
@@ -669,3 +671,118 @@ def test_a_cache_pointed_at_a_folder_of_the_users_own_files_is_not_tagged(tmp_pa
             fresh.mkdir()
         mark_cache_area(fresh)
         assert (fresh / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
+
+
+# --- a second adversarial round: links in the store's and the board's places, caches named by any command,
+# special plugin files, records nested too deep, names too long, two rows for one run --------------------------
+
+def test_a_results_store_that_is_a_link_is_refused_before_the_run(kept, tmp_path, capsys):
+    runs = _copy_runs(kept, tmp_path)
+    other = tmp_path / "linked-store"
+    other.mkdir()
+    (other / "results.jsonl").symlink_to(runs / kept.run_id / "metrics.json")
+    before = _snapshot(runs)
+    assert main(["run", *RUN, "--runs-dir", str(other)]) == 2
+    assert "is a link" in capsys.readouterr().err
+    assert _snapshot(runs) == before
+
+
+def test_publishing_through_a_linked_results_folder_is_refused(kept, tmp_path, capsys):
+    runs = _copy_runs(kept, tmp_path)
+    for target in (runs, runs / kept.run_id):
+        board = tmp_path / f"board-{target.name}"
+        board.mkdir()
+        (board / "results").symlink_to(target)
+        before = _snapshot(runs)
+        assert main(["leaderboard", "--runs-dir", str(runs), "--publish", str(board), "--allow-nonstandard"]) == 2
+        assert "would write into" in capsys.readouterr().err
+        assert _snapshot(runs) == before
+
+
+@pytest.mark.parametrize("how", ["--cache-dir", "ASCBENCH_DATA_DIR", "ASCBENCH_FEATURE_DIR"])
+def test_no_command_fills_a_cache_placed_inside_a_run(kept, tmp_path, monkeypatch, how, capsys):
+    runs = _copy_runs(kept, tmp_path)
+    inside = runs / kept.run_id
+    before = _snapshot(runs)
+    argv = ["predict", kept.run_id, "--runs-dir", str(runs), "--dataset", "embedded-tiny", "--output",
+            str(tmp_path / "p.csv"), "--no-progress"]
+    if how == "--cache-dir":
+        argv += ["--cache-dir", str(inside)]
+    else:
+        monkeypatch.setenv(how, str(inside / "c"))
+        monkeypatch.setenv("ASCBENCH_CACHE_DIR", str(tmp_path / "fresh-cache"))  # nothing cached: it must fill
+    cache = os.environ["ASCBENCH_CACHE_DIR"]
+    try:
+        assert main(argv) == 2
+    finally:
+        os.environ["ASCBENCH_CACHE_DIR"] = cache  # --cache-dir sets it for the process
+    err = capsys.readouterr().err
+    assert "is inside the finished run" in err and "--debug" not in err, err
+    assert _snapshot(runs) == before
+
+
+def test_a_cache_inside_a_fresh_runs_folder_is_refused_the_first_time_too(tmp_path, capsys):
+    runs = tmp_path / "fresh-runs"
+    cache = os.environ["ASCBENCH_CACHE_DIR"]
+    try:
+        assert main(["run", *RUN, "--runs-dir", str(runs), "--cache-dir", str(runs / "cache")]) == 2
+    finally:
+        os.environ["ASCBENCH_CACHE_DIR"] = cache
+    assert "overlap" in capsys.readouterr().err
+    assert not (runs / "cache").exists()
+
+
+@pytest.mark.parametrize("kind", ["a pipe", "a link to /dev/zero"])
+def test_a_plugin_file_that_is_not_a_file_is_named_not_read(tmp_path, kind, capsys):
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    os.mkfifo(folder / "evil.py") if kind == "a pipe" else (folder / "evil.py").symlink_to("/dev/zero")
+    result = subprocess.run([sys.executable, "-m", "ascbench", "--plugins-dir", str(folder), "list"],
+                            capture_output=True, text=True, timeout=120)
+    assert "evil.py is not a regular file" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("damage", ["nested 100,000 deep", "a 5,000-digit number"])
+@pytest.mark.parametrize("where", ["metrics.json", "results.jsonl"])
+def test_a_record_nested_too_deep_or_with_a_huge_number_is_named_and_left_off(kept, tmp_path, damage, where, capsys):
+    runs = _copy_runs(kept, tmp_path)
+    assert main(["run", *RUN, "--seed", "1", "--runs-dir", str(runs)]) == 0
+    text = "[" * 100_000 + "]" * 100_000 if damage.startswith("nested") else '{"run_id": "x", "seed": ' + "9" * 5000 + "}"
+    if where == "metrics.json":
+        (runs / kept.run_id / "metrics.json").write_text(text)
+    else:
+        with open(runs / "results.jsonl", "a") as store:
+            store.write(text + "\n")
+    capsys.readouterr()
+    assert main(["leaderboard", "--runs-dir", str(runs), "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    assert "--debug" not in err and "Traceback" not in err, err
+    assert pd.read_csv(io.StringIO(out))["seeds"].tolist() == [1 if where == "metrics.json" else 2]  # the rest ranked
+    if where == "metrics.json":
+        assert main(["export", kept.run_id, "--runs-dir", str(runs)]) == 2
+        assert "is damaged" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["leaderboard", "export", "predict"])
+def test_an_output_name_too_long_for_its_temporary_file_is_refused_before_the_work(kept, tmp_path, command, capsys):
+    name = str(tmp_path / ("a" * 246 + ".csv"))  # a legal name; its temporary ".<name>.XXXXXXXX.tmp" is not
+    argv = {"leaderboard": ["leaderboard", "--runs-dir", str(kept.runs), "--output", name],
+            "export": ["export", kept.run_id, "--runs-dir", str(kept.runs), "--output", name],
+            "predict": ["predict", kept.run_id, "--runs-dir", str(kept.runs), "--dataset", "embedded-tiny",
+                        "--output", name, "--no-progress"]}[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "bytes long" in err and len(err.splitlines()) == 1 and "--debug" not in err, err
+
+
+def test_two_different_rows_for_one_run_are_both_left_off_by_every_command(kept, tmp_path, capsys):
+    runs = _copy_runs(kept, tmp_path)
+    line = (runs / "results.jsonl").read_text().splitlines()[0]
+    edited = json.dumps({**json.loads(line), "macro_accuracy": 0.99})
+    (runs / "results.jsonl").write_text(edited + "\n" + line + "\n")
+    main(["leaderboard", "--runs-dir", str(runs), "--format", "csv"])
+    err = capsys.readouterr().err
+    assert "2 different rows" in err and "lines 1, 2" in err, err
+    assert main(["export", kept.run_id, "--runs-dir", str(runs)]) == 2
+    (runs / "results.jsonl").write_text(line + "\n" + line + "\n")  # an exact copy counts once
+    assert [r["run_id"] for r in load_rows(runs)] == [kept.run_id]

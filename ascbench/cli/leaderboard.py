@@ -31,6 +31,8 @@ def command(args) -> int:
         from ascbench.fileio import check_output_folder
 
         check_output_folder(args.publish, flag="--publish", allow=("board",))
+        # Records go into DIR/results: a link there (to the runs folder, into a run) is followed by every write.
+        check_output_folder(Path(args.publish) / "results", flag="--publish", allow=("board",))
     root = runs_dir(args.runs_dir)
     # Filtered first: a damaged run the filters leave out does not stop a publish of the others.
     # A protocol by any of its names (official is session-holdout), matching rows stored under either.

@@ -298,7 +298,7 @@ def _resume_config(path: Path) -> RunConfig:
         if not isinstance(stored, dict):
             raise ValueError(f"it holds {type(stored).__name__}, not a table of fields")
         return RunConfig.from_stored(stored)
-    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ConfigError(f"--resume {path}: its config.json cannot be read ({exc}); the staging directory is "
                           "damaged: delete it and run the command again (it starts from the first epoch)") from None
     except ConfigError as exc:

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from ascbench.data.audio import CHECKS_VERSION, FileReport, inspect_file, inspect_file_digest, mark_duplicates  # noqa: F401 - inspect_file: re-exported
 from ascbench.data.dataset import ClipDataset
-from ascbench.fileio import atomic_write_text, cache_root, files_state_digest
+from ascbench.fileio import atomic_write_text, cache_root, files_state_digest, mark_cache_area
 
 
 def _key(dataset: ClipDataset) -> str:
@@ -35,6 +35,7 @@ def validate_audio(dataset: ClipDataset, progress: bool = True) -> list[FileRepo
         reports.append(FileReport(filename, problem, notes))
         digests.append(digest)
     reports = mark_duplicates(reports, digests)
+    mark_cache_area(cache_root())  # never inside a run, the store or a board, whichever command checks the data
     try:
         atomic_write_text(cache, json.dumps([asdict(r) for r in reports]))
     except OSError:
