@@ -28,7 +28,7 @@ from ascbench.fileio import cache_areas, cache_root, check_output_folder, mark_c
 from ascbench.pretraining import pretrained_state
 from ascbench.metadata_ceiling import describe as describe_ceiling
 from ascbench.registry import Registry
-from ascbench.results import RunRecord, RunSlot, commit_run, open_run, runs_dir
+from ascbench.results import RunRecord, RunSlot, check_unfinished, commit_run, open_run, runs_dir
 from ascbench.job import TrainingJob
 from ascbench.options import frontend_name, resolve_for
 from ascbench.split_plan import SplitPlan
@@ -73,6 +73,8 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     compute = Compute.from_names(config.device, config.precision, ModelNeeds.of(plan.model))
     world = _prepare_process(config, plan.semi, compute, resume)
     root = runs_dir(runs_root) if resume is None else Path(resume).parent
+    if resume is not None:  # what --resume names is checked first: its parent is only a runs folder if it is a run
+        check_unfinished(Path(resume))
     _check_places(root, config)
     slot = _open_slot(root, config, resume, world)
     checkpointer = Checkpointer(slot.path, config.digest()) if world == 1 else None
