@@ -76,7 +76,7 @@ def mark_cache_area(folder: Path, what: str = "--cache-dir") -> None:
             return
         # Only a folder that is ascbench's: new, empty, or under the default cache. A tag in a folder the user
         # pointed --cache-dir at that holds their own files (a home, a project) would make backup tools skip it.
-        ours = not folder.exists() or not any(folder.iterdir()) or _under(folder, default_cache_root())
+        ours = not folder.exists() or not any(folder.iterdir()) or is_within(folder, default_cache_root())
         folder.mkdir(parents=True, exist_ok=True)
         if ours:
             atomic_write_text(folder / CACHE_TAG, _CACHE_TAG_TEXT)
@@ -89,7 +89,8 @@ def default_cache_root() -> Path:
     return Path.home() / ".cache" / "ascbench"
 
 
-def _under(path: Path, root: Path) -> bool:
+def is_within(path: Path, root: Path) -> bool:
+    """``path`` is ``root`` or lies under it, links resolved."""
     path, root = Path(os.path.realpath(path)), Path(os.path.realpath(root))
     return path == root or root in path.parents
 

@@ -59,8 +59,9 @@ SCORES_THAT_MAY_BE_NAN = (*ROW_METRICS, "metadata_ceiling")
 # Without these a row names no experiment, or has no score to rank: every row ascbench ever published has them.
 ROW_REQUIRED = ("run_id", "model", "strategy", "semi", "dataset", "protocol", "labeled", "seed", "fold", "accuracy",
                 "macro_accuracy", "macro_f1", "log_loss", "params", "macs")
-# A run id names a folder of the runs directory and a file of a board: one plain name, never a path.
-RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=,@-]{0,199}")
+# A run id names a folder of the runs directory and a file of a board: one plain name, never a path. Plugin names
+# in it may hold ':' (timm:resnet18); 240 characters at most, so ".<id>.partial" still fits a file name.
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=,@-]{0,239}")
 
 
 def row_type_problems(row: Any) -> list[str]:
@@ -71,7 +72,7 @@ def row_type_problems(row: Any) -> list[str]:
     problems = [f"{key} is missing" for key in ROW_REQUIRED if key not in row]
     if isinstance(row.get("run_id"), str) and not RUN_ID_PATTERN.fullmatch(row["run_id"]):
         problems.append(f"run_id {shown_briefly(row['run_id'])} is not a plain run name (letters, digits, '.', '-', "
-                        "'_'; no folder, no leading dot)")
+                        "'_', ':'; no folder, no leading dot)")
     for key, types in ROW_TYPES.items():
         if key not in row:
             continue

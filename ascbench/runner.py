@@ -24,11 +24,12 @@ from ascbench.checkpoint import Checkpointer, checkpointing
 from ascbench.data.dataset import ClipDataset
 from ascbench.device import Compute, ModelNeeds
 from ascbench.errors import ConfigError, DataError, RunInterrupted
-from ascbench.fileio import cache_areas, cache_root, check_output_folder, mark_cache_area
+from ascbench.fileio import cache_areas, cache_root, check_output_folder, is_within, mark_cache_area
 from ascbench.pretraining import pretrained_state
 from ascbench.metadata_ceiling import describe as describe_ceiling
 from ascbench.registry import Registry
 from ascbench.results import RunRecord, RunSlot, check_unfinished, commit_run, open_run, runs_dir
+from ascbench.records import derived_row_fields
 from ascbench.job import TrainingJob
 from ascbench.options import frontend_name, resolve_for
 from ascbench.split_plan import SplitPlan
@@ -140,11 +141,6 @@ def _prepare_process(config: RunConfig, semi: SemiSpec, compute: Compute, resume
     return world
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    path, folder = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
-    return path == folder or folder in path.parents
-
-
 def _check_places(root: Path, config: RunConfig) -> None:
     """A run writes into its runs directory, the cache and its log folder; none of them may lie inside another
     place ascbench keeps (runs inside a published board or the cache, a cache inside the results store, logs
@@ -153,7 +149,7 @@ def _check_places(root: Path, config: RunConfig) -> None:
         check_output_folder(root, flag="--runs-dir", allow=("store",))
     check_output_folder(cache_root(), flag="--cache-dir", allow=("cache",))
     for area in cache_areas():  # by path too: a fresh runs folder has no results.jsonl yet to be recognised by
-        if _inside(area, root) or _inside(root, area):
+        if is_within(area, root) or is_within(root, area):
             raise ConfigError(f"the cache {area} and the runs directory {root} overlap; ascbench keeps them apart "
                               "(a run's files must not be cache entries, nor the reverse): point --cache-dir or "
                               "--runs-dir elsewhere")
@@ -269,30 +265,24 @@ def _write_artifacts(staging: Path, config: RunConfig, outcome: _StagesOutcome) 
 
 def _result_row(run_id: str, config: RunConfig, metrics: dict, compute: Compute, world: int) -> dict:
     """The run's line in results.jsonl: what the leaderboard and ``load_results`` read."""
-    complexity = metrics["complexity"]
     return {
         "run_id": run_id,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": config.model, "strategy": config.strategy, "semi": config.semi, "dataset": config.dataset,
-        "protocol": config.protocol,
-        "labeled": config.labeled, "seed": config.seed, "config_digest": config.digest(),
-        "experiment_digest": config.experiment_digest(), "threads": torch.get_num_threads(), "processes": world,
-        "fold": f"{config.fold + 1}/{config.folds}" if config.folds else None,
-        "quick": config.quick,  # a --quick run: shortened stages, never published or ranked by default
+        # Identity (model, strategy, seed, fold, quick: a --quick run is never published or ranked by default),
+        # complexity, grouping, metadata ceiling, precision and fingerprints, copied from the config and metrics by
+        # the one function the record checks use, so a row and its check cannot drift apart.
+        **derived_row_fields(config.to_record(), metrics),
+        "config_digest": config.digest(), "experiment_digest": config.experiment_digest(),
+        "threads": torch.get_num_threads(), "processes": world,
         "accuracy": metrics["accuracy"], "macro_accuracy": metrics["macro_accuracy"], "macro_f1": metrics["macro_f1"],
-        "log_loss": metrics["log_loss"], "metadata_ceiling": metrics["metadata_ceiling"]["best"],
-        "group_by": metrics["split"]["group_by"], "leaky": metrics["split"].get("leaky", False),
+        "log_loss": metrics["log_loss"], "leaky": metrics["split"].get("leaky", False),
         "worst_city_accuracy": metrics.get("worst_city_accuracy"),
         "worst_period_accuracy": metrics.get("worst_period_accuracy"),
-        "params": complexity["params"], "macs": complexity["macs"],
-        "macs_per_second": complexity["macs_per_second"], "param_kb": complexity["param_kb"],
-        "latency_ms": complexity["latency_ms"],
         # From the stored (3-decimal) timings, so the row and the record always agree on the rounding.
         "wall_s": round(metrics["timings"]["total_s"], 2), "train_s": round(metrics["timings"]["train_s"], 2),
-        "device": str(compute.device), "precision": compute.precision,
+        "device": str(compute.device),
         "ascbench": __version__, "torch": torch.__version__, "python": platform.python_version(),
         "git_commit": metrics["provenance"]["git_commit"], "cpu": metrics["provenance"]["cpu"],
-        "dataset_fingerprint": metrics["dataset_fingerprint"], "split_fingerprint": metrics["split_fingerprint"],
     }
 
 

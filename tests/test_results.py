@@ -135,3 +135,16 @@ def test_a_nan_run_is_reported_not_averaged():
     row = table.iloc[0]
     assert row["seeds"] == 2 and row["failed"] == 1 and row["macro_accuracy"] == pytest.approx(0.6)
     assert "failed runs" in render(table).splitlines()[0]
+
+
+def test_a_run_id_may_hold_any_plugin_name_but_never_a_path():
+    """Plugin names may hold '.', '_', ':' and '-' (timm:resnet18): such run ids are rows; a path never is."""
+    from ascbench.results import row_type_problems
+
+    row = {"model": "timm:resnet18", "strategy": "scratch", "semi": "none", "dataset": "d", "protocol": "p",
+           "labeled": None, "seed": 0, "fold": None, "accuracy": 0.5, "macro_accuracy": 0.5, "macro_f1": 0.5,
+           "log_loss": 1.0, "params": 10, "macs": 100}
+    assert row_type_problems({**row, "run_id": "20260101-000000-timm:resnet18-scratch-session-holdout-s0-abc123"}) == []
+    assert row_type_problems({**row, "run_id": "20260101-000000-my_net.v2-scratch-unseen-city-s0-abc123"}) == []
+    for bad in ("../x", "a/b", "/abs", ".partial", "x" * 241):
+        assert any("run_id" in p for p in row_type_problems({**row, "run_id": bad})), bad
