@@ -46,6 +46,7 @@ Generation is deterministic; the output goes to ``$ASCBENCH_DATA_DIR/embedded-ap
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -53,6 +54,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import soundfile as sf
+import torch
 
 import ascbench.plugin as ap
 from ascbench_plugins import apsipa2025, embedded
@@ -234,12 +236,20 @@ def synth_recording(rows: pd.DataFrame, clip_seconds: float, seed: int, profiles
 def generate(name: str, meta: pd.DataFrame, clip_seconds: float, seed: int, directory: Path) -> None:
     """Write the WAV file of every row of ``meta``, then ``metadata.csv``, into ``directory``."""
     profiles = class_profiles()
-    with embedded.all_or_nothing(name, directory) as written:
+    recordings = [rows for _, rows in meta.groupby("group", sort=False)]
+    # Each recording has its own generator, so recordings are made on a thread each (numpy's FFTs release the
+    # GIL: 6.0 -> 4.4 s for the dev schedule on 2 cores) with the same bytes; files are written in order.
+    with embedded.all_or_nothing(name, directory) as written, \
+            ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
         (directory / "audio").mkdir(parents=True, exist_ok=True)
-        for _, rows in meta.groupby("group", sort=False):
-            for filename, wav in zip(rows["filename"], synth_recording(rows, clip_seconds, seed, profiles)):
-                written.append(directory / filename)
-                sf.write(str(written[-1]), wav, embedded.SAMPLE_RATE, subtype="PCM_16")
+        try:
+            made = pool.map(lambda rows: synth_recording(rows, clip_seconds, seed, profiles), recordings)
+            for rows, wavs in zip(recordings, made):
+                for filename, wav in zip(rows["filename"], wavs):
+                    written.append(directory / filename)
+                    sf.write(str(written[-1]), wav, embedded.SAMPLE_RATE, subtype="PCM_16")
+        finally:  # a failed write stops the recordings not yet made instead of waiting for them
+            pool.shutdown(cancel_futures=True)
     ap.atomic_write_text(directory / "metadata.csv", meta.to_csv(index=False))
 
 

@@ -155,6 +155,64 @@ def test_a_run_records_the_resolved_precision(runs, cpu_flags):
     assert compute["memory_format"] == "contiguous"
 
 
+def _fresh_fold(model: torch.nn.Module) -> torch.nn.Module:
+    """The folded copy built from scratch, as inference_model did on every call before it kept one."""
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = copy.deepcopy(model)
+    for sequential in folded.modules():
+        for i in device_mod._foldable_pairs(sequential):
+            sequential[i] = fuse_conv_bn_eval(sequential[i], sequential[i + 1])
+            sequential[i + 1] = torch.nn.Identity()
+    return folded.to(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("name", ["cp-mobile", "mobileascnet"])
+def test_the_kept_folded_copy_follows_the_model(registry, name):
+    """inference_model keeps one folded copy per model and refreshes it: after the weights and running statistics
+    move (as between two validations), its logits are bit for bit those of a copy folded afresh; a changed model
+    (a replaced layer, another mode) gets a new copy."""
+    from ascbench.config import RunConfig
+    from ascbench.specs import ModelContext
+    from ascbench.training import create_model
+
+    spec = registry.model(name)
+    ctx = ModelContext(num_classes=10, num_cities=4, time_dim=8, n_mels=64, n_frames=101)
+    model = create_model(spec, ctx, RunConfig(model=name))
+    bf16 = Compute.from_names("cpu", "bf16", ModelNeeds.of(spec))
+    bf16.prepare(model)
+    x, city, time = _inputs()
+    model.eval()
+    first = bf16.inference_model(model)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(2):  # a training step's worth of change: weights, biases and running statistics
+        with torch.no_grad():
+            for tensor in (*model.parameters(), *(b for b in model.buffers() if b.is_floating_point())):
+                tensor.add_(0.05 * torch.randn(tensor.shape, generator=generator, dtype=tensor.dtype))
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.running_var.abs_().add_(0.1)
+        kept = bf16.inference_model(model)
+        assert kept is first
+        with torch.inference_mode(), bf16.autocast():
+            assert torch.equal(kept(bf16.model_input(x), city, time), _fresh_fold(model)(bf16.model_input(x), city, time))
+    model.train()
+    model.eval()
+    assert bf16.inference_model(model) is first  # the same structure and mode: still the kept copy
+    sequential = next(m for m in model.modules() if device_mod._foldable_pairs(m))
+    i = device_mod._foldable_pairs(sequential)[0] + 1
+    replacement = torch.nn.BatchNorm2d(sequential[i].num_features).eval()
+    with torch.no_grad():
+        replacement.running_mean.uniform_(-0.5, 0.5, generator=generator)
+    sequential[i] = replacement  # a layer replaced, as a strategy may replace one between stages
+    rebuilt = bf16.inference_model(model)
+    assert rebuilt is not first
+    with torch.inference_mode(), bf16.autocast():
+        assert torch.equal(rebuilt(bf16.model_input(x), city, time), _fresh_fold(model)(bf16.model_input(x), city, time))
+
+
 @pytest.mark.parametrize("name", ["cp-mobile", "mobileascnet-tiny"])
 def test_reduced_precision_inference_folds_batchnorm_into_convolutions(registry, name):
     """bf16 inference runs a copy with conv + batch norm folded (same logits up to bf16 rounding); fp32 inference and
