@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import stat
 import tempfile
@@ -181,7 +182,8 @@ def guarded_area(path: Path, allow: tuple[str, ...] = ()) -> str | None:
 
     Kinds (``allow`` exempts those the caller owns): ``store`` (a runs directory: it holds results.jsonl),
     ``run`` (a finished or unfinished run's directory), ``board`` (a published board: results/ and its
-    tables), ``cache``. Checked on the path as given and with links resolved, so a link into a run is caught.
+    tables), ``dataset`` (a built-in dataset generated into a folder), ``cache``. Checked on the path as given
+    and with links resolved, so a link into a run is caught.
     """
     given = Path(os.path.abspath(path))
     candidates = [given]
@@ -219,7 +221,26 @@ def _kept_folder(folder: Path) -> tuple[str | None, str]:
         return "store", f"the results store {folder}"
     if (folder / "results").is_dir() and any((folder / name).is_file() for name in BOARD_TABLES):
         return "board", f"the published board {folder}"
+    if _is_generated_dataset(folder):
+        return "dataset", f"the generated dataset {folder}"
     return None, ""
+
+
+# A built-in dataset generated into a folder (the cache, or a --data-root of the user's) holds its metadata.csv and
+# a manifest.json naming the generator; outside the cache it carries no cache tag, so it is recognised by these.
+GENERATED_DATASET_MANIFEST = "manifest.json"
+_GENERATOR_KEYS = ("generator_version", "seed")
+
+
+def _is_generated_dataset(folder: Path) -> bool:
+    manifest = folder / GENERATED_DATASET_MANIFEST
+    try:
+        if not (folder / "metadata.csv").is_file() or not manifest.is_file() or manifest.stat().st_size > 1 << 16:
+            return False
+        data = json.loads(read_file_text(manifest))
+    except (OSError, ValueError, RecursionError):  # unreadable or not JSON: not known to be ours
+        return False
+    return isinstance(data, dict) and all(key in data for key in _GENERATOR_KEYS)
 
 
 def write_output(path: str | os.PathLike, data: bytes | str, *, force: bool = False, flag: str = "--output") -> Path:

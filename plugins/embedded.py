@@ -278,7 +278,7 @@ def ensure_generated(directory: Path, manifest: dict, build: Callable[[], object
 def _refuse_foreign_folder(directory: Path, manifest_path: Path) -> None:
     """Generate only into a folder that is new, empty, or one this generator wrote (it has our manifest): a
     --data-root holding someone's files, a run or a published board is refused, never written over."""
-    kept = ap.guarded_area(directory / "metadata.csv", allow=("cache",))
+    kept = ap.guarded_area(directory / "metadata.csv", allow=("cache", "dataset"))
     if kept:
         raise ap.DataError(f"--data-root {directory} is inside {kept}; a generated dataset is never written there. "
                            "Pass an empty or new folder (or none: the cache is used)")

@@ -38,13 +38,16 @@ RUN = ["--dataset", "embedded-tiny", "--model", "context-only", "--strategy", "s
 
 @pytest.fixture(scope="module")
 def kept(tmp_path_factory):
-    """A results store with one finished run, and a board published from it."""
+    """A results store with one finished run, a board published from it, and a built-in dataset generated into a
+    --data-root of the user's (outside the cache, so it carries no cache tag)."""
     base = tmp_path_factory.mktemp("kept")
-    runs, board = base / "runs", base / "board"
+    runs, board, data = base / "runs", base / "board", base / "data"
     assert main(["run", *RUN, "--runs-dir", str(runs)]) == 0
     (row,) = load_rows(runs)
     assert main(["leaderboard", "--runs-dir", str(runs), "--publish", str(board), "--allow-nonstandard"]) == 0
-    return types.SimpleNamespace(base=base, runs=runs, board=board, run_id=row["run_id"], run=runs / row["run_id"])
+    assert main(["data", "info", "embedded-tiny", "--data-root", str(data)]) == 0
+    return types.SimpleNamespace(base=base, runs=runs, board=board, data=data, run_id=row["run_id"],
+                                 run=runs / row["run_id"])
 
 
 def _snapshot(*roots: Path) -> dict[str, tuple]:
@@ -72,6 +75,8 @@ TARGETS = {
     "a published table": lambda k: k.board / "leaderboard.md",
     "a published record": lambda k: k.board / "results" / f"{k.run_id}.json",
     "the cache": lambda k: cache_root() / "mine.csv",
+    "a generated dataset's table": lambda k: k.data / "metadata.csv",
+    "a new file in a generated dataset": lambda k: k.data / "audio" / "mine.csv",
     "a link into a finished run": lambda k: _link(k.base / "innocent.csv", k.run / "metrics.json"),
     "a link to the results store": lambda k: _link(k.base / "rows.jsonl", k.runs / "results.jsonl"),
 }
@@ -100,27 +105,37 @@ COMMANDS = {
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_no_output_lands_in_what_ascbench_keeps(kept, command, target, capsys):
     path = TARGETS[target](kept)
-    before = _snapshot(kept.runs, kept.board, cache_root())
+    before = _snapshot(kept.runs, kept.board, kept.data, cache_root())
     assert main(COMMANDS[command](kept, path)) == 2
     err = capsys.readouterr().err
     assert "would write into" in err and str(path) in err and "--output" in err
     assert len(err.strip().splitlines()) == 1
-    assert _snapshot(kept.runs, kept.board, cache_root()) == before
+    assert _snapshot(kept.runs, kept.board, kept.data, cache_root()) == before
 
 
-@pytest.mark.parametrize("folder", ["run", "store", "board"])
-@pytest.mark.parametrize("command", ["plot", "new-plugin", "publish"])
+@pytest.mark.parametrize("folder", ["run", "store", "board", "dataset"])
+@pytest.mark.parametrize("command", ["plot", "new-plugin", "publish", "run"])
 def test_no_command_fills_a_kept_folder(kept, command, folder, capsys):
-    where = {"run": kept.run, "store": kept.runs, "board": kept.board}[folder]
+    where = {"run": kept.run, "store": kept.runs, "board": kept.board, "dataset": kept.data}[folder]
     if command == "publish" and folder == "board":
         pytest.skip("the publisher owns its board")
+    if command == "run" and folder == "store":
+        pytest.skip("a run adds its own folder to a store")
     argv = {"plot": ["plot", kept.run_id, "--runs-dir", str(kept.runs), "--output", str(where / "plots")],
             "new-plugin": ["new-plugin", "my-net", "--dir", str(where)],
-            "publish": ["leaderboard", "--runs-dir", str(kept.runs), "--publish", str(where)]}[command]
-    before = _snapshot(kept.runs, kept.board)
+            "publish": ["leaderboard", "--runs-dir", str(kept.runs), "--publish", str(where)],
+            "run": ["run", *RUN, "--runs-dir", str(where / "runs")]}[command]
+    before = _snapshot(kept.runs, kept.board, kept.data)
     assert main(argv) == 2
     assert "would write into" in capsys.readouterr().err
-    assert _snapshot(kept.runs, kept.board) == before
+    assert _snapshot(kept.runs, kept.board, kept.data) == before
+
+
+def test_a_dataset_generated_into_a_folder_of_the_users_is_used_again(kept, capsys):
+    """Recognising a generated dataset as kept does not stop its own generator or its readers."""
+    before = _snapshot(kept.data)
+    assert main(["data", "info", "embedded-tiny", "--data-root", str(kept.data)]) == 0
+    assert _snapshot(kept.data) == before
 
 
 def test_plot_by_default_writes_beside_not_into_the_run(kept, tmp_path, monkeypatch, capsys):
