@@ -180,13 +180,15 @@ class Compute:
         the logits' last bits. The copy is made once per model and refreshed from its current weights."""
         if self.precision == "fp32" or not any(_foldable_pairs(m) for m in model.modules()):
             return model
+        structure = _structure(model)
         folded = _FOLDED_COPIES.get(model)
-        if folded is None or folded.signature != _structure(model):
+        if folded is None or structure is None or folded.signature != structure:
             try:
-                folded = _FoldedCopy(model, self.channels_last)
+                folded = _FoldedCopy(model, self.channels_last, structure)
             except (TypeError, RuntimeError):  # a plugin model holding something uncopyable infers unfolded
                 return model
-            _FOLDED_COPIES[model] = folded
+            if structure is not None:
+                _FOLDED_COPIES[model] = folded
         return folded.refreshed()
 
     def model_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -244,13 +246,51 @@ def _foldable_pairs(module: torch.nn.Module) -> list[int]:
             and not layers[i + 1].training and layers[i + 1].running_mean is not None]
 
 
-def _structure(model: torch.nn.Module) -> tuple:
-    """What a folded copy was built from: every module's type and mode, every tensor's identity and layout. Weights
-    may change between calls (the copy is refreshed); anything here changing means building the copy anew."""
-    modules = tuple((name, type(m), m.training) for name, m in model.named_modules())
+def _structure(model: torch.nn.Module) -> tuple | None:
+    """What a folded copy was built from, or None if that cannot be told (the copy is then built at every call).
+
+    Weights and running statistics may change between calls: the copy is refreshed from them. Anything else
+    changing means building the copy anew: a module replaced (its identity), its mode, any of its settings
+    (stride, padding, eps, pooling sizes: compared by value) and its hooks (by identity), and any tensor's
+    identity and layout. A module holding a tensor that is not one of the model's parameters or buffers (a GRU's
+    list of its weights is) could change it in place unseen, so such a model is never kept."""
+    known = {id(t) for t in (*model.parameters(), *model.buffers())}
+    modules = []
+    for name, module in model.named_modules():
+        settings = []
+        for key, value in vars(module).items():
+            if key in ("_parameters", "_buffers", "_modules"):
+                continue
+            plain = _plain(value, known)
+            if plain is _UNTRACKABLE:
+                return None
+            settings.append((key, plain))
+        modules.append((name, id(module), type(module), tuple(settings)))
     tensors = tuple((name, id(t), t.shape, t.dtype, t.device)
                     for name, t in (*model.named_parameters(), *model.named_buffers()))
-    return modules, tensors
+    return tuple(modules), tensors
+
+
+_UNTRACKABLE = object()
+_PLAIN_TYPES = (int, float, complex, str, bytes, bool, type(None), torch.dtype, torch.device, torch.memory_format)
+
+
+def _plain(value: object, known: set[int]) -> object:
+    """``value`` as something that compares equal exactly when the setting is the same: plain values and their
+    containers by value (a list is snapshotted as a tuple, so changing it in place shows), the model's own
+    tensors and anything else (a hook, an activation function, a plugin's object) by identity; _UNTRACKABLE for
+    any other tensor."""
+    if isinstance(value, torch.Tensor):
+        return ("tensor", id(value)) if id(value) in known else _UNTRACKABLE
+    if isinstance(value, _PLAIN_TYPES):
+        return (type(value), value)
+    if isinstance(value, (tuple, list)):
+        items = tuple(_plain(v, known) for v in value)
+        return _UNTRACKABLE if _UNTRACKABLE in items else (type(value), items)
+    if isinstance(value, dict):  # the hook tables among them
+        items = tuple((_plain(k, known), _plain(v, known)) for k, v in value.items())
+        return _UNTRACKABLE if any(_UNTRACKABLE in pair for pair in items) else (type(value), items)
+    return ("id", id(value))
 
 
 class _FoldedCopy:
@@ -260,8 +300,8 @@ class _FoldedCopy:
     refreshing it copies the weights and folds each pair again with the same arithmetic
     (``fuse_conv_bn_weights``, what ``fuse_conv_bn_eval`` calls), so its logits are those of a fresh copy."""
 
-    def __init__(self, model: torch.nn.Module, channels_last: bool):
-        self.signature = _structure(model)
+    def __init__(self, model: torch.nn.Module, channels_last: bool, signature: tuple | None):
+        self.signature = signature
         self.module = copy.deepcopy(model)
         source = dict(model.named_modules())
         self.pairs: list[tuple[torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.Conv2d]] = []

@@ -18,6 +18,7 @@ Generation is deterministic from ``GENERATOR_SEED`` and the spec; the output goe
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from contextlib import contextmanager
@@ -196,17 +197,39 @@ def _write_clips(spec: EmbeddedSpec, directory: Path, profiles: list[dict], rng:
 
 @contextmanager
 def all_or_nothing(name: str, directory: Path) -> Iterator[list[Path]]:
-    """A list for the block to append each file it writes to; if a write fails, those files are removed and
-    the failure becomes one DataError naming the dataset, the folder and the reason."""
+    """A list for the block to append each file it writes to. If the block fails or is interrupted (Ctrl-C), the
+    files written so far are removed; a failed write becomes one DataError naming the dataset, the path and what
+    to do."""
     written: list[Path] = []
     try:
         yield written
-    except (OSError, sf.LibsndfileError) as exc:
-        for path in written:  # a full disk must not stay full of half a dataset
-            path.unlink(missing_ok=True)
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise ap.DataError(f"cannot write the {name} dataset to {directory}: {reason}; free some space there, or "
-                           "point ASCBENCH_DATA_DIR (or --cache-dir) at a writable folder; nothing was left behind") from None
+    except BaseException as exc:
+        _remove_written(written)  # a full disk, or an interrupted run, must not stay full of half a dataset
+        if isinstance(exc, (OSError, sf.LibsndfileError)):
+            raise ap.DataError(_write_failure(name, directory, written[-1] if written else directory, exc)) from None
+        raise
+
+
+def _remove_written(written: list[Path]) -> None:
+    for path in written:
+        try:
+            if path.is_file() and not path.is_symlink():  # a folder or link in the way is not ours to remove
+                path.unlink()
+        except OSError:
+            pass
+
+
+def _write_failure(name: str, directory: Path, path: Path, exc: BaseException) -> str:
+    reason = getattr(exc, "strerror", None) or str(exc)
+    errno_ = getattr(exc, "errno", None)
+    if errno_ in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free some space there, or point ASCBENCH_DATA_DIR (or --data-root) at a folder with room"
+    elif os.path.lexists(path) and not path.is_file() or path.is_symlink():
+        fix = "a folder or link is in the way there; remove it, or point --data-root elsewhere"
+    else:
+        fix = "point ASCBENCH_DATA_DIR (or --cache-dir, or --data-root) at a writable folder"
+    where = "" if str(path) in reason else f" (at {path})"
+    return f"cannot write the {name} dataset to {directory}: {reason}{where}; {fix}; nothing was left behind"
 
 
 def generate(name: str, spec: EmbeddedSpec, directory: Path) -> pd.DataFrame:

@@ -243,6 +243,37 @@ def test_a_full_disk_during_generation_leaves_nothing_behind(tmp_path, monkeypat
     assert list((tmp_path / "t" / "audio").iterdir()) == [] and not (tmp_path / "t" / "metadata.csv").exists()
 
 
+def test_an_interrupted_generation_leaves_nothing_behind(tmp_path, monkeypatch, table):
+    """Ctrl-C half-way (while recordings are being made on other threads) removes what was written and stays an
+    interruption, not an error of another kind."""
+    real_write, calls = sf.write, []
+
+    def write_then_interrupt(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) > 5:
+            raise KeyboardInterrupt
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(sf, "write", write_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        ea.generate("t", table.head(24), 0.1, ea.SPEC.seed, tmp_path / "t")
+    assert len(calls) == 6
+    assert list((tmp_path / "t" / "audio").iterdir()) == [] and not (tmp_path / "t" / "metadata.csv").exists()
+
+
+def test_a_folder_in_the_way_of_a_clip_is_named_and_kept(tmp_path, table):
+    """A folder where a clip goes: the clips written before it are removed, the folder (not ascbench's) is left, and
+    the message names it and says to remove it, not that the data root is unwritable."""
+    meta = table.head(8)
+    blocker = tmp_path / "t" / meta["filename"].iloc[4]
+    blocker.mkdir(parents=True)
+    with pytest.raises(DataError) as caught:
+        ea.generate("t", meta, 0.1, ea.SPEC.seed, tmp_path / "t")
+    message = str(caught.value)
+    assert str(blocker) in message and "in the way" in message and "writable" not in message
+    assert [p.name for p in (tmp_path / "t" / "audio").iterdir()] == [blocker.name] and blocker.is_dir()
+
+
 @pytest.mark.parametrize("name", ["embedded-apsipa", "embedded-tiny"])
 def test_a_data_root_that_cannot_hold_a_dataset_is_one_line(tmp_path, registry, name):
     (tmp_path / "a-file").write_text("")

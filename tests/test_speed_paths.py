@@ -244,3 +244,55 @@ def test_reduced_precision_inference_folds_batchnorm_into_convolutions(registry,
         with bf16.autocast():
             got = folded(bf16.model_input(x), city, time).float()
     assert torch.isfinite(got).all() and (got - expected).abs().max() < 0.05 * expected.abs().max() + 0.05
+
+
+def _replace_first_folded_batchnorm_keeping_its_tensors(model: torch.nn.Module) -> None:
+    sequential = next(m for m in model.modules() if device_mod._foldable_pairs(m))
+    i = device_mod._foldable_pairs(sequential)[0] + 1
+    old = sequential[i]
+    new = torch.nn.BatchNorm2d(old.num_features, eps=0.5).eval()
+    new.weight, new.bias, new.running_mean, new.running_var = old.weight, old.bias, old.running_mean, old.running_var
+    new.num_batches_tracked = old.num_batches_tracked
+    sequential[i] = new
+
+
+# Changes between two inference calls that leave every weight tensor where it was; each must rebuild the copy.
+MODEL_CHANGES = {
+    "a weightless layer replaced by one of its type": lambda m: [setattr(b, "pool", torch.nn.AvgPool2d((2, 1)))
+                                                                 for b in m.blocks],
+    "a convolution's stride set in place": lambda m: setattr(m.stem[0], "stride", (1, 1)),
+    "a forward hook added": lambda m: m.head.register_forward_hook(lambda mod, i, o: o * 2),
+    "a folded batch norm replaced, its tensors kept": _replace_first_folded_batchnorm_keeping_its_tensors,
+    "an unfolded batch norm's eps": lambda m: setattr(m.bn0, "eps", 0.5),
+    "a convolution's padding mode": lambda m: setattr(m.stem[0], "padding_mode", "circular"),
+}
+
+
+@pytest.mark.parametrize("change", list(MODEL_CHANGES))
+def test_the_kept_folded_copy_is_rebuilt_when_the_model_changes(change):
+    """Whatever changes between two calls (a setting, a hook, a replaced layer), the logits are those of a copy
+    folded afresh: the kept copy is used only while nothing but weight values has changed."""
+    import ascbench
+    from ascbench.layers import InputBatchNorm
+
+    model = ascbench.create_model("mobileascnet-tiny", dataset="embedded-apsipa")
+    if change == "an unfolded batch norm's eps":
+        model = InputBatchNorm(model, 64)
+    torch.manual_seed(0)
+    with torch.no_grad():  # trained-looking batch norms: fresh ones hide some differences
+        for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.3, 0.3)
+    bf16 = Compute(CPU, "bf16", channels_last=True)
+    bf16.prepare(model)
+    model.eval()
+    x, city, time = _inputs(n_frames=101)
+    bf16.inference_model(model)
+    MODEL_CHANGES[change](model)
+    model.eval()  # as predict does
+    with torch.inference_mode(), bf16.autocast():
+        kept = bf16.inference_model(model)(bf16.model_input(x), city, time)
+        fresh = _fresh_fold(model)(bf16.model_input(x), city, time)
+    assert torch.equal(kept, fresh)
