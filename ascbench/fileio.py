@@ -193,6 +193,7 @@ def guarded_area(path: Path, allow: tuple[str, ...] = ()) -> str | None:
     if real != given:
         candidates.append(real)
     caches = [] if "cache" in allow else [Path(os.path.realpath(area)) for area in cache_areas()]
+    dataset = None  # said only if nothing else is: a dataset in the cache is refused as the cache, as before
     for candidate in candidates:
         if candidate.name == "results.jsonl" and "store" not in allow:
             return f"the results store {candidate}"
@@ -203,9 +204,11 @@ def guarded_area(path: Path, allow: tuple[str, ...] = ()) -> str | None:
             if "cache" not in allow and _is_ascbench_cache(folder):
                 return f"ascbench's cache {folder}"
             kind, words = _kept_folder(folder)
-            if kind and kind not in allow:
+            if kind == "dataset" and "dataset" not in allow:
+                dataset = dataset or words
+            elif kind and kind not in allow:
                 return words
-    return None
+    return dataset
 
 
 # A folder holding results/ and one of these is a published board (``leaderboard --publish`` writes them).
