@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from ascbench.options import resolve_all
 from ascbench.config import EXECUTION_FIELDS, RunConfig, read_table
 from ascbench.errors import AscbenchError, ConfigError, RunInterrupted
-from ascbench.fileio import read_file_text
+from ascbench.fileio import check_output_folder, read_file_text
 from ascbench.registry import Registry, get_registry
 from ascbench.results import load_rows, runs_dir, store_packed_run
 from ascbench.shortcuts import declared
@@ -642,6 +642,7 @@ def run_sweep(cells: list[RunConfig], *, executor: str = "local", jobs: int | No
     _check_executor_args(executor, jobs, gpus_per_cell)
     check_names(cells, registry or get_registry())
     root = runs_dir(runs_root)
+    check_output_folder(root, flag="--runs-dir", allow=("store",))  # before the folder is made: never inside a run
     root.mkdir(parents=True, exist_ok=True)
     cells = plan(cells, jobs)
     made = already_made(cells, root, published, registry)

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -273,19 +274,86 @@ def _copy_runs(kept, tmp_path) -> Path:
     return runs
 
 
-@pytest.mark.parametrize("place", ["a folder of my own files", "a finished run"])
-def test_a_generated_dataset_is_never_written_over_a_folder_it_does_not_own(kept, tmp_path, place, capsys):
-    if place == "a finished run":
-        root = kept.run
-    else:
+def _own_files_and(manifest: str | None):
+    def make(kept, tmp_path):
         root = tmp_path / "mine"
         root.mkdir()
         (root / "metadata.csv").write_text("my own table\n")
         (root / "notes.txt").write_text("keep me\n")
-    before = _snapshot(root)
-    assert main(["data", "info", "embedded-tiny", "--data-root", str(root)]) == 2
-    assert str(root) in capsys.readouterr().err
-    assert _snapshot(root) == before
+        if manifest is not None:
+            (root / "manifest.json").write_text(manifest)
+        return root, root
+    return make
+
+
+def _copy_of_the_generated_dataset(kept, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(kept.data, root)
+    return root, root
+
+
+# Where a --data-root may point that a generator must not write into: (the data root, the folder to watch).
+FOREIGN_DATA_ROOTS = {
+    "a folder of my own files": _own_files_and(None),
+    "my files with another tool's manifest.json": _own_files_and('{"name": "my web app", "version": 1}'),
+    "my files with a manifest.json that is a list": _own_files_and("[1, 2]"),
+    "a generated dataset whose manifest is emptied": lambda k, t: (_damage(_copy_of_the_generated_dataset(k, t)[0]),) * 2,
+    "another generated dataset": lambda k, t: _copy_of_the_generated_dataset(k, t),
+    "a folder inside a generated dataset": lambda k, t: (k.data / "inner", k.data),
+    "a finished run": lambda k, t: (k.run, k.run),
+}
+
+
+def _damage(root: Path) -> Path:
+    (root / "manifest.json").write_text("")
+    return root
+
+
+@pytest.mark.parametrize("place", list(FOREIGN_DATA_ROOTS))
+def test_a_generated_dataset_is_never_written_over_a_folder_it_does_not_own(kept, tmp_path, place, capsys):
+    root, watched = FOREIGN_DATA_ROOTS[place](kept, tmp_path)
+    # kept.data holds embedded-tiny: generating embedded-tiny-source there would be another dataset over it.
+    dataset = "embedded-tiny-source" if place == "another generated dataset" else "embedded-tiny"
+    before = _snapshot(watched)
+    assert main(["data", "info", dataset, "--data-root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert str(root) in err and len(err.strip().splitlines()) == 1 and "--debug" not in err
+    assert _snapshot(watched) == before and not (root / "inner").exists()
+
+
+def test_an_interrupted_generation_in_a_folder_of_the_users_is_finished_by_the_next_command(tmp_path, monkeypatch):
+    """A generation cut short (Ctrl-C, or a kill: the provisional manifest stays either way) leaves a folder known as
+    the generator's; the next command generates it whole instead of refusing it as someone else's."""
+    import soundfile as sf
+
+    real_write, calls = sf.write, []
+
+    def interrupt_after_three(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) > 3:
+            raise KeyboardInterrupt
+        return real_write(path, *args, **kwargs)
+
+    root = tmp_path / "data"
+    monkeypatch.setattr(sf, "write", interrupt_after_three)
+    assert main(["data", "info", "embedded-tiny", "--data-root", str(root)]) == 130
+    assert not list((root / "audio").iterdir()) and json.loads((root / "manifest.json").read_text())["complete"] is False
+    monkeypatch.setattr(sf, "write", real_write)
+    assert main(["data", "info", "embedded-tiny", "--data-root", str(root)]) == 0
+    assert "complete" not in json.loads((root / "manifest.json").read_text()) and (root / "metadata.csv").exists()
+
+
+@pytest.mark.parametrize("where", ["a finished run", "a generated dataset", "the cache"])
+def test_a_sweep_makes_no_runs_folder_inside_a_kept_place(kept, where, capsys):
+    inside = {"a finished run": kept.run, "a generated dataset": kept.data, "the cache": cache_root()}[where] / "sw"
+    watched = {"a finished run": kept.runs, "a generated dataset": kept.data, "the cache": cache_root()}[where]
+    before = _snapshot(kept.runs, kept.data) if where != "the cache" else None
+    assert main(["sweep", "--runs-dir", str(inside), "--grid", "seed=0", "--set", "dataset=embedded-tiny",
+                 "--set", "model=context-only", "--set", "epochs=1", "--no-progress"]) == 2
+    assert "would write into" in capsys.readouterr().err and not inside.exists()
+    if before is not None:
+        assert _snapshot(kept.runs, kept.data) == before
+    assert watched.exists()
 
 
 @pytest.mark.parametrize("flag", ["--runs-dir", "--log-dir", "--cache-dir"])

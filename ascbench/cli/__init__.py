@@ -162,5 +162,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ascbench: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("ascbench: interrupted; nothing was written for the unfinished run", file=sys.stderr)
+        print("ascbench: interrupted; nothing it had half written was kept", file=sys.stderr)
         return 130
