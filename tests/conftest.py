@@ -43,3 +43,26 @@ def runs(tmp_path, monkeypatch):
     path = tmp_path / "runs"
     monkeypatch.setenv("ASCBENCH_RUNS_DIR", str(path))
     return path
+
+
+@pytest.fixture
+def audio_writes_fail(monkeypatch):
+    """``fail_after(n, error)``: soundfile.write writes ``n`` files, then raises ``error`` (a full disk, a Ctrl-C);
+    returns the list of paths it was asked to write."""
+    import soundfile as sf
+
+    real_write = sf.write
+
+    def fail_after(n: int, error: BaseException) -> list:
+        calls: list = []
+
+        def write(path, *args, **kwargs):
+            calls.append(path)
+            if len(calls) > n:
+                raise error
+            return real_write(path, *args, **kwargs)
+
+        monkeypatch.setattr(sf, "write", write)
+        return calls
+
+    return fail_after

@@ -228,33 +228,17 @@ def test_generated_on_first_use_and_reused(tmp_path, monkeypatch):
     assert ea._load("t", small, table, options).fingerprint() == ds.fingerprint()
 
 
-def test_a_full_disk_during_generation_leaves_nothing_behind(tmp_path, monkeypatch, table):
-    real_write, calls = sf.write, []
-
-    def write_until_full(path, *args, **kwargs):
-        calls.append(path)
-        if len(calls) > 3:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_write(path, *args, **kwargs)
-
-    monkeypatch.setattr(sf, "write", write_until_full)
+def test_a_full_disk_during_generation_leaves_nothing_behind(tmp_path, table, audio_writes_fail):
+    audio_writes_fail(3, OSError(errno.ENOSPC, "No space left on device"))
     with pytest.raises(DataError, match=r"cannot write the t dataset to .*No space left on device.*nothing was left"):
         ea.generate("t", table.head(8), 0.1, ea.SPEC.seed, tmp_path / "t")
     assert list((tmp_path / "t" / "audio").iterdir()) == [] and not (tmp_path / "t" / "metadata.csv").exists()
 
 
-def test_an_interrupted_generation_leaves_nothing_behind(tmp_path, monkeypatch, table):
+def test_an_interrupted_generation_leaves_nothing_behind(tmp_path, table, audio_writes_fail):
     """Ctrl-C half-way (while recordings are being made on other threads) removes what was written and stays an
     interruption, not an error of another kind."""
-    real_write, calls = sf.write, []
-
-    def write_then_interrupt(path, *args, **kwargs):
-        calls.append(path)
-        if len(calls) > 5:
-            raise KeyboardInterrupt
-        return real_write(path, *args, **kwargs)
-
-    monkeypatch.setattr(sf, "write", write_then_interrupt)
+    calls = audio_writes_fail(5, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         ea.generate("t", table.head(24), 0.1, ea.SPEC.seed, tmp_path / "t")
     assert len(calls) == 6

@@ -321,21 +321,15 @@ def test_a_generated_dataset_is_never_written_over_a_folder_it_does_not_own(kept
     assert _snapshot(watched) == before and not (root / "inner").exists()
 
 
-def test_an_interrupted_generation_in_a_folder_of_the_users_is_finished_by_the_next_command(tmp_path, monkeypatch):
+def test_an_interrupted_generation_in_a_folder_of_the_users_is_finished_by_the_next_command(tmp_path, monkeypatch,
+                                                                                          audio_writes_fail):
     """A generation cut short (Ctrl-C, or a kill: the provisional manifest stays either way) leaves a folder known as
     the generator's; the next command generates it whole instead of refusing it as someone else's."""
     import soundfile as sf
 
-    real_write, calls = sf.write, []
-
-    def interrupt_after_three(path, *args, **kwargs):
-        calls.append(path)
-        if len(calls) > 3:
-            raise KeyboardInterrupt
-        return real_write(path, *args, **kwargs)
-
+    real_write = sf.write
+    audio_writes_fail(3, KeyboardInterrupt())
     root = tmp_path / "data"
-    monkeypatch.setattr(sf, "write", interrupt_after_three)
     assert main(["data", "info", "embedded-tiny", "--data-root", str(root)]) == 130
     assert not list((root / "audio").iterdir()) and json.loads((root / "manifest.json").read_text())["complete"] is False
     monkeypatch.setattr(sf, "write", real_write)
