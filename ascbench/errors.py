@@ -28,6 +28,11 @@ class ConfigError(AscbenchError):
     """An invalid combination of run options."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is (``ascbench.cli.main`` turns the signal into it), so that every clean-up
+    Ctrl-C runs (a run's staging folder, a publish's records, a half-generated dataset) runs for it too."""
+
+
 class RunInterrupted(AscbenchError):
     """A run was stopped (Ctrl-C) after its last epoch checkpoint; the message says how to resume it."""
 

@@ -24,11 +24,14 @@ import math
 import os
 import re
 import shutil
+import signal
 import stat
 import sys
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ascbench.checkpoint import CHECKPOINT_FILE
 from ascbench.errors import ConfigError, DataError
@@ -265,16 +268,39 @@ def commit_run(root: Path, slot: RunSlot, record: RunRecord) -> Path:
     for leftover in (CHECKPOINT_FILE, LOCK_FILE):  # a finished run needs neither
         (staging / leftover).unlink(missing_ok=True)
     final = root / record.run_id
-    os.replace(staging, final)
-    try:
-        append_line(root / RESULTS_FILE, json.dumps(record.row, sort_keys=True))
-    except BaseException:
-        # No row, so no finished run either: a run folder without its row would be listed by nothing, yet
-        # look finished to every guard. Back to staging; the caller discards it and says it was not stored.
-        os.replace(final, staging)
-        raise
+    # The move into place and the row are one step: a Ctrl-C or SIGTERM arriving between them would leave a run
+    # folder without its row, or a row whose folder is taken back. (Other writers hold the store's lock for one
+    # write only, so the wait for it is short.)
+    with signals_deferred():
+        os.replace(staging, final)
+        try:
+            append_line(root / RESULTS_FILE, json.dumps(record.row, sort_keys=True))
+        except BaseException:
+            # No row, so no finished run either: a run folder without its row would be listed by nothing, yet
+            # look finished to every guard. Back to staging; the caller discards it and says it was not stored.
+            os.replace(final, staging)
+            raise
     slot.release()
     return final
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block is done, then act as they would have (in the main thread; elsewhere
+    signals do not arrive)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {number: signal.signal(number, lambda signum, frame: received.append(signum))
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if received:  # delivered again now, to whatever handles it (Python's Ctrl-C, the CLI's SIGTERM, the default)
+        signal.raise_signal(received[0])
 
 
 def load_rows(root: Path) -> list[dict]:

@@ -297,6 +297,15 @@ def _store(root: Path, slot: RunSlot, record: RunRecord) -> RunRecord:
         slot.discard()
         raise DataError(f"cannot store run {record.run_id} in {root}: {exc.strerror or exc}; "
                         "earlier results are untouched") from exc
+    except KeyboardInterrupt:
+        if (root / record.run_id).is_dir() and not slot.path.exists():
+            slot.release()
+            return record  # the row was appended before the interruption acted (it waits for it): the run is stored
+        # Stopped while storing: commit_run took its folder back, and its checkpoint is already gone (a stored run
+        # needs none), so there is nothing to resume. Left as it is, it would be a run that nothing lists.
+        slot.discard()
+        raise RunInterrupted(f"run {record.run_id} was interrupted while being stored; nothing of it was stored and "
+                             "earlier results are untouched. Run the same command again") from None
     return record
 
 

@@ -388,6 +388,69 @@ def test_a_publish_that_fails_takes_back_its_records(kept, tmp_path, monkeypatch
     assert not list((board / "results").glob("*.json"))
 
 
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_a_publish_stopped_by_a_signal_takes_back_its_records(kept, tmp_path, monkeypatch, signal_name, capsys):
+    """SIGTERM (a scheduler's stop) runs the same clean-up as Ctrl-C: by default it ended the process on the spot and
+    left records beside the old tables, a board that failed its own --check."""
+    import signal
+
+    import ascbench.publish
+
+    def stopped(target):
+        signal.raise_signal(getattr(signal, signal_name))
+
+    monkeypatch.setattr(ascbench.publish, "publish", stopped)
+    board = tmp_path / "board"
+    code = main(["leaderboard", "--runs-dir", str(kept.runs), "--publish", str(board), "--allow-nonstandard"])
+    assert code == (143 if signal_name == "SIGTERM" else 130)
+    assert not list((board / "results").glob("*.json"))
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the command's own handler is gone again
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_a_signal_while_a_run_is_stored_waits_for_its_row(tmp_path, monkeypatch, signal_name, capsys):
+    """Between the run folder's move into place and its row, a stop request waits: the run is stored whole, with
+    its row, never a finished-looking folder that nothing lists."""
+    import signal
+
+    import ascbench.results
+
+    real_append = ascbench.results.append_line
+
+    def append_after_a_signal(path, line):
+        signal.raise_signal(getattr(signal, signal_name))  # arrives while the folder is in place, the row not yet
+        real_append(path, line)
+
+    monkeypatch.setattr(ascbench.results, "append_line", append_after_a_signal)
+    runs = tmp_path / "runs"
+    main(["run", *RUN, "--runs-dir", str(runs)])
+    (row,) = load_rows(runs)
+    assert (runs / row["run_id"] / "metrics.json").is_file()
+    assert not [p for p in runs.iterdir() if p.name.endswith(".partial")]
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_a_signal_before_the_row_leaves_no_half_stored_run(tmp_path, monkeypatch, signal_name, capsys):
+    """Stopped while its files are written for storing (its checkpoint already gone): nothing of the run is kept
+    and the message says to run it again, not to resume or rerun what cannot be."""
+    import signal
+
+    import ascbench.results
+
+    real_write = ascbench.results.atomic_write_text
+
+    def write_then_stop(path, text):
+        real_write(path, text)
+        if path.name == "metrics.json":
+            signal.raise_signal(getattr(signal, signal_name))
+
+    monkeypatch.setattr(ascbench.results, "atomic_write_text", write_then_stop)
+    runs = tmp_path / "runs"
+    assert main(["run", *RUN, "--runs-dir", str(runs)]) == 130
+    assert "interrupted while being stored" in capsys.readouterr().err
+    assert load_rows(runs) == [] and [p.name for p in runs.iterdir() if p.name != "results.jsonl"] == []
+
+
 def test_a_torn_last_line_does_not_swallow_the_next_row(kept, tmp_path):
     runs = _copy_runs(kept, tmp_path)
     store = runs / "results.jsonl"

@@ -8,15 +8,19 @@ the subcommands they add, ``ascbench_commands``) are loaded only when the comman
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
+from typing import Iterator
 
 from ascbench import __version__
 from ascbench.cli import (data, export, leaderboard, listing, new_plugin, plot, plugins, predict, profile, rerun, run,
                           sweep)
 from ascbench.cli.run import config_from_args
-from ascbench.errors import AscbenchError, ConfigError, RunInterrupted
+from ascbench.errors import AscbenchError, ConfigError, RunInterrupted, Terminated
 
 __all__ = ["main", "build_parser", "config_from_args"]
 
@@ -142,9 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.DEBUG if args.debug else logging.WARNING if quiet_rank else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     try:
-        if getattr(args, "plugin_command", None) is not None:
-            return _run_plugin_command(args)
-        return SUBCOMMANDS[args.command].command(args)
+        with _sigterm_as_interrupt():
+            if getattr(args, "plugin_command", None) is not None:
+                return _run_plugin_command(args)
+            return SUBCOMMANDS[args.command].command(args)
     except RunInterrupted as exc:
         print(f"ascbench: {exc}", file=sys.stderr)
         return 130
@@ -161,6 +166,26 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"ascbench: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("ascbench: interrupted; nothing it had half written was kept", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        stopped = "stopped (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"ascbench: {stopped}; nothing it had half written was kept", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's stop, ``kill``) as an exception in the main thread for the command's duration: by
+    default it ends the process on the spot, skipping every clean-up, and left a run folder without its row or a
+    board half published. A sweep sets its own handler inside (it also stops its workers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
