@@ -33,6 +33,11 @@ class Terminated(KeyboardInterrupt):
     Ctrl-C runs (a run's staging folder, a publish's records, a half-generated dataset) runs for it too."""
 
 
+def raise_terminated(signum: int, frame: object) -> None:
+    """The SIGTERM handler the CLI and a sweep install: the signal as :class:`Terminated` in the main thread."""
+    raise Terminated()
+
+
 class RunInterrupted(AscbenchError):
     """A run was stopped (Ctrl-C) after its last epoch checkpoint; the message says how to resume it."""
 

@@ -235,15 +235,21 @@ GENERATED_DATASET_MANIFEST = "manifest.json"
 _GENERATOR_KEYS = ("generator_version", "seed")
 
 
-def _is_generated_dataset(folder: Path) -> bool:
-    manifest = folder / GENERATED_DATASET_MANIFEST
+def generated_dataset_manifest(path: Path) -> dict | None:
+    """The manifest a dataset generator left at ``path``, or None: none there, or not one of ours (not JSON,
+    another tool's manifest.json, one without a generator's keys, more than a manifest's size)."""
     try:
-        if not (folder / "metadata.csv").is_file() or not manifest.is_file() or manifest.stat().st_size > 1 << 16:
-            return False
-        data = json.loads(read_file_text(manifest))
-    except (OSError, ValueError, RecursionError):  # unreadable or not JSON: not known to be ours
-        return False
-    return isinstance(data, dict) and all(key in data for key in _GENERATOR_KEYS)
+        if not path.is_file() or path.stat().st_size > 1 << 20:  # a manifest is a few hundred bytes
+            return None
+        data = json.loads(read_file_text(path))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) and all(key in data for key in _GENERATOR_KEYS) else None
+
+
+def _is_generated_dataset(folder: Path) -> bool:
+    manifest = generated_dataset_manifest(folder / GENERATED_DATASET_MANIFEST)
+    return manifest is not None and (folder / "metadata.csv").is_file()
 
 
 def write_output(path: str | os.PathLike, data: bytes | str, *, force: bool = False, flag: str = "--output") -> Path:

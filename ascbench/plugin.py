@@ -34,8 +34,8 @@ from ascbench.data.timefeatures import PERIODS, period_of
 from ascbench.device import model_compute
 from ascbench.errors import AscbenchError, ConfigError, DataError, PluginError, UnknownNameError
 from ascbench.features import FeatureConfig
-from ascbench.fileio import (atomic_write_text, cache_root, data_cache_root, exclusive_lock, guarded_area,
-                             mark_cache_area)
+from ascbench.fileio import (atomic_write_text, cache_root, data_cache_root, exclusive_lock,
+                             generated_dataset_manifest, guarded_area, mark_cache_area)
 from ascbench.hookspecs import hookimpl
 from ascbench.layers import (FUSIONS, ContextEncoder, ContextFusion, ConvBNReLU, DepthwiseSeparableConv, EarlyFusion,
                              GatedFusion, InputBatchNorm, ResidualDSBlock, SqueezeExcite)
@@ -101,7 +101,7 @@ __all__ = [
     "macro_accuracy", "macro_f1", "log_loss", "confusion_matrix",
     # recipes, loggers, files
     "configure_budget", "scale_budget", "LoggerContext", "RunLogger", "atomic_write_text", "cache_root", "guarded_area",
-    "exclusive_lock", "data_cache_root", "mark_cache_area",
+    "exclusive_lock", "data_cache_root", "mark_cache_area", "generated_dataset_manifest",
     # layers
     "FUSIONS", "ContextEncoder", "ContextFusion", "ConvBNReLU", "DepthwiseSeparableConv", "EarlyFusion", "GatedFusion",
     "InputBatchNorm", "ResidualDSBlock", "SqueezeExcite",

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from ascbench.options import resolve_all
 from ascbench.config import EXECUTION_FIELDS, RunConfig, read_table
-from ascbench.errors import AscbenchError, ConfigError, RunInterrupted
+from ascbench.errors import AscbenchError, ConfigError, RunInterrupted, Terminated, raise_terminated
 from ascbench.fileio import check_output_folder, read_file_text
 from ascbench.registry import Registry, get_registry
 from ascbench.results import load_rows, runs_dir, store_packed_run
@@ -484,14 +484,6 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="ascbench-parent-watch", daemon=True).start()
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM to the sweep: handled like Ctrl-C, but the workers did not get the signal themselves."""
-
-
-def _raise_terminated(signum, frame) -> None:
-    raise _Terminated()
-
-
 def _local(todo: list[RunConfig], root: Path, jobs: int, report: Callable[[RunConfig, dict], None]) -> None:
     if jobs == 1:
         for cell in todo:
@@ -515,7 +507,7 @@ def _local(todo: list[RunConfig], root: Path, jobs: int, report: Callable[[RunCo
     except KeyboardInterrupt as stop:
         for future in futures:
             future.cancel()
-        if isinstance(stop, _Terminated):  # Ctrl-C reaches the workers from the terminal; SIGTERM does not
+        if isinstance(stop, Terminated):  # Ctrl-C reaches the workers from the terminal; SIGTERM does not
             for process in list(pool._processes.values()):
                 try:
                     os.kill(process.pid, signal.SIGINT)
@@ -656,7 +648,7 @@ def run_sweep(cells: list[RunConfig], *, executor: str = "local", jobs: int | No
              len(todo), executor, jobs)
     tracker = _Progress(cells, skipped, progress)
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    previous = signal.signal(signal.SIGTERM, raise_terminated) if in_main_thread else None
     try:
         if todo and executor == "local":
             _local(todo, root, jobs, tracker.report)

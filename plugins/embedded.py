@@ -279,7 +279,7 @@ def ensure_generated(directory: Path, manifest: dict, build: Callable[[], object
             ap.readable_file(path, "metadata file" if path.suffix == ".csv" else "manifest")
 
     def up_to_date() -> bool:
-        return _stored_manifest(manifest_path) == manifest and (directory / "metadata.csv").exists()
+        return ap.generated_dataset_manifest(manifest_path) == manifest and (directory / "metadata.csv").exists()
 
     if user_folder:
         _refuse_foreign_folder(directory, manifest_path, manifest)
@@ -303,18 +303,6 @@ def ensure_generated(directory: Path, manifest: dict, build: Callable[[], object
                                "(or ASCBENCH_DATA_DIR) at a writable folder") from None
 
 
-def _stored_manifest(path: Path) -> dict | None:
-    """The manifest a generator left in a folder, or None: none there, or not one of ours (not JSON, another tool's
-    manifest.json, one without a generator's keys)."""
-    try:
-        if not path.is_file() or path.stat().st_size > 1 << 20:  # a manifest is a few hundred bytes
-            return None
-        stored = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return None
-    return stored if isinstance(stored, dict) and "generator_version" in stored and "seed" in stored else None
-
-
 def _refuse_foreign_folder(directory: Path, manifest_path: Path, manifest: dict) -> None:
     """Generate only into a folder that is new, empty, or one this dataset's generator wrote (its manifest, maybe
     provisional, for the same dataset): a --data-root holding someone's files, another dataset, a run or a
@@ -329,7 +317,7 @@ def _refuse_foreign_folder(directory: Path, manifest_path: Path, manifest: dict)
     foreign = sorted(p.name for p in directory.iterdir() if not p.name.startswith("."))
     if not foreign:
         return
-    stored = _stored_manifest(manifest_path)
+    stored = ap.generated_dataset_manifest(manifest_path)
     if stored is None:
         what = ("a manifest.json that is not ascbench's" if manifest_path.exists()
                 else f"files ascbench did not generate ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}; "

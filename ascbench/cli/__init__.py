@@ -20,7 +20,7 @@ from ascbench import __version__
 from ascbench.cli import (data, export, leaderboard, listing, new_plugin, plot, plugins, predict, profile, rerun, run,
                           sweep)
 from ascbench.cli.run import config_from_args
-from ascbench.errors import AscbenchError, ConfigError, RunInterrupted, Terminated
+from ascbench.errors import AscbenchError, ConfigError, RunInterrupted, Terminated, raise_terminated
 
 __all__ = ["main", "build_parser", "config_from_args"]
 
@@ -172,10 +172,6 @@ def main(argv: list[str] | None = None) -> int:
         return 143 if isinstance(exc, Terminated) else 130
 
 
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated()
-
-
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (a scheduler's stop, ``kill``) as an exception in the main thread for the command's duration: by
@@ -184,7 +180,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         yield
     finally:
