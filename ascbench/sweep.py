@@ -428,6 +428,7 @@ def _run_cell(config: dict, runs_root: str) -> dict:
 
     if _stopping.is_set():  # cells already queued to a stopping worker are left to the re-run
         return {"status": "interrupted", "reason": "not started"}
+    _between_cells.clear()
     started = time.perf_counter()
     try:
         record = execute(RunConfig.from_dict(config), runs_root=runs_root, progress=False)
@@ -438,6 +439,8 @@ def _run_cell(config: dict, runs_root: str) -> dict:
                 "seconds": time.perf_counter() - started}
     except Exception as exc:  # noqa: BLE001 - reported per cell
         return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - started}
+    finally:
+        _between_cells.set()
     return {"status": "done", "run_id": record.run_id, "accuracy": record.metrics["macro_accuracy"],
             "seconds": time.perf_counter() - started}
 
@@ -462,6 +465,10 @@ def _run_cell_packed(config: dict) -> dict:
 # starts none of the cells already queued to it. A queued task cannot be cancelled from the driver.
 _in_worker = threading.Event()
 _stopping = threading.Event()
+# Set while no cell runs in this process: a worker whose sweep died leaves as soon as its cell has kept its
+# checkpoint (or was stored), not after a fixed wait.
+_between_cells = threading.Event()
+_between_cells.set()
 
 
 def _watch_parent(parent: int) -> None:
@@ -473,7 +480,9 @@ def _watch_parent(parent: int) -> None:
             time.sleep(0.5)
         _stopping.set()
         os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(30)  # time to write the interruption; then no waiting on a pipe nobody reads
+        # Leave once the interrupted cell has written its checkpoint (at most 30 s), rather than report its
+        # outcome on a pipe nobody reads.
+        _between_cells.wait(30)
         os._exit(1)
 
     # A sweep started in the background (`ascbench sweep ... &`, nohup) inherits SIGINT ignored, and Python keeps

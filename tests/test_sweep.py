@@ -129,7 +129,9 @@ def test_stopping_the_sweep_process_alone_stops_its_workers(tmp_path, how):
     started in the background by a shell (`&`, nohup) inherits SIGINT ignored, which its workers must not keep."""
     background = how.endswith("&")
     how = how.split()[0]
-    spec = _write_spec(tmp_path / "grid.toml", {**TINY, "epochs": 40, "patience": 0, "model": "mobileascnet-tiny",
+    # 12 epochs: each cell is long enough (a few seconds) for both workers to be mid-cell when the signal comes,
+    # and the re-run that finishes all three stays short.
+    spec = _write_spec(tmp_path / "grid.toml", {**TINY, "epochs": 12, "patience": 0, "model": "mobileascnet-tiny",
                                                 "strategy": "scratch"}, {"seed": [0, 1, 2]})
     runs = tmp_path / "runs"
     env = {**os.environ, "ASCBENCH_RUNS_DIR": str(runs)}
@@ -149,6 +151,7 @@ def test_stopping_the_sweep_process_alone_stops_its_workers(tmp_path, how):
     stored_before = {r["run_id"] for r in load_rows(runs)}
     running = {p.name[1:-len(".partial")] for p in runs.glob(".*.partial")}
     proc.send_signal(getattr(signal, how))
+    signalled = time.monotonic()
     out, _ = proc.communicate(timeout=120)
     if how == "SIGTERM":
         assert proc.returncode == 130 and "run the same command again" in out, out[-2000:]
@@ -157,6 +160,8 @@ def test_stopping_the_sweep_process_alone_stops_its_workers(tmp_path, how):
     while _group_alive(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _group_alive(proc.pid), "sweep workers outlived the sweep"
+    # A worker leaves once its cell has kept its checkpoint, not after a fixed grace period (30 s).
+    assert time.monotonic() - signalled < 20, f"workers took {time.monotonic() - signalled:.0f} s to leave"
     orphans = {r["run_id"] for r in load_rows(runs)} - stored_before - running
     assert not orphans, out[-3000:]  # no cell was started behind our back
 
