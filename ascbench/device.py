@@ -7,7 +7,8 @@ gradient scaler and needs CUDA. ``auto`` resolves to bf16 where the device compu
 with AVX512-BF16 or AMX, a CUDA GPU that supports it) and to fp32 elsewhere; the record states the resolved
 precision and why. Under a reduced precision a model whose spec allows it computes in channels_last (NHWC):
 there it is measurably faster; in fp32 it would move the last bits of the logits, so fp32 stays contiguous
-and published fp32 numbers stay what they were. Checkpoints and stored weights are always loaded onto the CPU first,
+and published fp32 numbers stay what they were, unless ``--memory-format channels_last`` asks for it (recorded
+with the run). Checkpoints and stored weights are always loaded onto the CPU first,
 so a run killed on one device resumes on another.
 """
 
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Iterator
 import torch
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_conv_bn_weights
 
+from ascbench.config import MEMORY_FORMATS
 from ascbench.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -142,10 +144,10 @@ class Compute:
 
     @classmethod
     def from_names(cls, device: str, precision: str, needs: ModelNeeds = ModelNeeds(), *,
-                   strict: bool = True) -> "Compute":
-        """``device`` and ``precision`` resolved for a model with ``needs``. Not ``strict`` (predicting with a
-        stored run's weights elsewhere), a precision this device cannot compute falls back to fp32 instead
-        of failing."""
+                   strict: bool = True, memory_format: str = "auto") -> "Compute":
+        """``device``, ``precision`` and ``memory_format`` resolved for a model with ``needs``. Not ``strict``
+        (predicting with a stored run's weights elsewhere), a precision this device cannot compute falls back to
+        fp32, and channels_last for a model that does not allow it to contiguous, instead of failing."""
         if precision not in PRECISION_CHOICES:
             raise ConfigError(f"--precision must be one of {', '.join(PRECISION_CHOICES)}, not {precision!r}")
         resolved = resolve_device(device)
@@ -160,9 +162,7 @@ class Compute:
             if strict:
                 raise ConfigError(problem)
             chosen, reason = "fp32", f"fallback: {problem.split(';')[0]}"
-        # channels_last only under reduced precision: in fp32 it changes the logits' last bits (oneDNN picks
-        # other kernels), and published fp32 numbers must re-run to the same digits.
-        return cls(resolved, chosen, precision, reason, needs.channels_last and chosen != "fp32")
+        return cls(resolved, chosen, precision, reason, _channels_last(memory_format, chosen, needs, strict))
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         """``model`` on the device in the memory format it computes in, remembering these settings so that
@@ -233,6 +233,24 @@ class Compute:
 
 
 CPU = Compute(torch.device("cpu"))
+
+
+def _channels_last(memory_format: str, precision: str, needs: ModelNeeds, strict: bool) -> bool:
+    """Whether a model with ``needs`` computes in channels_last. ``auto``: only under reduced precision, because
+    in fp32 it changes the logits' last bits (oneDNN picks other kernels) and fp32 numbers published before
+    must re-run to the same digits; asked for by name, in any precision. Only for a model whose spec allows it
+    (one that ``.view()``s an activation would compute garbage)."""
+    if memory_format not in MEMORY_FORMATS:
+        raise ConfigError(f"--memory-format must be one of {', '.join(MEMORY_FORMATS)}, not {memory_format!r}")
+    if memory_format == "contiguous":
+        return False
+    if memory_format == "auto":
+        return needs.channels_last and precision != "fp32"
+    if not needs.channels_last and strict:
+        raise ConfigError(f"--memory-format channels_last: model {needs.model or '(unnamed)'!r} does not allow it "
+                          "(its ModelSpec leaves channels_last False, e.g. because it reshapes activations with "
+                          "view); use --memory-format auto or contiguous")
+    return needs.channels_last
 
 
 def _foldable_pairs(module: torch.nn.Module) -> list[int]:

@@ -258,7 +258,7 @@ def _start_stage(model: nn.Module, train_rows: np.ndarray, parameters: Iterable[
                  ) -> tuple[_Stage, int, int]:
     """A fresh stage (model on the run's device, optimiser, schedule, seeded generators), the passes over the
     training clips per epoch, and the first epoch early stopping may end."""
-    compute = Compute.from_names(config.device, config.precision, model_needs(model))
+    compute = Compute.from_names(config.device, config.precision, model_needs(model), memory_format=config.memory_format)
     compute.prepare(model)  # device and memory format before the optimizer exists: its state lives beside the parameters
     params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
     if not params:

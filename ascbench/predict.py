@@ -83,7 +83,8 @@ def predict_run(run_dir: str | os.PathLike, dataset_name: str, registry: Registr
     # An absent GPU fails here, before any audio is read. The run's precision (auto resolved for this device; fp32
     # where this device cannot compute it, e.g. an fp16 run predicted on a CPU).
     spec = registry.model(config.model)
-    compute = Compute.from_names(device, config.precision, ModelNeeds.of(spec), strict=False)
+    compute = Compute.from_names(device, config.precision, ModelNeeds.of(spec), strict=False,
+                                 memory_format=config.memory_format)
     saved = load_run_weights(run_dir)
     classes, cities = list(saved["classes"]), list(saved["cities"])
     target = registry.dataset(dataset_name).load(DatasetOptions(data_root=Path(data_root) if data_root else None))

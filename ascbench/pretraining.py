@@ -119,8 +119,12 @@ def _stage_recipe(plan: pipeline.Plan, source: PretrainingSource, source_name: s
 def _stage_execution(plan: pipeline.Plan) -> dict:
     """The thread count, device and resolved precision a pretraining stage trains with (part of its key)."""
     config = plan.config
-    compute = Compute.from_names(config.device, config.precision, ModelNeeds.of(plan.model))
+    needs = ModelNeeds.of(plan.model)
+    compute = Compute.from_names(config.device, config.precision, needs, memory_format=config.memory_format)
     execution = {"threads": torch.get_num_threads(), "device": compute.device.type, "precision": compute.precision}
+    if compute.channels_last != Compute.from_names(config.device, config.precision, needs).channels_last:
+        # Only a layout other than auto's is named, so stages cached before --memory-format keep their keys.
+        execution["memory_format"] = "channels_last" if compute.channels_last else "contiguous"
     if compute.device.type == "cpu":
         # oneDNN picks kernels by instruction set; the CPU model name stands in for it.
         execution["cpu"] = provenance.cpu_name()

@@ -71,7 +71,8 @@ def execute(config: RunConfig, *, registry: Registry | None = None, runs_root: s
     plan = pipeline.resolve(config, registry)  # every name, option and file, before any data is read
     config = plan.config  # with plugins' current names (a protocol's old name resolved)
     # An absent GPU fails here, in a second; --precision auto is resolved for this device and model (recorded).
-    compute = Compute.from_names(config.device, config.precision, ModelNeeds.of(plan.model))
+    compute = Compute.from_names(config.device, config.precision, ModelNeeds.of(plan.model),
+                                 memory_format=config.memory_format)
     world = _prepare_process(config, plan.semi, compute, resume)
     root = runs_dir(runs_root) if resume is None else Path(resume).parent
     if resume is not None:  # what --resume names is checked first: its parent is only a runs folder if it is a run

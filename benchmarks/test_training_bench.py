@@ -47,9 +47,10 @@ def bundle():
     return registry, data, rows
 
 
-def _compute(registry, name: str, precision_name: str | None = None) -> Compute:
+def _compute(registry, name: str, precision_name: str | None = None, memory_format: str = "auto") -> Compute:
     """The device, resolved precision and memory format a run of ``name`` computes in (both sides use it)."""
-    return Compute.from_names(str(device()), precision_name or precision(), ModelNeeds.of(registry.model(name)))
+    return Compute.from_names(str(device()), precision_name or precision(), ModelNeeds.of(registry.model(name)),
+                              memory_format=memory_format)
 
 
 def _on_device(data: DataBundle, rows: np.ndarray, compute: Compute):
@@ -166,21 +167,31 @@ def long_clips():
     return get_registry(), data, np.arange(n)
 
 
-@pytest.mark.parametrize("setting", ["fp32", "bf16"])
+# fp32 as auto computes it (contiguous), fp32 in channels_last (--memory-format channels_last: the lever left on a
+# CPU without bf16), and bf16 (channels_last under auto).
+LONG_CLIP_SETTINGS = ["fp32", "fp32+channels_last", "bf16"]
+
+
+def _long_clip_compute(registry, setting: str) -> Compute:
+    precision_name, _, memory_format = setting.partition("+")
+    return _compute(registry, "mobileascnet", precision_name, memory_format or "auto")
+
+
+@pytest.mark.parametrize("setting", LONG_CLIP_SETTINGS)
 def test_training_epoch_10s_clips(interleaved, long_clips, setting):
     """mobileascnet on 10 s clips, batch 32, one epoch of 128 clips: issue 31's >= 80 clips/s in the best setting."""
     registry, data, rows = long_clips
-    compute = _compute(registry, "mobileascnet", setting)
+    compute = _long_clip_compute(registry, setting)
     _training_pair(interleaved, registry, data, rows, "mobileascnet", compute,
                    f"training epoch, 10 s clips (mobileascnet, {_setting(compute)})", rounds=5,
                    min_throughput=LONG_CLIP_TARGETS["training"] if setting == "bf16" else None)
 
 
-@pytest.mark.parametrize("setting", ["fp32", "bf16"])
+@pytest.mark.parametrize("setting", LONG_CLIP_SETTINGS)
 def test_inference_batch_10s_clips(interleaved, long_clips, setting):
     """mobileascnet on 64 ten-second clips, batch 32: issue 31's >= 250 clips/s in the best setting."""
     registry, data, rows = long_clips
-    compute = _compute(registry, "mobileascnet", setting)
+    compute = _long_clip_compute(registry, setting)
     _inference_pair(interleaved, registry, data, rows[:64], "mobileascnet", compute,
                     f"inference batch, 10 s clips (mobileascnet, {_setting(compute)})", rounds=10, warmup=2,
                     batch_size=BATCH, min_throughput=LONG_CLIP_TARGETS["inference"] if setting == "bf16" else None)

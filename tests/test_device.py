@@ -138,3 +138,64 @@ def test_batches_from_the_resident_copy_equal_the_memory_mapped_path(tiny, monke
     big, _ = _tiny_bundle(tiny)
     assert big.resident_on(CPU) is None
     assert torch.equal(big.batch_on(picked, CPU)[0], data.batch(picked)[0])
+
+
+# --memory-format: auto keeps fp32 contiguous (published fp32 rows re-run to the digit); asked for by name,
+# channels_last applies in fp32 too, only to models whose spec allows it, and is recorded.
+@pytest.mark.parametrize("precision, memory_format, allowed, expected", [
+    ("fp32", "auto", True, False), ("bf16", "auto", True, True), ("bf16", "auto", False, False),
+    ("fp32", "channels_last", True, True), ("bf16", "contiguous", True, False), ("fp32", "contiguous", True, False),
+])
+def test_memory_format_resolves_per_precision_and_model(precision, memory_format, allowed, expected):
+    from ascbench.device import ModelNeeds
+
+    needs = ModelNeeds(channels_last=allowed, model="m")
+    compute = Compute.from_names("cpu", precision, needs, memory_format=memory_format)
+    assert compute.channels_last is expected
+    assert compute.describe()["memory_format"] == ("channels_last" if expected else "contiguous")
+
+
+def test_channels_last_for_a_model_that_does_not_allow_it_is_refused_by_name():
+    from ascbench.device import ModelNeeds
+
+    with pytest.raises(ConfigError, match=r"--memory-format channels_last: model 'flat' does not allow it"):
+        Compute.from_names("cpu", "fp32", ModelNeeds(channels_last=False, model="flat"), memory_format="channels_last")
+    # predicting with a stored run elsewhere falls back instead
+    assert not Compute.from_names("cpu", "fp32", ModelNeeds(model="flat"), strict=False,
+                                  memory_format="channels_last").channels_last
+    with pytest.raises(ConfigError, match="--memory-format must be one of auto, channels_last, contiguous"):
+        RunConfig(memory_format="nhwc")
+
+
+def test_memory_format_is_an_execution_detail_and_auto_keeps_old_digests():
+    base = RunConfig()
+    old = {k: v for k, v in base.to_record().items() if k != "memory_format"}  # a config stored before the field
+    assert RunConfig.from_stored(old).digest() == base.digest()
+    explicit = base.replace(memory_format="channels_last")
+    assert explicit.experiment_digest() == base.experiment_digest() and explicit.digest() != base.digest()
+
+
+def test_fp32_channels_last_trains_in_it_is_recorded_and_reruns(runs, capsys):
+    args = TINY + ["--model", "mobileascnet-tiny", "--precision", "fp32", "--memory-format", "channels_last"]
+    assert main(args) == 0
+    (row,) = load_rows(runs)
+    metrics = json.loads((runs / row["run_id"] / "metrics.json").read_text())
+    assert metrics["compute"]["memory_format"] == "channels_last" and metrics["compute"]["precision"] == "fp32"
+    assert json.loads((runs / row["run_id"] / "config.json").read_text())["memory_format"] == "channels_last"
+    capsys.readouterr()
+    assert main(["rerun", row["run_id"], "--no-progress"]) == 0
+    assert "reproduced" in capsys.readouterr().out
+
+
+def test_a_pretraining_stage_is_not_shared_across_memory_formats(registry):
+    from ascbench.pipeline import resolve
+    from ascbench.pretraining import pretrained_state
+
+    config = RunConfig(model="mobileascnet-tiny", dataset="embedded-tiny", pretrain_epochs=1, seed=11, precision="fp32")
+    first, other, same = {}, {}, {}
+    pretrained_state(resolve(config, registry), progress=False, notes=first)
+    pretrained_state(resolve(config.replace(memory_format="channels_last"), registry), progress=False, notes=other)
+    pretrained_state(resolve(config.replace(memory_format="contiguous"), registry), progress=False, notes=same)
+    assert other["pretraining"]["cached"] is False and other["pretraining"]["stage"] != first["pretraining"]["stage"]
+    # contiguous is what auto does in fp32: the same stage, reused
+    assert same["pretraining"]["cached"] is True and same["pretraining"]["stage"] == first["pretraining"]["stage"]
