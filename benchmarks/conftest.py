@@ -173,5 +173,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     terminalreporter.write_line(tabulate(rows, headers=["benchmark", "harness/bare", "per-round IQR", "target", "",
                                                         "harness throughput", "GFLOP/s", "of sgemm"]))
     out = config.getoption("benchmark_json", None)
-    if out:  # pytest-benchmark hands over the open file, older versions its path
-        Path(f"{getattr(out, 'name', out)}.ratios.json").write_text(json.dumps(record, indent=2, sort_keys=True))
+    if out:  # pytest-benchmark hands over a Path (an open file in older versions): beside it, never its bare name
+        path = Path(out) if isinstance(out, (str, os.PathLike)) else Path(out.name)
+        path.with_name(path.name + ".ratios.json").write_text(json.dumps(record, indent=2, sort_keys=True))
