@@ -90,7 +90,8 @@ def _training_pair(interleaved, registry, data: DataBundle, rows: np.ndarray, na
                    rounds: int, min_throughput: float | None = None) -> None:
     """One epoch of ``fit`` against a bare loop over the same batches, in ``compute``'s precision and format."""
     config = RunConfig(model=name, batch_size=BATCH, min_epoch_clips=0, city_dropout=0.0, device=str(device()),
-                       precision=compute.precision, compile=compile_mode())
+                       precision=compute.precision, compile=compile_mode(),
+                       memory_format="channels_last" if compute.channels_last else "contiguous")
     harness_model = _model(registry, data, name, compute)
     bare_model = _model(registry, data, name, compute)
     forward = compiled(bare_model, compile_mode())
